@@ -1,0 +1,91 @@
+//! Command-line types only; each subcommand's behaviour lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A deploy gate runner: one YAML pipeline, run the same in CI, as a git hook, or by hand"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a pipeline: `pipelines/ci.yml` by default, `NAME` for `pipelines/NAME.yml`, or a path.
+    Run(RunArgs),
+    /// Check pipelines without running anything (every `pipelines/*.yml` when none is named).
+    Validate(ValidateArgs),
+    /// Print the stages in the order they can start, with what each waits for.
+    Plan(PlanArgs),
+    /// Print the stage graph as Mermaid or Graphviz DOT.
+    Graph(GraphArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Pipeline name (`deploy` for `pipelines/deploy.yml`) or path.
+    pub(crate) pipeline: Option<String>,
+    /// Run only this stage (repeatable); its needs are taken as done.
+    #[arg(long, value_name = "STAGE")]
+    pub(crate) only: Vec<String>,
+    /// Leave this stage out (repeatable); what needs it still runs.
+    #[arg(long, value_name = "STAGE")]
+    pub(crate) skip: Vec<String>,
+    /// Start from this stage: run it and everything that depends on it.
+    #[arg(long, value_name = "STAGE")]
+    pub(crate) from: Option<String>,
+    /// After a failure, let independent branches finish instead of aborting.
+    #[arg(long)]
+    pub(crate) keep_going: bool,
+    /// Print what would run, with variables expanded and secrets masked, and run nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Also write the JUnit report here (it is always written to the run folder).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) junit: Option<PathBuf>,
+    /// Git ref to compare with for stages' `paths:` filters.
+    #[arg(long, value_name = "REF")]
+    pub(crate) base: Option<String>,
+    /// Most stages at once (overrides the pipeline's `concurrency`).
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) jobs: Option<u16>,
+    /// Set a variable for `${KEY}` (repeatable); overrides the pipeline's `env`.
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub(crate) vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    pub(crate) pipelines: Vec<String>,
+    /// Variables that will be given with `--var` at run time.
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub(crate) vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    pub(crate) pipeline: Option<String>,
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub(crate) vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GraphArgs {
+    pub(crate) pipeline: Option<String>,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+    pub(crate) format: GraphFormat,
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub(crate) vars: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum GraphFormat {
+    Mermaid,
+    Dot,
+}

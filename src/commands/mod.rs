@@ -1,0 +1,127 @@
+//! One module per subcommand, plus what they share: loading a pipeline and printing its
+//! diagnostics.
+
+pub(crate) mod plan;
+pub(crate) mod run;
+pub(crate) mod validate;
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use miette::{GraphicalReportHandler, GraphicalTheme};
+
+use crate::config::pipeline::Pipeline;
+use crate::config::{self, LoadError};
+
+/// Whether stderr gets colour: a terminal, and `NO_COLOR` unset.
+pub(crate) fn stderr_color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Prints a message on stderr in the `error: ...` / `help: ...` shape.
+pub(crate) fn print_error(message: &str, help: Option<&str>) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "error: {message}");
+    if let Some(help) = help {
+        let _ = writeln!(err, "help: {help}");
+    }
+}
+
+/// Renders every diagnostic of a failed load on stderr.
+pub(crate) fn report_load_error(error: &LoadError) {
+    match error {
+        LoadError::Read { path, source } => {
+            let help = if source.kind() == std::io::ErrorKind::NotFound {
+                let known = list_pipelines();
+                if known.is_empty() {
+                    "create it, or name another file; pipelines live in `pipelines/*.yml`"
+                        .to_owned()
+                } else {
+                    format!("the pipelines here are: {}", known.join(", "))
+                }
+            } else {
+                "check the path and its permissions".to_owned()
+            };
+            print_error(
+                &format!("cannot read pipeline `{}`: {source}", path.display()),
+                Some(&help),
+            );
+        }
+        LoadError::Invalid { errors } => {
+            let theme = if stderr_color() {
+                GraphicalTheme::unicode()
+            } else {
+                GraphicalTheme::unicode_nocolor()
+            };
+            // On a terminal, wrap at its width; elsewhere (CI logs, pipes) never wrap, so each
+            // message and help stays on one line that tools can search.
+            let width = if std::io::stderr().is_terminal() {
+                terminal_size::terminal_size_of(std::io::stderr())
+                    .map_or(100, |(w, _)| usize::from(w.0))
+            } else {
+                usize::MAX / 4
+            };
+            let handler = GraphicalReportHandler::new_themed(theme).with_width(width);
+            let mut out = String::new();
+            for diagnostic in errors.diagnostics() {
+                let _ = handler.render_report(&mut out, &diagnostic);
+                out.push('\n');
+            }
+            let count = errors.errors.len();
+            let noun = if count == 1 { "error" } else { "errors" };
+            out.push_str(&format!(
+                "{count} {noun} in `{}`; nothing was run\n",
+                errors.file.path.display()
+            ));
+            let _ = std::io::stderr().lock().write_all(out.as_bytes());
+        }
+    }
+}
+
+/// The `pipelines/*.yml` names, for help messages.
+pub(crate) fn list_pipelines() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("pipelines")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let path = e.path();
+                    let ext = path.extension()?.to_str()?;
+                    matches!(ext, "yml" | "yaml")
+                        .then(|| path.file_stem()?.to_str().map(str::to_owned))?
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// `KEY=VALUE` pairs from `--var`; a malformed one is a usage error.
+pub(crate) fn parse_vars(vars: &[String]) -> Result<Vec<(String, String)>, String> {
+    vars.iter()
+        .map(|v| match v.split_once('=') {
+            Some((k, val))
+                if !k.is_empty()
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !k.starts_with(|c: char| c.is_ascii_digit()) =>
+            {
+                Ok((k.to_owned(), val.to_owned()))
+            }
+            _ => Err(format!(
+                "`--var {v}` is not `KEY=VALUE` (KEY: letters, digits and `_`)"
+            )),
+        })
+        .collect()
+}
+
+/// Loads a pipeline, printing diagnostics on failure.
+pub(crate) fn load(path: &Path, vars: &[(String, String)]) -> Option<Pipeline> {
+    let names: Vec<String> = vars.iter().map(|(k, _)| k.clone()).collect();
+    match config::load(path, &names) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            report_load_error(&e);
+            None
+        }
+    }
+}

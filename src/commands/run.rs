@@ -1,0 +1,305 @@
+//! `portcullis run`: validate, select, resolve secrets, run, report.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::cli::RunArgs;
+use crate::commands::{load, parse_vars, print_error, stderr_color};
+use crate::config::pipeline::{Pipeline, Template, TemplatePart};
+use crate::exit_code;
+use crate::plan::{self, SelectOptions, Selection};
+use crate::redact::Redactor;
+use crate::report::Reporters;
+use crate::report::junit::JunitReport;
+use crate::report::terminal::{TerminalMode, TerminalReporter};
+use crate::runner::emitter::Emitter;
+use crate::runner::events::RunStatus;
+use crate::runner::{Dispatcher, RunSetup};
+use crate::{config, run_dir, secrets};
+
+/// How long a `command:` secret may take to print its value.
+const SECRET_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) fn run(args: RunArgs) -> u8 {
+    let vars = match parse_vars(&args.vars) {
+        Ok(v) => v,
+        Err(e) => {
+            print_error(&e, None);
+            return exit_code::INVALID;
+        }
+    };
+    let path = config::resolve(args.pipeline.as_deref());
+    let Some(pipeline) = load(&path, &vars) else {
+        return exit_code::INVALID;
+    };
+    let changed = match &args.base {
+        Some(base) => match changed_files(base) {
+            Ok(files) => Some(files),
+            Err(e) => {
+                print_error(
+                    &e,
+                    Some(
+                        "pass a commit, branch or tag that exists here, e.g. `--base origin/main`",
+                    ),
+                );
+                return exit_code::INVALID;
+            }
+        },
+        None => None,
+    };
+    let options = SelectOptions {
+        only: &args.only,
+        skip: &args.skip,
+        from: args.from.as_deref(),
+        changed: args.base.as_deref().zip(changed.as_deref()),
+    };
+    let selection = match plan::select(&pipeline, &options) {
+        Ok(s) => s,
+        Err(e) => {
+            print_error(&e, None);
+            return exit_code::INVALID;
+        }
+    };
+    if args.dry_run {
+        return dry_run(&pipeline, &selection, &vars);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            print_error(&format!("cannot start the async runtime: {e}"), None);
+            return exit_code::STAGE_FAILED;
+        }
+    };
+    runtime.block_on(run_pipeline(pipeline, selection, vars, &args))
+}
+
+async fn run_pipeline(
+    pipeline: Pipeline,
+    selection: Selection,
+    cli_vars: Vec<(String, String)>,
+    args: &RunArgs,
+) -> u8 {
+    let root = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let secret_list: Vec<_> = pipeline
+        .secrets
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let resolved = match secrets::resolve(
+        &secret_list,
+        &root,
+        &|name| std::env::var(name).ok(),
+        SECRET_COMMAND_TIMEOUT,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(errors) => {
+            for e in &errors {
+                print_error(&e.to_string(), Some(&e.help()));
+            }
+            let _ = writeln!(
+                std::io::stderr(),
+                "{} secret(s) could not be resolved; nothing was run",
+                errors.len()
+            );
+            return exit_code::INVALID;
+        }
+    };
+    let redactor = Arc::new(Redactor::new(resolved.iter().map(|(_, v)| v.clone())));
+
+    // `${NAME}` values: secrets, then pipeline env in file order (each may use what came before
+    // it), with `--var` overriding a pipeline env entry of the same name.
+    let mut vars: HashMap<String, String> = resolved.iter().cloned().collect();
+    let overrides: HashMap<&str, &str> = cli_vars
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut env_pairs = Vec::new();
+    for (name, template) in &pipeline.env {
+        let value = match overrides.get(name.as_str()) {
+            Some(v) => (*v).to_owned(),
+            None => expand_plain(template, &vars),
+        };
+        vars.insert(name.clone(), value.clone());
+        env_pairs.push((name.clone(), value));
+    }
+    for (k, v) in &cli_vars {
+        if !pipeline.env.contains_key(k) {
+            vars.insert(k.clone(), v.clone());
+            env_pairs.push((k.clone(), v.clone()));
+        }
+    }
+    let mut base_env: Vec<(String, String)> = std::env::vars().collect();
+    base_env.extend(env_pairs);
+    base_env.extend(resolved.iter().cloned());
+
+    let run_id = run_dir::new_run_id();
+    let dir = match run_dir::create(&root, &run_id) {
+        Ok(d) => d,
+        Err(e) => {
+            print_error(
+                &format!("cannot create the run folder under `.portcullis/runs`: {e}"),
+                Some("check that the directory is writable"),
+            );
+            return exit_code::STAGE_FAILED;
+        }
+    };
+    let concurrency = args.jobs.map_or(pipeline.concurrency, usize::from);
+    let start = Instant::now();
+    let (tx, rx) = mpsc::channel(256);
+    let emitter = Emitter::new(tx, start);
+
+    let stderr = std::io::stderr();
+    let mode = if stderr.is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb") {
+        TerminalMode::Live {
+            width: terminal_width(),
+        }
+    } else {
+        TerminalMode::Plain
+    };
+    let terminal = TerminalReporter::new(Box::new(stderr), mode, stderr_color());
+    let mut junit = JunitReport::new();
+    let masker = redactor.clone();
+    junit.set_mask(move |s: &str| masker.redact_str(s).into_owned());
+    let reporters = Reporters { terminal, junit };
+    let report_task = tokio::spawn(reporters.consume(rx, start));
+
+    let setup = RunSetup {
+        run_id,
+        run_dir: dir.clone(),
+        root,
+        selection,
+        keep_going: args.keep_going,
+        concurrency,
+        vars,
+        base_env,
+        redactor,
+        handle_signals: true,
+    };
+    let status = Dispatcher::new(Arc::new(pipeline), setup, emitter)
+        .run()
+        .await;
+    let reporters = match report_task.await {
+        Ok(r) => r,
+        Err(_) => return exit_code::STAGE_FAILED,
+    };
+    let mut targets = vec![dir.join("junit.xml")];
+    targets.extend(args.junit.clone());
+    for target in targets {
+        if let Err(e) = reporters.junit.write_atomic(&target) {
+            print_error(
+                &format!("cannot write the JUnit report `{}`: {e}", target.display()),
+                None,
+            );
+        }
+    }
+    match status {
+        RunStatus::Passed => exit_code::PASSED,
+        RunStatus::Failed => exit_code::STAGE_FAILED,
+        RunStatus::Interrupted => exit_code::INTERRUPTED,
+    }
+}
+
+fn expand_plain(template: &Template, vars: &HashMap<String, String>) -> String {
+    template.expand(&mut |part| match part {
+        TemplatePart::Var(name) => vars.get(name).cloned(),
+        _ => None,
+    })
+}
+
+fn terminal_width() -> usize {
+    terminal_size::terminal_size_of(std::io::stderr())
+        .map(|(w, _)| usize::from(w.0))
+        .or_else(|| std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()))
+        .unwrap_or(100)
+}
+
+/// `--dry-run`: the plan, with `${NAME}`s expanded and secrets shown as `***`.
+fn dry_run(pipeline: &Pipeline, selection: &Selection, cli_vars: &[(String, String)]) -> u8 {
+    let mut vars: HashMap<String, String> = pipeline
+        .secrets
+        .keys()
+        .map(|k| (k.clone(), "***".to_owned()))
+        .collect();
+    let overrides: HashMap<&str, &str> = cli_vars
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    for (name, template) in &pipeline.env {
+        let value = overrides
+            .get(name.as_str())
+            .map_or_else(|| expand_plain(template, &vars), |v| (*v).to_owned());
+        vars.insert(name.clone(), value);
+    }
+    for (k, v) in cli_vars {
+        vars.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let expand = |t: &Template| {
+        t.expand(&mut |part| match part {
+            TemplatePart::Var(name) => Some(
+                vars.get(name)
+                    .cloned()
+                    .unwrap_or_else(|| format!("${{{name}}}")),
+            ),
+            TemplatePart::Output { stage, key } => Some(format!("${{{stage}.{key}}}")),
+            TemplatePart::Literal(_) => None,
+        })
+    };
+    let mut text = plan::render_plan(pipeline, Some(selection), &expand);
+    let count = selection.selected.iter().filter(|s| **s).count();
+    text.push_str(&format!(
+        "dry run: {count} of {} stages would run; nothing was run\n",
+        pipeline.stages.len()
+    ));
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    exit_code::PASSED
+}
+
+/// Files changed between `base` and the working tree, tracked or new.
+fn changed_files(base: &str) -> Result<Vec<String>, String> {
+    let git = |args: &[&str]| -> Result<String, String> {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run `git` for `--base {base}`: {e}"))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(format!("`git {}` failed: {}", args.join(" "), err.trim()));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let mut files: Vec<String> = git(&["diff", "--name-only", "--no-renames", base, "--"])?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    files.extend(
+        git(&["ls-files", "--others", "--exclude-standard"])?
+            .lines()
+            .map(str::to_owned),
+    );
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_env_expands_in_order() {
+        let (t, _) = crate::config::template::parse("${A}-x").expect("template");
+        let vars: HashMap<String, String> = [("A".to_owned(), "1".to_owned())].into();
+        assert_eq!(expand_plain(&t, &vars), "1-x");
+    }
+}

@@ -1,0 +1,176 @@
+//! Diagnostics for what the user wrote in a pipeline file.
+//!
+//! The main type is [`ConfigError`]: one problem, with a primary label on the exact bytes at
+//! fault, optional secondary labels (the other half of a duplicate, each edge of a cycle) and a
+//! help line saying what to do. The validator collects every error of a file before reporting,
+//! and [`FileDiagnostic`] pairs an error with its file so miette can render `file:line:col`.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigError {
+    pub(crate) message: String,
+    pub(crate) span: Range<usize>,
+    pub(crate) label: String,
+    pub(crate) related: Vec<(Range<usize>, String)>,
+    pub(crate) help: Option<String>,
+}
+
+impl ConfigError {
+    pub(crate) fn new(
+        message: impl Into<String>,
+        span: Range<usize>,
+        label: impl Into<String>,
+    ) -> Self {
+        ConfigError {
+            message: message.into(),
+            span,
+            label: label.into(),
+            related: Vec::new(),
+            help: None,
+        }
+    }
+
+    pub(crate) fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub(crate) fn related(mut self, span: Range<usize>, label: impl Into<String>) -> Self {
+        self.related.push((span, label.into()));
+        self
+    }
+}
+
+/// A pipeline file's name and text, shared by all of its diagnostics.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceFile {
+    pub(crate) path: PathBuf,
+    pub(crate) text: Arc<str>,
+}
+
+impl SourceFile {
+    /// 1-based line and column (in characters) of a byte offset.
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..floor_char_boundary(&self.text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// A [`ConfigError`] together with its file, ready for miette to render.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", error.message)]
+pub(crate) struct FileDiagnostic {
+    pub(crate) error: ConfigError,
+    named: NamedSource<Arc<str>>,
+    len: usize,
+}
+
+impl FileDiagnostic {
+    pub(crate) fn new(error: ConfigError, file: &SourceFile) -> Self {
+        let name = file.path.display().to_string();
+        FileDiagnostic {
+            error,
+            named: NamedSource::new(name, file.text.clone()),
+            len: file.text.len(),
+        }
+    }
+
+    fn span(&self, range: &Range<usize>) -> miette::SourceSpan {
+        let start = range.start.min(self.len);
+        let end = range.end.clamp(start, self.len);
+        (start, end - start).into()
+    }
+}
+
+impl Diagnostic for FileDiagnostic {
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.error
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        Some(&self.named)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let primary = LabeledSpan::new_primary_with_span(
+            Some(self.error.label.clone()),
+            self.span(&self.error.span),
+        );
+        let others = self.error.related.iter().map(|(range, label)| {
+            LabeledSpan::new_with_span(Some(label.clone()), self.span(range))
+        });
+        Some(Box::new(std::iter::once(primary).chain(others)))
+    }
+}
+
+/// Every error of one file; validation fails with this.
+#[derive(Debug)]
+pub(crate) struct ConfigErrors {
+    pub(crate) file: SourceFile,
+    pub(crate) errors: Vec<ConfigError>,
+}
+
+impl ConfigErrors {
+    pub(crate) fn diagnostics(&self) -> impl Iterator<Item = FileDiagnostic> + '_ {
+        self.errors
+            .iter()
+            .map(|e| FileDiagnostic::new(e.clone(), &self.file))
+    }
+}
+
+/// "did you mean" for a misspelt name: the closest candidate within edit distance 2.
+pub(crate) fn suggest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::levenshtein(name, c), c))
+        .filter(|(d, c)| *d <= 2 && *d < c.len().max(name.len()))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_characters() {
+        let file = SourceFile {
+            path: "x.yml".into(),
+            text: Arc::from("ab\nçd: x\n"),
+        };
+        assert_eq!(file.line_col(0), (1, 1));
+        assert_eq!(file.line_col(3), (2, 1));
+        assert_eq!(file.line_col(7), (2, 4));
+        assert_eq!(file.line_col(999), (3, 1));
+    }
+
+    #[test]
+    fn suggestions() {
+        let names = ["build", "test", "deploy"];
+        assert_eq!(suggest("tset", names), Some("test"));
+        assert_eq!(suggest("deplyo", names), Some("deploy"));
+        assert_eq!(suggest("zzz", names), None);
+        assert_eq!(suggest("a", ["b"]), None);
+    }
+}

@@ -1,0 +1,1104 @@
+//! From a parsed YAML tree to a [`Pipeline`], collecting every error of the file.
+//!
+//! The main type is [`Validator`]. It walks the tree once, key by key; each problem becomes a
+//! [`ConfigError`] pointing at the exact value, and the walk goes on so that one run of
+//! `portcullis validate` shows everything that is wrong. Only when the list is empty does a
+//! [`Pipeline`] come out, so the rest of the program never meets an invalid one.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use super::errors::{ConfigError, suggest};
+use super::pipeline::{
+    Action, Condition, Pipeline, Retries, SecretSource, Shell, Stage, StageIdx, Template,
+    TemplatePart,
+};
+use super::yaml::{Node, NodeKind};
+use super::{duration, template};
+
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Names every stage sees in its environment, so `${PORTCULLIS_RUN_ID}` is valid.
+pub(crate) const BUILTIN_VARS: &[&str] = &[
+    "PORTCULLIS_RUN_ID",
+    "PORTCULLIS_STAGE",
+    "PORTCULLIS_STATUS",
+    "PORTCULLIS_OUTPUT",
+    "PORTCULLIS_RUN_DIR",
+];
+
+const TOP_KEYS: &[&str] = &[
+    "version",
+    "name",
+    "env",
+    "secrets",
+    "defaults",
+    "concurrency",
+    "stages",
+];
+const DEFAULT_KEYS: &[&str] = &["timeout", "shell", "grace"];
+const STAGE_KEYS: &[&str] = &[
+    "name",
+    "needs",
+    "if",
+    "run",
+    "command",
+    "uses",
+    "with",
+    "env",
+    "workdir",
+    "timeout",
+    "grace",
+    "retries",
+    "allow-failure",
+    "junit",
+    "rollback",
+    "paths",
+];
+
+/// Validates a parsed file. `vars` are the `--var` names given on the command line; `cpus`
+/// is the default concurrency.
+pub(crate) fn validate(
+    root: &Node,
+    text: &str,
+    file: &Path,
+    vars: &[String],
+    cpus: usize,
+) -> Result<Pipeline, Vec<ConfigError>> {
+    let mut v = Validator {
+        text,
+        errors: Vec::new(),
+    };
+    let pipeline = v.pipeline(root, file, vars, cpus);
+    match pipeline {
+        Some(p) if v.errors.is_empty() => Ok(p),
+        _ => Err(v.errors),
+    }
+}
+
+/// Walks the tree and collects errors. Built-in kinds use it too, to check their `with:`.
+pub(crate) struct Validator<'a> {
+    text: &'a str,
+    pub(crate) errors: Vec<ConfigError>,
+}
+
+/// The keys of one mapping, checked for unknown and duplicate entries.
+pub(crate) struct Fields<'n> {
+    pub(crate) span: Range<usize>,
+    entries: Vec<(&'n str, &'n Node, &'n Node)>,
+}
+
+impl<'n> Fields<'n> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, _, v)| *v)
+    }
+
+    pub(crate) fn key_span(&self, key: &str) -> Option<Range<usize>> {
+        self.entries
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, k, _)| k.span.clone())
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&'n str, &'n Node, &'n Node)> + '_ {
+        self.entries.iter().copied()
+    }
+}
+
+/// Names a template may use in one place, and the stages whose outputs it may read.
+pub(crate) struct Scope<'s> {
+    pub(crate) vars: &'s HashSet<String>,
+    /// `None` where outputs cannot be used at all (pipeline-level `env`).
+    pub(crate) ancestors: Option<&'s HashSet<String>>,
+    pub(crate) stages: &'s [String],
+}
+
+impl Validator<'_> {
+    pub(crate) fn error(&mut self, error: ConfigError) {
+        self.errors.push(error);
+    }
+
+    fn mismatch(&mut self, node: &Node, what: &str, expected: &str) {
+        self.error(
+            ConfigError::new(
+                format!("{what} must be {expected}"),
+                node.span.clone(),
+                format!("found {}", node.describe()),
+            )
+            .help(format!("write {what} as {expected}")),
+        );
+    }
+
+    /// A mapping's fields; unknown keys get a "did you mean", duplicates point at both.
+    pub(crate) fn fields<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        allowed: &[&str],
+    ) -> Option<Fields<'n>> {
+        let NodeKind::Map(pairs) = &node.kind else {
+            if !node.is_null() {
+                self.mismatch(node, what, "a mapping");
+            }
+            return None;
+        };
+        let mut entries: Vec<(&str, &Node, &Node)> = Vec::new();
+        for (key, value) in pairs {
+            let Some(name) = key.as_str() else {
+                self.mismatch(key, &format!("a key of {what}"), "a string");
+                continue;
+            };
+            if let Some((_, first, _)) = entries.iter().find(|(k, _, _)| *k == name) {
+                self.error(
+                    ConfigError::new(
+                        format!("`{name}` is set twice in {what}"),
+                        key.span.clone(),
+                        "set again here",
+                    )
+                    .related(first.span.clone(), "first set here")
+                    .help("keep one of the two"),
+                );
+                continue;
+            }
+            if !allowed.is_empty() && !allowed.contains(&name) {
+                let help = match suggest(name, allowed.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("{what} takes: {}", allowed.join(", ")),
+                };
+                self.error(
+                    ConfigError::new(
+                        format!("unknown key `{name}` in {what}"),
+                        key.span.clone(),
+                        "unknown key",
+                    )
+                    .help(help),
+                );
+                continue;
+            }
+            entries.push((name, key, value));
+        }
+        Some(Fields {
+            span: node.span.clone(),
+            entries,
+        })
+    }
+
+    pub(crate) fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match &node.kind {
+            NodeKind::Scalar { value, .. } if !node.is_null() => Some(value.clone()),
+            _ => {
+                self.mismatch(node, what, "a string");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
+        match &node.kind {
+            NodeKind::Scalar { value, plain: true } if value == "true" => Some(true),
+            NodeKind::Scalar { value, plain: true } if value == "false" => Some(false),
+            _ => {
+                self.mismatch(node, what, "`true` or `false`");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn uint(&mut self, node: &Node, what: &str, min: u64, max: u64) -> Option<u64> {
+        let parsed = match &node.kind {
+            NodeKind::Scalar { value, plain: true } => value.parse::<u64>().ok(),
+            _ => None,
+        };
+        match parsed {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(_) => {
+                self.error(
+                    ConfigError::new(
+                        format!("{what} is out of range"),
+                        node.span.clone(),
+                        "out of range",
+                    )
+                    .help(format!("use a whole number from {min} to {max}")),
+                );
+                None
+            }
+            None => {
+                self.mismatch(node, what, "a whole number");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        let text = match &node.kind {
+            NodeKind::Scalar { value, .. } if !node.is_null() => value,
+            _ => {
+                self.mismatch(node, what, "a duration");
+                return None;
+            }
+        };
+        match duration::parse(text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(
+                    ConfigError::new(
+                        format!("{what} is not a valid duration"),
+                        node.span.clone(),
+                        e,
+                    )
+                    .help("write a number and a unit: `500ms`, `90s`, `15m`, `1h`, `1h30m`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of strings; a single string is accepted as a list of one.
+    pub(crate) fn string_list<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+    ) -> Vec<(String, &'n Node)> {
+        match &node.kind {
+            NodeKind::Seq(items) => items
+                .iter()
+                .filter_map(|item| {
+                    self.string(item, &format!("each entry of {what}"))
+                        .map(|s| (s, item))
+                })
+                .collect(),
+            NodeKind::Scalar { .. } if !node.is_null() => self
+                .string(node, what)
+                .map(|s| (s, node))
+                .into_iter()
+                .collect(),
+            _ => {
+                self.mismatch(node, what, "a list of strings");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Parses `${...}` references in a string value and checks each against `scope`.
+    pub(crate) fn template(
+        &mut self,
+        node: &Node,
+        value: &str,
+        scope: &Scope<'_>,
+    ) -> Option<Template> {
+        let (parsed, refs) = match template::parse(value) {
+            Ok(ok) => ok,
+            Err(e) => {
+                let span = self.locate(node, &value[e.range.clone()]);
+                self.error(
+                    ConfigError::new(e.message, span, "here")
+                        .help("write `${NAME}` or `${STAGE.KEY}`; `$${` stands for a literal `${`"),
+                );
+                return None;
+            }
+        };
+        let mut ok = true;
+        for reference in refs {
+            let span = self.locate(node, &value[reference.range.clone()]);
+            match &reference.part {
+                TemplatePart::Var(name) if !scope.vars.contains(name) => {
+                    ok = false;
+                    let help = match suggest(name, scope.vars.iter().map(String::as_str)) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!(
+                            "define `{name}` under `env:` or `secrets:`, or pass `--var {name}=VALUE`; \
+                             for the shell's own variable write `${name}` without braces or `$${{{name}}}`"
+                        ),
+                    };
+                    self.error(
+                        ConfigError::new(
+                            format!("`${{{name}}}` is not defined"),
+                            span,
+                            "unknown name",
+                        )
+                        .help(help),
+                    );
+                }
+                TemplatePart::Output { stage, key } => {
+                    let Some(ancestors) = scope.ancestors else {
+                        ok = false;
+                        self.error(
+                            ConfigError::new(
+                                format!("`${{{stage}.{key}}}` reads a stage output where no stage has run yet"),
+                                span,
+                                "stage output",
+                            )
+                            .help("read stage outputs in a stage's `run`, `command`, `env` or `with`"),
+                        );
+                        continue;
+                    };
+                    if !ancestors.contains(stage) {
+                        ok = false;
+                        let (message, help) = if scope.stages.contains(stage) {
+                            (
+                                format!(
+                                    "`${{{stage}.{key}}}` reads an output of `{stage}`, which is not among this stage's needs"
+                                ),
+                                format!(
+                                    "add `{stage}` to `needs:` (directly or through another stage) so it has run first"
+                                ),
+                            )
+                        } else {
+                            let help = match suggest(stage, scope.stages.iter().map(String::as_str))
+                            {
+                                Some(s) => format!("did you mean `{s}`?"),
+                                None => "name a stage this one needs".to_owned(),
+                            };
+                            (
+                                format!("`${{{stage}.{key}}}` names no stage `{stage}`"),
+                                help,
+                            )
+                        };
+                        self.error(ConfigError::new(message, span, "not an ancestor").help(help));
+                    }
+                }
+                TemplatePart::Var(_) | TemplatePart::Literal(_) => {}
+            }
+        }
+        ok.then_some(parsed)
+    }
+
+    /// The source span of `needle` inside `node`, or the node's own span when escapes or
+    /// folding make the value differ from its source text.
+    fn locate(&self, node: &Node, needle: &str) -> Range<usize> {
+        let source = self.text.get(node.span.clone()).unwrap_or_default();
+        match source.find(needle) {
+            Some(at) if !needle.is_empty() => {
+                node.span.start + at..node.span.start + at + needle.len()
+            }
+            _ => node.span.clone(),
+        }
+    }
+
+    fn pipeline(
+        &mut self,
+        root: &Node,
+        file: &Path,
+        cli_vars: &[String],
+        cpus: usize,
+    ) -> Option<Pipeline> {
+        if root.is_null() {
+            self.error(
+                ConfigError::new("the pipeline file is empty", 0..0, "empty")
+                    .help("start with `version: 1` and a `stages:` mapping"),
+            );
+            return None;
+        }
+        let top = self.fields(root, "the pipeline", TOP_KEYS)?;
+        match top.get("version") {
+            None => self.error(
+                ConfigError::new(
+                    "the pipeline has no `version`",
+                    top.span.start..top.span.start,
+                    "missing",
+                )
+                .help("add `version: 1` at the top of the file"),
+            ),
+            Some(node) => {
+                if let Some(n) = self.uint(node, "`version`", 0, u64::MAX)
+                    && n != 1
+                {
+                    self.error(
+                        ConfigError::new(
+                            format!("pipeline version {n} is not supported"),
+                            node.span.clone(),
+                            "unsupported",
+                        )
+                        .help("this portcullis reads `version: 1`"),
+                    );
+                }
+            }
+        }
+        let name = match top.get("name") {
+            Some(node) => self.string(node, "`name`").unwrap_or_default(),
+            None => file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "pipeline".into()),
+        };
+        let concurrency = match top.get("concurrency") {
+            Some(node) => self
+                .uint(node, "`concurrency`", 1, 1024)
+                .map_or(cpus, |n| n as usize),
+            None => cpus,
+        };
+
+        let secrets = top
+            .get("secrets")
+            .map(|n| self.secrets(n))
+            .unwrap_or_default();
+        let mut vars: HashSet<String> = BUILTIN_VARS.iter().map(|s| (*s).to_owned()).collect();
+        vars.extend(cli_vars.iter().cloned());
+        vars.extend(secrets.keys().cloned());
+        let env_node = top.get("env");
+        if let Some(fields) = env_node.and_then(|n| self.fields(n, "`env`", &[])) {
+            vars.extend(fields.iter().map(|(k, _, _)| k.to_owned()));
+        }
+
+        let stage_node = top.get("stages");
+        let stage_fields = match stage_node {
+            Some(node) => self.fields(node, "`stages`", &[]),
+            None => {
+                self.error(
+                    ConfigError::new(
+                        "the pipeline has no `stages`",
+                        top.span.start..top.span.start,
+                        "missing",
+                    )
+                    .help("add a `stages:` mapping with at least one stage"),
+                );
+                None
+            }
+        };
+        let stage_ids: Vec<String> = stage_fields
+            .as_ref()
+            .map(|f| f.iter().map(|(k, _, _)| k.to_owned()).collect())
+            .unwrap_or_default();
+        let env = {
+            let scope = Scope {
+                vars: &vars,
+                ancestors: None,
+                stages: &stage_ids,
+            };
+            env_node
+                .map(|n| self.env(n, &scope, "`env`"))
+                .unwrap_or_default()
+        };
+
+        let defaults = top
+            .get("defaults")
+            .and_then(|n| self.fields(n, "`defaults`", DEFAULT_KEYS));
+        let default_timeout = defaults
+            .as_ref()
+            .and_then(|d| d.get("timeout"))
+            .and_then(|n| self.duration(n, "`timeout`"));
+        let default_grace = defaults
+            .as_ref()
+            .and_then(|d| d.get("grace"))
+            .and_then(|n| self.duration(n, "`grace`"));
+        let default_shell = defaults
+            .as_ref()
+            .and_then(|d| d.get("shell"))
+            .and_then(|n| self.shell(n));
+        let defaults = StageDefaults {
+            timeout: default_timeout.unwrap_or(DEFAULT_TIMEOUT),
+            grace: default_grace.unwrap_or(DEFAULT_GRACE),
+            shell: default_shell
+                .unwrap_or_else(|| Shell::named("bash").unwrap_or(Shell { argv: Vec::new() })),
+        };
+
+        let stage_fields = stage_fields?;
+        if stage_ids.is_empty() {
+            self.error(
+                ConfigError::new(
+                    "the pipeline has no stages",
+                    stage_fields.span.clone(),
+                    "empty",
+                )
+                .help("add at least one stage under `stages:`"),
+            );
+            return None;
+        }
+        for (id, key, _) in stage_fields.iter() {
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                self.error(
+                    ConfigError::new(format!("`{id}` is not a valid stage name"), key.span.clone(), "invalid name")
+                        .help("use letters, digits, `-` and `_`; the name is used in file names and in `${STAGE.KEY}`"),
+                );
+            }
+        }
+
+        // Needs first, over all stages: the ancestor sets that templates check against need the
+        // whole graph, and a cycle must be reported once, not per stage.
+        let stage_nodes: Vec<(&str, &Node, &Node)> = stage_fields.iter().collect();
+        let needs: Vec<Vec<(StageIdx, Range<usize>)>> = stage_nodes
+            .iter()
+            .map(|(id, _, node)| self.needs(id, node, &stage_ids))
+            .collect();
+        let edges: Vec<Vec<StageIdx>> = needs
+            .iter()
+            .map(|n| n.iter().map(|(i, _)| *i).collect())
+            .collect();
+        if let Some(cycle) = crate::graph::find_cycle(&edges) {
+            let names: Vec<&str> = cycle.iter().map(|i| stage_ids[i.0].as_str()).collect();
+            let mut circle = names.join(" -> ");
+            circle.push_str(" -> ");
+            circle.push_str(names[0]);
+            let mut error: Option<ConfigError> = None;
+            for (pos, stage) in cycle.iter().enumerate() {
+                let next = cycle[(pos + 1) % cycle.len()];
+                let span = needs[stage.0]
+                    .iter()
+                    .find(|(i, _)| *i == next)
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_default();
+                let label = format!("`{}` needs `{}`", stage_ids[stage.0], stage_ids[next.0]);
+                error = Some(match error {
+                    None => {
+                        ConfigError::new(format!("the stages form a cycle: {circle}"), span, label)
+                    }
+                    Some(e) => e.related(span, label),
+                });
+            }
+            if let Some(e) = error {
+                self.error(e.help("remove one of these needs to break the cycle"));
+            }
+        }
+        let ancestors = crate::graph::ancestors(&edges);
+
+        let mut stages = Vec::new();
+        for (pos, (id, key, node)) in stage_nodes.iter().enumerate() {
+            let ancestor_names: HashSet<String> = ancestors[pos]
+                .iter()
+                .map(|i| stage_ids[i.0].clone())
+                .collect();
+            let scope = Scope {
+                vars: &vars,
+                ancestors: Some(&ancestor_names),
+                stages: &stage_ids,
+            };
+            if let Some(stage) = self.stage(id, key, node, edges[pos].clone(), &scope, &defaults) {
+                stages.push(stage);
+            }
+        }
+        if stages.len() != stage_ids.len() {
+            return None;
+        }
+        Some(Pipeline {
+            name,
+            file: file.to_path_buf(),
+            env,
+            secrets,
+            concurrency,
+            stages,
+        })
+    }
+
+    fn env(&mut self, node: &Node, scope: &Scope<'_>, what: &str) -> IndexMap<String, Template> {
+        let mut env = IndexMap::new();
+        let Some(fields) = self.fields(node, what, &[]) else {
+            return env;
+        };
+        for (name, key, value) in fields.iter() {
+            if !is_env_name(name) {
+                self.error(
+                    ConfigError::new(
+                        format!("`{name}` is not a valid environment variable name"),
+                        key.span.clone(),
+                        "invalid name",
+                    )
+                    .help("use letters, digits and `_`, not starting with a digit"),
+                );
+                continue;
+            }
+            let NodeKind::Scalar { value: text, .. } = &value.kind else {
+                self.mismatch(value, &format!("`{name}`"), "a string, number or boolean");
+                continue;
+            };
+            let text = if value.is_null() {
+                String::new()
+            } else {
+                text.clone()
+            };
+            if let Some(t) = self.template(value, &text, scope) {
+                env.insert(name.to_owned(), t);
+            }
+        }
+        env
+    }
+
+    fn secrets(&mut self, node: &Node) -> IndexMap<String, SecretSource> {
+        let mut secrets = IndexMap::new();
+        let Some(fields) = self.fields(node, "`secrets`", &[]) else {
+            return secrets;
+        };
+        for (name, key, value) in fields.iter() {
+            if !is_env_name(name) {
+                self.error(
+                    ConfigError::new(
+                        format!("`{name}` is not a valid secret name"),
+                        key.span.clone(),
+                        "invalid name",
+                    )
+                    .help("secrets become environment variables: use letters, digits and `_`"),
+                );
+                continue;
+            }
+            let what = format!("secret `{name}`");
+            let Some(source) = self.fields(value, &what, &["env", "file", "command"]) else {
+                if value.is_null() {
+                    self.mismatch(
+                        value,
+                        &what,
+                        "one of `{ env: VAR }`, `{ file: PATH }` or `{ command: [ARGV...] }`",
+                    );
+                }
+                continue;
+            };
+            let given: Vec<&str> = source.iter().map(|(k, _, _)| k).collect();
+            if given.len() != 1 {
+                self.error(
+                    ConfigError::new(
+                        format!("{what} must name exactly one source"),
+                        source.span.clone(),
+                        format!("{} sources", given.len()),
+                    )
+                    .help("write `{ env: VAR }`, `{ file: PATH }` or `{ command: [ARGV...] }`"),
+                );
+                continue;
+            }
+            let resolved = if let Some(n) = source.get("env") {
+                self.string(n, "`env`").map(SecretSource::Env)
+            } else if let Some(n) = source.get("file") {
+                self.string(n, "`file`")
+                    .map(|p| SecretSource::File(p.into()))
+            } else if let Some(n) = source.get("command") {
+                let argv: Vec<String> = self
+                    .string_list(n, "`command`")
+                    .into_iter()
+                    .map(|(s, _)| s)
+                    .collect();
+                if argv.is_empty() {
+                    self.mismatch(n, "`command`", "a non-empty list: program then arguments");
+                    None
+                } else {
+                    Some(SecretSource::Command(argv))
+                }
+            } else {
+                None
+            };
+            if let Some(r) = resolved {
+                secrets.insert(name.to_owned(), r);
+            }
+        }
+        secrets
+    }
+
+    fn shell(&mut self, node: &Node) -> Option<Shell> {
+        let name = self.string(node, "`shell`")?;
+        let shell = Shell::named(&name);
+        if shell.is_none() {
+            self.error(
+                ConfigError::new(
+                    format!("unknown shell `{name}`"),
+                    node.span.clone(),
+                    "unknown shell",
+                )
+                .help(
+                    "use `bash`, `sh` or `zsh`; for anything else use `command:` with an argv list",
+                ),
+            );
+        }
+        shell
+    }
+
+    fn needs(
+        &mut self,
+        id: &str,
+        node: &Node,
+        stage_ids: &[String],
+    ) -> Vec<(StageIdx, Range<usize>)> {
+        let NodeKind::Map(pairs) = &node.kind else {
+            return Vec::new();
+        };
+        let Some((_, needs_node)) = pairs.iter().find(|(k, _)| k.as_str() == Some("needs")) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(StageIdx, Range<usize>)> = Vec::new();
+        for (name, item) in self.string_list(needs_node, "`needs`") {
+            if name == id {
+                self.error(
+                    ConfigError::new(
+                        format!("stage `{id}` needs itself"),
+                        item.span.clone(),
+                        "this stage",
+                    )
+                    .help("remove it from `needs:`"),
+                );
+                continue;
+            }
+            match stage_ids.iter().position(|s| *s == name) {
+                Some(pos) if out.iter().any(|(i, _)| i.0 == pos) => {
+                    self.error(
+                        ConfigError::new(
+                            format!("`{name}` is listed twice in the needs of `{id}`"),
+                            item.span.clone(),
+                            "again",
+                        )
+                        .help("list each stage once"),
+                    );
+                }
+                Some(pos) => out.push((StageIdx(pos), item.span.clone())),
+                None => {
+                    let help = match suggest(
+                        &name,
+                        stage_ids.iter().map(String::as_str).filter(|s| *s != id),
+                    ) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("the stages are: {}", stage_ids.join(", ")),
+                    };
+                    self.error(
+                        ConfigError::new(
+                            format!("stage `{id}` needs `{name}`, which does not exist"),
+                            item.span.clone(),
+                            "no stage with this name",
+                        )
+                        .help(help),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn stage(
+        &mut self,
+        id: &str,
+        key: &Node,
+        node: &Node,
+        needs: Vec<StageIdx>,
+        scope: &Scope<'_>,
+        defaults: &StageDefaults,
+    ) -> Option<Stage> {
+        let what = format!("stage `{id}`");
+        let Some(f) = self.fields(node, &what, STAGE_KEYS) else {
+            if node.is_null() {
+                self.error(
+                    ConfigError::new(
+                        format!("{what} is empty"),
+                        key.span.clone(),
+                        "nothing to do",
+                    )
+                    .help("give it `run:`, `command:` or `uses:`"),
+                );
+            }
+            return None;
+        };
+        let errors_before = self.errors.len();
+        let display_name = f
+            .get("name")
+            .and_then(|n| self.string(n, "`name`"))
+            .unwrap_or_else(|| id.to_owned());
+        let condition = f.get("if").and_then(|n| {
+            let s = self.string(n, "`if`")?;
+            match s.as_str() {
+                "success" => Some(Condition::Success),
+                "failure" => Some(Condition::Failure),
+                "always" => Some(Condition::Always),
+                other => {
+                    let help = match suggest(other, ["success", "failure", "always"]) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => "use `success` (the default), `failure` or `always`".into(),
+                    };
+                    self.error(
+                        ConfigError::new(
+                            format!("`if: {other}` is not a condition"),
+                            n.span.clone(),
+                            "unknown condition",
+                        )
+                        .help(help),
+                    );
+                    None
+                }
+            }
+        });
+        let mut stage_vars = scope.vars.clone();
+        let env = match f.get("env") {
+            Some(n) => {
+                let env = self.env(n, scope, "the stage's `env`");
+                stage_vars.extend(env.keys().cloned());
+                env
+            }
+            None => IndexMap::new(),
+        };
+        let stage_scope = Scope {
+            vars: &stage_vars,
+            ancestors: scope.ancestors,
+            stages: scope.stages,
+        };
+
+        let action = self.action(&f, &what, key, &stage_scope, &defaults.shell);
+        let rollback = f
+            .get("rollback")
+            .and_then(|n| self.rollback(n, &stage_scope, &defaults.shell));
+        let workdir = f.get("workdir").and_then(|n| {
+            let s = self.string(n, "`workdir`")?;
+            self.template(n, &s, &stage_scope)
+        });
+        let timeout = f
+            .get("timeout")
+            .and_then(|n| self.duration(n, "`timeout`"))
+            .unwrap_or(defaults.timeout);
+        let grace = f
+            .get("grace")
+            .and_then(|n| self.duration(n, "`grace`"))
+            .unwrap_or(defaults.grace);
+        if timeout.is_zero() {
+            let span = f
+                .get("timeout")
+                .map_or(key.span.clone(), |n| n.span.clone());
+            self.error(
+                ConfigError::new("`timeout` must be longer than zero", span, "zero")
+                    .help("give the stage time to run, e.g. `15m`"),
+            );
+        }
+        let retries = f
+            .get("retries")
+            .and_then(|n| self.retries(n))
+            .unwrap_or(Retries {
+                count: 0,
+                backoff: DEFAULT_BACKOFF,
+            });
+        let allow_failure = f
+            .get("allow-failure")
+            .and_then(|n| self.bool(n, "`allow-failure`"))
+            .unwrap_or(false);
+        let junit = f
+            .get("junit")
+            .map(|n| self.globs(n, "`junit`"))
+            .unwrap_or_default();
+        let paths = f
+            .get("paths")
+            .map(|n| self.globs(n, "`paths`"))
+            .unwrap_or_default();
+
+        let action = action?;
+        (self.errors.len() == errors_before).then(|| Stage {
+            id: id.to_owned(),
+            display_name,
+            needs,
+            condition: condition.unwrap_or(Condition::Success),
+            action,
+            env,
+            workdir,
+            timeout,
+            grace,
+            retries,
+            allow_failure,
+            junit,
+            rollback,
+            paths,
+        })
+    }
+
+    fn action(
+        &mut self,
+        f: &Fields<'_>,
+        what: &str,
+        key: &Node,
+        scope: &Scope<'_>,
+        shell: &Shell,
+    ) -> Option<Action> {
+        let present: Vec<&str> = ["run", "command", "uses"]
+            .into_iter()
+            .filter(|k| f.get(k).is_some())
+            .collect();
+        if present.len() > 1 {
+            let first = f.key_span(present[0]).unwrap_or_default();
+            let second = f.key_span(present[1]).unwrap_or_default();
+            self.error(
+                ConfigError::new(format!("{what} has both `{}` and `{}`", present[0], present[1]), second, "second action")
+                    .related(first, "first action")
+                    .help("a stage does one thing: a `run` script, a `command` argv list, or a built-in kind with `uses`"),
+            );
+            return None;
+        }
+        if let Some(with) = f.key_span("with")
+            && f.get("uses").is_none()
+        {
+            self.error(
+                ConfigError::new("`with` is only for built-in kinds", with, "no `uses`")
+                    .help("add `uses: KIND`, or move these settings into the script"),
+            );
+        }
+        if let Some(n) = f.get("run") {
+            let script = self.string(n, "`run`")?;
+            return self.template(n, &script, scope).map(|script| Action::Run {
+                script,
+                shell: shell.clone(),
+            });
+        }
+        if let Some(n) = f.get("command") {
+            return self.argv(n, scope).map(|argv| Action::Command { argv });
+        }
+        if let Some(n) = f.get("uses") {
+            let kind = self.string(n, "`uses`")?;
+            let empty = Node {
+                span: n.span.clone(),
+                kind: NodeKind::Map(Vec::new()),
+            };
+            let with = f.get("with").unwrap_or(&empty);
+            return crate::stages::validate_kind(&kind, n, with, self, scope).map(Action::Uses);
+        }
+        self.error(
+            ConfigError::new(
+                format!("{what} has nothing to do"),
+                key.span.clone(),
+                "no action",
+            )
+            .help(
+                "give it `run:` (a script), `command:` (an argv list) or `uses:` (a built-in kind)",
+            ),
+        );
+        None
+    }
+
+    fn argv(&mut self, node: &Node, scope: &Scope<'_>) -> Option<Vec<Template>> {
+        let NodeKind::Seq(items) = &node.kind else {
+            self.error(
+                ConfigError::new("`command` must be a list", node.span.clone(), format!("found {}", node.describe()))
+                    .help("write the program and its arguments as a list, e.g. `[cargo, test]`; for a shell line use `run:`"),
+            );
+            return None;
+        };
+        if items.is_empty() {
+            self.mismatch(
+                node,
+                "`command`",
+                "a non-empty list: program then arguments",
+            );
+            return None;
+        }
+        let mut argv = Vec::new();
+        let mut ok = true;
+        for item in items {
+            match self
+                .string(item, "each argument of `command`")
+                .and_then(|s| self.template(item, &s, scope))
+            {
+                Some(t) => argv.push(t),
+                None => ok = false,
+            }
+        }
+        ok.then_some(argv)
+    }
+
+    fn rollback(&mut self, node: &Node, scope: &Scope<'_>, shell: &Shell) -> Option<Action> {
+        if let NodeKind::Scalar { value, .. } = &node.kind
+            && !node.is_null()
+        {
+            return self.template(node, value, scope).map(|script| Action::Run {
+                script,
+                shell: shell.clone(),
+            });
+        }
+        let f = self.fields(node, "`rollback`", &["run", "command"])?;
+        match (f.get("run"), f.get("command")) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    ConfigError::new(
+                        "`rollback` has both `run` and `command`",
+                        f.span.clone(),
+                        "two actions",
+                    )
+                    .help("keep one"),
+                );
+                None
+            }
+            (Some(n), None) => {
+                let s = self.string(n, "`run`")?;
+                self.template(n, &s, scope).map(|script| Action::Run {
+                    script,
+                    shell: shell.clone(),
+                })
+            }
+            (None, Some(n)) => self.argv(n, scope).map(|argv| Action::Command { argv }),
+            (None, None) => {
+                self.error(
+                    ConfigError::new("`rollback` has nothing to do", f.span.clone(), "empty")
+                        .help("write a script (`rollback: ./undo.sh`) or `{ command: [ARGV...] }`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn retries(&mut self, node: &Node) -> Option<Retries> {
+        if let NodeKind::Map(_) = &node.kind {
+            let f = self.fields(node, "`retries`", &["count", "backoff"])?;
+            let count = match f.get("count") {
+                Some(n) => self.uint(n, "`count`", 0, 100)?,
+                None => {
+                    self.mismatch(
+                        node,
+                        "`retries`",
+                        "a number, or `{ count: N, backoff: DURATION }`",
+                    );
+                    return None;
+                }
+            };
+            let backoff = match f.get("backoff") {
+                Some(n) => self.duration(n, "`backoff`")?,
+                None => DEFAULT_BACKOFF,
+            };
+            return Some(Retries {
+                count: count as u32,
+                backoff,
+            });
+        }
+        self.uint(node, "`retries`", 0, 100).map(|n| Retries {
+            count: n as u32,
+            backoff: DEFAULT_BACKOFF,
+        })
+    }
+
+    fn globs(&mut self, node: &Node, what: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (glob, item) in self.string_list(node, what) {
+            match globset::Glob::new(&glob) {
+                Ok(_) => out.push(glob),
+                Err(e) => self.error(
+                    ConfigError::new(
+                        format!("`{glob}` is not a valid glob"),
+                        item.span.clone(),
+                        e.kind().to_string(),
+                    )
+                    .help("globs use `*`, `**`, `?`, `[abc]` and `{a,b}`"),
+                ),
+            }
+        }
+        out
+    }
+}
+
+struct StageDefaults {
+    timeout: Duration,
+    grace: Duration,
+    shell: Shell,
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Stage ids by index, for messages.
+pub(crate) fn stage_names(pipeline: &Pipeline) -> HashMap<StageIdx, &str> {
+    pipeline
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (StageIdx(i), s.id.as_str()))
+        .collect()
+}

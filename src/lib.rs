@@ -1,0 +1,43 @@
+//! portcullis: a deploy gate runner.
+//!
+//! A pipeline file flows one way through the crate:
+//!
+//! ```text
+//! config::load -> config::validate -> graph -> plan (Selection)
+//!     -> runner::Dispatcher (emits RunEvent) -> report (terminal | junit)
+//!                     \-> runner::process (scripts, argv) | stages (built-in kinds)
+//! ```
+//!
+//! Parsing keeps every value's position, so each validation error points at the file, line and
+//! column at fault; validation collects every error before giving up. The runner owns the run
+//! state alone and talks to the reporters only through `RunEvent`s; the reporters never see a
+//! secret, because every text is masked before it becomes an event.
+
+mod cli;
+mod commands;
+mod config;
+pub mod exit_code;
+mod graph;
+mod plan;
+mod redact;
+mod report;
+mod run_dir;
+mod runner;
+mod secrets;
+mod stages;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Parses the command line and runs the subcommand; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let code = match cli.command {
+        cli::Command::Run(args) => commands::run::run(args),
+        cli::Command::Validate(args) => commands::validate::validate(&args),
+        cli::Command::Plan(args) => commands::plan::plan(&args),
+        cli::Command::Graph(args) => commands::plan::graph(&args),
+    };
+    ExitCode::from(code)
+}

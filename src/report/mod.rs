@@ -1,0 +1,56 @@
+//! Reporters: everything a run shows or writes, built only from `RunEvent`s.
+//!
+//! The main type is [`Reporters`], which feeds each event to the terminal view and the JUnit
+//! report in turn, and drives the live view's clock.
+
+pub(crate) mod junit;
+pub(crate) mod junit_import;
+pub(crate) mod terminal;
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::runner::events::RunEvent;
+use junit::JunitReport;
+use terminal::TerminalReporter;
+
+/// How often the live view redraws spinners and elapsed times.
+const TICK: Duration = Duration::from_millis(100);
+
+pub(crate) struct Reporters {
+    pub(crate) terminal: TerminalReporter,
+    pub(crate) junit: JunitReport,
+}
+
+impl Reporters {
+    /// Consumes events until the runner drops its sender; returns itself so the caller can
+    /// write the final reports. A terminal that went away (broken pipe) stops terminal output
+    /// but never the run.
+    pub(crate) async fn consume(
+        mut self,
+        mut rx: mpsc::Receiver<RunEvent>,
+        start: Instant,
+    ) -> Self {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut terminal_ok = true;
+        loop {
+            tokio::select! {
+                event = rx.recv() => {
+                    let Some(event) = event else { break };
+                    if terminal_ok {
+                        terminal_ok = self.terminal.handle(&event).is_ok();
+                    }
+                    self.junit.handle(&event);
+                }
+                _ = tick.tick() => {
+                    if terminal_ok {
+                        terminal_ok = self.terminal.tick(start.elapsed()).is_ok();
+                    }
+                }
+            }
+        }
+        self
+    }
+}

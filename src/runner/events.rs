@@ -1,0 +1,206 @@
+//! The contract between the runner and the reporters.
+//!
+//! The main type is [`RunEvent`]. The runner never prints: it emits events, in order, on one
+//! channel, and every reporter (terminal, JUnit, GitHub) renders them. Every text an event
+//! carries (output lines, tails, reasons, test-case bodies) has already been through the
+//! redactor, so a reporter can write it as it is.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One thing that happened during a run.
+#[derive(Debug, Clone)]
+pub(crate) struct RunEvent {
+    /// Time since the run started.
+    pub(crate) elapsed: Duration,
+    pub(crate) kind: RunEventKind,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum RunEventKind {
+    /// The first event of every run.
+    RunStarted {
+        run_id: String,
+        /// The pipeline's `name:`.
+        pipeline: String,
+        /// The pipeline file as the user named it.
+        file: PathBuf,
+        /// `.portcullis/runs/<run-id>`.
+        run_dir: PathBuf,
+        /// Every stage of the pipeline in file order, selected or not.
+        stages: Vec<PlannedStage>,
+        concurrency: usize,
+        /// Wall-clock start, RFC 3339.
+        timestamp: String,
+    },
+    /// An attempt of a stage started. `attempt` counts from 1.
+    StageStarted {
+        stage: String,
+        attempt: u32,
+        max_attempts: u32,
+        log: PathBuf,
+    },
+    /// Complete lines a stage printed (stdout and stderr interleaved), each ending in `\n`.
+    StageOutput {
+        stage: String,
+        lines: String,
+    },
+    /// An attempt failed and the stage will be retried after `retry_in`.
+    StageRetrying {
+        stage: String,
+        attempt: u32,
+        reason: String,
+        duration: Duration,
+        retry_in: Duration,
+    },
+    /// A stage ended: it ran (passed, warned, failed, cancelled) or never ran (skipped).
+    StageFinished(StageResult),
+    /// A rollback of a stage that had passed started (the run failed or was interrupted).
+    RollbackStarted {
+        stage: String,
+        log: PathBuf,
+    },
+    RollbackFinished(RollbackResult),
+    /// The last event of every run.
+    RunFinished {
+        status: RunStatus,
+        duration: Duration,
+    },
+}
+
+/// A stage as the plan sees it, for reporters that draw the whole graph.
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedStage {
+    pub(crate) id: String,
+    pub(crate) display_name: String,
+    pub(crate) needs: Vec<String>,
+    /// False when `--only`, `--skip`, `--from` or `paths:` left it out.
+    pub(crate) selected: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct StageResult {
+    pub(crate) stage: String,
+    pub(crate) status: StageStatus,
+    /// Wall time of all attempts together; zero for a stage that never ran.
+    pub(crate) duration: Duration,
+    /// Why it failed, was cancelled or skipped ("exit code 3", "timed out after 15m",
+    /// "needs `test`, which failed"); `None` when it passed.
+    pub(crate) reason: Option<String>,
+    /// Attempts made; zero for a stage that never ran.
+    pub(crate) attempts: u32,
+    /// Every failed attempt before the last one, oldest first.
+    pub(crate) failed_attempts: Vec<FailedAttempt>,
+    /// The last lines of the stage's log (masked), at most [`TAIL_LINES`].
+    pub(crate) tail: Vec<String>,
+    /// The stage's log file, when it ran.
+    pub(crate) log: Option<PathBuf>,
+    /// Test cases a built-in kind reported (one per port finding, one per DB check).
+    pub(crate) cases: Vec<CaseResult>,
+    /// JUnit files the stage's `junit:` globs matched, to merge into the report.
+    pub(crate) junit_files: Vec<PathBuf>,
+    /// Outputs the stage published (`$PORTCULLIS_OUTPUT` or a built-in kind), masked.
+    pub(crate) outputs: Vec<(String, String)>,
+}
+
+/// How many log lines a failure shows and the JUnit report keeps.
+pub(crate) const TAIL_LINES: usize = 40;
+
+#[derive(Debug, Clone)]
+pub(crate) struct FailedAttempt {
+    pub(crate) attempt: u32,
+    pub(crate) reason: String,
+    pub(crate) duration: Duration,
+    pub(crate) tail: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StageStatus {
+    Passed,
+    /// Failed, but `allow-failure` is set: counts as passed for its dependents.
+    Warned,
+    Failed,
+    /// Was running when the run aborted or was interrupted.
+    Cancelled,
+    /// Never ran; the reason says why.
+    Skipped,
+}
+
+impl StageStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            StageStatus::Passed => "passed",
+            StageStatus::Warned => "warning",
+            StageStatus::Failed => "failed",
+            StageStatus::Cancelled => "cancelled",
+            StageStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// One test case a built-in kind contributes to the JUnit report.
+#[derive(Debug, Clone)]
+pub(crate) struct CaseResult {
+    pub(crate) name: String,
+    pub(crate) status: CaseStatus,
+    pub(crate) duration: Duration,
+    /// Where the finding is, for annotations: file relative to the repository, 1-based line
+    /// and column.
+    pub(crate) location: Option<(PathBuf, u32, u32)>,
+    /// Extra text for `system-out`.
+    pub(crate) output: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CaseStatus {
+    Passed,
+    /// An assertion that did not hold.
+    Failed {
+        message: String,
+        body: String,
+    },
+    /// The check could not run (SQL error, script crashed).
+    Errored {
+        message: String,
+        body: String,
+    },
+    Skipped {
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RollbackResult {
+    pub(crate) stage: String,
+    pub(crate) status: RollbackStatus,
+    pub(crate) duration: Duration,
+    pub(crate) reason: Option<String>,
+    pub(crate) tail: Vec<String>,
+    pub(crate) log: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RollbackStatus {
+    Passed,
+    Failed,
+    /// Killed by a second interrupt.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunStatus {
+    Passed,
+    Failed,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+impl RunStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Passed => "passed",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "cancelled",
+        }
+    }
+}

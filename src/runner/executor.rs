@@ -1,0 +1,625 @@
+//! Running one stage (all its attempts) or one rollback, as a task the dispatcher spawned.
+//!
+//! [`run_stage`] expands the stage's templates, runs each attempt (a process, or a built-in
+//! kind) under the stage's timeout, retries with backoff, reads what the stage published through
+//! `$PORTCULLIS_OUTPUT`, and returns an [`Attempted`] to the dispatcher. [`run_rollback`] does the
+//! same for a rollback. Neither decides anything about other stages.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::RunSetup;
+use super::emitter::Emitter;
+use super::events::{
+    CaseResult, FailedAttempt, RollbackResult, RollbackStatus, RunEventKind, StageResult,
+    StageStatus,
+};
+use super::output::OutputSink;
+use super::process::{self, Exit, ProcessSpec};
+use crate::config::pipeline::{Action, Pipeline, Stage, StageIdx};
+use crate::stages::{BuiltinStage, KindOutcome, StageContext, expand};
+
+pub(super) struct StageJob {
+    pub(super) pipeline: Arc<Pipeline>,
+    pub(super) setup: Arc<RunSetup>,
+    pub(super) idx: StageIdx,
+    pub(super) emitter: Emitter,
+    /// Outputs of every stage that has passed so far.
+    pub(super) outputs: HashMap<String, HashMap<String, String>>,
+    /// `PORTCULLIS_STATUS` for this stage.
+    pub(super) status: &'static str,
+    pub(super) cancel: CancellationToken,
+    pub(super) kill_now: CancellationToken,
+}
+
+pub(super) struct Attempted {
+    pub(super) result: StageResult,
+    /// Unmasked, for the stages that read them.
+    pub(super) outputs: HashMap<String, String>,
+}
+
+/// How one attempt ended.
+enum AttemptEnd {
+    Passed,
+    Failed(String),
+    Cancelled,
+}
+
+/// The expanded environment, working directory and `${NAME}` values of one stage.
+struct Prepared {
+    env: Vec<(String, String)>,
+    vars: HashMap<String, String>,
+    workdir: PathBuf,
+    output_file: PathBuf,
+}
+
+fn prepare(
+    stage: &Stage,
+    setup: &RunSetup,
+    outputs: &HashMap<String, HashMap<String, String>>,
+    status: &str,
+) -> Result<Prepared, String> {
+    let mut vars = setup.vars.clone();
+    let mut env = setup.base_env.clone();
+    for (name, template) in &stage.env {
+        let value = expand(template, &vars, outputs)?;
+        vars.insert(name.clone(), value.clone());
+        env.push((name.clone(), value));
+    }
+    let output_file = setup
+        .run_dir
+        .join("outputs")
+        .join(format!("{}.env", stage.id));
+    let builtins = [
+        ("PORTCULLIS_RUN_ID", setup.run_id.clone()),
+        ("PORTCULLIS_STAGE", stage.id.clone()),
+        ("PORTCULLIS_STATUS", status.to_owned()),
+        ("PORTCULLIS_OUTPUT", output_file.display().to_string()),
+        ("PORTCULLIS_RUN_DIR", setup.run_dir.display().to_string()),
+    ];
+    for (name, value) in builtins {
+        vars.insert(name.to_owned(), value.clone());
+        env.push((name.to_owned(), value));
+    }
+    let workdir = match &stage.workdir {
+        Some(t) => setup.root.join(expand(t, &vars, outputs)?),
+        None => setup.root.clone(),
+    };
+    Ok(Prepared {
+        env: dedup_env(env),
+        vars,
+        workdir,
+        output_file,
+    })
+}
+
+/// Later entries win, as they would in a shell.
+fn dedup_env(env: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<(String, String)> = Vec::with_capacity(env.len());
+    for (k, v) in env {
+        match seen.get(&k) {
+            Some(&i) => out[i].1 = v,
+            None => {
+                seen.insert(k.clone(), out.len());
+                out.push((k, v));
+            }
+        }
+    }
+    out
+}
+
+fn argv_for(
+    action: &Action,
+    p: &Prepared,
+    outputs: &HashMap<String, HashMap<String, String>>,
+) -> Result<Option<Vec<String>>, String> {
+    match action {
+        Action::Run { script, shell } => {
+            let mut argv = shell.argv.clone();
+            argv.push(expand(script, &p.vars, outputs)?);
+            Ok(Some(argv))
+        }
+        Action::Command { argv } => argv
+            .iter()
+            .map(|t| expand(t, &p.vars, outputs))
+            .collect::<Result<_, _>>()
+            .map(Some),
+        Action::Uses(_) => Ok(None),
+    }
+}
+
+pub(super) async fn run_stage(job: StageJob) -> Attempted {
+    let stage = job.pipeline.stage(job.idx);
+    let setup = &job.setup;
+    let log = setup.run_dir.join(format!("{}.log", stage.id));
+    let max_attempts = stage.retries.count + 1;
+    let start = Instant::now();
+    let mut failed_attempts = Vec::new();
+    let mut cases = Vec::new();
+    let mut attempts = 0;
+
+    let end = match prepare(stage, setup, &job.outputs, job.status) {
+        Err(reason) => {
+            let mut sink =
+                OutputSink::open(&stage.id, log.clone(), &setup.redactor, job.emitter.clone());
+            sink.line(&format!("portcullis: {reason}")).await;
+            let tail = sink.finish().await;
+            return Attempted {
+                result: result(
+                    stage,
+                    StageStatus::Failed,
+                    Some(reason),
+                    start,
+                    1,
+                    failed_attempts,
+                    tail,
+                    Some(log),
+                    cases,
+                    setup,
+                ),
+                outputs: HashMap::new(),
+            };
+        }
+        Ok(prepared) => loop {
+            attempts += 1;
+            job.emitter
+                .emit(RunEventKind::StageStarted {
+                    stage: stage.id.clone(),
+                    attempt: attempts,
+                    max_attempts,
+                    log: log.clone(),
+                })
+                .await;
+            let attempt_start = Instant::now();
+            let mut sink =
+                OutputSink::open(&stage.id, log.clone(), &setup.redactor, job.emitter.clone());
+            if attempts > 1 {
+                sink.line(&format!("portcullis: attempt {attempts} of {max_attempts}"))
+                    .await;
+            }
+            let _ = std::fs::remove_file(&prepared.output_file);
+            let (end, attempt_cases, kind_outputs) =
+                attempt(stage, &job, &prepared, &mut sink).await;
+            cases = attempt_cases;
+            let tail = sink.finish().await;
+            match end {
+                AttemptEnd::Passed => {
+                    let mut outputs = read_outputs(&prepared.output_file);
+                    outputs.extend(kind_outputs);
+                    break (
+                        StageStatus::Passed,
+                        None,
+                        tail,
+                        outputs,
+                        prepared.workdir.clone(),
+                    );
+                }
+                AttemptEnd::Cancelled => {
+                    break (
+                        StageStatus::Cancelled,
+                        Some("cancelled".into()),
+                        tail,
+                        HashMap::new(),
+                        prepared.workdir.clone(),
+                    );
+                }
+                AttemptEnd::Failed(reason)
+                    if attempts < max_attempts && !job.cancel.is_cancelled() =>
+                {
+                    let retry_in = stage.retries.delay_before(attempts);
+                    let duration = attempt_start.elapsed();
+                    job.emitter
+                        .emit(RunEventKind::StageRetrying {
+                            stage: stage.id.clone(),
+                            attempt: attempts,
+                            reason: reason.clone(),
+                            duration,
+                            retry_in,
+                        })
+                        .await;
+                    failed_attempts.push(FailedAttempt {
+                        attempt: attempts,
+                        reason,
+                        duration,
+                        tail,
+                    });
+                    tokio::select! {
+                        () = tokio::time::sleep(retry_in) => {}
+                        () = job.cancel.cancelled() => {
+                            break (StageStatus::Cancelled, Some("cancelled".into()), Vec::new(), HashMap::new(), prepared.workdir.clone());
+                        }
+                    }
+                }
+                AttemptEnd::Failed(reason) => {
+                    let status = if stage.allow_failure {
+                        StageStatus::Warned
+                    } else {
+                        StageStatus::Failed
+                    };
+                    break (
+                        status,
+                        Some(reason),
+                        tail,
+                        HashMap::new(),
+                        prepared.workdir.clone(),
+                    );
+                }
+            }
+        },
+    };
+    let (status, reason, tail, outputs, workdir) = end;
+    let mut res = result(
+        stage,
+        status,
+        reason,
+        start,
+        attempts,
+        failed_attempts,
+        tail,
+        Some(log),
+        cases,
+        setup,
+    );
+    res.junit_files = junit_files(&workdir, &stage.junit);
+    res.outputs = outputs
+        .iter()
+        .map(|(k, v)| (k.clone(), setup.redactor.redact_str(v).into_owned()))
+        .collect();
+    res.outputs.sort();
+    Attempted {
+        result: res,
+        outputs,
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a plain constructor of the event payload"
+)]
+fn result(
+    stage: &Stage,
+    status: StageStatus,
+    reason: Option<String>,
+    start: Instant,
+    attempts: u32,
+    failed_attempts: Vec<FailedAttempt>,
+    tail: Vec<String>,
+    log: Option<PathBuf>,
+    cases: Vec<CaseResult>,
+    setup: &RunSetup,
+) -> StageResult {
+    StageResult {
+        stage: stage.id.clone(),
+        status,
+        duration: start.elapsed(),
+        reason: reason.map(|r| setup.redactor.redact_str(&r).into_owned()),
+        attempts,
+        failed_attempts,
+        tail,
+        log,
+        cases,
+        junit_files: Vec::new(),
+        outputs: Vec::new(),
+    }
+}
+
+async fn attempt(
+    stage: &Stage,
+    job: &StageJob,
+    prepared: &Prepared,
+    sink: &mut OutputSink,
+) -> (AttemptEnd, Vec<CaseResult>, HashMap<String, String>) {
+    let argv = match argv_for(&stage.action, prepared, &job.outputs) {
+        Ok(argv) => argv,
+        Err(reason) => return (AttemptEnd::Failed(reason), Vec::new(), HashMap::new()),
+    };
+    if let Some(argv) = argv {
+        let spec = ProcessSpec {
+            argv,
+            env: prepared.env.clone(),
+            workdir: prepared.workdir.clone(),
+        };
+        let exit = process::run(
+            &spec,
+            sink,
+            stage.timeout,
+            stage.grace,
+            &job.cancel,
+            &job.kill_now,
+        )
+        .await;
+        let end = match exit {
+            e if e.success() => AttemptEnd::Passed,
+            Exit::Cancelled => AttemptEnd::Cancelled,
+            e => AttemptEnd::Failed(e.reason(stage.timeout)),
+        };
+        return (end, Vec::new(), HashMap::new());
+    }
+    let Action::Uses(kind) = &stage.action else {
+        return (
+            AttemptEnd::Failed("nothing to run".into()),
+            Vec::new(),
+            HashMap::new(),
+        );
+    };
+    let placeholder = OutputSink::open(
+        &stage.id,
+        sink.path().clone(),
+        &job.setup.redactor,
+        job.emitter.clone(),
+    );
+    let mut cx = StageContext {
+        run_id: job.setup.run_id.clone(),
+        run_dir: job.setup.run_dir.clone(),
+        stage: stage.id.clone(),
+        workdir: prepared.workdir.clone(),
+        env: prepared.env.clone(),
+        vars: prepared.vars.clone(),
+        outputs: job.outputs.clone(),
+        log: std::mem::replace(sink, placeholder),
+        cancel: CancellationToken::new(),
+    };
+    let outcome = run_kind(
+        kind.as_ref(),
+        &mut cx,
+        stage.timeout,
+        stage.grace,
+        &job.cancel,
+        &job.kill_now,
+        false,
+    )
+    .await;
+    *sink = cx.log;
+    match outcome {
+        KindEnd::Done(o) => {
+            let end = match o.result {
+                Ok(()) => AttemptEnd::Passed,
+                Err(reason) => AttemptEnd::Failed(reason),
+            };
+            (end, o.cases, o.outputs.into_iter().collect())
+        }
+        KindEnd::TimedOut => (
+            AttemptEnd::Failed(Exit::TimedOut.reason(stage.timeout)),
+            Vec::new(),
+            HashMap::new(),
+        ),
+        KindEnd::Cancelled => (AttemptEnd::Cancelled, Vec::new(), HashMap::new()),
+    }
+}
+
+enum KindEnd {
+    Done(KindOutcome),
+    TimedOut,
+    Cancelled,
+}
+
+/// Runs a kind's run (or rollback) under a timeout; on timeout or cancel the kind is told
+/// through its token and given the grace period to return.
+async fn run_kind(
+    kind: &dyn BuiltinStage,
+    cx: &mut StageContext,
+    timeout: Duration,
+    grace: Duration,
+    cancel: &CancellationToken,
+    kill_now: &CancellationToken,
+    rollback: bool,
+) -> KindEnd {
+    let token = cx.cancel.clone();
+    let mut future = if rollback {
+        kind.rollback(cx)
+    } else {
+        kind.run(cx)
+    };
+    let stopped_by = tokio::select! {
+        outcome = &mut future => return KindEnd::Done(outcome),
+        () = tokio::time::sleep(timeout) => KindEnd::TimedOut,
+        () = cancel.cancelled() => KindEnd::Cancelled,
+        () = kill_now.cancelled() => KindEnd::Cancelled,
+    };
+    token.cancel();
+    tokio::select! {
+        outcome = &mut future => match (&stopped_by, outcome) {
+            (KindEnd::TimedOut, _) => KindEnd::TimedOut,
+            (_, _) => KindEnd::Cancelled,
+        },
+        () = tokio::time::sleep(grace) => stopped_by,
+        () = kill_now.cancelled() => stopped_by,
+    }
+}
+
+/// Parses `$PORTCULLIS_OUTPUT`: `KEY=VALUE` lines and `KEY<<DELIM` blocks, as GitHub Actions
+/// reads `$GITHUB_OUTPUT`.
+pub(super) fn parse_outputs(text: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((key, delim)) = line.split_once("<<")
+            && !key.contains('=')
+        {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            out.insert(key.trim().to_owned(), value.join("\n"));
+        } else if let Some((key, value)) = line.split_once('=') {
+            out.insert(key.trim().to_owned(), value.to_owned());
+        }
+    }
+    out.retain(|k, _| !k.is_empty());
+    out
+}
+
+fn read_outputs(path: &Path) -> HashMap<String, String> {
+    std::fs::read_to_string(path)
+        .map(|t| parse_outputs(&t))
+        .unwrap_or_default()
+}
+
+/// The files the stage's `junit:` globs match, relative to its working directory.
+fn junit_files(workdir: &Path, globs: &[String]) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for pattern in globs {
+        let full = workdir.join(pattern);
+        if let Ok(paths) = glob::glob(&full.to_string_lossy()) {
+            files.extend(paths.filter_map(Result::ok).filter(|p| p.is_file()));
+        }
+    }
+    files.sort();
+    files.dedup();
+    files
+}
+
+pub(super) struct RollbackJob {
+    pub(super) pipeline: Arc<Pipeline>,
+    pub(super) setup: Arc<RunSetup>,
+    pub(super) idx: StageIdx,
+    pub(super) emitter: Emitter,
+    pub(super) outputs: HashMap<String, HashMap<String, String>>,
+    pub(super) status: &'static str,
+    pub(super) kill_now: CancellationToken,
+}
+
+pub(super) async fn run_rollback(job: RollbackJob) -> RollbackStatus {
+    let stage = job.pipeline.stage(job.idx);
+    let setup = &job.setup;
+    let log = setup.run_dir.join(format!("{}.rollback.log", stage.id));
+    let label = format!("{}.rollback", stage.id);
+    job.emitter
+        .emit(RunEventKind::RollbackStarted {
+            stage: stage.id.clone(),
+            log: log.clone(),
+        })
+        .await;
+    let start = Instant::now();
+    let mut sink = OutputSink::open(&label, log.clone(), &setup.redactor, job.emitter.clone());
+    let never = CancellationToken::new();
+    let (status, reason) = match prepare(stage, setup, &job.outputs, job.status) {
+        Err(reason) => (RollbackStatus::Failed, Some(reason)),
+        Ok(prepared) => match (&stage.rollback, &stage.action) {
+            (Some(action), _) => match argv_for(action, &prepared, &job.outputs) {
+                Ok(Some(argv)) => {
+                    let spec = ProcessSpec {
+                        argv,
+                        env: prepared.env.clone(),
+                        workdir: prepared.workdir.clone(),
+                    };
+                    match process::run(
+                        &spec,
+                        &mut sink,
+                        stage.timeout,
+                        stage.grace,
+                        &never,
+                        &job.kill_now,
+                    )
+                    .await
+                    {
+                        e if e.success() => (RollbackStatus::Passed, None),
+                        Exit::Cancelled => (
+                            RollbackStatus::Cancelled,
+                            Some("killed by a second interrupt".into()),
+                        ),
+                        e => (RollbackStatus::Failed, Some(e.reason(stage.timeout))),
+                    }
+                }
+                Ok(None) => (
+                    RollbackStatus::Failed,
+                    Some("a rollback must be `run` or `command`".into()),
+                ),
+                Err(reason) => (RollbackStatus::Failed, Some(reason)),
+            },
+            (None, Action::Uses(kind)) => {
+                let placeholder =
+                    OutputSink::open(&label, log.clone(), &setup.redactor, job.emitter.clone());
+                let mut cx = StageContext {
+                    run_id: setup.run_id.clone(),
+                    run_dir: setup.run_dir.clone(),
+                    stage: stage.id.clone(),
+                    workdir: prepared.workdir.clone(),
+                    env: prepared.env.clone(),
+                    vars: prepared.vars.clone(),
+                    outputs: job.outputs.clone(),
+                    log: std::mem::replace(&mut sink, placeholder),
+                    cancel: CancellationToken::new(),
+                };
+                let end = run_kind(
+                    kind.as_ref(),
+                    &mut cx,
+                    stage.timeout,
+                    stage.grace,
+                    &never,
+                    &job.kill_now,
+                    true,
+                )
+                .await;
+                sink = cx.log;
+                match end {
+                    KindEnd::Done(KindOutcome { result: Ok(()), .. }) => {
+                        (RollbackStatus::Passed, None)
+                    }
+                    KindEnd::Done(KindOutcome { result: Err(r), .. }) => {
+                        (RollbackStatus::Failed, Some(r))
+                    }
+                    KindEnd::TimedOut => (
+                        RollbackStatus::Failed,
+                        Some(Exit::TimedOut.reason(stage.timeout)),
+                    ),
+                    KindEnd::Cancelled => (
+                        RollbackStatus::Cancelled,
+                        Some("killed by a second interrupt".into()),
+                    ),
+                }
+            }
+            (None, _) => (RollbackStatus::Passed, None),
+        },
+    };
+    let tail = sink.finish().await;
+    let reason = reason.map(|r| setup.redactor.redact_str(&r).into_owned());
+    job.emitter
+        .emit(RunEventKind::RollbackFinished(RollbackResult {
+            stage: stage.id.clone(),
+            status,
+            duration: start.elapsed(),
+            reason,
+            tail,
+            log,
+        }))
+        .await;
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_file_syntax() {
+        let text = "a=1\nb = x=y\n\nnotes<<EOF\nline 1\nline 2\nEOF\n=novalue\nc=\n";
+        let out = parse_outputs(text);
+        assert_eq!(out.get("a").map(String::as_str), Some("1"));
+        assert_eq!(out.get("b").map(String::as_str), Some(" x=y"));
+        assert_eq!(out.get("notes").map(String::as_str), Some("line 1\nline 2"));
+        assert_eq!(out.get("c").map(String::as_str), Some(""));
+        assert_eq!(out.len(), 4);
+    }
+
+    #[test]
+    fn later_env_entries_win() {
+        let env = dedup_env(vec![
+            ("A".into(), "1".into()),
+            ("B".into(), "2".into()),
+            ("A".into(), "3".into()),
+        ]);
+        assert_eq!(
+            env,
+            vec![("A".into(), "3".into()), ("B".into(), "2".into())]
+        );
+    }
+}

@@ -1,0 +1,479 @@
+//! The runner: schedules stages along the graph, stops them on failure or interrupt, rolls back.
+//!
+//! The main type is [`Dispatcher`], the one owner of run state. Stage attempts run as tasks
+//! ([`executor`]) that report back on a channel; the dispatcher reacts to those reports and to
+//! signals, decides what starts, what is cancelled and what is skipped (with a reason), and emits
+//! every [`events::RunEvent`]. It never prints.
+//!
+//! Scheduling rules (DESIGN 2), with the choices made where the design is silent:
+//!
+//! - A `success` stage starts when every need passed (or warned), in file order, at most
+//!   `concurrency` at once. A need that failed, was cancelled or skipped skips it, with the reason.
+//! - The first failure of a stage without `allow-failure` aborts: nothing new starts, running
+//!   stages are cancelled, stages not reached are skipped. `--keep-going` lets independent
+//!   branches go on.
+//! - `if: always` and `if: failure` stages wait until their needs have settled, whatever the
+//!   outcome; with no needs they wait for every other stage and the rollbacks. `failure` runs
+//!   only when the run has failed or was interrupted by then.
+//! - When the run has failed or was interrupted, once every `success` stage has settled, the
+//!   rollbacks of stages that passed run one at a time, latest-completed first.
+//! - Ctrl-C, SIGTERM or SIGHUP interrupts: like a failure, plus the final status is cancelled
+//!   and the exit code 130. A second one kills every process at once, rollbacks included.
+
+pub(crate) mod emitter;
+pub(crate) mod events;
+mod executor;
+pub(crate) mod output;
+pub(crate) mod process;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::pipeline::{Condition, Pipeline, StageIdx};
+use crate::plan::Selection;
+use crate::redact::Redactor;
+use emitter::Emitter;
+use events::{PlannedStage, RollbackStatus, RunEventKind, RunStatus, StageResult, StageStatus};
+use executor::{Attempted, RollbackJob, StageJob};
+
+/// What the run needs besides the pipeline.
+pub(crate) struct RunSetup {
+    pub(crate) run_id: String,
+    pub(crate) run_dir: PathBuf,
+    /// Where relative `workdir`s start: the directory portcullis runs in.
+    pub(crate) root: PathBuf,
+    pub(crate) selection: Selection,
+    pub(crate) keep_going: bool,
+    pub(crate) concurrency: usize,
+    /// `${NAME}` values: pipeline env (expanded), `--var`s, secrets.
+    pub(crate) vars: HashMap<String, String>,
+    /// The environment every stage inherits: portcullis's own, then pipeline env and secrets.
+    pub(crate) base_env: Vec<(String, String)>,
+    pub(crate) redactor: Arc<Redactor>,
+    /// Whether SIGINT/SIGTERM/SIGHUP are handled (off in unit tests).
+    pub(crate) handle_signals: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Running,
+    Done(StageStatus),
+}
+
+enum Message {
+    Stage(StageIdx, Box<Attempted>),
+    RollbacksDone { any_failed: bool },
+}
+
+pub(crate) struct Dispatcher {
+    pipeline: Arc<Pipeline>,
+    setup: Arc<RunSetup>,
+    emitter: Emitter,
+    states: Vec<State>,
+    running: usize,
+    /// Stages that passed, in completion order, for rollback.
+    passed_order: Vec<StageIdx>,
+    outputs: HashMap<String, HashMap<String, String>>,
+    /// The first stage whose failure failed the run.
+    first_failure: Option<String>,
+    aborted: bool,
+    interrupted: bool,
+    rollbacks: Phase,
+    rollback_failed: bool,
+    cancel: CancellationToken,
+    kill_now: CancellationToken,
+    tx: mpsc::Sender<Message>,
+    rx: mpsc::Receiver<Message>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    NotYet,
+    Running,
+    Done,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(pipeline: Arc<Pipeline>, setup: RunSetup, emitter: Emitter) -> Dispatcher {
+        let (tx, rx) = mpsc::channel(64);
+        let states = vec![State::Pending; pipeline.stages.len()];
+        Dispatcher {
+            pipeline,
+            setup: Arc::new(setup),
+            emitter,
+            states,
+            running: 0,
+            passed_order: Vec::new(),
+            outputs: HashMap::new(),
+            first_failure: None,
+            aborted: false,
+            interrupted: false,
+            rollbacks: Phase::NotYet,
+            rollback_failed: false,
+            cancel: CancellationToken::new(),
+            kill_now: CancellationToken::new(),
+            tx,
+            rx,
+        }
+    }
+
+    /// Runs the pipeline to its end and returns how it ended.
+    pub(crate) async fn run(mut self) -> RunStatus {
+        let start = Instant::now();
+        let mut signals = Signals::new(self.setup.handle_signals);
+        let stages = self
+            .pipeline
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| PlannedStage {
+                id: s.id.clone(),
+                display_name: s.display_name.clone(),
+                needs: s
+                    .needs
+                    .iter()
+                    .map(|n| self.pipeline.stage(*n).id.clone())
+                    .collect(),
+                selected: self.setup.selection.selected[i],
+            })
+            .collect();
+        self.emitter
+            .emit(RunEventKind::RunStarted {
+                run_id: self.setup.run_id.clone(),
+                pipeline: self.pipeline.name.clone(),
+                file: self.pipeline.file.clone(),
+                run_dir: self.setup.run_dir.clone(),
+                stages,
+                concurrency: self.setup.concurrency,
+                timestamp: jiff::Timestamp::now().to_string(),
+            })
+            .await;
+        for i in 0..self.states.len() {
+            if let Some(reason) = self.setup.selection.reasons[i].clone() {
+                self.finish_unrun(StageIdx(i), StageStatus::Skipped, reason)
+                    .await;
+                // A stage left out by the user counts as satisfied for what needs it.
+                self.states[i] = State::Done(StageStatus::Passed);
+            }
+        }
+
+        loop {
+            self.schedule().await;
+            if self.running == 0 && self.rollbacks != Phase::Running && self.all_settled() {
+                break;
+            }
+            tokio::select! {
+                Some(message) = self.rx.recv() => match message {
+                    Message::Stage(idx, attempted) => self.stage_done(idx, *attempted).await,
+                    Message::RollbacksDone { any_failed } => {
+                        self.rollbacks = Phase::Done;
+                        self.rollback_failed = any_failed;
+                    }
+                },
+                () = signals.next() => {
+                    if self.interrupted {
+                        self.kill_now.cancel();
+                    } else {
+                        self.interrupted = true;
+                        self.abort();
+                    }
+                }
+            }
+        }
+        let status = if self.interrupted {
+            RunStatus::Interrupted
+        } else if self.first_failure.is_some() || self.rollback_failed {
+            RunStatus::Failed
+        } else {
+            RunStatus::Passed
+        };
+        self.emitter
+            .emit(RunEventKind::RunFinished {
+                status,
+                duration: start.elapsed(),
+            })
+            .await;
+        status
+    }
+
+    fn all_settled(&self) -> bool {
+        self.states.iter().all(|s| matches!(s, State::Done(_)))
+    }
+
+    fn run_failed(&self) -> bool {
+        self.first_failure.is_some() || self.interrupted
+    }
+
+    fn abort(&mut self) {
+        self.aborted = true;
+        self.cancel.cancel();
+    }
+
+    fn status_so_far(&self) -> &'static str {
+        if self.interrupted {
+            "cancelled"
+        } else if self.first_failure.is_some() {
+            "failed"
+        } else {
+            "passed"
+        }
+    }
+
+    /// Starts, skips or leaves waiting every pending stage, and starts the rollbacks when due.
+    async fn schedule(&mut self) {
+        loop {
+            let mut progressed = false;
+            for i in 0..self.states.len() {
+                if self.states[i] != State::Pending {
+                    continue;
+                }
+                match self.decide(StageIdx(i)) {
+                    Decision::Wait => {}
+                    Decision::Skip(reason) => {
+                        self.finish_unrun(StageIdx(i), StageStatus::Skipped, reason)
+                            .await;
+                        progressed = true;
+                    }
+                    Decision::Start => {
+                        if self.running < self.setup.concurrency {
+                            self.start(StageIdx(i));
+                            progressed = true;
+                        }
+                    }
+                }
+            }
+            if self.rollbacks == Phase::NotYet && self.unconditional_settled() {
+                if self.run_failed() && self.passed_order.iter().any(|i| self.has_rollback(*i)) {
+                    self.start_rollbacks().await;
+                } else {
+                    self.rollbacks = Phase::Done;
+                }
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn unconditional_settled(&self) -> bool {
+        self.pipeline
+            .stages
+            .iter()
+            .zip(&self.states)
+            .all(|(s, st)| s.condition != Condition::Success || matches!(st, State::Done(_)))
+    }
+
+    fn decide(&self, idx: StageIdx) -> Decision {
+        let stage = self.pipeline.stage(idx);
+        let mut needs_done = Vec::new();
+        for need in &stage.needs {
+            match self.states[need.0] {
+                State::Done(status) => needs_done.push((*need, status)),
+                _ => return Decision::Wait,
+            }
+        }
+        match stage.condition {
+            Condition::Success => {
+                if let Some((need, status)) = needs_done
+                    .iter()
+                    .find(|(_, s)| !matches!(s, StageStatus::Passed | StageStatus::Warned))
+                {
+                    let what = match status {
+                        StageStatus::Failed => "failed",
+                        StageStatus::Cancelled => "was cancelled",
+                        _ => "was skipped",
+                    };
+                    return Decision::Skip(format!(
+                        "needs `{}`, which {what}",
+                        self.pipeline.stage(*need).id
+                    ));
+                }
+                if self.aborted {
+                    let why = match (&self.first_failure, self.interrupted) {
+                        (_, true) => "not started: the run was interrupted".to_owned(),
+                        (Some(first), false) => {
+                            format!("not started: the run aborted after `{first}` failed")
+                        }
+                        (None, false) => "not started: the run aborted".to_owned(),
+                    };
+                    return Decision::Skip(why);
+                }
+                Decision::Start
+            }
+            Condition::Always | Condition::Failure => {
+                if stage.needs.is_empty() && self.rollbacks != Phase::Done {
+                    return Decision::Wait;
+                }
+                if self.kill_now.is_cancelled() {
+                    return Decision::Skip("not started: the run was killed".into());
+                }
+                if stage.condition == Condition::Failure && !self.run_failed() {
+                    return Decision::Skip(
+                        "runs only when the pipeline fails (`if: failure`)".into(),
+                    );
+                }
+                Decision::Start
+            }
+        }
+    }
+
+    fn start(&mut self, idx: StageIdx) {
+        self.states[idx.0] = State::Running;
+        self.running += 1;
+        let stage = self.pipeline.stage(idx);
+        // Conditional stages run on failure by design, so an abort must not cancel them; only a
+        // second interrupt (kill_now) stops them.
+        let cancel = if stage.condition == Condition::Success {
+            self.cancel.clone()
+        } else {
+            CancellationToken::new()
+        };
+        let job = StageJob {
+            pipeline: self.pipeline.clone(),
+            setup: self.setup.clone(),
+            idx,
+            emitter: self.emitter.clone(),
+            outputs: self.outputs.clone(),
+            status: self.status_so_far(),
+            cancel,
+            kill_now: self.kill_now.clone(),
+        };
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let attempted = executor::run_stage(job).await;
+            let _ = tx.send(Message::Stage(idx, Box::new(attempted))).await;
+        });
+    }
+
+    async fn stage_done(&mut self, idx: StageIdx, attempted: Attempted) {
+        self.running -= 1;
+        let stage = self.pipeline.stage(idx);
+        let mut result = attempted.result;
+        if result.status == StageStatus::Cancelled && !self.interrupted {
+            result.reason = Some(match &self.first_failure {
+                Some(first) => format!("cancelled: `{first}` failed"),
+                None => "cancelled".into(),
+            });
+        } else if result.status == StageStatus::Cancelled {
+            result.reason = Some("cancelled: interrupted".into());
+        }
+        match result.status {
+            StageStatus::Passed | StageStatus::Warned => {
+                if result.status == StageStatus::Passed {
+                    self.passed_order.push(idx);
+                }
+                self.outputs.insert(stage.id.clone(), attempted.outputs);
+            }
+            StageStatus::Failed => {
+                if self.first_failure.is_none() {
+                    self.first_failure = Some(stage.id.clone());
+                }
+                if !self.setup.keep_going && !self.aborted {
+                    self.abort();
+                }
+            }
+            StageStatus::Cancelled | StageStatus::Skipped => {}
+        }
+        self.states[idx.0] = State::Done(result.status);
+        self.emitter.emit(RunEventKind::StageFinished(result)).await;
+    }
+
+    async fn finish_unrun(&mut self, idx: StageIdx, status: StageStatus, reason: String) {
+        self.states[idx.0] = State::Done(status);
+        let result = StageResult {
+            stage: self.pipeline.stage(idx).id.clone(),
+            status,
+            duration: std::time::Duration::ZERO,
+            reason: Some(reason),
+            attempts: 0,
+            failed_attempts: Vec::new(),
+            tail: Vec::new(),
+            log: None,
+            cases: Vec::new(),
+            junit_files: Vec::new(),
+            outputs: Vec::new(),
+        };
+        self.emitter.emit(RunEventKind::StageFinished(result)).await;
+    }
+
+    fn has_rollback(&self, idx: StageIdx) -> bool {
+        let stage = self.pipeline.stage(idx);
+        stage.rollback.is_some()
+            || matches!(&stage.action, crate::config::pipeline::Action::Uses(kind) if kind.has_rollback())
+    }
+
+    async fn start_rollbacks(&mut self) {
+        self.rollbacks = Phase::Running;
+        let jobs: Vec<RollbackJob> = self
+            .passed_order
+            .iter()
+            .rev()
+            .filter(|i| self.has_rollback(**i))
+            .map(|idx| RollbackJob {
+                pipeline: self.pipeline.clone(),
+                setup: self.setup.clone(),
+                idx: *idx,
+                emitter: self.emitter.clone(),
+                outputs: self.outputs.clone(),
+                status: self.status_so_far(),
+                kill_now: self.kill_now.clone(),
+            })
+            .collect();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let mut any_failed = false;
+            for job in jobs {
+                let status = executor::run_rollback(job).await;
+                any_failed |= status != RollbackStatus::Passed;
+            }
+            let _ = tx.send(Message::RollbacksDone { any_failed }).await;
+        });
+    }
+}
+
+enum Decision {
+    Wait,
+    Start,
+    Skip(String),
+}
+
+/// SIGINT, SIGTERM and SIGHUP as one stream; never fires when signals are not handled.
+struct Signals {
+    streams: Option<[tokio::signal::unix::Signal; 3]>,
+}
+
+impl Signals {
+    fn new(enabled: bool) -> Signals {
+        let streams = enabled
+            .then(|| {
+                Some([
+                    signal(SignalKind::interrupt()).ok()?,
+                    signal(SignalKind::terminate()).ok()?,
+                    signal(SignalKind::hangup()).ok()?,
+                ])
+            })
+            .flatten();
+        Signals { streams }
+    }
+
+    async fn next(&mut self) {
+        match &mut self.streams {
+            None => std::future::pending().await,
+            Some([int, term, hup]) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                    _ = hup.recv() => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Running one child process for a stage: its own process group, output streamed, and a stop
+//! that reaches every process it started.
+//!
+//! The main function is [`run`]. Signal policy, in one place:
+//!
+//! - Every stage runs as the leader of a new process group (`setpgid(0, 0)` through
+//!   `process_group(0)`). The terminal's Ctrl-C therefore reaches only portcullis, which decides
+//!   what to do; nothing is delivered twice.
+//! - To stop a stage (abort, timeout, interrupt), SIGTERM goes to the whole group, so
+//!   grandchildren (`bash -c 'server & tests'`) are told too. If anything of the group is still
+//!   alive after the grace period, SIGKILL goes to the group. Output is still read meanwhile, so
+//!   what the stage prints while shutting down reaches its log.
+//! - When the stage's own process exits, whatever it left running in its group (background
+//!   jobs) gets the same SIGTERM, grace, SIGKILL treatment: no process a stage started outlives
+//!   the stage, and its output pipe closes.
+//! - A second Ctrl-C (`kill_now`) sends SIGKILL to the group at once.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::pin::pin;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::runner::output::OutputSink;
+
+/// How long output is still read from processes that left the stage's group, once the group
+/// itself is gone.
+const LEFT_GROUP_WAIT: Duration = Duration::from_secs(1);
+
+pub(crate) struct ProcessSpec {
+    pub(crate) argv: Vec<String>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) workdir: PathBuf,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Exit {
+    Code(i32),
+    Signal(i32),
+    TimedOut,
+    Cancelled,
+    SpawnFailed(String),
+}
+
+impl Exit {
+    pub(crate) fn success(&self) -> bool {
+        *self == Exit::Code(0)
+    }
+
+    /// The reason shown for a stage that ended this way.
+    pub(crate) fn reason(&self, timeout: Duration) -> String {
+        match self {
+            Exit::Code(code) => format!("exit code {code}"),
+            Exit::Signal(sig) => {
+                let name = Signal::try_from(*sig)
+                    .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned());
+                format!("killed by {name}")
+            }
+            Exit::TimedOut => format!(
+                "timed out after {}",
+                crate::config::duration::format(timeout)
+            ),
+            Exit::Cancelled => "cancelled".into(),
+            Exit::SpawnFailed(e) => e.clone(),
+        }
+    }
+}
+
+/// Signals a process group; a group that no longer exists is not an error.
+pub(crate) fn signal_group(pgid: i32, signal: Signal) {
+    let _ = killpg(Pid::from_raw(pgid), signal);
+}
+
+fn group_alive(pgid: i32) -> bool {
+    killpg(Pid::from_raw(pgid), None).is_ok()
+}
+
+pub(crate) async fn run(
+    spec: &ProcessSpec,
+    sink: &mut OutputSink,
+    timeout: Duration,
+    grace: Duration,
+    cancel: &CancellationToken,
+    kill_now: &CancellationToken,
+) -> Exit {
+    let Some((program, args)) = spec.argv.split_first() else {
+        return Exit::SpawnFailed("empty command".into());
+    };
+    let (reader, writer) = match std::io::pipe() {
+        Ok(pair) => pair,
+        Err(e) => return Exit::SpawnFailed(format!("cannot create a pipe: {e}")),
+    };
+    let stderr = match writer.try_clone() {
+        Ok(w) => w,
+        Err(e) => return Exit::SpawnFailed(format!("cannot create a pipe: {e}")),
+    };
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.workdir)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(stderr)
+        .process_group(0)
+        .kill_on_drop(true);
+    let spawned = command.spawn();
+    // The command holds our copies of the pipe's write end; they must close, or the read end
+    // would never see end-of-file.
+    drop(command);
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let what = if spec.workdir.is_dir() {
+                format!("cannot start `{program}`: {e}")
+            } else {
+                format!(
+                    "cannot start `{program}`: working directory `{}` does not exist",
+                    spec.workdir.display()
+                )
+            };
+            return Exit::SpawnFailed(what);
+        }
+    };
+    let Some(pgid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
+        return Exit::SpawnFailed("the process ended before it could be tracked".into());
+    };
+    let mut pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader)) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            sink.line(&format!("portcullis: cannot read the stage's output: {e}"))
+                .await;
+            None
+        }
+    };
+
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut status: Option<std::process::ExitStatus> = None;
+    let mut ended_by: Option<Exit> = None;
+    let deadline = Instant::now() + timeout;
+    // Set once SIGTERM went out: when SIGKILL follows.
+    let mut kill_at: Option<Instant> = None;
+    // Set once nothing of the group can be alive: a process that left the group (`setsid`) may
+    // still hold the pipe, and is given this long before its output is abandoned.
+    let mut abandon_at: Option<Instant> = None;
+    let mut timer = pin!(sleep_until(deadline));
+
+    loop {
+        if status.is_some() && pipe.is_none() {
+            break;
+        }
+        let wake = if status.is_none() && ended_by.is_none() {
+            Some(deadline)
+        } else {
+            abandon_at.or(kill_at)
+        };
+        if let Some(at) = wake {
+            timer.as_mut().reset(at);
+        }
+        tokio::select! {
+            read = async {
+                match pipe.as_mut() {
+                    Some(p) => p.read(&mut buf).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match read {
+                    Ok(0) | Err(_) => pipe = None,
+                    Ok(n) => sink.write(&buf[..n]).await,
+                }
+            }
+            waited = child.wait(), if status.is_none() => {
+                status = Some(waited.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(1 << 8)));
+                if group_alive(pgid) {
+                    signal_group(pgid, Signal::SIGTERM);
+                    kill_at.get_or_insert(Instant::now() + grace);
+                } else {
+                    abandon_at = Some(Instant::now() + LEFT_GROUP_WAIT);
+                }
+            }
+            () = &mut timer, if wake.is_some() => {
+                if status.is_none() && ended_by.is_none() {
+                    ended_by = Some(Exit::TimedOut);
+                    signal_group(pgid, Signal::SIGTERM);
+                    kill_at = Some(Instant::now() + grace);
+                } else if abandon_at.is_none() {
+                    signal_group(pgid, Signal::SIGKILL);
+                    abandon_at = Some(Instant::now() + LEFT_GROUP_WAIT);
+                } else {
+                    pipe = None;
+                }
+            }
+            () = cancel.cancelled(), if ended_by.is_none() && status.is_none() => {
+                ended_by = Some(Exit::Cancelled);
+                signal_group(pgid, Signal::SIGTERM);
+                kill_at = Some(Instant::now() + grace);
+            }
+            () = kill_now.cancelled(), if abandon_at.is_none() => {
+                signal_group(pgid, Signal::SIGKILL);
+                ended_by.get_or_insert(Exit::Cancelled);
+                abandon_at = Some(Instant::now() + LEFT_GROUP_WAIT);
+            }
+        }
+    }
+    if group_alive(pgid) {
+        signal_group(pgid, Signal::SIGKILL);
+    }
+    if let Some(exit) = ended_by {
+        return exit;
+    }
+    match status {
+        Some(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(sig)) => Exit::Signal(sig),
+            (None, None) => Exit::Code(1),
+        },
+        None => Exit::Code(1),
+    }
+}

@@ -1,0 +1,165 @@
+//! A small builder: write a pipeline into a temp dir, run `portcullis`, look at what it left.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+pub(crate) struct Test {
+    pub(crate) dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Test {
+    pub(crate) fn new() -> Test {
+        Test {
+            dir: tempfile::tempdir().expect("temp dir"),
+            env: Vec::new(),
+        }
+    }
+
+    /// Writes `pipelines/NAME.yml`.
+    pub(crate) fn pipeline(self, name: &str, yaml: &str) -> Test {
+        self.file(&format!("pipelines/{name}.yml"), yaml)
+    }
+
+    pub(crate) fn file(self, path: &str, contents: &str) -> Test {
+        let full = self.dir.path().join(path);
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        std::fs::write(full, contents).expect("write");
+        self
+    }
+
+    pub(crate) fn env(mut self, key: &str, value: &str) -> Test {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITHUB_OUTPUT")
+            .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
+        let output: Output = self.command(args).output().expect("run portcullis");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub(crate) fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn portcullis")
+    }
+
+    pub(crate) fn latest_run(&self) -> PathBuf {
+        self.dir.path().join(".portcullis/runs/latest")
+    }
+
+    pub(crate) fn junit(&self) -> String {
+        std::fs::read_to_string(self.latest_run().join("junit.xml"))
+            .expect("junit.xml in the run folder")
+    }
+
+    pub(crate) fn log(&self, stage: &str) -> String {
+        std::fs::read_to_string(self.latest_run().join(format!("{stage}.log"))).unwrap_or_default()
+    }
+
+    pub(crate) fn read(&self, path: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(path)).unwrap_or_default()
+    }
+
+    /// Waits until `path` exists (a stage has reached a point); panics after 20 s.
+    pub(crate) fn wait_for(&self, path: &str) {
+        let full = self.dir.path().join(path);
+        let start = Instant::now();
+        while !full.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "`{path}` never appeared"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Whether a process is still alive (zombies count as gone).
+pub(crate) fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Reads pids a stage wrote, one per line.
+pub(crate) fn pids(text: &str) -> Vec<i32> {
+    text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// Whether a component named in `PORTCULLIS_REQUIRE` must be present.
+pub(crate) fn required(component: &str) -> bool {
+    std::env::var("PORTCULLIS_REQUIRE").is_ok_and(|v| v.split(',').any(|c| c.trim() == component))
+}
+
+/// Validates a JUnit file against the strict Jenkins schema with `xmllint`.
+pub(crate) fn assert_schema_valid(xml: &Path) {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/junit-10.xsd");
+    match Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&schema)
+        .arg(xml)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{} does not validate:\n{}\n{}",
+            xml.display(),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(xml).unwrap_or_default()
+        ),
+        Err(_) if !required("xmllint") => {
+            eprintln!("skipped: `xmllint` is not installed (Debian: libxml2-utils)")
+        }
+        Err(e) => panic!("xmllint is required (PORTCULLIS_REQUIRE) but cannot run: {e}"),
+    }
+}

@@ -1,0 +1,150 @@
+use crate::harness::Test;
+
+const PIPELINE: &str = r#"version: 1
+name: release
+stages:
+  lint:
+    run: ruff check .
+  test:
+    needs: [lint]
+    retries: 1
+    run: pytest
+  ports:
+    needs: [lint]
+    command: [echo, ports]
+  end:
+    needs: [test, ports]
+    run: ./deploy.sh
+    rollback: ./undo.sh
+  notify:
+    needs: [end]
+    if: always
+    run: ./notify.sh
+"#;
+
+#[test]
+fn plan_lists_stages_in_order_with_what_each_waits_for() {
+    let t = Test::new().pipeline("release", PIPELINE);
+    let out = t.run(&["plan", "release"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("pipeline `release` (pipelines/release.yml): 5 stages, at most "),
+        "{}",
+        lines[0]
+    );
+    let order: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains(". "))
+        .map(|l| l.split_whitespace().nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(order, ["lint", "test", "ports", "end", "notify"]);
+    assert!(
+        out.stdout.contains("test    level 1  waits for lint"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("end     level 2  waits for test, ports"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("waits for end, if always"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("retries 1"), "{}", out.stdout);
+    assert!(out.stdout.contains("has rollback"), "{}", out.stdout);
+}
+
+#[test]
+fn graph_prints_mermaid_and_dot() {
+    let t = Test::new().pipeline("release", PIPELINE);
+    let mermaid = t.run(&["graph", "release"]);
+    assert_eq!(mermaid.code, 0);
+    assert!(
+        mermaid.stdout.starts_with("flowchart TD\n"),
+        "{}",
+        mermaid.stdout
+    );
+    assert!(
+        mermaid.stdout.contains("s3[\"end\"]"),
+        "a stage named `end` gets a safe node id: {}",
+        mermaid.stdout
+    );
+    assert!(
+        mermaid.stdout.contains("s1 --> s3") && mermaid.stdout.contains("s2 --> s3"),
+        "{}",
+        mermaid.stdout
+    );
+    assert!(
+        mermaid.stdout.contains("s3 -.-> s4"),
+        "conditional edges are dashed: {}",
+        mermaid.stdout
+    );
+
+    let dot = t.run(&["graph", "release", "--format", "dot"]);
+    assert_eq!(dot.code, 0);
+    assert!(
+        dot.stdout.starts_with("digraph \"release\" {"),
+        "{}",
+        dot.stdout
+    );
+    assert!(
+        dot.stdout.contains("\"lint\" -> \"test\";"),
+        "{}",
+        dot.stdout
+    );
+    assert!(
+        dot.stdout.contains("\"end\" -> \"notify\" [style=dashed];"),
+        "{}",
+        dot.stdout
+    );
+}
+
+/// The pipelines this repository ships are valid.
+#[test]
+fn shipped_pipelines_validate() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(crate::harness::BIN)
+        .arg("validate")
+        .current_dir(root)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("pipelines/ci.yml: valid"), "{stdout}");
+    assert!(stdout.contains("pipelines/demo.yml: valid"), "{stdout}");
+}
+
+/// The README's first command: the demo runs green out of the box.
+#[test]
+fn demo_pipeline_runs_out_of_the_box() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let t = Test::new().file(
+        "pipelines/demo.yml",
+        &std::fs::read_to_string(root.join("pipelines/demo.yml")).expect("demo.yml"),
+    );
+    let out = t.run(&["run", "demo"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("warning"),
+        "the demo shows an allowed failure: {out:?}"
+    );
+    assert!(
+        out.stderr.contains("retrying"),
+        "the demo shows a retry: {out:?}"
+    );
+    let broken = t.run(&["run", "demo", "--var", "BREAK=smoke"]);
+    assert_eq!(broken.code, 1, "{broken:?}");
+    assert!(
+        broken.stderr.contains("rolled back"),
+        "the broken demo rolls back: {broken:?}"
+    );
+}
