@@ -15,6 +15,10 @@ use crate::graph;
 pub(crate) struct Selection {
     pub(crate) selected: Vec<bool>,
     pub(crate) reasons: Vec<Option<String>>,
+    /// Left out by `--skip` or `paths:`: such a stage keeps its place in the graph, settling as
+    /// soon as its own needs have passed, so skipping `test` never lets `deploy` start before
+    /// `lint`. Stages left out by `--only` and `--from` are taken as already done.
+    pub(crate) pass_through: Vec<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +54,7 @@ pub(crate) fn select(pipeline: &Pipeline, opts: &SelectOptions<'_>) -> Result<Se
         })
     };
     let mut reasons: Vec<Option<String>> = vec![None; n];
+    let mut pass_through = vec![false; n];
     if !opts.only.is_empty() {
         let only: Vec<StageIdx> = opts
             .only
@@ -74,7 +79,10 @@ pub(crate) fn select(pipeline: &Pipeline, opts: &SelectOptions<'_>) -> Result<Se
     }
     for name in opts.skip {
         let idx = lookup("--skip", name)?;
-        reasons[idx.0] = Some("skipped by `--skip`".into());
+        if reasons[idx.0].is_none() {
+            reasons[idx.0] = Some("skipped by `--skip`".into());
+            pass_through[idx.0] = true;
+        }
     }
     if let Some((base, changed)) = opts.changed {
         for (i, stage) in pipeline.stages.iter().enumerate() {
@@ -95,12 +103,14 @@ pub(crate) fn select(pipeline: &Pipeline, opts: &SelectOptions<'_>) -> Result<Se
                 reasons[i] = Some(format!(
                     "no file changed since `{base}` matches its `paths`"
                 ));
+                pass_through[i] = true;
             }
         }
     }
     Ok(Selection {
         selected: reasons.iter().map(Option::is_none).collect(),
         reasons,
+        pass_through,
     })
 }
 

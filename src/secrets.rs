@@ -93,6 +93,7 @@ fn stderr_suffix(tail: &[String]) -> String {
 
 impl SecretError {
     /// The secret's name under `secrets:`.
+    #[cfg(test)]
     pub(crate) fn secret(&self) -> &str {
         match self {
             SecretError::EnvMissing { name, .. }

@@ -15,7 +15,10 @@ use crate::config::{self, LoadError};
 
 /// Whether stderr gets colour: a terminal, and `NO_COLOR` unset.
 pub(crate) fn stderr_color() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    crate::report::terminal::color_enabled(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    )
 }
 
 /// Prints a message on stderr in the `error: ...` / `help: ...` shape.

@@ -156,7 +156,9 @@ async fn run_pipeline(
     };
     let concurrency = args.jobs.map_or(pipeline.concurrency, usize::from);
     let start = Instant::now();
-    let (tx, rx) = mpsc::channel(256);
+    // Output events carry up to 64 KiB each; a short queue bounds what a chatty stage can pile
+    // up ahead of a slow terminal, and backpressure slows the stage instead.
+    let (tx, rx) = mpsc::channel(16);
     let emitter = Emitter::new(tx, start);
 
     let stderr = std::io::stderr();

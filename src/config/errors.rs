@@ -53,24 +53,6 @@ pub(crate) struct SourceFile {
     pub(crate) text: Arc<str>,
 }
 
-impl SourceFile {
-    /// 1-based line and column (in characters) of a byte offset.
-    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(&self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, col)
-    }
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
 /// A [`ConfigError`] together with its file, ready for miette to render.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", error.message)]
@@ -152,18 +134,6 @@ pub(crate) fn suggest<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn line_col_counts_characters() {
-        let file = SourceFile {
-            path: "x.yml".into(),
-            text: Arc::from("ab\nçd: x\n"),
-        };
-        assert_eq!(file.line_col(0), (1, 1));
-        assert_eq!(file.line_col(3), (2, 1));
-        assert_eq!(file.line_col(7), (2, 4));
-        assert_eq!(file.line_col(999), (3, 1));
-    }
 
     #[test]
     fn suggestions() {

@@ -93,14 +93,177 @@ pub(crate) fn parse_and_validate(
     cpus: usize,
 ) -> Result<Pipeline, Vec<ConfigError>> {
     let root = yaml::parse(text).map_err(|e| {
-        vec![
-            ConfigError::new(
-                format!("invalid YAML: {}", e.message),
-                e.offset..e.offset + 1,
-                "here",
-            )
-            .help("fix the YAML syntax; a YAML linter shows the structure it sees"),
-        ]
+        let help = if e.message.contains("mapping values are not allowed") {
+            "a `: ` inside an unquoted value starts a new key; quote the whole value, \
+             or write it as a block (`run: |` and the script on the next lines)"
+        } else if e.message.contains("tab") {
+            "YAML indents with spaces, not tabs"
+        } else {
+            "fix the YAML syntax; a YAML linter shows the structure it sees"
+        };
+        let message = format!("invalid YAML: {}", e.message);
+        vec![ConfigError::new(message, e.offset..e.offset + 1, "here").help(help)]
     })?;
     validate::validate(&root, text, path, vars, cpus)
+}
+
+/// No input may panic the loader, the validator or the diagnostic renderer: arbitrary text,
+/// and every pipeline this repository ships cut, spliced and garbled at random.
+#[cfg(test)]
+mod fuzz {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::errors::{ConfigErrors, SourceFile};
+    use super::parse_and_validate;
+
+    const SEEDS: &[&str] = &[
+        include_str!("../../fixtures/pipelines/everything.yml"),
+        include_str!("../../pipelines/demo.yml"),
+        include_str!("../../pipelines/ci.yml"),
+    ];
+
+    /// Bits of YAML and of the pipeline language that make mutations interesting.
+    const TOKENS: &[&str] = &[
+        ":",
+        "- ",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        "\n",
+        "  ",
+        "&a ",
+        "*a",
+        "!!str ",
+        "|",
+        ">",
+        "'",
+        "\"",
+        "#",
+        "---",
+        "...",
+        "${",
+        "}",
+        "$${",
+        "${x.y}",
+        "needs: [",
+        "run: ",
+        "uses: ",
+        "if: ",
+        "timeout: ",
+        "9999999999999999999h",
+        "\t",
+        "é",
+        "\u{feff}",
+        "\0",
+        "stages:",
+        "version: 1",
+        "? ",
+        "<<: *a",
+    ];
+
+    fn check(text: &str) {
+        let path = Path::new("pipelines/fuzz.yml");
+        if let Err(errors) = parse_and_validate(text, path, &["V".to_owned()], 2) {
+            assert!(!errors.is_empty());
+            let file = SourceFile {
+                path: path.to_path_buf(),
+                text: Arc::from(text),
+            };
+            let all = ConfigErrors { file, errors };
+            let handler = miette::GraphicalReportHandler::new_themed(
+                miette::GraphicalTheme::unicode_nocolor(),
+            );
+            for diagnostic in all.diagnostics() {
+                let mut out = String::new();
+                handler
+                    .render_report(&mut out, &diagnostic)
+                    .expect("renders");
+                assert!(!out.is_empty());
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Delete(prop::sample::Index, usize),
+        Insert(prop::sample::Index, prop::sample::Index),
+        Duplicate(prop::sample::Index, usize),
+        Byte(prop::sample::Index, u8),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            (any::<prop::sample::Index>(), 1usize..40).prop_map(|(i, n)| Mutation::Delete(i, n)),
+            (any::<prop::sample::Index>(), any::<prop::sample::Index>())
+                .prop_map(|(i, t)| Mutation::Insert(i, t)),
+            (any::<prop::sample::Index>(), 1usize..80).prop_map(|(i, n)| Mutation::Duplicate(i, n)),
+            (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Byte(i, b)),
+        ]
+    }
+
+    fn apply(text: &str, mutations: &[Mutation]) -> String {
+        let mut bytes = text.as_bytes().to_vec();
+        for m in mutations {
+            let len = bytes.len().max(1);
+            match m {
+                Mutation::Delete(i, n) => {
+                    let at = i.index(len).min(bytes.len());
+                    let end = (at + n).min(bytes.len());
+                    bytes.drain(at..end);
+                }
+                Mutation::Insert(i, t) => {
+                    let at = i.index(len).min(bytes.len());
+                    let token = TOKENS[t.index(TOKENS.len())].as_bytes();
+                    bytes.splice(at..at, token.iter().copied());
+                }
+                Mutation::Duplicate(i, n) => {
+                    let at = i.index(len).min(bytes.len());
+                    let end = (at + n).min(bytes.len());
+                    let copy = bytes[at..end].to_vec();
+                    bytes.splice(at..at, copy);
+                }
+                Mutation::Byte(i, b) => {
+                    if !bytes.is_empty() {
+                        let at = i.index(bytes.len());
+                        bytes[at] = *b;
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+            check(&text);
+        }
+
+        #[test]
+        fn yaml_shaped_text_never_panics(parts in proptest::collection::vec(any::<prop::sample::Index>(), 0..60)) {
+            let text: String = parts.iter().map(|i| TOKENS[i.index(TOKENS.len())]).collect();
+            check(&text);
+        }
+
+        #[test]
+        fn mutated_pipelines_never_panic(seed in any::<prop::sample::Index>(), mutations in proptest::collection::vec(mutation(), 1..6)) {
+            let text = apply(SEEDS[seed.index(SEEDS.len())], &mutations);
+            check(&text);
+        }
+    }
+
+    #[test]
+    fn seeds_are_valid() {
+        for seed in SEEDS {
+            let result = parse_and_validate(seed, Path::new("seed.yml"), &[], 2);
+            assert!(result.is_ok(), "{:?}", result.err());
+        }
+    }
 }

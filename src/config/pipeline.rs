@@ -160,12 +160,6 @@ pub(crate) enum TemplatePart {
 }
 
 impl Template {
-    pub(crate) fn literal(s: impl Into<String>) -> Template {
-        Template {
-            parts: vec![TemplatePart::Literal(s.into())],
-        }
-    }
-
     /// Expands every reference with `lookup`; a reference it cannot answer becomes empty.
     pub(crate) fn expand(&self, lookup: &mut dyn FnMut(&TemplatePart) -> Option<String>) -> String {
         let mut out = String::new();

@@ -5,7 +5,7 @@
 //! `portcullis validate` shows everything that is wrong. Only when the list is empty does a
 //! [`Pipeline`] come out, so the rest of the program never meets an invalid one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -1091,14 +1091,4 @@ fn is_env_name(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Stage ids by index, for messages.
-pub(crate) fn stage_names(pipeline: &Pipeline) -> HashMap<StageIdx, &str> {
-    pipeline
-        .stages
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (StageIdx(i), s.id.as_str()))
-        .collect()
 }

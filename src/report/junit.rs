@@ -787,8 +787,6 @@ AssertionError: expected Infinity to be +0 // Object.is equality
     fn run_started(stages: &[&str]) -> RunEventKind {
         let planned = |id: &&str| PlannedStage {
             id: (*id).to_owned(),
-            display_name: (*id).to_owned(),
-            needs: vec![],
             selected: *id != "docs",
         };
         RunEventKind::RunStarted {
@@ -822,7 +820,6 @@ AssertionError: expected Infinity to be +0 // Object.is equality
         FailedAttempt {
             attempt,
             reason: reason.to_owned(),
-            duration: Duration::from_millis(200),
             tail: vec![format!("try {attempt} output")],
         }
     }
@@ -853,7 +850,6 @@ AssertionError: expected Infinity to be +0 // Object.is equality
             stage: stage.to_owned(),
             attempt: 1,
             max_attempts: 1,
-            log: PathBuf::from("stage.log"),
         }
     }
 
@@ -1240,7 +1236,6 @@ AssertionError: expected Infinity to be +0 // Object.is equality
             },
             RunEventKind::RollbackStarted {
                 stage: "build".to_owned(),
-                log: PathBuf::from("rb.log"),
             },
         ]);
         for s in [
@@ -1398,7 +1393,7 @@ AssertionError: expected Infinity to be +0 // Object.is equality
             if let RunEventKind::RunStarted { pipeline: p, stages, timestamp: t, .. } = &mut run {
                 (*p, *t) = (pipeline, timestamp);
                 let id = stage.clone();
-                stages.push(PlannedStage { id, display_name: String::new(), needs: vec![], selected: true });
+                stages.push(PlannedStage { id, selected: true });
             }
             let status = CaseStatus::Errored { message, body: body.clone() };
             let case = CaseResult { output: line.clone(), ..case(&name, status, Some((&body, 0, u32::MAX))) };

@@ -120,6 +120,7 @@ impl TerminalReporter {
                 pipeline,
                 run_dir,
                 stages,
+                concurrency,
                 ..
             } => {
                 self.id_width = stages
@@ -141,7 +142,9 @@ impl TerminalReporter {
                 };
                 push_line(
                     &mut text,
-                    &format!("running `{pipeline}`: {count}, run `{run_id}`"),
+                    &format!(
+                        "running `{pipeline}`: {count}, at most {concurrency} at once, run `{run_id}`"
+                    ),
                 );
             }
             RunEventKind::StageStarted {
@@ -706,8 +709,6 @@ mod tests {
     fn run_started(ids: &[&str]) -> K {
         let stage = |id: &&str| PlannedStage {
             id: (*id).into(),
-            display_name: (*id).into(),
-            needs: Vec::new(),
             selected: true,
         };
         K::RunStarted {
@@ -722,12 +723,10 @@ mod tests {
     }
 
     fn started(stage: &str, attempt: u32, max_attempts: u32) -> K {
-        let log = format!(".portcullis/runs/r1/{stage}.log").into();
         K::StageStarted {
             stage: stage.into(),
             attempt,
             max_attempts,
-            log,
         }
     }
 
@@ -781,7 +780,6 @@ mod tests {
             stage: "test".into(),
             attempt: 1,
             reason: "exit code 1".into(),
-            duration: Duration::from_millis(370),
             retry_in: Duration::from_secs(1),
         };
         let rolled_back = K::RollbackFinished(RollbackResult {
@@ -810,7 +808,7 @@ mod tests {
             ev(5630, finished("test", S::Failed, Some("exit code 3"), 4100, &["a", "", "b"])),
             ev(5640, finished("slow", S::Cancelled, Some("`test` failed"), 4100, &[])),
             ev(5650, finished("deploy", S::Skipped, Some("needs `test`, which failed"), 0, &[])),
-            ev(5660, K::RollbackStarted { stage: "lint".into(), log }),
+            ev(5660, K::RollbackStarted { stage: "lint".into() }),
             ev(6160, rolled_back),
             ev(12_300, run_finished(RunStatus::Failed, 12_300)),
         ]
@@ -819,7 +817,7 @@ mod tests {
     #[test]
     fn plain_mode_prints_every_line_and_a_root_cause_summary() {
         let expected = "\
-running `release`: 5 stages, run `r1`
+running `release`: 5 stages, at most 2 at once, run `r1`
 ▶ lint
 lint   | checking
 ✓ lint    passed  1.2s
@@ -908,8 +906,7 @@ logs: `.portcullis/runs/r1`
                      \x1b[2J\x1b[?25l\u{9b}1Aup\u{202e}txt\x08\x1b(B\n";
         let events = [ev(0, run_started(&["t"])), ev(0, output("t", lines))];
         let plain = render(TerminalMode::Plain, false, &events);
-        let expected =
-            "running `release`: 1 stage, run `r1`\nt | 100%\nt | red link\tok\nt | uptxt\n";
+        let expected = "running `release`: 1 stage, at most 2 at once, run `r1`\nt | 100%\nt | red link\tok\nt | uptxt\n";
         assert_eq!(plain, expected);
         let colored = render(TerminalMode::Plain, true, &events);
         let red = "\x1b[2mt |\x1b[0m \x1b[31mred\x1b[0m link\tok\x1b[0m\n";
@@ -979,7 +976,7 @@ logs: `.portcullis/runs/r1`
             .handle(&ev(3000, run_finished(RunStatus::Passed, 3000)))
             .unwrap();
         let expected = "\
-running `release`: 2 stages, run `r1`
+running `release`: 2 stages, at most 2 at once, run `r1`
 \x1b[?25l⠋ build     0s
 \x1b[1A\x1b[J⠙ build   0.1s
 ⠙ test      0s

@@ -38,7 +38,6 @@ pub(crate) enum RunEventKind {
         stage: String,
         attempt: u32,
         max_attempts: u32,
-        log: PathBuf,
     },
     /// Complete lines a stage printed (stdout and stderr interleaved), each ending in `\n`.
     StageOutput {
@@ -50,7 +49,6 @@ pub(crate) enum RunEventKind {
         stage: String,
         attempt: u32,
         reason: String,
-        duration: Duration,
         retry_in: Duration,
     },
     /// A stage ended: it ran (passed, warned, failed, cancelled) or never ran (skipped).
@@ -58,7 +56,6 @@ pub(crate) enum RunEventKind {
     /// A rollback of a stage that had passed started (the run failed or was interrupted).
     RollbackStarted {
         stage: String,
-        log: PathBuf,
     },
     RollbackFinished(RollbackResult),
     /// The last event of every run.
@@ -72,8 +69,6 @@ pub(crate) enum RunEventKind {
 #[derive(Debug, Clone)]
 pub(crate) struct PlannedStage {
     pub(crate) id: String,
-    pub(crate) display_name: String,
-    pub(crate) needs: Vec<String>,
     /// False when `--only`, `--skip`, `--from` or `paths:` left it out.
     pub(crate) selected: bool,
 }
@@ -110,7 +105,6 @@ pub(crate) const TAIL_LINES: usize = 40;
 pub(crate) struct FailedAttempt {
     pub(crate) attempt: u32,
     pub(crate) reason: String,
-    pub(crate) duration: Duration,
     pub(crate) tail: Vec<String>,
 }
 
@@ -124,18 +118,6 @@ pub(crate) enum StageStatus {
     Cancelled,
     /// Never ran; the reason says why.
     Skipped,
-}
-
-impl StageStatus {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            StageStatus::Passed => "passed",
-            StageStatus::Warned => "warning",
-            StageStatus::Failed => "failed",
-            StageStatus::Cancelled => "cancelled",
-            StageStatus::Skipped => "skipped",
-        }
-    }
 }
 
 /// One test case a built-in kind contributes to the JUnit report.

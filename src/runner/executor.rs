@@ -172,10 +172,8 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
                     stage: stage.id.clone(),
                     attempt: attempts,
                     max_attempts,
-                    log: log.clone(),
                 })
                 .await;
-            let attempt_start = Instant::now();
             let mut sink =
                 OutputSink::open(&stage.id, log.clone(), &setup.redactor, job.emitter.clone());
             if attempts > 1 {
@@ -212,20 +210,17 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
                     if attempts < max_attempts && !job.cancel.is_cancelled() =>
                 {
                     let retry_in = stage.retries.delay_before(attempts);
-                    let duration = attempt_start.elapsed();
                     job.emitter
                         .emit(RunEventKind::StageRetrying {
                             stage: stage.id.clone(),
                             attempt: attempts,
                             reason: reason.clone(),
-                            duration,
                             retry_in,
                         })
                         .await;
                     failed_attempts.push(FailedAttempt {
                         attempt: attempts,
                         reason,
-                        duration,
                         tail,
                     });
                     tokio::select! {
@@ -495,7 +490,6 @@ pub(super) async fn run_rollback(job: RollbackJob) -> RollbackStatus {
     job.emitter
         .emit(RunEventKind::RollbackStarted {
             stage: stage.id.clone(),
-            log: log.clone(),
         })
         .await;
     let start = Instant::now();

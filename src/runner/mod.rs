@@ -135,12 +135,6 @@ impl Dispatcher {
             .enumerate()
             .map(|(i, s)| PlannedStage {
                 id: s.id.clone(),
-                display_name: s.display_name.clone(),
-                needs: s
-                    .needs
-                    .iter()
-                    .map(|n| self.pipeline.stage(*n).id.clone())
-                    .collect(),
                 selected: self.setup.selection.selected[i],
             })
             .collect();
@@ -156,6 +150,9 @@ impl Dispatcher {
             })
             .await;
         for i in 0..self.states.len() {
+            if self.setup.selection.pass_through[i] {
+                continue;
+            }
             if let Some(reason) = self.setup.selection.reasons[i].clone() {
                 self.finish_unrun(StageIdx(i), StageStatus::Skipped, reason)
                     .await;
@@ -236,6 +233,12 @@ impl Dispatcher {
                 }
                 match self.decide(StageIdx(i)) {
                     Decision::Wait => {}
+                    Decision::PassThrough(reason) => {
+                        self.finish_unrun(StageIdx(i), StageStatus::Skipped, reason)
+                            .await;
+                        self.states[i] = State::Done(StageStatus::Passed);
+                        progressed = true;
+                    }
                     Decision::Skip(reason) => {
                         self.finish_unrun(StageIdx(i), StageStatus::Skipped, reason)
                             .await;
@@ -278,6 +281,15 @@ impl Dispatcher {
             match self.states[need.0] {
                 State::Done(status) => needs_done.push((*need, status)),
                 _ => return Decision::Wait,
+            }
+        }
+        if self.setup.selection.pass_through[idx.0] {
+            let blocked = needs_done
+                .iter()
+                .any(|(_, s)| !matches!(s, StageStatus::Passed | StageStatus::Warned));
+            if !blocked && !self.aborted {
+                let reason = self.setup.selection.reasons[idx.0].clone();
+                return Decision::PassThrough(reason.unwrap_or_default());
             }
         }
         match stage.condition {
@@ -441,6 +453,9 @@ impl Dispatcher {
 
 enum Decision {
     Wait,
+    /// Left out by `--skip` or `paths:`, and its needs have passed: reported as skipped, and
+    /// satisfied for what needs it.
+    PassThrough(String),
     Start,
     Skip(String),
 }

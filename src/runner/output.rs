@@ -149,9 +149,4 @@ impl OutputSink {
         }
         self.tail.iter().cloned().collect()
     }
-
-    /// Forgets the tail between attempts, so each attempt reports its own.
-    pub(crate) fn reset_tail(&mut self) {
-        self.tail.clear();
-    }
 }

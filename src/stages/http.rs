@@ -19,6 +19,7 @@ use crate::config::yaml::Node;
 use crate::runner::events::{CaseResult, CaseStatus};
 
 const KEYS: &[&str] = &["url", "urls", "expect", "contains", "within", "interval"];
+const NOT_HTTP: &str = "not an HTTP response";
 /// The most of a response body that is read and shown.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -115,7 +116,9 @@ impl BuiltinStage for Http {
                 let started = Instant::now();
                 let (case, status) = self.check(&url, cx).await;
                 statuses.push(status.map_or_else(|| "none".to_owned(), |s| s.to_string()));
-                if let CaseStatus::Failed { message, .. } = &case {
+                if let CaseStatus::Failed { message, .. } | CaseStatus::Errored { message, .. } =
+                    &case
+                {
                     outcome.result = Err(message.clone());
                 }
                 outcome.cases.push(CaseResult {
@@ -141,8 +144,11 @@ impl Http {
     /// Polls one URL until it answers as expected or time runs out.
     async fn check(&self, url: &str, cx: &mut StageContext) -> (CaseStatus, Option<u16>) {
         let deadline = Instant::now() + self.within;
-        let mut last = String::from("no answer");
+        let mut last;
         let mut last_status = None;
+        // Something answered, but not in HTTP: the check could not run, which JUnit calls an
+        // error rather than a failure.
+        let mut not_http;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let answer = tokio::select! {
@@ -151,6 +157,7 @@ impl Http {
             };
             match answer {
                 Ok(Ok((status, body))) => {
+                    not_http = false;
                     last_status = Some(status);
                     let body_ok = self
                         .contains
@@ -169,8 +176,14 @@ impl Http {
                         format!("{status}")
                     };
                 }
-                Ok(Err(e)) => last = e,
-                Err(_) => last = "no answer".into(),
+                Ok(Err(e)) => {
+                    not_http = e.starts_with(NOT_HTTP);
+                    last = e;
+                }
+                Err(_) => {
+                    not_http = false;
+                    last = "no answer".into();
+                }
             }
             cx.log.line(&format!("GET {url}: {last}")).await;
             if Instant::now() + self.interval >= deadline {
@@ -179,13 +192,13 @@ impl Http {
                     self.expect,
                     crate::config::duration::format(self.within)
                 );
-                return (
-                    CaseStatus::Failed {
-                        message,
-                        body: String::new(),
-                    },
-                    last_status,
-                );
+                let body = String::new();
+                let status = if not_http {
+                    CaseStatus::Errored { message, body }
+                } else {
+                    CaseStatus::Failed { message, body }
+                };
+                return (status, last_status);
             }
             tokio::select! {
                 () = tokio::time::sleep(self.interval) => {}
@@ -236,7 +249,7 @@ async fn get(url: &str) -> Result<(u16, String), String> {
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or_else(|| {
             format!(
-                "not an HTTP response: `{}`",
+                "{NOT_HTTP}: `{}`",
                 status_line.chars().take(80).collect::<String>()
             )
         })?;

@@ -51,6 +51,11 @@ pub(crate) trait BuiltinStage: Send + Sync + std::fmt::Debug {
 }
 
 /// What a kind's run or rollback sees.
+#[expect(
+    dead_code,
+    reason = "`http` needs only the log, values and cancellation; the run folder, working directory \
+              and environment are for the kinds that start tools (`pg-dump`, `blue-green`)"
+)]
 pub(crate) struct StageContext {
     pub(crate) run_id: String,
     pub(crate) run_dir: PathBuf,

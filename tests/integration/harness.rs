@@ -141,6 +141,7 @@ pub(crate) fn required(component: &str) -> bool {
 }
 
 /// Validates a JUnit file against the strict Jenkins schema with `xmllint`.
+#[expect(clippy::print_stderr, reason = "a skipped check says why")]
 pub(crate) fn assert_schema_valid(xml: &Path) {
     let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/junit-10.xsd");
     match Command::new("xmllint")

@@ -15,5 +15,7 @@ mod secrets;
 mod junit;
 // `plan`, `graph` and the pipelines shipped in `pipelines/`.
 mod plan;
+// Built-in stage kinds through the kind interface.
+mod kinds;
 // Bounded memory with a stage that prints a gigabyte.
 mod memory;

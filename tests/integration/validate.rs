@@ -285,3 +285,20 @@ fn var_names_given_on_the_command_line_are_defined() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(t.read("sha").trim(), "abc123");
 }
+
+#[test]
+fn a_colon_in_an_unquoted_script_gets_a_precise_help() {
+    let t = Test::new().pipeline(
+        "p",
+        "version: 1\nstages:\n  lint:\n    run: echo \"lint failed: 3 issues\"; exit 1\n",
+    );
+    let out = t.run(&["validate", "p"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("p.yml:4:27"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("quote the whole value, or write it as a block"),
+        "{}",
+        out.stderr
+    );
+}

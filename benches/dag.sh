@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Benchmark: portcullis vs make on the same DAGs. Not a test: it asserts nothing about time.
+#
+#   benches/dag.sh
+#
+# 1. 200 trivial stages (`true`) in 10 layers of 20, each stage needing the whole layer before
+#    it (20x20 edges between layers), at -j 2:
+#      - portcullis `run: 'true'`       -> bash --noprofile --norc -eo pipefail -c 'true'
+#      - portcullis `command: ['true']` -> execs true, no shell
+#      - make -j2, recipe `@true`        -> GNU make's fast path execs true directly (no /bin/sh:
+#                                           the line has no shell syntax), so this pairs with
+#                                           `command:`
+#      - make -j2 with SHELL=/bin/bash and portcullis's shell flags -> bash -c per recipe, pairs
+#                                           with `run:`
+# 2. 15 `sleep` stages (0.1-0.5 s) in a ladder whose critical path is known by construction, at
+#    -j 8 (wider than the graph): wall time minus critical path, for portcullis and make -j8.
+#
+# Needs: cargo, make, python3, hyperfine (`apt-get install -y hyperfine` or
+# `cargo install hyperfine`). Takes about 1.5-2 minutes on 2 cores.
+# Env: RUNS (default 10), WARMUP (default 2), KEEP_LOGS=1 keeps portcullis's run folders.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+runs=${RUNS:-10}
+warmup=${WARMUP:-2}
+
+for tool in hyperfine make python3 cargo; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "dag.sh: \`$tool\` is not installed." >&2
+        if [[ $tool == hyperfine ]]; then
+            echo "  install it with: apt-get install -y hyperfine   (or: cargo install hyperfine)" >&2
+        fi
+        exit 2
+    fi
+done
+
+echo "building the release binary..." >&2
+(cd "$repo" && cargo build --release --quiet)
+bin="$repo/target/release/portcullis"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-dag-bench.XXXXXX")
+results="$work/results"
+mkdir -p "$results"
+cd "$work"
+
+python3 "$here/dag_helper.py" layered "$work" >&2
+cp_secs=$(python3 "$here/dag_helper.py" sleep "$work")
+
+export NO_COLOR=1
+echo "machine: $(nproc) CPUs, $(uname -sr); $(make --version | head -1); $(bash --version | head -1)" >&2
+echo "work dir: $work" >&2
+
+# Other work on the machine skews everything (on 2 cores, one busy process doubles make's time):
+# report the load and what else is using CPU, before and after.
+busy_check() {
+    local load others
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    others=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 10 && $2 != "ps" {printf "%s(%s%%) ", $2, $1}')
+    echo "load average (1 min) $1: $load${others:+; busy: $others}" >&2
+    if awk -v l="$load" 'BEGIN { exit !(l > 0.7) }' || [[ -n $others ]]; then
+        echo "warning: the machine is not idle; timings will be noisy (re-run when it is quiet)" >&2
+    fi
+}
+busy_check "before"
+
+# -N: no intermediate shell, so nothing is subtracted and nothing is added. Output goes to
+# /dev/null (hyperfine's default), so portcullis sees a non-TTY stderr and prints plain lines.
+# The prepare step clears the run folders so every run starts from the same state.
+common=(--shell=none --warmup "$warmup" --runs "$runs" --style basic
+        --prepare "rm -rf $work/.portcullis")
+
+echo >&2
+echo "== 1. 200-stage layered DAG, -j 2 ==" >&2
+hyperfine "${common[@]}" --export-json "$results/layered.json" \
+    -n "portcullis run: (bash -c)" "$bin run $work/layered-run.yml -j 2" \
+    -n "portcullis command: (argv)" "$bin run $work/layered-command.yml -j 2" \
+    -n "make -j2 (/bin/sh fast path: execs true)" "make -s -j2 -f $work/Makefile.layered all" \
+    -n "make -j2 (SHELL=bash, like run:)" "make -s -j2 -f $work/Makefile.layered-bash all" >&2
+
+echo >&2
+echo "== 2. 15-stage sleep DAG, critical path ${cp_secs} s, -j 8 ==" >&2
+hyperfine "${common[@]}" --export-json "$results/sleep.json" \
+    -n "portcullis run: (bash -c)" "$bin run $work/sleep-run.yml -j 8" \
+    -n "portcullis command: (argv)" "$bin run $work/sleep-command.yml -j 8" \
+    -n "make -j8 (/bin/sh fast path: execs sleep)" "make -s -j8 -f $work/Makefile.sleep all" >&2
+
+busy_check "after"
+[[ ${KEEP_LOGS:-0} == 1 ]] || rm -rf "$work/.portcullis"
+
+echo "machine: $(nproc) CPUs; hyperfine: $runs runs after $warmup warmup runs each"
+python3 "$here/dag_helper.py" summary "$results" "$cp_secs"
+echo
+echo "hyperfine JSON: $results/"
