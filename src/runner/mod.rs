@@ -287,10 +287,16 @@ impl Dispatcher {
             let blocked = needs_done
                 .iter()
                 .any(|(_, s)| !matches!(s, StageStatus::Passed | StageStatus::Warned));
-            if !blocked && !self.aborted {
-                let reason = self.setup.selection.reasons[idx.0].clone();
-                return Decision::PassThrough(reason.unwrap_or_default());
-            }
+            let reason = self.setup.selection.reasons[idx.0]
+                .clone()
+                .unwrap_or_default();
+            // Left out by the user, it never runs; it only lets its dependents through when
+            // its own needs passed, so a failure still propagates past it.
+            return if blocked || self.aborted {
+                Decision::Skip(reason)
+            } else {
+                Decision::PassThrough(reason)
+            };
         }
         match stage.condition {
             Condition::Success => {

@@ -485,3 +485,27 @@ fn missing_program_and_workdir_fail_clearly() {
     );
     assert!(out.stderr.contains("working directory"), "{out:?}");
 }
+
+/// `--skip` keeps the graph's order: skipping the middle of a chain neither lets the end start
+/// early nor hides a failure before it, and a skipped `if: always` stage does not run.
+#[test]
+fn skipped_stages_keep_order_and_propagate_failure() {
+    let yaml = |lint: &str| {
+        format!(
+            "version: 1\nstages:\n  lint:\n    run: sleep 0.3; echo lint >> ran; exit {lint}\n  test:\n    needs: [lint]\n    run: echo test >> ran\n  deploy:\n    needs: [test]\n    run: echo deploy >> ran\n  notify:\n    if: always\n    run: echo notify >> ran\n"
+        )
+    };
+    let t = Test::new().pipeline("p", &yaml("0"));
+    let out = t.run(&["run", "p", "--skip", "test", "--skip", "notify"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(t.read("ran"), "lint\ndeploy\n");
+
+    let t = Test::new().pipeline("p", &yaml("1"));
+    let out = t.run(&["run", "p", "--skip", "test"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(t.read("ran"), "lint\nnotify\n");
+    assert!(
+        out.stderr.contains("needs `test`, which was skipped"),
+        "{out:?}"
+    );
+}
