@@ -87,6 +87,8 @@ pub(crate) struct Dispatcher {
     interrupted: bool,
     rollbacks: Phase,
     rollback_failed: bool,
+    /// Set when nothing could start although stages were left; see [`Dispatcher::run`].
+    stalled: bool,
     cancel: CancellationToken,
     kill_now: CancellationToken,
     tx: mpsc::Sender<Message>,
@@ -117,6 +119,7 @@ impl Dispatcher {
             interrupted: false,
             rollbacks: Phase::NotYet,
             rollback_failed: false,
+            stalled: false,
             cancel: CancellationToken::new(),
             kill_now: CancellationToken::new(),
             tx,
@@ -163,8 +166,26 @@ impl Dispatcher {
 
         loop {
             self.schedule().await;
-            if self.running == 0 && self.rollbacks != Phase::Running && self.all_settled() {
+            let idle = self.running == 0 && self.rollbacks != Phase::Running;
+            if idle && self.all_settled() {
                 break;
+            }
+            if idle {
+                // Nothing runs and nothing can start: a conditional stage without needs is
+                // waiting for "everything else" while something else needs it. Let it start
+                // now; if even that frees nothing, what is left can never run.
+                if !self.stalled {
+                    self.stalled = true;
+                    continue;
+                }
+                for i in 0..self.states.len() {
+                    if self.states[i] == State::Pending {
+                        let reason = "not started: its needs can never be met".to_owned();
+                        self.finish_unrun(StageIdx(i), StageStatus::Skipped, reason)
+                            .await;
+                    }
+                }
+                continue;
             }
             tokio::select! {
                 Some(message) = self.rx.recv() => match message {
@@ -327,7 +348,7 @@ impl Dispatcher {
                 Decision::Start
             }
             Condition::Always | Condition::Failure => {
-                if stage.needs.is_empty() && self.rollbacks != Phase::Done {
+                if stage.needs.is_empty() && self.rollbacks != Phase::Done && !self.stalled {
                     return Decision::Wait;
                 }
                 if self.kill_now.is_cancelled() {

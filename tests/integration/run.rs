@@ -509,3 +509,17 @@ fn skipped_stages_keep_order_and_propagate_failure() {
         "{out:?}"
     );
 }
+
+/// An `if: always` stage with no needs waits for the others, unless one of them needs it:
+/// then it starts rather than leaving the run waiting forever.
+#[test]
+fn a_needed_always_stage_without_needs_does_not_hang_the_run() {
+    let t = Test::new().pipeline(
+        "p",
+        "version: 1\nstages:\n  setup:\n    if: always\n    run: echo setup >> ran\n  build:\n    needs: [setup]\n    run: echo build >> ran\n  other:\n    run: echo other >> ran\n",
+    );
+    let out = t.run(&["run", "p", "-j", "1"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let ran = t.read("ran");
+    assert!(ran.ends_with("setup\nbuild\n"), "{ran}");
+}
