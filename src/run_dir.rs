@@ -1,13 +1,14 @@
 //! `.portcullis/runs/<run-id>/`: where a run's logs, outputs and JUnit report live.
 //!
-//! Run ids sort by time (`20261122-130512-3f9a`), so `ls` shows runs in order, and
+//! Run ids sort by time (`20261122-130512-3f9a`, UTC), so `ls` shows runs in order, and
 //! `.portcullis/runs/latest` points at the newest.
 
 use std::path::{Path, PathBuf};
 
 pub(crate) fn new_run_id() -> String {
-    let now = jiff::Zoned::now();
-    let nanos = now.timestamp().subsec_nanosecond().unsigned_abs();
+    // UTC: local time would need the time zone database, read from disk on every run.
+    let now = jiff::Timestamp::now();
+    let nanos = now.subsec_nanosecond().unsigned_abs();
     let salt = (nanos ^ std::process::id().rotate_left(16)) & 0xffff;
     format!("{}-{salt:04x}", now.strftime("%Y%m%d-%H%M%S"))
 }

@@ -5,7 +5,7 @@
 //! `portcullis validate` shows everything that is wrong. Only when the list is empty does a
 //! [`Pipeline`] come out, so the rest of the program never meets an invalid one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -118,7 +118,7 @@ impl<'n> Fields<'n> {
 pub(crate) struct Scope<'s> {
     pub(crate) vars: &'s HashSet<String>,
     /// `None` where outputs cannot be used at all (pipeline-level `env`).
-    pub(crate) ancestors: Option<&'s HashSet<String>>,
+    pub(crate) ancestors: Option<&'s crate::graph::StageSet>,
     pub(crate) stages: &'s [String],
 }
 
@@ -271,9 +271,14 @@ impl Validator<'_> {
         match &node.kind {
             NodeKind::Seq(items) => items
                 .iter()
-                .filter_map(|item| {
-                    self.string(item, &format!("each entry of {what}"))
-                        .map(|s| (s, item))
+                .filter_map(|item| match &item.kind {
+                    NodeKind::Scalar { value, .. } if !item.is_null() => {
+                        Some((value.clone(), item))
+                    }
+                    _ => {
+                        self.mismatch(item, &format!("each entry of {what}"), "a string");
+                        None
+                    }
                 })
                 .collect(),
             NodeKind::Scalar { .. } if !node.is_null() => self
@@ -341,7 +346,8 @@ impl Validator<'_> {
                         );
                         continue;
                     };
-                    if !ancestors.contains(stage) {
+                    let position = scope.stages.iter().position(|s| s == stage);
+                    if !position.is_some_and(|i| ancestors.contains(StageIdx(i))) {
                         ok = false;
                         let (message, help) = if scope.stages.contains(stage) {
                             (
@@ -529,9 +535,14 @@ impl Validator<'_> {
         // Needs first, over all stages: the ancestor sets that templates check against need the
         // whole graph, and a cycle must be reported once, not per stage.
         let stage_nodes: Vec<(&str, &Node, &Node)> = stage_fields.iter().collect();
+        let positions: HashMap<&str, usize> = stage_ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i))
+            .collect();
         let needs: Vec<Vec<(StageIdx, Range<usize>)>> = stage_nodes
             .iter()
-            .map(|(id, _, node)| self.needs(id, node, &stage_ids))
+            .map(|(id, _, node)| self.needs(id, node, &stage_ids, &positions))
             .collect();
         let edges: Vec<Vec<StageIdx>> = needs
             .iter()
@@ -566,13 +577,9 @@ impl Validator<'_> {
 
         let mut stages = Vec::new();
         for (pos, (id, key, node)) in stage_nodes.iter().enumerate() {
-            let ancestor_names: HashSet<String> = ancestors[pos]
-                .iter()
-                .map(|i| stage_ids[i.0].clone())
-                .collect();
             let scope = Scope {
                 vars: &vars,
-                ancestors: Some(&ancestor_names),
+                ancestors: Some(&ancestors[pos]),
                 stages: &stage_ids,
             };
             if let Some(stage) = self.stage(id, key, node, edges[pos].clone(), &scope, &defaults) {
@@ -715,6 +722,7 @@ impl Validator<'_> {
         id: &str,
         node: &Node,
         stage_ids: &[String],
+        positions: &HashMap<&str, usize>,
     ) -> Vec<(StageIdx, Range<usize>)> {
         let NodeKind::Map(pairs) = &node.kind else {
             return Vec::new();
@@ -735,7 +743,7 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            match stage_ids.iter().position(|s| *s == name) {
+            match positions.get(name.as_str()).copied() {
                 Some(pos) if out.iter().any(|(i, _)| i.0 == pos) => {
                     self.error(
                         ConfigError::new(

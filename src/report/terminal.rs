@@ -409,7 +409,7 @@ impl TerminalReporter {
             }
             push_line(&mut s, &format!("  {}", self.rollback_line(result)));
             if result.status != RollbackStatus::Passed {
-                push_tail(&mut s, &result.tail, Some(&result.log));
+                push_tail(&mut s, &result.tail, result.log.as_ref());
             }
         }
         if status == RunStatus::Interrupted {
@@ -788,7 +788,7 @@ mod tests {
             duration: Duration::from_millis(500),
             reason: None,
             tail: Vec::new(),
-            log: log.clone(),
+            log: Some(log.clone()),
         });
         vec![
             ev(0, run_started(&["lint", "test", "flaky", "slow", "deploy"])),

@@ -88,7 +88,7 @@ pub(crate) struct StageResult {
     pub(crate) failed_attempts: Vec<FailedAttempt>,
     /// The last lines of the stage's log (masked), at most [`TAIL_LINES`].
     pub(crate) tail: Vec<String>,
-    /// The stage's log file, when it ran.
+    /// The stage's log file, when it printed anything.
     pub(crate) log: Option<PathBuf>,
     /// Test cases a built-in kind reported (one per port finding, one per DB check).
     pub(crate) cases: Vec<CaseResult>,
@@ -158,7 +158,8 @@ pub(crate) struct RollbackResult {
     pub(crate) duration: Duration,
     pub(crate) reason: Option<String>,
     pub(crate) tail: Vec<String>,
-    pub(crate) log: PathBuf,
+    /// The rollback's log file, when it printed anything.
+    pub(crate) log: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

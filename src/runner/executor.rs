@@ -180,7 +180,9 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
                 sink.line(&format!("portcullis: attempt {attempts} of {max_attempts}"))
                     .await;
             }
-            let _ = std::fs::remove_file(&prepared.output_file);
+            if attempts > 1 {
+                let _ = std::fs::remove_file(&prepared.output_file);
+            }
             let (end, attempt_cases, kind_outputs) =
                 attempt(stage, &job, &prepared, &mut sink).await;
             cases = attempt_cases;
@@ -248,6 +250,8 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
         },
     };
     let (status, reason, tail, outputs, workdir) = end;
+    // The log exists only if some attempt printed something.
+    let log = log.exists().then_some(log);
     let mut res = result(
         stage,
         status,
@@ -256,7 +260,7 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
         attempts,
         failed_attempts,
         tail,
-        Some(log),
+        log,
         cases,
         setup,
     );
@@ -575,6 +579,7 @@ pub(super) async fn run_rollback(job: RollbackJob) -> RollbackStatus {
         },
     };
     let tail = sink.finish().await;
+    let log = sink.log_file();
     let reason = reason.map(|r| setup.redactor.redact_str(&r).into_owned());
     job.emitter
         .emit(RunEventKind::RollbackFinished(RollbackResult {

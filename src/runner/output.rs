@@ -21,48 +21,55 @@ const MAX_LINE: usize = 64 * 1024;
 /// Longest line kept in the tail; the rest of it stays in the log file.
 const MAX_TAIL_LINE: usize = 2000;
 
+/// The log file is created with the first byte of output: most gate stages print little or
+/// nothing, and creating a file per stage was a measurable share of a large pipeline's run time.
+enum LogFile {
+    NotYet,
+    Open(File),
+    /// Could not be created or written; output still reaches the reporters.
+    Failed,
+}
+
 pub(crate) struct OutputSink {
     stage: String,
     path: PathBuf,
-    file: Option<File>,
+    file: LogFile,
     redact: RedactStream,
     emitter: Emitter,
     /// Masked bytes of the line being assembled.
     partial: Vec<u8>,
     masked: Vec<u8>,
     tail: VecDeque<String>,
-    /// Whether lines are forwarded to the reporters (rollbacks and stages alike).
-    forward: bool,
 }
 
 impl OutputSink {
-    /// Appends to `path`; a failure to open it is reported in the stage's output, not fatal.
+    /// Appends to `path` (created when output first arrives); a log that cannot be written is
+    /// not fatal, the output still reaches the reporters.
     pub(crate) fn open(
         stage: &str,
         path: PathBuf,
         redactor: &Arc<Redactor>,
         emitter: Emitter,
     ) -> OutputSink {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .ok();
         OutputSink {
             stage: stage.to_owned(),
             path,
-            file,
+            file: LogFile::NotYet,
             redact: redactor.stream(),
             emitter,
             partial: Vec::new(),
             masked: Vec::new(),
             tail: VecDeque::new(),
-            forward: true,
         }
     }
 
     pub(crate) fn path(&self) -> &PathBuf {
         &self.path
+    }
+
+    /// The log file, if anything was written to it.
+    pub(crate) fn log_file(&self) -> Option<PathBuf> {
+        matches!(self.file, LogFile::Open(_)).then(|| self.path.clone())
     }
 
     /// Takes raw output bytes, as a stage printed them.
@@ -86,10 +93,17 @@ impl OutputSink {
         if masked.is_empty() {
             return;
         }
-        if let Some(file) = &mut self.file
+        if let LogFile::NotYet = self.file {
+            let opened = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path);
+            self.file = opened.map_or(LogFile::Failed, LogFile::Open);
+        }
+        if let LogFile::Open(file) = &mut self.file
             && file.write_all(masked).is_err()
         {
-            self.file = None;
+            self.file = LogFile::Failed;
         }
         let mut lines = String::new();
         let mut rest = masked;
@@ -104,7 +118,7 @@ impl OutputSink {
             self.finish_line(&mut lines);
             self.partial = tail;
         }
-        if self.forward && !lines.is_empty() {
+        if !lines.is_empty() {
             self.emitter
                 .emit(RunEventKind::StageOutput {
                     stage: self.stage.clone(),
@@ -135,16 +149,14 @@ impl OutputSink {
         if !self.partial.is_empty() {
             let mut lines = String::new();
             self.finish_line(&mut lines);
-            if self.forward {
-                self.emitter
-                    .emit(RunEventKind::StageOutput {
-                        stage: self.stage.clone(),
-                        lines,
-                    })
-                    .await;
-            }
+            self.emitter
+                .emit(RunEventKind::StageOutput {
+                    stage: self.stage.clone(),
+                    lines,
+                })
+                .await;
         }
-        if let Some(file) = &mut self.file {
+        if let LogFile::Open(file) = &mut self.file {
             let _ = file.flush();
         }
         self.tail.iter().cloned().collect()

@@ -15,10 +15,12 @@
 //!   the stage, and its output pipe closes.
 //! - A second Ctrl-C (`kill_now`) sends SIGKILL to the group at once.
 
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
@@ -73,6 +75,50 @@ impl Exit {
     }
 }
 
+/// Finds a bare program name (`bash`, `cargo`) on the stage's `PATH`.
+///
+/// The standard library starts a child with `posix_spawn` (a cheap vfork-style start) only when
+/// it need not search `PATH` itself in an environment we replaced; otherwise it falls back to a
+/// full `fork()`, measured at about a third of a millisecond per stage more. Resolving here keeps
+/// the fast path. A name not found is passed on unchanged, so the spawn error names it.
+/// Found programs are remembered for the run, keyed by name and `PATH`: a pipeline starts
+/// the same few programs (`bash`, `cargo`) over and over.
+fn resolve_program(program: &str, env: &[(String, String)]) -> PathBuf {
+    static FOUND: Mutex<Option<HashMap<(String, String), PathBuf>>> = Mutex::new(None);
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map_or("/usr/local/bin:/usr/bin:/bin", |(_, v)| v.as_str());
+    let key = (program.to_owned(), path.to_owned());
+    if let Some(found) = FOUND
+        .lock()
+        .ok()
+        .and_then(|m| m.as_ref()?.get(&key).cloned())
+    {
+        return found;
+    }
+    for dir in std::env::split_paths(path) {
+        let candidate = dir.join(program);
+        if dir.is_absolute() && is_executable(&candidate) {
+            if let Ok(mut map) = FOUND.lock() {
+                map.get_or_insert_with(HashMap::new)
+                    .insert(key, candidate.clone());
+            }
+            return candidate;
+        }
+    }
+    PathBuf::from(program)
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// Signals a process group; a group that no longer exists is not an error.
 pub(crate) fn signal_group(pgid: i32, signal: Signal) {
     let _ = killpg(Pid::from_raw(pgid), signal);
@@ -101,8 +147,9 @@ pub(crate) async fn run(
         Ok(w) => w,
         Err(e) => return Exit::SpawnFailed(format!("cannot create a pipe: {e}")),
     };
-    let mut command = tokio::process::Command::new(program);
+    let mut command = tokio::process::Command::new(resolve_program(program, &spec.env));
     command
+        .arg0(program)
         .args(args)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))

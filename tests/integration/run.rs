@@ -437,12 +437,14 @@ stages:
         "hello world hello! show passed hello!\n"
     );
     let id = t.read("sub/dir/id");
+    let run_dir = t.path().join(".portcullis/runs").join(id.trim());
     assert!(
-        t.path()
-            .join(".portcullis/runs")
-            .join(id.trim())
-            .join("show.log")
-            .exists()
+        run_dir.join("junit.xml").exists(),
+        "the run id names the run folder"
+    );
+    assert!(
+        !run_dir.join("show.log").exists(),
+        "a stage that printed nothing leaves no empty log"
     );
 }
 
