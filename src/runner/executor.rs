@@ -142,6 +142,7 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
     let mut failed_attempts = Vec::new();
     let mut cases = Vec::new();
     let mut attempts = 0;
+    let mut log_written = false;
 
     let end = match prepare(stage, setup, &job.outputs, job.status) {
         Err(reason) => {
@@ -187,6 +188,7 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
                 attempt(stage, &job, &prepared, &mut sink).await;
             cases = attempt_cases;
             let tail = sink.finish().await;
+            log_written |= sink.log_file().is_some();
             match end {
                 AttemptEnd::Passed => {
                     let mut outputs = read_outputs(&prepared.output_file);
@@ -251,7 +253,7 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
     };
     let (status, reason, tail, outputs, workdir) = end;
     // The log exists only if some attempt printed something.
-    let log = log.exists().then_some(log);
+    let log = log_written.then_some(log);
     let mut res = result(
         stage,
         status,
@@ -352,17 +354,8 @@ async fn attempt(
         &job.setup.redactor,
         job.emitter.clone(),
     );
-    let mut cx = StageContext {
-        run_id: job.setup.run_id.clone(),
-        run_dir: job.setup.run_dir.clone(),
-        stage: stage.id.clone(),
-        workdir: prepared.workdir.clone(),
-        env: prepared.env.clone(),
-        vars: prepared.vars.clone(),
-        outputs: job.outputs.clone(),
-        log: std::mem::replace(sink, placeholder),
-        cancel: CancellationToken::new(),
-    };
+    let log = std::mem::replace(sink, placeholder);
+    let mut cx = kind_context(&job.setup, stage, prepared, &job.outputs, log);
     let outcome = run_kind(
         kind.as_ref(),
         &mut cx,
@@ -388,6 +381,27 @@ async fn attempt(
             HashMap::new(),
         ),
         KindEnd::Cancelled => (AttemptEnd::Cancelled, Vec::new(), HashMap::new()),
+    }
+}
+
+/// What a built-in kind's run or rollback sees; `log` is the attempt's sink, handed back after.
+fn kind_context(
+    setup: &RunSetup,
+    stage: &Stage,
+    prepared: &Prepared,
+    outputs: &HashMap<String, HashMap<String, String>>,
+    log: OutputSink,
+) -> StageContext {
+    StageContext {
+        run_id: setup.run_id.clone(),
+        run_dir: setup.run_dir.clone(),
+        stage: stage.id.clone(),
+        workdir: prepared.workdir.clone(),
+        env: prepared.env.clone(),
+        vars: prepared.vars.clone(),
+        outputs: outputs.clone(),
+        log,
+        cancel: CancellationToken::new(),
     }
 }
 
@@ -536,17 +550,8 @@ pub(super) async fn run_rollback(job: RollbackJob) -> RollbackStatus {
             (None, Action::Uses(kind)) => {
                 let placeholder =
                     OutputSink::open(&label, log.clone(), &setup.redactor, job.emitter.clone());
-                let mut cx = StageContext {
-                    run_id: setup.run_id.clone(),
-                    run_dir: setup.run_dir.clone(),
-                    stage: stage.id.clone(),
-                    workdir: prepared.workdir.clone(),
-                    env: prepared.env.clone(),
-                    vars: prepared.vars.clone(),
-                    outputs: job.outputs.clone(),
-                    log: std::mem::replace(&mut sink, placeholder),
-                    cancel: CancellationToken::new(),
-                };
+                let log = std::mem::replace(&mut sink, placeholder);
+                let mut cx = kind_context(setup, stage, &prepared, &job.outputs, log);
                 let end = run_kind(
                     kind.as_ref(),
                     &mut cx,

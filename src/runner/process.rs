@@ -189,7 +189,9 @@ pub(crate) async fn run(
         }
     };
 
-    let mut buf = vec![0u8; 64 * 1024];
+    // Most stages print a few lines; the buffer grows to 64 KiB only for one whose reads fill
+    // it, which keeps a pipeline of many quiet stages from zeroing 64 KiB for each.
+    let mut buf = vec![0u8; 4 * 1024];
     let mut status: Option<std::process::ExitStatus> = None;
     let mut ended_by: Option<Exit> = None;
     let deadline = Instant::now() + timeout;
@@ -221,7 +223,12 @@ pub(crate) async fn run(
             } => {
                 match read {
                     Ok(0) | Err(_) => pipe = None,
-                    Ok(n) => sink.write(&buf[..n]).await,
+                    Ok(n) => {
+                        sink.write(&buf[..n]).await;
+                        if n == buf.len() && buf.len() < 64 * 1024 {
+                            buf.resize(64 * 1024, 0);
+                        }
+                    }
                 }
             }
             waited = child.wait(), if status.is_none() => {
