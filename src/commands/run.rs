@@ -186,7 +186,7 @@ async fn run_pipeline(
         keep_going: args.keep_going,
         concurrency,
         vars,
-        base_env,
+        base_env: crate::runner::dedup_env(base_env),
         redactor,
         handle_signals: true,
     };

@@ -29,7 +29,7 @@ pub(super) struct StageJob {
     pub(super) idx: StageIdx,
     pub(super) emitter: Emitter,
     /// Outputs of every stage that has passed so far.
-    pub(super) outputs: HashMap<String, HashMap<String, String>>,
+    pub(super) outputs: Arc<HashMap<String, HashMap<String, String>>>,
     /// `PORTCULLIS_STATUS` for this stage.
     pub(super) status: &'static str,
     pub(super) cancel: CancellationToken,
@@ -64,11 +64,12 @@ fn prepare(
     status: &str,
 ) -> Result<Prepared, String> {
     let mut vars = setup.vars.clone();
-    let mut env = setup.base_env.clone();
+    // What this stage adds to the run's environment; the run's own was de-duplicated once.
+    let mut extra: Vec<(String, String)> = Vec::with_capacity(stage.env.len() + 5);
     for (name, template) in &stage.env {
         let value = expand(template, &vars, outputs)?;
         vars.insert(name.clone(), value.clone());
-        env.push((name.clone(), value));
+        extra.push((name.clone(), value));
     }
     let output_file = setup
         .run_dir
@@ -83,34 +84,26 @@ fn prepare(
     ];
     for (name, value) in builtins {
         vars.insert(name.to_owned(), value.clone());
-        env.push((name.to_owned(), value));
+        extra.push((name.to_owned(), value));
     }
+    let extra = super::dedup_env(extra);
+    let mut env: Vec<(String, String)> = setup
+        .base_env
+        .iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .cloned()
+        .collect();
+    env.extend(extra);
     let workdir = match &stage.workdir {
         Some(t) => setup.root.join(expand(t, &vars, outputs)?),
         None => setup.root.clone(),
     };
     Ok(Prepared {
-        env: dedup_env(env),
+        env,
         vars,
         workdir,
         output_file,
     })
-}
-
-/// Later entries win, as they would in a shell.
-fn dedup_env(env: Vec<(String, String)>) -> Vec<(String, String)> {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut out: Vec<(String, String)> = Vec::with_capacity(env.len());
-    for (k, v) in env {
-        match seen.get(&k) {
-            Some(&i) => out[i].1 = v,
-            None => {
-                seen.insert(k.clone(), out.len());
-                out.push((k, v));
-            }
-        }
-    }
-    out
 }
 
 fn argv_for(
@@ -495,7 +488,7 @@ pub(super) struct RollbackJob {
     pub(super) setup: Arc<RunSetup>,
     pub(super) idx: StageIdx,
     pub(super) emitter: Emitter,
-    pub(super) outputs: HashMap<String, HashMap<String, String>>,
+    pub(super) outputs: Arc<HashMap<String, HashMap<String, String>>>,
     pub(super) status: &'static str,
     pub(super) kill_now: CancellationToken,
 }
@@ -616,7 +609,7 @@ mod tests {
 
     #[test]
     fn later_env_entries_win() {
-        let env = dedup_env(vec![
+        let env = crate::runner::dedup_env(vec![
             ("A".into(), "1".into()),
             ("B".into(), "2".into()),
             ("A".into(), "3".into()),

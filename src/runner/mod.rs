@@ -53,7 +53,8 @@ pub(crate) struct RunSetup {
     pub(crate) concurrency: usize,
     /// `${NAME}` values: pipeline env (expanded), `--var`s, secrets.
     pub(crate) vars: HashMap<String, String>,
-    /// The environment every stage inherits: portcullis's own, then pipeline env and secrets.
+    /// The environment every stage inherits: portcullis's own, then pipeline env and secrets,
+    /// without duplicate names ([`dedup_env`]).
     pub(crate) base_env: Vec<(String, String)>,
     pub(crate) redactor: Arc<Redactor>,
     /// Whether SIGINT/SIGTERM/SIGHUP are handled (off in unit tests).
@@ -80,7 +81,8 @@ pub(crate) struct Dispatcher {
     running: usize,
     /// Stages that passed, in completion order, for rollback.
     passed_order: Vec<StageIdx>,
-    outputs: HashMap<String, HashMap<String, String>>,
+    /// Outputs of the stages that passed and published any; shared with running stages.
+    outputs: Arc<HashMap<String, HashMap<String, String>>>,
     /// The first stage whose failure failed the run.
     first_failure: Option<String>,
     aborted: bool,
@@ -113,7 +115,7 @@ impl Dispatcher {
             states,
             running: 0,
             passed_order: Vec::new(),
-            outputs: HashMap::new(),
+            outputs: Arc::default(),
             first_failure: None,
             aborted: false,
             interrupted: false,
@@ -409,7 +411,9 @@ impl Dispatcher {
                 if result.status == StageStatus::Passed {
                     self.passed_order.push(idx);
                 }
-                self.outputs.insert(stage.id.clone(), attempted.outputs);
+                if !attempted.outputs.is_empty() {
+                    Arc::make_mut(&mut self.outputs).insert(stage.id.clone(), attempted.outputs);
+                }
             }
             StageStatus::Failed => {
                 if self.first_failure.is_none() {
@@ -476,6 +480,22 @@ impl Dispatcher {
             let _ = tx.send(Message::RollbacksDone { any_failed }).await;
         });
     }
+}
+
+/// Later entries win, as they would in a shell.
+pub(crate) fn dedup_env(env: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<(String, String)> = Vec::with_capacity(env.len());
+    for (k, v) in env {
+        match seen.get(&k) {
+            Some(&i) => out[i].1 = v,
+            None => {
+                seen.insert(k.clone(), out.len());
+                out.push((k, v));
+            }
+        }
+    }
+    out
 }
 
 enum Decision {
