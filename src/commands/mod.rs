@@ -70,6 +70,9 @@ pub(crate) fn report_load_error(error: &LoadError) {
                 let _ = handler.render_report(&mut out, &diagnostic);
                 out.push('\n');
             }
+            if crate::commands::run::github_mode() {
+                annotate_config_errors(errors);
+            }
             let count = errors.errors.len();
             let noun = if count == 1 { "error" } else { "errors" };
             out.push_str(&format!(
@@ -78,6 +81,34 @@ pub(crate) fn report_load_error(error: &LoadError) {
             ));
             let _ = std::io::stderr().lock().write_all(out.as_bytes());
         }
+    }
+}
+
+/// In GitHub mode, each diagnostic also becomes an `::error` annotation at its line and column
+/// (on stdout, where the runner reads workflow commands); past ten, one more counts the rest.
+fn annotate_config_errors(errors: &crate::config::errors::ConfigErrors) {
+    use crate::report::github::{MAX_ANNOTATIONS, escape_data, escape_property};
+    let mut out = std::io::stdout().lock();
+    let file = escape_property(&errors.file.path.display().to_string());
+    for error in errors.errors.iter().take(MAX_ANNOTATIONS) {
+        let (line, col) = errors.file.line_col(error.span.start);
+        let mut message = error.message.clone();
+        if let Some(help) = &error.help {
+            message.push_str("\nhelp: ");
+            message.push_str(help);
+        }
+        let _ = writeln!(
+            out,
+            "::error file={file},line={line},col={col},title=portcullis%3A invalid pipeline::{}",
+            escape_data(&message)
+        );
+    }
+    if errors.errors.len() > MAX_ANNOTATIONS {
+        let rest = errors.errors.len() - MAX_ANNOTATIONS;
+        let _ = writeln!(
+            out,
+            "::error file={file},title=portcullis::{rest} more errors in this file; see the log"
+        );
     }
 }
 

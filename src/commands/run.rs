@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use crate::exit_code;
 use crate::plan::{self, SelectOptions, Selection};
 use crate::redact::Redactor;
 use crate::report::Reporters;
+use crate::report::github::GithubReporter;
 use crate::report::junit::JunitReport;
 use crate::report::terminal::{TerminalMode, TerminalReporter};
 use crate::runner::emitter::Emitter;
@@ -118,6 +119,20 @@ async fn run_pipeline(
         }
     };
     let redactor = Arc::new(Redactor::new(resolved.iter().map(|(_, v)| v.clone())));
+    let github = github_mode();
+    if github {
+        // Before anything else is printed: GitHub masks a value only in output that follows
+        // its `add-mask` line. Each line of a multi-line value is registered on its own.
+        let mut out = std::io::stdout().lock();
+        for line in resolved
+            .iter()
+            .flat_map(|(_, v)| v.lines())
+            .filter(|l| !l.trim().is_empty())
+        {
+            let _ = writeln!(out, "::add-mask::{line}");
+        }
+        let _ = out.flush();
+    }
 
     // `${NAME}` values: secrets, then pipeline env in file order (each may use what came before
     // it), with `--var` overriding a pipeline env entry of the same name.
@@ -164,24 +179,39 @@ async fn run_pipeline(
     let emitter = Emitter::new(tx, start);
 
     let stderr = std::io::stderr();
-    let mode = if stderr.is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb") {
-        TerminalMode::Live {
+    let terminal = if github {
+        // GitHub reads workflow commands from stdout; the run's lines go there too, so that
+        // groups and annotations land in order between them.
+        TerminalReporter::new(Box::new(std::io::stdout()), TerminalMode::Plain, false)
+            .without_output()
+    } else if stderr.is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb") {
+        let mode = TerminalMode::Live {
             width: terminal_width(),
-        }
+        };
+        TerminalReporter::new(Box::new(stderr), mode, stderr_color())
     } else {
-        TerminalMode::Plain
+        TerminalReporter::new(Box::new(stderr), TerminalMode::Plain, stderr_color())
     };
-    let terminal = TerminalReporter::new(Box::new(stderr), mode, stderr_color());
     let mut junit = JunitReport::new();
     let masker = redactor.clone();
     junit.set_mask(move |s: &str| masker.redact_str(s).into_owned());
-    let reporters = Reporters { terminal, junit };
+    let github = github.then(|| {
+        let summary = std::env::var_os("GITHUB_STEP_SUMMARY")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
+        GithubReporter::new(Box::new(std::io::stdout()), summary, random_token())
+    });
+    let reporters = Reporters {
+        terminal,
+        junit,
+        github,
+    };
     let report_task = tokio::spawn(reporters.consume(rx, start));
 
     let setup = RunSetup {
         run_id,
         run_dir: dir.clone(),
-        root,
+        root: root.clone(),
         selection,
         keep_going: args.keep_going,
         concurrency,
@@ -199,10 +229,28 @@ async fn run_pipeline(
     };
     let mut targets = vec![dir.join("junit.xml")];
     targets.extend(args.junit.clone());
-    for target in targets {
-        if let Err(e) = reporters.junit.write_atomic(&target) {
+    for target in &targets {
+        if let Err(e) = reporters.junit.write_atomic(target) {
             print_error(
                 &format!("cannot write the JUnit report `{}`: {e}", target.display()),
+                None,
+            );
+        }
+    }
+    if reporters.github.is_some()
+        && let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|s| !s.is_empty())
+    {
+        let junit = root.join(targets.last().unwrap_or(&dir));
+        let text = format!("status={}\njunit={}\n", status.as_str(), junit.display());
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()));
+        if let Err(e) = written {
+            let shown = Path::new(&path).display().to_string();
+            print_error(
+                &format!("cannot write `$GITHUB_OUTPUT` (`{shown}`): {e}"),
                 None,
             );
         }
@@ -212,6 +260,23 @@ async fn run_pipeline(
         RunStatus::Failed => exit_code::STAGE_FAILED,
         RunStatus::Interrupted => exit_code::INTERRUPTED,
     }
+}
+
+/// `GITHUB_ACTIONS=true`, as GitHub's runners set it.
+pub(crate) fn github_mode() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+}
+
+/// A token nothing else can guess, for `::stop-commands::`; std's hasher keys are random per
+/// process.
+fn random_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.write_u128(nanos);
+    format!("portcullis-{:016x}", hasher.finish())
 }
 
 fn expand_plain(template: &Template, vars: &HashMap<String, String>) -> String {

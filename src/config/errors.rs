@@ -53,6 +53,20 @@ pub(crate) struct SourceFile {
     pub(crate) text: Arc<str>,
 }
 
+impl SourceFile {
+    /// 1-based line and column (in characters) of a byte offset, for annotations.
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+}
+
 /// A [`ConfigError`] together with its file, ready for miette to render.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", error.message)]
@@ -134,6 +148,19 @@ pub(crate) fn suggest<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_col_counts_characters() {
+        let file = SourceFile {
+            path: "x.yml".into(),
+            text: Arc::from("ab\nçd: x\n"),
+        };
+        assert_eq!(file.line_col(0), (1, 1));
+        assert_eq!(file.line_col(3), (2, 1));
+        assert_eq!(file.line_col(4), (2, 1));
+        assert_eq!(file.line_col(7), (2, 4));
+        assert_eq!(file.line_col(999), (3, 1));
+    }
 
     #[test]
     fn suggestions() {

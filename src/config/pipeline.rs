@@ -43,6 +43,8 @@ impl Pipeline {
 pub(crate) struct Stage {
     /// The key under `stages:`.
     pub(crate) id: String,
+    /// 1-based line of the stage's key in the file, for annotations.
+    pub(crate) line: u32,
     /// The `name:` key, for display; defaults to the id.
     pub(crate) display_name: String,
     pub(crate) needs: Vec<StageIdx>,

@@ -889,8 +889,13 @@ impl Validator<'_> {
             .unwrap_or_default();
 
         let action = action?;
+        let line = self.text[..key.span.start.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1;
         (self.errors.len() == errors_before).then(|| Stage {
             id: id.to_owned(),
+            line: u32::try_from(line).unwrap_or(u32::MAX),
             display_name,
             needs,
             condition: condition.unwrap_or(Condition::Success),

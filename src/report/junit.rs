@@ -786,6 +786,8 @@ AssertionError: expected Infinity to be +0 // Object.is equality
     fn run_started(stages: &[&str]) -> RunEventKind {
         let planned = |id: &&str| PlannedStage {
             id: (*id).to_owned(),
+            needs: Vec::new(),
+            line: 0,
             selected: *id != "docs",
         };
         RunEventKind::RunStarted {
@@ -1386,7 +1388,7 @@ AssertionError: expected Infinity to be +0 // Object.is equality
             if let RunEventKind::RunStarted { pipeline: p, stages, timestamp: t, .. } = &mut run {
                 (*p, *t) = (pipeline, timestamp);
                 let id = stage.clone();
-                stages.push(PlannedStage { id, selected: true });
+                stages.push(PlannedStage { id, needs: Vec::new(), line: 0, selected: true });
             }
             let status = CaseStatus::Errored { message, body: body.clone() };
             let case = CaseResult { output: line.clone(), ..case(&name, status, Some((&body, 0, u32::MAX))) };

@@ -3,6 +3,7 @@
 //! The main type is [`Reporters`], which feeds each event to the terminal view and the JUnit
 //! report in turn, and drives the live view's clock.
 
+pub(crate) mod github;
 pub(crate) mod junit;
 pub(crate) mod junit_import;
 pub(crate) mod terminal;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::runner::events::RunEvent;
+use github::GithubReporter;
 use junit::JunitReport;
 use terminal::TerminalReporter;
 
@@ -21,6 +23,8 @@ const TICK: Duration = Duration::from_millis(100);
 pub(crate) struct Reporters {
     pub(crate) terminal: TerminalReporter,
     pub(crate) junit: JunitReport,
+    /// Present in GitHub Actions mode.
+    pub(crate) github: Option<GithubReporter>,
 }
 
 impl Reporters {
@@ -43,6 +47,11 @@ impl Reporters {
                         terminal_ok = self.terminal.handle(&event).is_ok();
                     }
                     self.junit.handle(&event);
+                    if let Some(github) = &mut self.github
+                        && github.handle(&event).is_err()
+                    {
+                        self.github = None;
+                    }
                 }
                 _ = tick.tick() => {
                     if terminal_ok {

@@ -87,6 +87,8 @@ pub(crate) struct TerminalReporter {
     /// The rows of the live block currently on screen, just above the cursor.
     drawn: Vec<String>,
     cursor_hidden: bool,
+    /// Whether plain mode prints every output line.
+    stream_output: bool,
 }
 
 impl TerminalReporter {
@@ -105,7 +107,15 @@ impl TerminalReporter {
             rollbacks: Vec::new(),
             drawn: Vec::new(),
             cursor_hidden: false,
+            stream_output: true,
         }
+    }
+
+    /// Leaves stage output out of the plain view; in GitHub mode each stage's output is written
+    /// as one collapsible group by the GitHub reporter instead.
+    pub(crate) fn without_output(mut self) -> Self {
+        self.stream_output = false;
+        self
     }
 
     /// Renders one event. Each call writes whole lines in a single write, so a reader never sees
@@ -178,6 +188,7 @@ impl TerminalReporter {
                 // lines a second costs one redraw per tick rather than one per line.
                 return Ok(());
             }
+            RunEventKind::StageOutput { .. } if !self.stream_output => return Ok(()),
             RunEventKind::StageOutput { stage, lines } => {
                 let prefix = self.paint(DIM, &format!("{stage:<w$} |", w = self.id_width));
                 for line in lines.split_terminator('\n') {
@@ -717,6 +728,8 @@ mod tests {
     fn run_started(ids: &[&str]) -> K {
         let stage = |id: &&str| PlannedStage {
             id: (*id).into(),
+            needs: Vec::new(),
+            line: 0,
             selected: true,
         };
         K::RunStarted {

@@ -69,6 +69,10 @@ pub(crate) enum RunEventKind {
 #[derive(Debug, Clone)]
 pub(crate) struct PlannedStage {
     pub(crate) id: String,
+    /// The stages it needs, by id.
+    pub(crate) needs: Vec<String>,
+    /// 1-based line of the stage's key in the pipeline file, for annotations.
+    pub(crate) line: u32,
     /// False when `--only`, `--skip`, `--from` or `paths:` left it out.
     pub(crate) selected: bool,
 }
@@ -118,6 +122,18 @@ pub(crate) enum StageStatus {
     Cancelled,
     /// Never ran; the reason says why.
     Skipped,
+}
+
+impl StageStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            StageStatus::Passed => "passed",
+            StageStatus::Warned => "warning",
+            StageStatus::Failed => "failed",
+            StageStatus::Cancelled => "cancelled",
+            StageStatus::Skipped => "skipped",
+        }
+    }
 }
 
 /// One test case a built-in kind contributes to the JUnit report.

@@ -140,6 +140,12 @@ impl Dispatcher {
             .enumerate()
             .map(|(i, s)| PlannedStage {
                 id: s.id.clone(),
+                needs: s
+                    .needs
+                    .iter()
+                    .map(|n| self.pipeline.stage(*n).id.clone())
+                    .collect(),
+                line: s.line,
                 selected: self.setup.selection.selected[i],
             })
             .collect();

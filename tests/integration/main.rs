@@ -15,6 +15,8 @@ mod secrets;
 mod junit;
 // `plan`, `graph` and the pipelines shipped in `pipelines/`.
 mod plan;
+// GitHub Actions: the action's script, groups, annotations, summary, outputs.
+mod github;
 // Built-in stage kinds through the kind interface.
 mod kinds;
 // Bounded memory with a stage that prints a gigabyte.

@@ -1,0 +1,501 @@
+//! GitHub Actions mode (`GITHUB_ACTIONS=true`): collapsible groups, annotations, a job summary.
+//!
+//! The main type is [`GithubReporter`]. Each stage's output is written as one
+//! `::group::`/`::endgroup::` block when the stage ends, copied from its log file (never held in
+//! memory), between `::stop-commands::` markers so that nothing a stage prints can act as a
+//! workflow command. Failures become `::error` annotations at the pipeline file and the stage's
+//! line (or at a built-in kind's own finding); GitHub shows ten per step, so past ten the rest
+//! are counted in one last annotation. At the end a Markdown summary (a stage table, the graph
+//! as Mermaid coloured by status, the first failure's log tail) is appended to
+//! `$GITHUB_STEP_SUMMARY`.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use crate::runner::events::{
+    CaseStatus, PlannedStage, RollbackStatus, RunEvent, RunEventKind, RunStatus, StageResult,
+    StageStatus,
+};
+
+/// GitHub displays this many error annotations per step.
+pub(crate) const MAX_ANNOTATIONS: usize = 10;
+/// A step summary may hold 1 MiB; the log tail in it is bounded well below that.
+const MAX_SUMMARY_TAIL: usize = 40;
+
+pub(crate) struct GithubReporter {
+    out: Box<dyn Write + Send>,
+    summary: Option<PathBuf>,
+    pipeline: String,
+    file: PathBuf,
+    stages: Vec<PlannedStage>,
+    results: Vec<StageResult>,
+    rollback_failures: Vec<(String, String)>,
+    first_failure: Option<usize>,
+    annotations: usize,
+    suppressed: usize,
+    /// Token for `::stop-commands::`, unguessable by the stages whose output it fences.
+    token: String,
+}
+
+impl GithubReporter {
+    pub(crate) fn new(out: Box<dyn Write + Send>, summary: Option<PathBuf>, token: String) -> Self {
+        GithubReporter {
+            out,
+            summary,
+            pipeline: String::new(),
+            file: PathBuf::new(),
+            stages: Vec::new(),
+            results: Vec::new(),
+            rollback_failures: Vec::new(),
+            first_failure: None,
+            annotations: 0,
+            suppressed: 0,
+            token,
+        }
+    }
+
+    pub(crate) fn handle(&mut self, event: &RunEvent) -> io::Result<()> {
+        match &event.kind {
+            RunEventKind::RunStarted {
+                pipeline,
+                file,
+                stages,
+                ..
+            } => {
+                self.pipeline.clone_from(pipeline);
+                self.file.clone_from(file);
+                self.stages.clone_from(stages);
+            }
+            RunEventKind::StageFinished(result) => self.stage_finished(result)?,
+            RunEventKind::RollbackFinished(rollback)
+                if rollback.status != RollbackStatus::Passed =>
+            {
+                let reason = rollback.reason.clone().unwrap_or_default();
+                let title = format!("portcullis: rollback of `{}` failed", rollback.stage);
+                self.annotate("error", None, &title, &reason)?;
+                self.rollback_failures
+                    .push((rollback.stage.clone(), reason));
+            }
+            RunEventKind::RunFinished { status, duration } => {
+                if self.suppressed > 0 {
+                    let message = format!(
+                        "{} more failures are not annotated here; the job summary lists every stage",
+                        self.suppressed
+                    );
+                    writeln!(
+                        self.out,
+                        "::error title=portcullis::{}",
+                        escape_data(&message)
+                    )?;
+                }
+                if let Some(path) = self.summary.clone() {
+                    let text = self.summary_markdown(*status, duration.as_secs_f64());
+                    let mut file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)?;
+                    file.write_all(text.as_bytes())?;
+                }
+            }
+            _ => {}
+        }
+        self.out.flush()
+    }
+
+    fn stage_finished(&mut self, result: &StageResult) -> io::Result<()> {
+        if let Some(log) = &result.log {
+            let title = match &result.reason {
+                Some(reason) => format!("{} ({}: {reason})", result.stage, result.status.as_str()),
+                None => format!("{} ({})", result.stage, result.status.as_str()),
+            };
+            writeln!(self.out, "::group::{}", escape_data(&title))?;
+            writeln!(self.out, "::stop-commands::{}", self.token)?;
+            copy_log(log, &mut self.out)?;
+            writeln!(self.out, "::{}::", self.token)?;
+            writeln!(self.out, "::endgroup::")?;
+        }
+        let line = self
+            .stages
+            .iter()
+            .find(|s| s.id == result.stage)
+            .map(|s| s.line);
+        let at = line.map(|l| (self.file.clone(), l, 0));
+        let reason = result.reason.clone().unwrap_or_default();
+        match result.status {
+            StageStatus::Failed => {
+                if self.first_failure.is_none() {
+                    self.first_failure = Some(self.results.len());
+                }
+                let title = format!("portcullis: stage `{}` failed", result.stage);
+                let body = tail_text(&reason, &result.tail);
+                self.annotate("error", at.as_ref(), &title, &body)?;
+            }
+            StageStatus::Warned => {
+                let title = format!("portcullis: stage `{}` failed (allowed)", result.stage);
+                self.annotate("warning", at.as_ref(), &title, &reason)?;
+            }
+            _ => {}
+        }
+        for case in &result.cases {
+            let (level, message) = match &case.status {
+                CaseStatus::Failed { message, .. } | CaseStatus::Errored { message, .. } => {
+                    ("error", message)
+                }
+                _ => continue,
+            };
+            let at = case.location.as_ref().map(|(f, l, c)| (f.clone(), *l, *c));
+            let title = format!("portcullis: {}", case.name);
+            self.annotate(level, at.as_ref(), &title, message)?;
+        }
+        self.results.push(result.clone());
+        Ok(())
+    }
+
+    /// One annotation; past [`MAX_ANNOTATIONS`] errors they are only counted.
+    fn annotate(
+        &mut self,
+        level: &str,
+        at: Option<&(PathBuf, u32, u32)>,
+        title: &str,
+        message: &str,
+    ) -> io::Result<()> {
+        if level == "error" {
+            if self.annotations >= MAX_ANNOTATIONS {
+                self.suppressed += 1;
+                return Ok(());
+            }
+            self.annotations += 1;
+        }
+        let mut props = Vec::new();
+        if let Some((file, line, col)) = at {
+            props.push(format!(
+                "file={}",
+                escape_property(&file.display().to_string())
+            ));
+            if *line > 0 {
+                props.push(format!("line={line}"));
+            }
+            if *col > 0 {
+                props.push(format!("col={col}"));
+            }
+        }
+        props.push(format!("title={}", escape_property(title)));
+        writeln!(
+            self.out,
+            "::{level} {}::{}",
+            props.join(","),
+            escape_data(message)
+        )
+    }
+
+    fn summary_markdown(&self, status: RunStatus, seconds: f64) -> String {
+        let mut md = String::new();
+        let icon = match status {
+            RunStatus::Passed => "✅",
+            RunStatus::Failed => "❌",
+            RunStatus::Interrupted => "⊘",
+        };
+        let _ = writeln!(
+            md,
+            "## {icon} portcullis: `{}` {} in {seconds:.1}s\n",
+            self.pipeline,
+            status.as_str()
+        );
+        md.push_str("| stage | status | duration | reason |\n|---|---|---|---|\n");
+        for stage in &self.stages {
+            let result = self.results.iter().find(|r| r.stage == stage.id);
+            let (status, duration, reason) = match result {
+                Some(r) => (
+                    status_cell(r.status),
+                    format!("{:.1}s", r.duration.as_secs_f64()),
+                    r.reason.clone().unwrap_or_default(),
+                ),
+                None => ("⊘ not run".to_owned(), String::new(), String::new()),
+            };
+            let _ = writeln!(
+                md,
+                "| `{}` | {status} | {duration} | {} |",
+                stage.id,
+                table_cell(&reason)
+            );
+        }
+        for (stage, reason) in &self.rollback_failures {
+            let _ = writeln!(
+                md,
+                "| rollback of `{stage}` | ❌ failed | | {} |",
+                table_cell(reason)
+            );
+        }
+        md.push_str("\n```mermaid\nflowchart LR\n");
+        for (i, stage) in self.stages.iter().enumerate() {
+            let class = self
+                .results
+                .iter()
+                .find(|r| r.stage == stage.id)
+                .map_or("skipped", |r| r.status.as_str());
+            let _ = writeln!(
+                md,
+                "    s{i}[\"{}\"]:::{class}",
+                stage.id.replace('"', "#quot;")
+            );
+        }
+        for (i, stage) in self.stages.iter().enumerate() {
+            for need in &stage.needs {
+                if let Some(n) = self.stages.iter().position(|s| s.id == *need) {
+                    let _ = writeln!(md, "    s{n} --> s{i}");
+                }
+            }
+        }
+        md.push_str(
+            "    classDef passed fill:#d1f7d6,stroke:#1a7f37\n    classDef warning fill:#fff3c4,stroke:#9a6700\n    \
+             classDef failed fill:#ffd7d5,stroke:#cf222e\n    classDef cancelled fill:#eaeef2,stroke:#57606a\n    \
+             classDef skipped fill:#f6f8fa,stroke:#8c959f,stroke-dasharray: 4\n```\n",
+        );
+        if let Some(first) = self.first_failure.and_then(|i| self.results.get(i)) {
+            let _ = writeln!(
+                md,
+                "\n### First failure: `{}` ({})\n",
+                first.stage,
+                first.reason.as_deref().unwrap_or("failed")
+            );
+            let start = first.tail.len().saturating_sub(MAX_SUMMARY_TAIL);
+            md.push_str("````text\n");
+            for line in &first.tail[start..] {
+                md.push_str(&line.replace("````", "`` ``"));
+                md.push('\n');
+            }
+            md.push_str("````\n");
+        }
+        md.push('\n');
+        md
+    }
+}
+
+fn status_cell(status: StageStatus) -> String {
+    let icon = match status {
+        StageStatus::Passed => "✅",
+        StageStatus::Warned => "⚠️",
+        StageStatus::Failed => "❌",
+        StageStatus::Cancelled => "⊘",
+        StageStatus::Skipped => "➖",
+    };
+    format!("{icon} {}", status.as_str())
+}
+
+fn table_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn tail_text(reason: &str, tail: &[String]) -> String {
+    let start = tail.len().saturating_sub(10);
+    let mut text = reason.to_owned();
+    for line in &tail[start..] {
+        text.push('\n');
+        text.push_str(line);
+    }
+    text
+}
+
+/// Copies a stage log line by line; a log that cannot be read says so in the group.
+fn copy_log(path: &Path, out: &mut dyn Write) -> io::Result<()> {
+    let Ok(file) = File::open(path) else {
+        return writeln!(out, "(log `{}` could not be read)", path.display());
+    };
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    while reader.read_until(b'\n', &mut line)? > 0 {
+        out.write_all(&line)?;
+        if !line.ends_with(b"\n") {
+            out.write_all(b"\n")?;
+        }
+        line.clear();
+    }
+    Ok(())
+}
+
+/// Workflow-command data escaping, as the Actions toolkit does it.
+pub(crate) fn escape_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+pub(crate) fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::runner::events::CaseResult;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn event(kind: RunEventKind) -> RunEvent {
+        RunEvent {
+            elapsed: Duration::ZERO,
+            kind,
+        }
+    }
+
+    fn result(
+        stage: &str,
+        status: StageStatus,
+        reason: Option<&str>,
+        log: Option<PathBuf>,
+    ) -> StageResult {
+        StageResult {
+            stage: stage.into(),
+            status,
+            duration: Duration::from_millis(1500),
+            reason: reason.map(Into::into),
+            attempts: 1,
+            failed_attempts: Vec::new(),
+            tail: vec!["line one".into(), "boom | bad".into()],
+            log,
+            cases: Vec::new(),
+            junit_files: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn groups_annotations_and_summary() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("test.log");
+        std::fs::write(&log, "compiling\n::error::forged by the stage\nno newline").expect("log");
+        let summary = dir.path().join("summary.md");
+        let capture = Capture::default();
+        let mut r = GithubReporter::new(
+            Box::new(capture.clone()),
+            Some(summary.clone()),
+            "tok123".into(),
+        );
+        let stages = ["lint", "test", "deploy"]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| PlannedStage {
+                id: (*id).into(),
+                needs: if i == 0 {
+                    Vec::new()
+                } else {
+                    vec!["lint".into()]
+                },
+                line: 3 + 2 * i as u32,
+                selected: true,
+            })
+            .collect();
+        let mut events = vec![event(RunEventKind::RunStarted {
+            run_id: "r".into(),
+            pipeline: "ci".into(),
+            file: "pipelines/ci.yml".into(),
+            run_dir: dir.path().into(),
+            stages,
+            concurrency: 2,
+            timestamp: String::new(),
+        })];
+        events.push(event(RunEventKind::StageFinished(result(
+            "lint",
+            StageStatus::Passed,
+            None,
+            None,
+        ))));
+        let mut failed = result(
+            "test",
+            StageStatus::Failed,
+            Some("exit code 1, 100%"),
+            Some(log),
+        );
+        failed.cases.push(CaseResult {
+            name: "port 3000".into(),
+            status: CaseStatus::Failed {
+                message: "forbidden port 3000".into(),
+                body: String::new(),
+            },
+            duration: Duration::ZERO,
+            location: Some(("web/package.json".into(), 7, 21)),
+            output: String::new(),
+        });
+        events.push(event(RunEventKind::StageFinished(failed)));
+        events.push(event(RunEventKind::StageFinished(result(
+            "deploy",
+            StageStatus::Skipped,
+            Some("needs `test`, which failed"),
+            None,
+        ))));
+        events.push(event(RunEventKind::RunFinished {
+            status: RunStatus::Failed,
+            duration: Duration::from_secs(3),
+        }));
+        for e in &events {
+            r.handle(e).expect("handle");
+        }
+        let out = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf8");
+        let expected = "::group::test (failed: exit code 1, 100%25)\n::stop-commands::tok123\ncompiling\n\
+                        ::error::forged by the stage\nno newline\n::tok123::\n::endgroup::\n\
+                        ::error file=pipelines/ci.yml,line=5,title=portcullis%3A stage `test` failed::\
+                        exit code 1, 100%25%0Aline one%0Aboom | bad\n\
+                        ::error file=web/package.json,line=7,col=21,title=portcullis%3A port 3000::forbidden port 3000\n";
+        assert_eq!(out, expected);
+        let md = std::fs::read_to_string(summary).expect("summary");
+        assert!(md.contains("## ❌ portcullis: `ci` failed in 3.0s"), "{md}");
+        assert!(
+            md.contains("| `test` | ❌ failed | 1.5s | exit code 1, 100% |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `deploy` | ➖ skipped | 1.5s | needs `test`, which failed |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("s1[\"test\"]:::failed") && md.contains("s0 --> s2"),
+            "{md}"
+        );
+        assert!(
+            md.contains("### First failure: `test`") && md.contains("boom | bad"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn annotations_beyond_ten_are_counted_in_one() {
+        let capture = Capture::default();
+        let mut r = GithubReporter::new(Box::new(capture.clone()), None, "t".into());
+        for i in 0..13 {
+            let e = event(RunEventKind::StageFinished(result(
+                &format!("s{i}"),
+                StageStatus::Failed,
+                Some("x"),
+                None,
+            )));
+            r.handle(&e).expect("handle");
+        }
+        r.handle(&event(RunEventKind::RunFinished {
+            status: RunStatus::Failed,
+            duration: Duration::ZERO,
+        }))
+        .expect("handle");
+        let out = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf8");
+        assert_eq!(out.matches("::error title=portcullis%3A stage").count(), 10);
+        assert!(out.ends_with("::error title=portcullis::3 more failures are not annotated here; the job summary lists every stage\n"), "{out}");
+    }
+}

