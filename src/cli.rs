@@ -25,6 +25,16 @@ pub(crate) enum Command {
     Plan(PlanArgs),
     /// Print the stage graph as Mermaid or Graphviz DOT.
     Graph(GraphArgs),
+    /// Print a shell completion script (e.g. `portcullis completions bash > /etc/bash_completion.d/portcullis`).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `portcullis man | man -l -`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

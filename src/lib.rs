@@ -38,6 +38,8 @@ pub fn main() -> ExitCode {
         cli::Command::Validate(args) => commands::validate::validate(&args),
         cli::Command::Plan(args) => commands::plan::plan(&args),
         cli::Command::Graph(args) => commands::plan::graph(&args),
+        cli::Command::Completions(args) => commands::docs::completions(args.shell),
+        cli::Command::Man => commands::docs::man(),
     };
     ExitCode::from(code)
 }

@@ -148,3 +148,42 @@ fn demo_pipeline_runs_out_of_the_box() {
         "the broken demo rolls back: {broken:?}"
     );
 }
+
+/// Completions and the man page come from the CLI definition and know every subcommand.
+#[test]
+fn completions_and_man_page() {
+    let t = Test::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = t.run(&["completions", shell]);
+        assert_eq!(out.code, 0, "{out:?}");
+        for word in ["run", "validate", "plan", "graph", "keep-going"] {
+            assert!(out.stdout.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let bash = t.run(&["completions", "bash"]);
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg("-c")
+        .arg(&bash.stdout)
+        .status();
+    if let Ok(status) = check {
+        assert!(status.success(), "the bash completion script parses");
+    }
+    let man = t.run(&["man"]);
+    assert_eq!(man.code, 0);
+    assert!(
+        man.stdout.starts_with(".ie \\n(.g .ds Aq"),
+        "{}",
+        &man.stdout[..80.min(man.stdout.len())]
+    );
+    assert!(man.stdout.contains(".TH portcullis 1"), "roff title");
+    assert!(
+        man.stdout.contains("portcullis\\-run"),
+        "subcommands listed"
+    );
+    assert_eq!(
+        t.run(&["completions", "tcsh"]).code,
+        2,
+        "an unknown shell is a usage error"
+    );
+}
