@@ -180,7 +180,14 @@ impl JunitReport {
     /// reader never sees half a report, even if portcullis is killed while writing. There is
     /// no fsync: a report is rewritten by the next run, and an fsync was measured to take up
     /// to 210 ms on a busy disk, at the end of every run.
+    ///
+    /// A target that exists but is not a regular file (`/dev/null`, a FIFO, `/dev/stdout`) is
+    /// written in place: renaming over it would replace the device or pipe with a file.
     pub(crate) fn write_atomic(&self, path: &Path) -> io::Result<()> {
+        if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            let mut target = fs::OpenOptions::new().write(true).open(path)?;
+            return self.write_to(&mut target);
+        }
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
@@ -1240,6 +1247,32 @@ AssertionError: expected Infinity to be +0 // Object.is equality
         ] {
             assert!(xml.contains(s), "expected {s:?} in\n{xml}");
         }
+    }
+
+    #[test]
+    fn write_atomic_writes_into_a_pipe_rather_than_replacing_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fifo = dir.path().join("report.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            return;
+        }
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read_to_string(fifo).expect("read the pipe"))
+        };
+        JunitReport::new()
+            .write_atomic(&fifo)
+            .expect("write into the pipe");
+        let text = reader.join().expect("reader");
+        assert!(text.contains("<testsuites"), "{text}");
+        let kind = fs::symlink_metadata(&fifo)
+            .expect("still there")
+            .file_type();
+        assert!(
+            std::os::unix::fs::FileTypeExt::is_fifo(&kind),
+            "the pipe was not replaced"
+        );
     }
 
     #[test]
