@@ -25,6 +25,8 @@ pub(crate) enum Command {
     Plan(PlanArgs),
     /// Print the stage graph as Mermaid or Graphviz DOT.
     Graph(GraphArgs),
+    /// Print a JSON Schema of the pipeline format, for editor completion and checks.
+    Schema,
 }
 
 #[derive(Debug, Args)]

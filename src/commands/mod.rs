@@ -3,6 +3,7 @@
 
 pub(crate) mod plan;
 pub(crate) mod run;
+pub(crate) mod schema;
 pub(crate) mod validate;
 
 use std::io::{IsTerminal, Write};

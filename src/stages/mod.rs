@@ -135,7 +135,7 @@ impl KindOutcome {
 /// Kinds described in the design that later versions provide; naming one gives a clear error
 /// rather than "unknown kind".
 const PLANNED_KINDS: &[&str] = &["ports", "postgres-check", "pg-dump", "blue-green"];
-const KINDS: &[&str] = &["http"];
+pub(crate) const KINDS: &[&str] = &["http"];
 
 /// Checks a stage's `with:` for its kind and builds the kind; errors go to `v`.
 pub(crate) fn validate_kind(

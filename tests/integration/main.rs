@@ -19,3 +19,5 @@ mod plan;
 mod kinds;
 // Bounded memory with a stage that prints a gigabyte.
 mod memory;
+// `schema`: the JSON Schema matches every shipped pipeline and rejects invalid ones.
+mod schema;
