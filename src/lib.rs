@@ -39,6 +39,7 @@ pub fn main() -> ExitCode {
         cli::Command::Plan(args) => commands::plan::plan(&args),
         cli::Command::Graph(args) => commands::plan::graph(&args),
         cli::Command::Schema => commands::schema::schema(),
+        cli::Command::Export(args) => commands::export::export(&args),
     };
     ExitCode::from(code)
 }

@@ -21,3 +21,5 @@ mod kinds;
 mod memory;
 // `schema`: the JSON Schema matches every shipped pipeline and rejects invalid ones.
 mod schema;
+// `export github`: the workflow passes actionlint and keeps the pipeline's shape.
+mod export;
