@@ -25,6 +25,10 @@ pub(crate) enum Command {
     Plan(PlanArgs),
     /// Print the stage graph as Mermaid or Graphviz DOT.
     Graph(GraphArgs),
+    /// Print a JSON Schema of the pipeline format, for editor completion and checks.
+    Schema,
+    /// Write a pipeline as another CI system's workflow: `export github [PIPELINE]`.
+    Export(ExportArgs),
     /// Print a shell completion script (e.g. `portcullis completions bash > /etc/bash_completion.d/portcullis`).
     Completions(CompletionsArgs),
     /// Print the man page (roff), e.g. `portcullis man | man -l -`.
@@ -98,4 +102,26 @@ pub(crate) struct GraphArgs {
 pub(crate) enum GraphFormat {
     Mermaid,
     Dot,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The CI system to write a workflow for.
+    #[arg(value_enum)]
+    pub(crate) target: ExportTarget,
+    /// Pipeline name (`deploy` for `pipelines/deploy.yml`) or path.
+    pub(crate) pipeline: Option<String>,
+    /// The portcullis GitHub Action each job runs (`./` when this repository holds it).
+    #[arg(
+        long = "action",
+        value_name = "REF",
+        default_value = "portcullis/portcullis@v1"
+    )]
+    pub(crate) action: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ExportTarget {
+    /// A GitHub Actions workflow: one job per stage.
+    Github,
 }

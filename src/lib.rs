@@ -40,6 +40,8 @@ pub fn main() -> ExitCode {
         cli::Command::Graph(args) => commands::plan::graph(&args),
         cli::Command::Completions(args) => commands::docs::completions(args.shell),
         cli::Command::Man => commands::docs::man(),
+        cli::Command::Schema => commands::schema::schema(),
+        cli::Command::Export(args) => commands::export::export(&args),
     };
     ExitCode::from(code)
 }

@@ -2,8 +2,10 @@
 //! diagnostics.
 
 pub(crate) mod docs;
+pub(crate) mod export;
 pub(crate) mod plan;
 pub(crate) mod run;
+pub(crate) mod schema;
 pub(crate) mod validate;
 
 use std::io::{IsTerminal, Write};

@@ -104,6 +104,10 @@ impl BuiltinStage for Http {
         )
     }
 
+    fn templates(&self) -> Vec<&Template> {
+        self.urls.iter().collect()
+    }
+
     fn run<'a>(&'a self, cx: &'a mut StageContext) -> BoxFuture<'a, KindOutcome> {
         Box::pin(async move {
             let mut outcome = KindOutcome::passed();

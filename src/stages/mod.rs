@@ -35,6 +35,12 @@ pub(crate) trait BuiltinStage: Send + Sync + std::fmt::Debug {
     /// One line saying what the stage will do, for `plan` and `--dry-run`.
     fn describe(&self) -> String;
 
+    /// The templates of its `with:` block, so that what looks at a stage from outside the runner
+    /// (`export` noting which stages read outputs) sees them like a script's.
+    fn templates(&self) -> Vec<&Template> {
+        Vec::new()
+    }
+
     fn run<'a>(&'a self, cx: &'a mut StageContext) -> BoxFuture<'a, KindOutcome>;
 
     /// Whether [`BuiltinStage::rollback`] undoes anything; the runner only calls it then.
@@ -135,7 +141,7 @@ impl KindOutcome {
 /// Kinds described in the design that later versions provide; naming one gives a clear error
 /// rather than "unknown kind".
 const PLANNED_KINDS: &[&str] = &["ports", "postgres-check", "pg-dump", "blue-green"];
-const KINDS: &[&str] = &["http"];
+pub(crate) const KINDS: &[&str] = &["http"];
 
 /// Checks a stage's `with:` for its kind and builds the kind; errors go to `v`.
 pub(crate) fn validate_kind(

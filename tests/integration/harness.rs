@@ -164,3 +164,62 @@ pub(crate) fn assert_schema_valid(xml: &Path) {
         Err(e) => panic!("xmllint is required (PORTCULLIS_REQUIRE) but cannot run: {e}"),
     }
 }
+
+/// The repository root, where the shipped pipelines live.
+pub(crate) fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every pipeline shipped in `pipelines/` and `fixtures/pipelines/`, as paths relative to the
+/// repository root.
+pub(crate) fn shipped_pipelines() -> Vec<String> {
+    let mut found = Vec::new();
+    for dir in ["pipelines", "fixtures/pipelines"] {
+        let entries = std::fs::read_dir(repo_root().join(dir)).expect("read pipeline folder");
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".yml") || name.ends_with(".yaml") {
+                found.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    found.sort();
+    assert!(!found.is_empty(), "no shipped pipelines found");
+    found
+}
+
+/// Runs a Python script that needs `jsonschema` and `yaml` (PyPI: jsonschema, pyyaml) with
+/// `args`, from the repository root; `None` (with a message) when they are not installed and
+/// `PORTCULLIS_REQUIRE` does not name `python-jsonschema`.
+#[expect(clippy::print_stderr, reason = "a skipped check says why")]
+pub(crate) fn python_yaml(script: &str, args: &[&str]) -> Option<Output> {
+    let probe = Command::new("python3")
+        .args(["-c", "import jsonschema, yaml"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) if required("python-jsonschema") => panic!(
+            "python-jsonschema is required (PORTCULLIS_REQUIRE) but cannot be imported:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) if required("python-jsonschema") => {
+            panic!("python-jsonschema is required (PORTCULLIS_REQUIRE) but python3 cannot run: {e}")
+        }
+        _ => {
+            eprintln!(
+                "skipped: Python's `jsonschema` and `yaml` are not installed \
+                 (python3 -m pip install jsonschema pyyaml)"
+            );
+            return None;
+        }
+    }
+    Some(
+        Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .current_dir(repo_root())
+            .output()
+            .expect("run python3"),
+    )
+}

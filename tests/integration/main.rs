@@ -21,3 +21,7 @@ mod github;
 mod kinds;
 // Bounded memory with a stage that prints a gigabyte.
 mod memory;
+// `schema`: the JSON Schema matches every shipped pipeline and rejects invalid ones.
+mod schema;
+// `export github`: the workflow passes actionlint and keeps the pipeline's shape.
+mod export;

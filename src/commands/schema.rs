@@ -1,0 +1,326 @@
+//! `portcullis schema`: a JSON Schema (draft-07) of the pipeline format, for editors.
+//!
+//! The main function is [`pipeline_schema`]. The pipeline is checked by hand in
+//! `config::validate`, not through serde types, so there is nothing to derive a schema from: this
+//! one is written out to follow the validator key for key. It cannot express everything the
+//! validator checks (that `needs` name real stages, that `${NAME}` is defined, that the graph has
+//! no cycle), but it rejects every unknown key and every value of the wrong shape, which is what
+//! an editor's completion and squiggles need. `fixtures/pipeline.schema.json` holds a copy that a
+//! test keeps equal to this output, so a `# yaml-language-server: $schema=` header can point at a
+//! stable path.
+
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+use crate::exit_code;
+
+pub(crate) fn schema() -> u8 {
+    let text = match serde_json::to_string_pretty(&pipeline_schema()) {
+        Ok(text) => text,
+        Err(e) => {
+            crate::commands::print_error(&format!("cannot write the schema: {e}"), None);
+            return exit_code::INVALID;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`portcullis schema | head`) is not an error worth reporting.
+    let _ = writeln!(out, "{text}");
+    exit_code::PASSED
+}
+
+/// Durations as `config::duration::parse` reads them: numbers each followed by a unit.
+const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))+$";
+/// What `config::validate` accepts as an environment variable or secret name.
+const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+/// Stage names end up in file names and in `${STAGE.KEY}`.
+const STAGE_NAME_PATTERN: &str = "^[A-Za-z0-9_-]+$";
+
+/// The whole schema, mirroring `TOP_KEYS`, `DEFAULT_KEYS` and `STAGE_KEYS` in
+/// `config::validate`.
+pub(crate) fn pipeline_schema() -> Value {
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "portcullis pipeline",
+        "description": "A portcullis deploy pipeline: stages with `needs:` dependencies, run by `portcullis run`.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["version", "stages"],
+        "properties": {
+            "version": {
+                "description": "The pipeline format version; this portcullis reads `1`.",
+                "const": 1
+            },
+            "name": {
+                "description": "The pipeline's name in reports; defaults to the file name without `.yml`.",
+                "type": "string"
+            },
+            "env": {
+                "description": "Variables every stage sees; `${NAME}` expands them. A `--var NAME=VALUE` overrides one.",
+                "$ref": "#/definitions/env"
+            },
+            "secrets": {
+                "description": "Secrets resolved at run start and masked everywhere; each is also a variable and an environment variable of every stage.",
+                "type": "object",
+                "propertyNames": { "pattern": ENV_NAME_PATTERN },
+                "additionalProperties": { "$ref": "#/definitions/secret" }
+            },
+            "defaults": {
+                "description": "Defaults for every stage.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "timeout": {
+                        "description": "How long a stage attempt may run (default 1h).",
+                        "$ref": "#/definitions/duration"
+                    },
+                    "shell": {
+                        "description": "The shell that runs `run:` scripts (default bash, with `-eo pipefail`).",
+                        "enum": ["bash", "sh", "zsh"]
+                    },
+                    "grace": {
+                        "description": "Time between SIGTERM and SIGKILL when a stage is stopped (default 10s).",
+                        "$ref": "#/definitions/duration"
+                    }
+                }
+            },
+            "concurrency": {
+                "description": "Most stages running at once (default: the number of CPUs; `-j N` overrides).",
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 1024
+            },
+            "stages": {
+                "description": "The stages, by name; each runs when its `needs` have passed.",
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": { "pattern": STAGE_NAME_PATTERN },
+                "additionalProperties": { "$ref": "#/definitions/stage" }
+            }
+        },
+        "definitions": definitions()
+    })
+}
+
+fn definitions() -> Value {
+    json!({
+        "duration": {
+            "description": "A number and a unit (ms, s, m, h, d), repeatable: `500ms`, `90s`, `15m`, `1h30m`.",
+            "type": "string",
+            "pattern": DURATION_PATTERN
+        },
+        "stringOrList": {
+            "oneOf": [
+                { "type": "string" },
+                { "type": "array", "items": { "type": "string" } }
+            ]
+        },
+        "argv": {
+            "description": "A program and its arguments, run without a shell.",
+            "type": "array",
+            "minItems": 1,
+            "items": { "type": ["string", "number", "boolean"] }
+        },
+        "env": {
+            "type": "object",
+            "propertyNames": { "pattern": ENV_NAME_PATTERN },
+            "additionalProperties": { "type": ["string", "number", "boolean", "null"] }
+        },
+        "secret": {
+            "description": "Exactly one source: `{ env: VAR }`, `{ file: PATH }` or `{ command: [ARGV...] }`.",
+            "oneOf": [
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["env"],
+                    "properties": {
+                        "env": {
+                            "description": "Read the secret from this environment variable.",
+                            "type": "string"
+                        }
+                    }
+                },
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "description": "Read the secret from this file (one trailing newline dropped).",
+                            "type": "string"
+                        }
+                    }
+                },
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["command"],
+                    "properties": {
+                        "command": {
+                            "description": "Run this argv (30s limit) and take its output as the secret.",
+                            "oneOf": [
+                                { "type": "string" },
+                                { "type": "array", "minItems": 1, "items": { "type": "string" } }
+                            ]
+                        }
+                    }
+                }
+            ]
+        },
+        "rollback": {
+            "description": "What undoes this stage when the run fails: a script, `{ run: SCRIPT }` or `{ command: [ARGV...] }`.",
+            "oneOf": [
+                { "type": "string" },
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["run"],
+                    "properties": {
+                        "run": { "description": "A script run by the pipeline's shell.", "type": "string" }
+                    }
+                },
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["command"],
+                    "properties": {
+                        "command": { "$ref": "#/definitions/argv" }
+                    }
+                }
+            ]
+        },
+        "retries": {
+            "description": "Extra attempts after a failure: a number (backoff 1s) or `{ count: N, backoff: DURATION }`.",
+            "oneOf": [
+                { "type": "integer", "minimum": 0, "maximum": 100 },
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["count"],
+                    "properties": {
+                        "count": {
+                            "description": "Extra attempts after the first failure.",
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": 100
+                        },
+                        "backoff": {
+                            "description": "Wait before the first retry; doubles each time, up to 60s (default 1s).",
+                            "$ref": "#/definitions/duration"
+                        }
+                    }
+                }
+            ]
+        },
+        "httpWith": {
+            "description": "Settings of `uses: http`: poll URLs until each answers `expect`.",
+            "type": "object",
+            "additionalProperties": false,
+            "anyOf": [{ "required": ["url"] }, { "required": ["urls"] }],
+            "properties": {
+                "url": { "description": "A plain `http://` URL to poll.", "type": "string" },
+                "urls": {
+                    "description": "Several plain `http://` URLs, each its own JUnit case.",
+                    "$ref": "#/definitions/stringOrList"
+                },
+                "expect": {
+                    "description": "The status each URL must answer (default 200).",
+                    "type": "integer",
+                    "minimum": 100,
+                    "maximum": 599
+                },
+                "contains": { "description": "A text the body must contain.", "type": "string" },
+                "within": {
+                    "description": "How long to keep polling each URL (default 30s).",
+                    "$ref": "#/definitions/duration"
+                },
+                "interval": {
+                    "description": "Time between polls (default 1s).",
+                    "$ref": "#/definitions/duration"
+                }
+            }
+        },
+        "stage": stage()
+    })
+}
+
+fn stage() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        // A stage does exactly one thing; the validator rejects none and two alike.
+        "oneOf": [
+            { "required": ["run"] },
+            { "required": ["command"] },
+            { "required": ["uses"] }
+        ],
+        "dependencies": { "with": ["uses"] },
+        // One branch per built-in kind; a new kind adds its own `with:` here.
+        "allOf": [
+            {
+                "if": { "required": ["uses"], "properties": { "uses": { "const": "http" } } },
+                "then": {
+                    "required": ["with"],
+                    "properties": { "with": { "$ref": "#/definitions/httpWith" } }
+                }
+            }
+        ],
+        "properties": {
+            "name": { "description": "The stage's name in reports; defaults to its key.", "type": "string" },
+            "needs": {
+                "description": "Stages that must pass (or warn) before this one starts.",
+                "oneOf": [
+                    { "type": "string", "pattern": STAGE_NAME_PATTERN },
+                    { "type": "array", "items": { "type": "string", "pattern": STAGE_NAME_PATTERN } }
+                ]
+            },
+            "if": {
+                "description": "`success` (default): every need passed. `failure`: the run has failed. `always`: whatever happened. The last two wait for their needs to settle.",
+                "enum": ["success", "failure", "always"]
+            },
+            "run": {
+                "description": "A script run by the pipeline's shell. `${NAME}` and `${STAGE.KEY}` expand; `$${` is a literal `${`.",
+                "type": "string"
+            },
+            "command": {
+                "description": "A program and its arguments, run without a shell.",
+                "$ref": "#/definitions/argv"
+            },
+            "uses": {
+                "description": "A built-in kind, configured by `with:`.",
+                "enum": crate::stages::KINDS
+            },
+            "with": {
+                "description": "Settings of the built-in kind named by `uses:`.",
+                "type": "object"
+            },
+            "env": {
+                "description": "Environment variables of this stage only; `${NAME}` expands them in the stage.",
+                "$ref": "#/definitions/env"
+            },
+            "workdir": { "description": "The directory the stage runs in.", "type": "string" },
+            "timeout": {
+                "description": "How long one attempt may run before it fails (default: `defaults.timeout`, else 1h).",
+                "$ref": "#/definitions/duration"
+            },
+            "grace": {
+                "description": "Time between SIGTERM and SIGKILL when the stage is stopped.",
+                "$ref": "#/definitions/duration"
+            },
+            "retries": { "$ref": "#/definitions/retries" },
+            "allow-failure": {
+                "description": "A failure is a warning and counts as passed for what needs this stage.",
+                "type": "boolean"
+            },
+            "junit": {
+                "description": "Globs of JUnit files the stage writes, merged into the report.",
+                "$ref": "#/definitions/stringOrList"
+            },
+            "rollback": { "$ref": "#/definitions/rollback" },
+            "paths": {
+                "description": "Globs: with `--base REF`, the stage runs only when a changed file matches one.",
+                "$ref": "#/definitions/stringOrList"
+            }
+        }
+    })
+}

