@@ -38,6 +38,7 @@ pub fn main() -> ExitCode {
         cli::Command::Validate(args) => commands::validate::validate(&args),
         cli::Command::Plan(args) => commands::plan::plan(&args),
         cli::Command::Graph(args) => commands::plan::graph(&args),
+        cli::Command::Hook(args) => commands::hook::hook(&args),
     };
     ExitCode::from(code)
 }

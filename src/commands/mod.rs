@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what they share: loading a pipeline and printing its
 //! diagnostics.
 
+pub(crate) mod hook;
 pub(crate) mod plan;
 pub(crate) mod run;
 pub(crate) mod validate;
