@@ -19,3 +19,5 @@ mod plan;
 mod kinds;
 // Bounded memory with a stage that prints a gigabyte.
 mod memory;
+// `hook install|uninstall`, with real pushes to a local bare remote.
+mod hook;
