@@ -25,6 +25,8 @@ pub(crate) enum Command {
     Plan(PlanArgs),
     /// Print the stage graph as Mermaid or Graphviz DOT.
     Graph(GraphArgs),
+    /// Install or remove the git hook that runs a pipeline before each push or commit.
+    Hook(HookArgs),
     /// Print a JSON Schema of the pipeline format, for editor completion and checks.
     Schema,
     /// Write a pipeline as another CI system's workflow: `export github [PIPELINE]`.
@@ -96,6 +98,45 @@ pub(crate) struct GraphArgs {
     pub(crate) format: GraphFormat,
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub(crate) vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HookArgs {
+    #[command(subcommand)]
+    pub(crate) action: HookAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum HookAction {
+    /// Write the hook (pre-push by default) into this repository's hooks folder.
+    Install(HookInstallArgs),
+    /// Remove portcullis's hooks (both kinds unless one is named); other hooks are left alone.
+    Uninstall(HookUninstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HookInstallArgs {
+    /// Pipeline the hook runs (`pipelines/ci.yml` when omitted), as for `portcullis run`.
+    pub(crate) pipeline: Option<String>,
+    /// Run the pipeline before each `git push`, on what is being pushed (the default).
+    #[arg(long, conflicts_with = "pre_commit")]
+    pub(crate) pre_push: bool,
+    /// Run the pipeline before each `git commit`.
+    #[arg(long)]
+    pub(crate) pre_commit: bool,
+    /// Replace a hook portcullis did not write; it is kept as `<hook>.local` and still runs first.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HookUninstallArgs {
+    /// Remove only the pre-push hook.
+    #[arg(long)]
+    pub(crate) pre_push: bool,
+    /// Remove only the pre-commit hook.
+    #[arg(long)]
+    pub(crate) pre_commit: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

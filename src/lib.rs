@@ -42,6 +42,7 @@ pub fn main() -> ExitCode {
         cli::Command::Man => commands::docs::man(),
         cli::Command::Schema => commands::schema::schema(),
         cli::Command::Export(args) => commands::export::export(&args),
+        cli::Command::Hook(args) => commands::hook::hook(&args),
     };
     ExitCode::from(code)
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod docs;
 pub(crate) mod export;
+pub(crate) mod hook;
 pub(crate) mod plan;
 pub(crate) mod run;
 pub(crate) mod schema;

@@ -29,13 +29,16 @@ pub(crate) enum LoadError {
     Invalid { errors: ConfigErrors },
 }
 
+/// Whether a pipeline argument is a path rather than a name under `pipelines/`.
+pub(crate) fn names_a_path(arg: &str) -> bool {
+    arg.contains('/') || arg.ends_with(".yml") || arg.ends_with(".yaml")
+}
+
 /// `run` → `pipelines/ci.yml`, `run deploy` → `pipelines/deploy.yml`, a path → that file.
 pub(crate) fn resolve(arg: Option<&str>) -> PathBuf {
     match arg {
         None => PathBuf::from("pipelines/ci.yml"),
-        Some(a) if a.contains('/') || a.ends_with(".yml") || a.ends_with(".yaml") => {
-            PathBuf::from(a)
-        }
+        Some(a) if names_a_path(a) => PathBuf::from(a),
         Some(name) => {
             let yml = Path::new("pipelines").join(format!("{name}.yml"));
             let yaml = Path::new("pipelines").join(format!("{name}.yaml"));

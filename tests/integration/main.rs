@@ -25,3 +25,5 @@ mod memory;
 mod schema;
 // `export github`: the workflow passes actionlint and keeps the pipeline's shape.
 mod export;
+// `hook install|uninstall`, with real pushes to a local bare remote.
+mod hook;
