@@ -31,7 +31,8 @@ pub(crate) struct GithubReporter {
     file: PathBuf,
     stages: Vec<PlannedStage>,
     results: Vec<StageResult>,
-    rollback_failures: Vec<(String, String)>,
+    /// Every rollback that ran: stage, status, reason.
+    rollbacks: Vec<(String, RollbackStatus, String)>,
     first_failure: Option<usize>,
     annotations: usize,
     suppressed: usize,
@@ -48,7 +49,7 @@ impl GithubReporter {
             file: PathBuf::new(),
             stages: Vec::new(),
             results: Vec::new(),
-            rollback_failures: Vec::new(),
+            rollbacks: Vec::new(),
             first_failure: None,
             annotations: 0,
             suppressed: 0,
@@ -69,14 +70,14 @@ impl GithubReporter {
                 self.stages.clone_from(stages);
             }
             RunEventKind::StageFinished(result) => self.stage_finished(result)?,
-            RunEventKind::RollbackFinished(rollback)
-                if rollback.status != RollbackStatus::Passed =>
-            {
+            RunEventKind::RollbackFinished(rollback) => {
                 let reason = rollback.reason.clone().unwrap_or_default();
-                let title = format!("portcullis: rollback of `{}` failed", rollback.stage);
-                self.annotate("error", None, &title, &reason)?;
-                self.rollback_failures
-                    .push((rollback.stage.clone(), reason));
+                if rollback.status != RollbackStatus::Passed {
+                    let title = format!("portcullis: rollback of `{}` failed", rollback.stage);
+                    self.annotate("error", None, &title, &reason)?;
+                }
+                self.rollbacks
+                    .push((rollback.stage.clone(), rollback.status, reason));
             }
             RunEventKind::RunFinished { status, duration } => {
                 if self.suppressed > 0 {
@@ -221,10 +222,15 @@ impl GithubReporter {
                 table_cell(&reason)
             );
         }
-        for (stage, reason) in &self.rollback_failures {
+        for (stage, status, reason) in &self.rollbacks {
+            let status = match status {
+                RollbackStatus::Passed => "↺ rolled back",
+                RollbackStatus::Failed => "❌ rollback failed",
+                RollbackStatus::Cancelled => "⊘ rollback killed",
+            };
             let _ = writeln!(
                 md,
-                "| rollback of `{stage}` | ❌ failed | | {} |",
+                "| rollback of `{stage}` | {status} | | {} |",
                 table_cell(reason)
             );
         }

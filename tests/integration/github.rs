@@ -38,6 +38,7 @@ secrets:
 stages:
   lint:
     run: echo "lint ok, token $TOKEN"
+    rollback: echo "undo lint"
   test:
     needs: [lint]
     run: |
@@ -73,7 +74,7 @@ stages:
         "{stdout}"
     );
     assert!(
-        stdout.contains("::error file=pipelines/gate.yml,line=7,title=portcullis%3A stage `test` failed::exit code 1%0A"),
+        stdout.contains("::error file=pipelines/gate.yml,line=8,title=portcullis%3A stage `test` failed::exit code 1%0A"),
         "annotation at the stage's line: {stdout}"
     );
     assert!(
@@ -111,6 +112,10 @@ stages:
     );
     assert!(
         summary.contains("### First failure: `test`") && summary.contains("3 tests failed"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| rollback of `lint` | ↺ rolled back |"),
         "{summary}"
     );
     assert!(!summary.contains("tok-s3cr3t-99"));
