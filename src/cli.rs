@@ -31,6 +31,8 @@ pub(crate) enum Command {
     Schema,
     /// Write a pipeline as another CI system's workflow: `export github [PIPELINE]`.
     Export(ExportArgs),
+    /// Check the port law: forbidden, unlisted and missing listeners (`--live`: on this machine now).
+    Ports(PortsArgs),
     /// Print a shell completion script (e.g. `portcullis completions bash > /etc/bash_completion.d/portcullis`).
     Completions(CompletionsArgs),
     /// Print the man page (roff), e.g. `portcullis man | man -l -`.
@@ -165,4 +167,34 @@ pub(crate) struct ExportArgs {
 pub(crate) enum ExportTarget {
     /// A GitHub Actions workflow: one job per stage.
     Github,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PortsArgs {
+    /// Files or folders to scan for declared ports (not built yet: use `--live`).
+    pub(crate) paths: Vec<PathBuf>,
+    /// A port that may be exposed, with an optional role: `3001=frontend` (repeatable).
+    #[arg(long, value_name = "PORT[=ROLE]")]
+    pub(crate) allow: Vec<String>,
+    /// A port that must not be used at all (repeatable).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) forbid: Vec<u16>,
+    /// A port that must have a listener or a published container port (repeatable).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) require_listening: Vec<u16>,
+    /// Check this machine now: listening sockets and ports published by Docker containers.
+    #[arg(long)]
+    pub(crate) live: bool,
+    #[arg(long, value_enum, default_value_t = PortsFormat::Human)]
+    pub(crate) format: PortsFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum PortsFormat {
+    /// One line per finding and a count.
+    Human,
+    /// `{"findings": [...]}`.
+    Json,
+    /// A JUnit document: one test case per finding, violations as failures.
+    Junit,
 }

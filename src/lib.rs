@@ -19,6 +19,7 @@ mod config;
 pub mod exit_code;
 mod graph;
 mod plan;
+mod ports;
 mod redact;
 mod report;
 mod run_dir;
@@ -43,6 +44,7 @@ pub fn main() -> ExitCode {
         cli::Command::Schema => commands::schema::schema(),
         cli::Command::Export(args) => commands::export::export(&args),
         cli::Command::Hook(args) => commands::hook::hook(&args),
+        cli::Command::Ports(args) => commands::ports::ports(&args),
     };
     ExitCode::from(code)
 }

@@ -5,6 +5,7 @@ pub(crate) mod docs;
 pub(crate) mod export;
 pub(crate) mod hook;
 pub(crate) mod plan;
+pub(crate) mod ports;
 pub(crate) mod run;
 pub(crate) mod schema;
 pub(crate) mod validate;
