@@ -27,3 +27,5 @@ mod schema;
 mod export;
 // `hook install|uninstall`, with real pushes to a local bare remote.
 mod hook;
+// `ports --live`: real listening sockets and Docker published ports against the port law.
+mod ports;

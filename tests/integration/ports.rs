@@ -1,0 +1,318 @@
+//! `ports --live`: real sockets opened by the test process, found by the real binary in
+//! `/proc/net`, with this process as their owner; Docker published ports from a fake engine on
+//! a temporary unix socket, and from the real engine when it is there.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::net::UnixListener;
+
+use serde_json::Value;
+
+use crate::harness::{Run, Test, assert_schema_valid};
+
+fn findings(run: &Run) -> Vec<Value> {
+    let json: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
+    json["findings"].as_array().expect("findings").clone()
+}
+
+/// The findings about `port`.
+fn about(findings: &[Value], port: u16) -> Vec<Value> {
+    findings
+        .iter()
+        .filter(|f| f["port"] == u64::from(port))
+        .cloned()
+        .collect()
+}
+
+/// A port nothing listens on now: bound, read, released.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A Docker engine that is not there, so the machine's own Docker does not interfere.
+fn no_docker(t: Test) -> Test {
+    let missing = t.path().join("no-docker.sock");
+    t.env("DOCKER_HOST", &format!("unix://{}", missing.display()))
+}
+
+struct Sockets {
+    v4: TcpListener,
+    v6_loopback: Option<TcpListener>,
+    dual: Option<TcpListener>,
+    udp: UdpSocket,
+}
+
+impl Sockets {
+    fn open() -> Sockets {
+        Sockets {
+            v4: TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1"),
+            // IPv6 may be disabled in a container; those two checks are then skipped.
+            v6_loopback: TcpListener::bind("[::1]:0").ok(),
+            dual: TcpListener::bind("[::]:0").ok(),
+            udp: UdpSocket::bind("127.0.0.1:0").expect("bind udp"),
+        }
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        let mut ports = vec![port(&self.v4), self.udp.local_addr().expect("addr").port()];
+        ports.extend(self.v6_loopback.as_ref().map(port));
+        ports.extend(self.dual.as_ref().map(port));
+        ports
+    }
+}
+
+fn port(l: &TcpListener) -> u16 {
+    l.local_addr().expect("addr").port()
+}
+
+/// Asserts one finding about `port` with this rule and severity, naming this process.
+fn assert_found(findings: &[Value], port: u16, rule: &str, severity: &str, needle: &str) {
+    let pid = format!("pid {} (", std::process::id());
+    let about = about(findings, port);
+    assert_eq!(about.len(), 1, "port {port}: {about:#?}");
+    let f = &about[0];
+    assert_eq!(f["rule"], rule, "{f:#}");
+    assert_eq!(f["severity"], severity, "{f:#}");
+    assert_eq!(
+        (&f["kind"], &f["scope"]),
+        (&"listen".into(), &"host".into())
+    );
+    assert!(f["file"].is_null() && f["line"].is_null() && f["column"].is_null());
+    let message = f["message"].as_str().expect("message");
+    assert!(message.contains(&pid), "names this process: {message}");
+    assert!(message.contains(needle), "{needle}: {message}");
+}
+
+/// Unlisted listeners are found with their owner: on loopback they are notes, and a
+/// dual-stack `[::]` listener (only in `tcp6`) is reachable from elsewhere, so a violation.
+#[test]
+fn finds_listeners_with_their_process() {
+    let s = Sockets::open();
+    let t = no_docker(Test::new());
+    let out = t.run(&["ports", "--live", "--format", "json"]);
+    let found = findings(&out);
+    assert_found(&found, port(&s.v4), "unlisted", "note", "TCP 127.0.0.1:");
+    let udp = s.udp.local_addr().expect("addr").port();
+    assert_found(&found, udp, "unlisted", "note", "UDP 127.0.0.1:");
+    if let Some(l) = &s.v6_loopback {
+        assert_found(&found, port(l), "unlisted", "note", "TCP [::1]:");
+    }
+    if let Some(l) = &s.dual {
+        assert_found(&found, port(l), "unlisted", "violation", "TCP [::]:");
+        assert_eq!(out.code, 1, "{out:?}");
+    }
+    let docker: Vec<&Value> = found.iter().filter(|f| f["rule"] == "docker").collect();
+    assert_eq!(docker.len(), 1, "{found:#?}");
+    assert!(
+        docker[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Docker not reachable: published ports not checked")),
+        "{docker:?}"
+    );
+}
+
+/// A forbidden port is a violation even on loopback, naming the process; exit 1.
+#[test]
+fn forbidden_port_fails_naming_the_process() {
+    let s = Sockets::open();
+    let forbidden = port(&s.v4).to_string();
+    let t = no_docker(Test::new());
+    let out = t.run(&[
+        "ports", "--live", "--forbid", &forbidden, "--format", "json",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_found(
+        &findings(&out),
+        port(&s.v4),
+        "forbidden",
+        "violation",
+        "is forbidden",
+    );
+    let human = t.run(&["ports", "--live", "--forbid", &forbidden]);
+    assert_eq!(human.code, 1, "{human:?}");
+    assert!(
+        human.stdout.contains(&format!(
+            "violation[forbidden]: port {forbidden} is forbidden"
+        )),
+        "{human:?}"
+    );
+}
+
+/// A required port that nothing listens on is a violation; exit 1.
+#[test]
+fn required_port_without_listener_fails() {
+    let free = free_port();
+    let t = no_docker(Test::new());
+    let out = t.run(&[
+        "ports",
+        "--live",
+        "--require-listening",
+        &free.to_string(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let about = about(&findings(&out), free);
+    assert_eq!(about.len(), 1, "{about:#?}");
+    assert_eq!(about[0]["rule"], "not-listening");
+    assert_eq!(about[0]["severity"], "violation");
+}
+
+/// Allowed ports, required and listening, give no finding at all.
+#[test]
+fn allowed_ports_pass() {
+    let s = Sockets::open();
+    let t = no_docker(Test::new());
+    let mut args = vec![
+        "ports".to_owned(),
+        "--live".into(),
+        "--format".into(),
+        "json".into(),
+    ];
+    for (i, p) in s.ports().into_iter().enumerate() {
+        args.extend(["--allow".into(), format!("{p}=role{i}")]);
+        args.extend(["--require-listening".into(), p.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = t.run(&args);
+    let found = findings(&out);
+    for p in s.ports() {
+        assert!(about(&found, p).is_empty(), "port {p}: {found:#?}");
+    }
+}
+
+/// The JUnit format is a valid document with the violation as a failure.
+#[test]
+fn junit_format_is_schema_valid() {
+    let s = Sockets::open();
+    let forbidden = port(&s.v4).to_string();
+    let t = no_docker(Test::new());
+    let out = t.run(&[
+        "ports", "--live", "--forbid", &forbidden, "--format", "junit",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains("<failure type=\"forbidden\""),
+        "{out:?}"
+    );
+    let file = t.path().join("ports.xml");
+    std::fs::write(&file, &out.stdout).expect("write");
+    assert_schema_valid(&file);
+}
+
+/// Scanning files is not built yet, and says so; malformed policies are usage errors.
+#[test]
+fn usage_errors_exit_2() {
+    let t = Test::new();
+    let out = t.run(&["ports", "."]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("not built yet") && out.stderr.contains("--live"),
+        "{out:?}"
+    );
+    for args in [
+        &["ports"][..],
+        &["ports", "--live", "--allow", "3000", "--forbid", "3000"],
+        &["ports", "--live", "--allow", "http"],
+        &["ports", "--live", "--forbid", "70000"],
+        &["ports", "--live", "."],
+    ] {
+        let out = t.run(args);
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+    }
+}
+
+/// A one-shot fake engine: answers each connection with `body` as `GET /containers/json`.
+fn fake_engine(t: &Test, body: &'static str) -> String {
+    let path = t.path().join("docker.sock");
+    let listener = UnixListener::bind(&path).expect("bind unix socket");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            // Under a loaded test run, accept can fail for a moment; the engine keeps serving.
+            let Ok(mut stream) = stream else {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            };
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let request = String::from_utf8_lossy(&request).into_owned();
+            let answer = if request.starts_with("GET /containers/json HTTP/1.0\r\n") {
+                format!("HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{body}")
+            } else {
+                "HTTP/1.0 404 Not Found\r\n\r\n".to_owned()
+            };
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    format!("unix://{}", path.display())
+}
+
+/// Published ports come from the engine's API (with `userland-proxy: false` nothing listens on
+/// the host): a forbidden one fails naming the container, an allowed one passes, and one
+/// published on loopback only is a note. The engine here is a fake serving a canned answer.
+#[test]
+fn docker_published_ports_from_the_engine_api() {
+    let (forbidden, allowed, loopback) = (free_port(), free_port(), free_port());
+    let body: &'static str = Box::leak(
+        format!(
+            r#"[{{"Id":"1","Names":["/api"],"Ports":[
+                {{"IP":"0.0.0.0","PrivatePort":8000,"PublicPort":{forbidden},"Type":"tcp"}},
+                {{"IP":"::","PrivatePort":8000,"PublicPort":{forbidden},"Type":"tcp"}},
+                {{"PrivatePort":9000,"Type":"tcp"}}]}},
+               {{"Id":"2","Names":["/web"],"Ports":[
+                {{"IP":"0.0.0.0","PrivatePort":3001,"PublicPort":{allowed},"Type":"tcp"}},
+                {{"IP":"127.0.0.1","PrivatePort":53,"PublicPort":{loopback},"Type":"udp"}}]}}]"#
+        )
+        .into_boxed_str(),
+    );
+    let t = Test::new();
+    let host = fake_engine(&t, body);
+    let t = t.env("DOCKER_HOST", &host);
+    let out = t.run(&[
+        "ports",
+        "--live",
+        "--forbid",
+        &forbidden.to_string(),
+        "--allow",
+        &allowed.to_string(),
+        "--require-listening",
+        &allowed.to_string(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let found = findings(&out);
+    assert!(!found.iter().any(|f| f["rule"] == "docker"), "{found:#?}");
+    let f = about(&found, forbidden);
+    assert_eq!(f.len(), 1, "one finding for 0.0.0.0 and :: : {f:#?}");
+    assert_eq!(
+        (&f[0]["rule"], &f[0]["kind"]),
+        (&"forbidden".into(), &"publish".into())
+    );
+    assert!(
+        f[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("container `api`"))
+    );
+    assert!(about(&found, allowed).is_empty(), "{found:#?}");
+    let f = about(&found, loopback);
+    assert_eq!(
+        (&f[0]["rule"], &f[0]["severity"]),
+        (&"unlisted".into(), &"note".into())
+    );
+    assert!(
+        f[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("UDP") && m.contains("`web`"))
+    );
+}
