@@ -1,14 +1,16 @@
 //! `ports --live`: real sockets opened by the test process, found by the real binary in
 //! `/proc/net`, with this process as their owner; Docker published ports from a fake engine on
-//! a temporary unix socket, and from the real engine when it is there.
+//! a temporary unix socket, and from the real engine when it is there (a container built
+//! locally, with no registry; skipped without Docker unless `PORTCULLIS_REQUIRE` names it).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::net::UnixListener;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::harness::{Run, Test, assert_schema_valid};
+use crate::harness::{Run, Test, assert_schema_valid, required};
 
 fn findings(run: &Run) -> Vec<Value> {
     let json: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
@@ -314,5 +316,108 @@ fn docker_published_ports_from_the_engine_api() {
         f[0]["message"]
             .as_str()
             .is_some_and(|m| m.contains("UDP") && m.contains("`web`"))
+    );
+}
+
+/// Removes the test's container, whatever happens.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn docker(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker")
+}
+
+/// The real engine: a container publishing a random port. The image is built locally, with no
+/// registry: `FROM scratch` holding this machine's `sleep` and the libraries `ldd` names.
+#[test]
+#[expect(clippy::print_stderr, reason = "a skipped check says why")]
+fn real_docker_published_port_is_found() {
+    let reachable = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !reachable {
+        assert!(
+            !required("docker"),
+            "docker is required (PORTCULLIS_REQUIRE) but `docker info` fails"
+        );
+        eprintln!("skipped: no reachable Docker engine (`docker info` fails)");
+        return;
+    }
+    let t = Test::new();
+    let root = t.path().join("image/rootfs");
+    let ldd = Command::new("ldd").arg("/bin/sleep").output().expect("ldd");
+    let ldd = String::from_utf8_lossy(&ldd.stdout).into_owned();
+    let files =
+        std::iter::once("/bin/sleep").chain(ldd.split_whitespace().filter(|w| w.starts_with('/')));
+    for file in files {
+        let target = root.join(file.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(file, &target).expect("copy into the image");
+    }
+    std::fs::write(
+        t.path().join("image/Dockerfile"),
+        "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/bin/sleep\"]\n",
+    )
+    .expect("Dockerfile");
+    let image = "portcullis-test-sleep";
+    let build = docker(&["build", "-q", "-t", image, "."], &t.path().join("image"));
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let name = format!("portcullis-ports-{}", std::process::id());
+    let container = Container(name.clone());
+    let run = docker(
+        &["run", "-d", "--name", &name, "-p", "80", image, "300"],
+        t.path(),
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let port = docker(&["port", &container.0, "80/tcp"], t.path());
+    let published: u16 = String::from_utf8_lossy(&port.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("published port: {port:?}"));
+    let out = t.run(&[
+        "ports",
+        "--live",
+        "--forbid",
+        &published.to_string(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let found = findings(&out);
+    let about = about(&found, published);
+    let publish: Vec<&Value> = about.iter().filter(|f| f["kind"] == "publish").collect();
+    assert_eq!(publish.len(), 1, "{found:#?}");
+    assert_eq!(publish[0]["rule"], "forbidden");
+    let message = publish[0]["message"].as_str().expect("message");
+    assert!(
+        message.contains(&format!("container `{name}`")),
+        "{message}"
     );
 }
