@@ -9,7 +9,7 @@ use crate::commands::print_error;
 use crate::exit_code;
 use crate::ports::live;
 use crate::ports::{Finding, Policy, Severity};
-use crate::report::junit::xml_safe;
+use crate::report::junit::escape;
 
 pub(crate) fn ports(args: &PortsArgs) -> u8 {
     if !args.live {
@@ -130,30 +130,20 @@ fn junit(findings: &[Finding]) -> String {
         out.push_str("    <testcase name=\"port law\" classname=\"ports\"/>\n");
     }
     for f in findings {
-        let name = escape(&format!("{} port {}: {}", f.rule, f.port, f.message));
+        let name = escape(&format!("{} port {}: {}", f.rule, f.port, f.message), true);
         match f.severity {
             Severity::Violation => out.push_str(&format!(
                 "    <testcase name=\"{name}\" classname=\"ports\"><failure type=\"{}\" message=\"{}\">{}</failure></testcase>\n",
                 f.rule,
-                escape(&f.message),
-                escape(&f.message)
+                escape(&f.message, true),
+                escape(&f.message, false)
             )),
             Severity::Note => out.push_str(&format!(
                 "    <testcase name=\"{name}\" classname=\"ports\"><system-out>note: {}</system-out></testcase>\n",
-                escape(&f.message)
+                escape(&f.message, false)
             )),
         }
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
-}
-
-/// Escapes for XML text and attributes, after removing what XML cannot hold.
-fn escape(s: &str) -> String {
-    xml_safe(s)
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\n', "&#10;")
 }

@@ -632,7 +632,7 @@ fn secs(d: Duration) -> String {
 /// Escapes for XML after [`xml_safe`]. `>` is escaped too, so `]]>` cannot appear; in
 /// attributes, tab and newline are escaped so that attribute normalisation keeps them, and
 /// CR is escaped everywhere so that end-of-line normalisation keeps it.
-fn escape(s: &str, in_attr: bool) -> String {
+pub(crate) fn escape(s: &str, in_attr: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in xml_safe(s).chars() {
         match c {
