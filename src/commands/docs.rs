@@ -1,18 +1,16 @@
 //! `portcullis completions SHELL` and `portcullis man`: both generated from the CLI definition,
 //! so they never drift from it.
 
-use std::io::Write;
-
 use clap::CommandFactory;
 
 use crate::cli::Cli;
-use crate::commands::print_error;
+use crate::commands::{print_error, write_data};
 use crate::exit_code;
 
 pub(crate) fn completions(shell: clap_complete::Shell) -> u8 {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "portcullis", &mut out);
-    write_stdout(&out)
+    write_data(&out)
 }
 
 pub(crate) fn man() -> u8 {
@@ -21,16 +19,5 @@ pub(crate) fn man() -> u8 {
         print_error(&format!("cannot render the man page: {e}"), None);
         return exit_code::STAGE_FAILED;
     }
-    write_stdout(&out)
-}
-
-fn write_stdout(bytes: &[u8]) -> u8 {
-    match std::io::stdout().lock().write_all(bytes) {
-        Ok(()) => exit_code::PASSED,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit_code::PASSED,
-        Err(e) => {
-            print_error(&format!("cannot write to stdout: {e}"), None);
-            exit_code::STAGE_FAILED
-        }
-    }
+    write_data(&out)
 }

@@ -15,7 +15,6 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{ExportArgs, ExportTarget};
@@ -32,8 +31,7 @@ pub(crate) fn export(args: &ExportArgs) -> u8 {
     let text = match args.target {
         ExportTarget::Github => github_workflow(&pipeline, &workflow_path(&path), &args.action),
     };
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    exit_code::PASSED
+    crate::commands::write_data(text.as_bytes())
 }
 
 /// The pipeline path as the workflow names it: relative to the repository root, which is where

@@ -17,6 +17,7 @@ use miette::{GraphicalReportHandler, GraphicalTheme};
 
 use crate::config::pipeline::Pipeline;
 use crate::config::{self, LoadError};
+use crate::exit_code;
 
 /// Whether stderr gets colour: a terminal, and `NO_COLOR` unset.
 pub(crate) fn stderr_color() -> bool {
@@ -32,6 +33,20 @@ pub(crate) fn print_error(message: &str, help: Option<&str>) {
     let _ = writeln!(err, "error: {message}");
     if let Some(help) = help {
         let _ = writeln!(err, "help: {help}");
+    }
+}
+
+/// Writes a command's data to stdout and gives its exit code. A reader that closed the pipe
+/// early (`portcullis graph | head`) is not an error; any other failure to write is reported,
+/// since a silently truncated schema or workflow would be worse than a failed command.
+pub(crate) fn write_data(bytes: &[u8]) -> u8 {
+    match std::io::stdout().lock().write_all(bytes) {
+        Ok(()) => exit_code::PASSED,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit_code::PASSED,
+        Err(e) => {
+            print_error(&format!("cannot write to stdout: {e}"), None);
+            exit_code::STAGE_FAILED
+        }
     }
 }
 

@@ -1,9 +1,7 @@
 //! `portcullis plan` and `portcullis graph`: the pipeline's shape, without running it.
 
-use std::io::Write;
-
 use crate::cli::{GraphArgs, GraphFormat, PlanArgs};
-use crate::commands::{load, parse_vars, print_error};
+use crate::commands::{load, parse_vars, print_error, write_data};
 use crate::config;
 use crate::exit_code;
 use crate::plan;
@@ -16,8 +14,7 @@ pub(crate) fn plan(args: &PlanArgs) -> u8 {
         return exit_code::INVALID;
     };
     let text = plan::render_plan(&pipeline, None, &|t| t.source());
-    let _ = std::io::stdout().write_all(text.as_bytes());
-    exit_code::PASSED
+    write_data(text.as_bytes())
 }
 
 pub(crate) fn graph(args: &GraphArgs) -> u8 {
@@ -31,6 +28,5 @@ pub(crate) fn graph(args: &GraphArgs) -> u8 {
         GraphFormat::Mermaid => plan::render_mermaid(&pipeline),
         GraphFormat::Dot => plan::render_dot(&pipeline),
     };
-    let _ = std::io::stdout().write_all(text.as_bytes());
-    exit_code::PASSED
+    write_data(text.as_bytes())
 }

@@ -2,7 +2,6 @@
 //! declared ports is refused rather than faked.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 
 use crate::cli::{PortsArgs, PortsFormat};
 use crate::commands::print_error;
@@ -54,7 +53,10 @@ pub(crate) fn ports(args: &PortsArgs) -> u8 {
         }
         PortsFormat::Junit => junit(&findings),
     };
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    let written = crate::commands::write_data(text.as_bytes());
+    if written != exit_code::PASSED {
+        return written;
+    }
     if findings.iter().any(|f| f.severity == Severity::Violation) {
         exit_code::STAGE_FAILED
     } else {

@@ -330,8 +330,7 @@ fn dry_run(pipeline: &Pipeline, selection: &Selection, cli_vars: &[(String, Stri
         "dry run: {count} of {} stages would run; nothing was run\n",
         pipeline.stages.len()
     ));
-    let _ = std::io::stdout().write_all(text.as_bytes());
-    exit_code::PASSED
+    crate::commands::write_data(text.as_bytes())
 }
 
 /// Files changed between `base` and the working tree, tracked or new.

@@ -9,8 +9,6 @@
 //! test keeps equal to this output, so a `# yaml-language-server: $schema=` header can point at a
 //! stable path.
 
-use std::io::Write;
-
 use serde_json::{Value, json};
 
 use crate::exit_code;
@@ -23,10 +21,7 @@ pub(crate) fn schema() -> u8 {
             return exit_code::INVALID;
         }
     };
-    let mut out = std::io::stdout().lock();
-    // A closed pipe (`portcullis schema | head`) is not an error worth reporting.
-    let _ = writeln!(out, "{text}");
-    exit_code::PASSED
+    crate::commands::write_data(format!("{text}\n").as_bytes())
 }
 
 /// Durations as `config::duration::parse` reads them: numbers each followed by a unit.
