@@ -27,6 +27,14 @@ pub(crate) fn stderr_color() -> bool {
     )
 }
 
+/// The width of the terminal on stderr, else `$COLUMNS`, else 100.
+pub(crate) fn stderr_width() -> usize {
+    terminal_size::terminal_size_of(std::io::stderr())
+        .map(|(w, _)| usize::from(w.0))
+        .or_else(|| std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()))
+        .unwrap_or(100)
+}
+
 /// Prints a message on stderr in the `error: ...` / `help: ...` shape.
 pub(crate) fn print_error(message: &str, help: Option<&str>) {
     let mut err = std::io::stderr().lock();
@@ -79,8 +87,7 @@ pub(crate) fn report_load_error(error: &LoadError) {
             // On a terminal, wrap at its width; elsewhere (CI logs, pipes) never wrap, so each
             // message and help stays on one line that tools can search.
             let width = if std::io::stderr().is_terminal() {
-                terminal_size::terminal_size_of(std::io::stderr())
-                    .map_or(100, |(w, _)| usize::from(w.0))
+                stderr_width()
             } else {
                 usize::MAX / 4
             };
@@ -90,7 +97,7 @@ pub(crate) fn report_load_error(error: &LoadError) {
                 let _ = handler.render_report(&mut out, &diagnostic);
                 out.push('\n');
             }
-            if crate::commands::run::github_mode() {
+            if crate::report::github::enabled() {
                 annotate_config_errors(errors);
             }
             let count = errors.errors.len();

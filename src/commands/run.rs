@@ -119,7 +119,7 @@ async fn run_pipeline(
         }
     };
     let redactor = Arc::new(Redactor::new(resolved.iter().map(|(_, v)| v.clone())));
-    let github = github_mode();
+    let github = crate::report::github::enabled();
     if github {
         // Before anything else is printed: GitHub masks a value only in output that follows
         // its `add-mask` line. Each line of a multi-line value is registered on its own.
@@ -186,7 +186,7 @@ async fn run_pipeline(
             .without_output()
     } else if stderr.is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb") {
         let mode = TerminalMode::Live {
-            width: terminal_width(),
+            width: crate::commands::stderr_width(),
         };
         TerminalReporter::new(Box::new(stderr), mode, stderr_color())
     } else {
@@ -262,11 +262,6 @@ async fn run_pipeline(
     }
 }
 
-/// `GITHUB_ACTIONS=true`, as GitHub's runners set it.
-pub(crate) fn github_mode() -> bool {
-    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
-}
-
 /// A token nothing else can guess, for `::stop-commands::`; std's hasher keys are random per
 /// process.
 fn random_token() -> String {
@@ -284,13 +279,6 @@ fn expand_plain(template: &Template, vars: &HashMap<String, String>) -> String {
         TemplatePart::Var(name) => vars.get(name).cloned(),
         _ => None,
     })
-}
-
-fn terminal_width() -> usize {
-    terminal_size::terminal_size_of(std::io::stderr())
-        .map(|(w, _)| usize::from(w.0))
-        .or_else(|| std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()))
-        .unwrap_or(100)
 }
 
 /// `--dry-run`: the plan, with `${NAME}`s expanded and secrets shown as `***`.

@@ -321,6 +321,11 @@ fn copy_log(path: &Path, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
+/// GitHub mode: `GITHUB_ACTIONS=true`, as GitHub's runners set it.
+pub(crate) fn enabled() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+}
+
 /// Workflow-command data escaping, as the Actions toolkit does it.
 pub(crate) fn escape_data(s: &str) -> String {
     s.replace('%', "%25")
