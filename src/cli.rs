@@ -171,7 +171,7 @@ pub(crate) enum ExportTarget {
 
 #[derive(Debug, Args)]
 pub(crate) struct PortsArgs {
-    /// Files or folders to scan for declared ports (not built yet: use `--live`).
+    /// Files or folders to scan for declared ports (default: `.` when `--live` is not given).
     pub(crate) paths: Vec<PathBuf>,
     /// A port that may be exposed, with an optional role: `3001=frontend` (repeatable).
     #[arg(long, value_name = "PORT[=ROLE]")]

@@ -1,35 +1,17 @@
-//! `portcullis ports`: the port law. Only the live check exists so far; scanning files for
-//! declared ports is refused rather than faked.
+//! `portcullis ports`: the port law, over source trees (static mode) and this machine's
+//! sockets and containers (`--live`).
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use crate::cli::{PortsArgs, PortsFormat};
 use crate::commands::print_error;
 use crate::exit_code;
-use crate::ports::live;
 use crate::ports::{Finding, Policy, Severity};
+use crate::ports::{live, scan};
 use crate::report::junit::escape;
 
 pub(crate) fn ports(args: &PortsArgs) -> u8 {
-    if !args.live {
-        let message = if args.paths.is_empty() {
-            "`ports` needs `--live`: there is nothing else to check yet"
-        } else {
-            "scanning files for declared ports is not built yet; it comes in a later version"
-        };
-        print_error(
-            message,
-            Some("use `--live` to check the sockets listening on this machine now"),
-        );
-        return exit_code::INVALID;
-    }
-    if !args.paths.is_empty() {
-        print_error(
-            "`--live` checks this machine, not files; scanning PATHs is not built yet",
-            Some("drop the PATHs, or drop `--live` once static scanning exists"),
-        );
-        return exit_code::INVALID;
-    }
     let policy = match policy(args) {
         Ok(policy) => policy,
         Err(message) => {
@@ -37,17 +19,41 @@ pub(crate) fn ports(args: &PortsArgs) -> u8 {
             return exit_code::INVALID;
         }
     };
-    let sockets = live::read_sockets();
-    let inodes: BTreeSet<u64> = sockets.iter().map(|s| s.inode).collect();
-    let owners = live::socket_owners(&inodes);
-    let docker = live::docker_published();
-    let findings = live::evaluate(&policy, &sockets, &owners, &docker);
+    let mut findings = Vec::new();
+    // Static mode for the PATHs given, or for the current folder when neither PATHs nor
+    // `--live` are.
+    let roots: Vec<PathBuf> = if args.paths.is_empty() && !args.live {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    if !roots.is_empty() {
+        let result = scan::scan(&roots, &policy);
+        if !result.errors.is_empty() && result.files == 0 {
+            for e in &result.errors {
+                print_error(&format!("cannot scan {e}"), None);
+            }
+            return exit_code::INVALID;
+        }
+        for e in &result.errors {
+            print_error(&format!("skipped {e}"), None);
+        }
+        findings.extend(result.findings);
+    }
+    if args.live {
+        let sockets = live::read_sockets();
+        let inodes: BTreeSet<u64> = sockets.iter().map(|s| s.inode).collect();
+        let owners = live::socket_owners(&inodes);
+        let docker = live::docker_published();
+        findings.extend(live::evaluate(&policy, &sockets, &owners, &docker));
+    }
     let text = match args.format {
         PortsFormat::Human => human(&findings),
         PortsFormat::Json => {
-            let mut json =
-                serde_json::to_string_pretty(&serde_json::json!({ "findings": findings }))
-                    .unwrap_or_default();
+            let mut json = serde_json::to_string_pretty(&Report {
+                findings: &findings,
+            })
+            .unwrap_or_default();
             json.push('\n');
             json
         }
@@ -62,6 +68,12 @@ pub(crate) fn ports(args: &PortsArgs) -> u8 {
     } else {
         exit_code::PASSED
     }
+}
+
+/// The `--format json` document; fields in the documented order.
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    findings: &'a [Finding],
 }
 
 /// Builds the policy; a port both allowed and forbidden, or a malformed `--allow`, is a usage
@@ -97,7 +109,13 @@ fn human(findings: &[Finding]) -> String {
             Severity::Violation => "violation",
             Severity::Note => "note",
         };
-        out.push_str(&format!("{severity}[{}]: {}\n", f.rule, f.message));
+        match (&f.file, f.line, f.column) {
+            (Some(file), Some(line), Some(col)) => out.push_str(&format!(
+                "{file}:{line}:{col}: {severity}[{}]: {}\n",
+                f.rule, f.message
+            )),
+            _ => out.push_str(&format!("{severity}[{}]: {}\n", f.rule, f.message)),
+        }
     }
     let violations = findings
         .iter()
@@ -126,26 +144,37 @@ fn junit(findings: &[Finding]) -> String {
         "<testsuites name=\"portcullis ports\" tests=\"{tests}\" failures=\"{violations}\" errors=\"0\">\n"
     ));
     out.push_str(&format!(
-        "  <testsuite name=\"ports --live\" tests=\"{tests}\" failures=\"{violations}\" errors=\"0\">\n"
+        "  <testsuite name=\"ports\" tests=\"{tests}\" failures=\"{violations}\" errors=\"0\">\n"
     ));
     if findings.is_empty() {
         out.push_str("    <testcase name=\"port law\" classname=\"ports\"/>\n");
     }
     for f in findings {
-        let name = escape(&format!("{} port {}: {}", f.rule, f.port, f.message), true);
+        let name = escape(&case_name(f), true);
+        let classname = escape(f.file.as_deref().unwrap_or("ports"), true);
         match f.severity {
             Severity::Violation => out.push_str(&format!(
-                "    <testcase name=\"{name}\" classname=\"ports\"><failure type=\"{}\" message=\"{}\">{}</failure></testcase>\n",
+                "    <testcase name=\"{name}\" classname=\"{classname}\"><failure type=\"{}\" message=\"{}\">{}</failure></testcase>\n",
                 f.rule,
                 escape(&f.message, true),
                 escape(&f.message, false)
             )),
             Severity::Note => out.push_str(&format!(
-                "    <testcase name=\"{name}\" classname=\"ports\"><system-out>note: {}</system-out></testcase>\n",
+                "    <testcase name=\"{name}\" classname=\"{classname}\"><system-out>note: {}</system-out></testcase>\n",
                 escape(&f.message, false)
             )),
         }
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// A test case name that says where and what: `web/package.json:7:21 forbidden port 3000`.
+pub(crate) fn case_name(f: &Finding) -> String {
+    match (&f.file, f.line, f.column) {
+        (Some(file), Some(line), Some(col)) => {
+            format!("{file}:{line}:{col} {} port {}", f.rule, f.port)
+        }
+        _ => format!("{} port {}: {}", f.rule, f.port, f.message),
+    }
 }

@@ -7,6 +7,7 @@
 //! the position is absent and the message names the process or container instead.
 
 pub(crate) mod live;
+pub(crate) mod scan;
 
 use std::collections::{BTreeMap, BTreeSet};
 

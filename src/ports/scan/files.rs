@@ -1,0 +1,821 @@
+//! Line-oriented detectors: package.json scripts, `.env` files, Dockerfiles, Procfiles,
+//! nginx, systemd units, shell scripts, Python and JavaScript sources, and local URLs in any
+//! text. Each reads the comment-masked text and reports byte offsets into it.
+
+use super::command::{self, Context};
+use super::text::{digits_at, is_local_host, is_loopback_host, parse_port_value, port_number};
+use super::{Candidate, EnvFiles, Kind, Scope};
+
+fn candidate(
+    offset: usize,
+    port: u16,
+    kind: Kind,
+    scope: Scope,
+    loopback: bool,
+    what: String,
+) -> Candidate {
+    Candidate {
+        offset,
+        port,
+        end: port,
+        kind,
+        scope,
+        loopback,
+        what,
+        dead: None,
+    }
+}
+
+/// Lines of `text` with their byte offsets, continuation lines (`\` at the end) joined into
+/// one logical line given as its pieces.
+fn logical_lines(text: &str) -> Vec<Vec<(usize, &str)>> {
+    let mut out = Vec::new();
+    let mut current: Vec<(usize, &str)> = Vec::new();
+    let mut at = 0;
+    for raw in text.split_inclusive('\n') {
+        let line = raw.trim_end_matches(['\n', '\r']);
+        let continued = line.trim_end().ends_with('\\');
+        current.push((at, line));
+        if !continued {
+            out.push(std::mem::take(&mut current));
+        }
+        at += raw.len();
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// `package.json`: the commands in `scripts`.
+pub(crate) fn package_json(text: &str, env: &EnvFiles, out: &mut Vec<Candidate>) {
+    let Some(key) = text.find("\"scripts\"") else {
+        return;
+    };
+    let Some(open) = text[key..].find('{').map(|i| key + i) else {
+        return;
+    };
+    let end = matching_brace(text, open).unwrap_or(text.len());
+    let cx = Context {
+        scope: Scope::Host,
+        port_env_set: false,
+        loads_env_files: true,
+    };
+    let mut at = open + 1;
+    for line in text[open + 1..end].split_inclusive('\n') {
+        command::scan_pieces(&[(at, line)], &cx, &|v| env.get(v).is_some(), out);
+        at += line.len();
+    }
+}
+
+fn matching_brace(text: &str, open: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut in_string, mut i) = (0, false, open);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if in_string => i += 1,
+            b'"' => in_string = !in_string,
+            b'{' if !in_string => depth += 1,
+            b'}' if !in_string => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Settings that name a port something connects *to*, not one this project listens on.
+const CLIENT_PREFIXES: &[&str] = &[
+    "DB_", "DATABASE", "POSTGRES", "PG", "MYSQL", "MARIADB", "REDIS", "MONGO", "SMTP", "MAIL",
+    "EMAIL", "RABBIT", "AMQP", "KAFKA", "ELASTIC", "ES_", "MEMCACHE", "CACHE_", "S3_", "MINIO",
+    "SENTRY", "OTEL", "JAEGER", "STATSD", "LDAP", "IMAP", "POP3", "FTP", "SSH", "PROXY_",
+];
+
+/// `.env`, `.env.*`, `.flaskenv`: `PORT`-like settings (and what reads them).
+pub(crate) fn env_file(name: &str, text: &str, project: &Project, out: &mut Vec<Candidate>) {
+    let template = [".example", ".sample", ".template", ".dist", ".tmpl"]
+        .iter()
+        .any(|s| name.ends_with(s));
+    let mut at = 0;
+    for raw in text.split_inclusive('\n') {
+        let line = raw.trim_end_matches(['\n', '\r']);
+        let body = line.trim_start();
+        let lead = line.len() - body.len();
+        let body_at = at + lead;
+        let (body, body_at) = match body.strip_prefix("export ") {
+            Some(rest) => (
+                rest.trim_start(),
+                body_at + (body.len() - rest.trim_start().len()),
+            ),
+            None => (body, body_at),
+        };
+        if let Some((key, value)) = body.split_once('=') {
+            let key = key.trim();
+            let value_at = body_at + body.find('=').unwrap_or(0) + 1;
+            let trimmed = value.trim_start();
+            let value_at = value_at + (value.len() - trimmed.len());
+            let (value, value_at) = match trimmed.as_bytes().first() {
+                Some(b'"' | b'\'') => (
+                    trimmed[1..].trim_end_matches(['"', '\'']).trim_end(),
+                    value_at + 1,
+                ),
+                _ => (trimmed.split_whitespace().next().unwrap_or(""), value_at),
+            };
+            let listener = key == "PORT"
+                || (key.ends_with("_PORT") && !CLIENT_PREFIXES.iter().any(|p| key.starts_with(p)))
+                || matches!(key, "BIND" | "GUNICORN_BIND");
+            if listener && let Some(pv) = parse_port_value(value) {
+                let mut c = candidate(
+                    value_at + pv.at,
+                    pv.port,
+                    Kind::Env,
+                    Scope::Host,
+                    pv.host.as_deref().is_some_and(is_loopback_host),
+                    format!("`{key}={}` in `{name}`", pv.port),
+                );
+                if template {
+                    c.dead = Some(format!("`{name}` is a template that nothing loads"));
+                } else if key == "PORT" && project.next && !project.react_scripts {
+                    c.dead = Some("Next.js does not read `PORT` from `.env` files: the server still binds its own port".into());
+                } else if key == "FLASK_RUN_PORT" && name != ".flaskenv" && name != ".env" {
+                    c.dead = Some(format!(
+                        "`flask run` reads `.flaskenv` and `.env`, not `{name}`"
+                    ));
+                }
+                out.push(c);
+            }
+        }
+        at += raw.len();
+    }
+}
+
+/// What a project folder uses, read from its `package.json`.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Project {
+    pub(crate) next: bool,
+    pub(crate) react_scripts: bool,
+}
+
+impl Project {
+    pub(crate) fn read(dir: &std::path::Path) -> Project {
+        match std::fs::read_to_string(dir.join("package.json")) {
+            Ok(text) => Project {
+                next: text.contains("\"next\""),
+                react_scripts: text.contains("\"react-scripts\""),
+            },
+            Err(_) => Project::default(),
+        }
+    }
+}
+
+/// Dockerfile: `EXPOSE`, `ENV PORT`, `ARG PORT`, `CMD`/`ENTRYPOINT`; all inside the container.
+pub(crate) fn dockerfile(text: &str, out: &mut Vec<Candidate>) {
+    let mut vars: Vec<(String, u16)> = Vec::new();
+    let mut port_env = false;
+    for pieces in logical_lines(text) {
+        let (at, first) = pieces[0];
+        let trimmed = first.trim_start();
+        let lead = first.len() - trimmed.len();
+        let Some((instr, _)) = trimmed.split_once(char::is_whitespace) else {
+            continue;
+        };
+        let rest_at = at + lead + instr.len();
+        let rest = &first[lead + instr.len()..];
+        match instr.to_ascii_uppercase().as_str() {
+            "EXPOSE" => {
+                for (i, word) in words_at(rest) {
+                    let spec = word.split('/').next().unwrap_or(word);
+                    let (port, end) = match spec.split_once('-') {
+                        Some((a, b)) => match (port_number(a), port_number(b)) {
+                            (Some(a), Some(b)) if a <= b => (a, b),
+                            _ => continue,
+                        },
+                        None => match port_number(spec).or_else(|| lookup(&vars, spec)) {
+                            Some(p) => (p, p),
+                            None => continue,
+                        },
+                    };
+                    out.push(Candidate {
+                        end,
+                        ..candidate(
+                            rest_at + i,
+                            port,
+                            Kind::Bind,
+                            Scope::Container,
+                            false,
+                            format!("`EXPOSE {word}` declares container port {port}"),
+                        )
+                    });
+                }
+            }
+            "ENV" | "ARG" => {
+                let words = words_at(rest);
+                // `ENV PORT 3000` (legacy) or `ENV PORT=3000 HOST=0.0.0.0`.
+                let pairs: Vec<(usize, &str, &str)> = if words.len() == 2
+                    && !words[0].1.contains('=')
+                    && instr.eq_ignore_ascii_case("ENV")
+                {
+                    vec![(words[1].0, words[0].1, words[1].1)]
+                } else {
+                    words
+                        .iter()
+                        .filter_map(|(i, w)| {
+                            w.split_once('=').map(|(k, v)| (i + k.len() + 1, k, v))
+                        })
+                        .collect()
+                };
+                for (i, key, value) in pairs {
+                    let value = value.trim_matches(['"', '\'']);
+                    let quoted = usize::from(rest[i..].starts_with(['"', '\'']));
+                    if let Some(p) = port_number(value) {
+                        vars.push((key.to_owned(), p));
+                        if key == "PORT" {
+                            port_env = true;
+                            out.push(candidate(
+                                rest_at + i + quoted,
+                                p,
+                                Kind::Env,
+                                Scope::Container,
+                                false,
+                                format!(
+                                    "`{instr} PORT={p}` sets the port the image's server listens on"
+                                ),
+                            ));
+                        }
+                    } else if key == "PORT" {
+                        port_env = true;
+                    }
+                }
+            }
+            "CMD" | "ENTRYPOINT" => {
+                let cx = Context {
+                    scope: Scope::Container,
+                    port_env_set: port_env,
+                    loads_env_files: false,
+                };
+                let mut pieces = pieces.clone();
+                pieces[0] = (rest_at, rest);
+                command::scan_pieces(&pieces, &cx, &|_| false, out);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn lookup(vars: &[(String, u16)], word: &str) -> Option<u16> {
+    let name = word
+        .strip_prefix("${")
+        .and_then(|w| w.strip_suffix('}'))
+        .or_else(|| word.strip_prefix('$'))?;
+    let name = name.split(":-").next().unwrap_or(name);
+    vars.iter().rev().find(|(k, _)| k == name).map(|(_, p)| *p)
+}
+
+/// Whitespace-separated words and their byte offsets.
+fn words_at(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_whitespace(), start) {
+            (true, Some(s)) => {
+                out.push((s, &text[s..i]));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, &text[s..]));
+    }
+    out
+}
+
+/// Procfile (`web: gunicorn ...`), shell scripts and Makefiles: commands run on the host.
+pub(crate) fn commands(text: &str, env: &EnvFiles, out: &mut Vec<Candidate>) {
+    let cx = Context {
+        scope: Scope::Host,
+        port_env_set: false,
+        loads_env_files: true,
+    };
+    for pieces in logical_lines(text) {
+        command::scan_pieces(&pieces, &cx, &|v| env.get(v).is_some(), out);
+    }
+}
+
+/// nginx: `listen` binds on the host; `*_pass` and `server` lines are references, which the
+/// URL detector reads.
+pub(crate) fn nginx(text: &str, scope: Scope, out: &mut Vec<Candidate>) {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = memchr::memmem::find(&bytes[from..], b"listen").map(|i| from + i) {
+        from = i + 6;
+        let statement_start =
+            text[..i].trim_end().ends_with(['{', ';', '}']) || text[..i].trim_end().is_empty();
+        if !statement_start || !bytes.get(i + 6).is_some_and(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let rest = &text[i + 6..];
+        let value_off = rest.len() - rest.trim_start().len();
+        let value = rest
+            .trim_start()
+            .split([' ', '\t', '\n', ';'])
+            .next()
+            .unwrap_or("");
+        let at = i + 6 + value_off;
+        if value.starts_with("unix:") {
+            continue;
+        }
+        let (port, off, host) = match parse_port_value(value) {
+            Some(pv) => (pv.port, pv.at, pv.host),
+            // `listen 127.0.0.1;` binds port 80.
+            None if !value.is_empty() && !value.starts_with('$') => (80, 0, Some(value.to_owned())),
+            None => continue,
+        };
+        let loopback = host.as_deref().is_some_and(is_loopback_host);
+        out.push(candidate(
+            at + off,
+            port,
+            Kind::Bind,
+            scope,
+            loopback,
+            format!("nginx `listen {value}` binds port {port}"),
+        ));
+    }
+}
+
+/// systemd `.socket` units: `ListenStream=`/`ListenDatagram=`.
+pub(crate) fn systemd_socket(text: &str, out: &mut Vec<Candidate>) {
+    let mut at = 0;
+    for raw in text.split_inclusive('\n') {
+        let line = raw.trim_end_matches(['\n', '\r']);
+        for key in [
+            "ListenStream=",
+            "ListenDatagram=",
+            "ListenSequentialPacket=",
+        ] {
+            if let Some(rest) = line.trim_start().strip_prefix(key) {
+                let value_at = at + (line.len() - line.trim_start().len()) + key.len();
+                let value = rest.trim();
+                if value.starts_with('/') || value.starts_with('@') || value.starts_with("vsock:") {
+                    continue;
+                }
+                let value = value.split('%').next().unwrap_or(value);
+                if let Some(pv) = parse_port_value(value) {
+                    let loopback = pv.host.as_deref().is_some_and(is_loopback_host);
+                    out.push(candidate(
+                        value_at + pv.at,
+                        pv.port,
+                        Kind::Bind,
+                        Scope::Host,
+                        loopback,
+                        format!("socket unit `{key}{value}` listens on port {}", pv.port),
+                    ));
+                }
+            }
+        }
+        at += raw.len();
+    }
+}
+
+/// systemd `.service` units: `ExecStart=` commands and `Environment=PORT=`.
+pub(crate) fn systemd_service(text: &str, out: &mut Vec<Candidate>) {
+    let mut port_env = false;
+    let mut at = 0;
+    for raw in text.split_inclusive('\n') {
+        let line = raw.trim_end_matches(['\n', '\r']);
+        if let Some(i) = line.find("PORT=")
+            && line.trim_start().starts_with("Environment=")
+            && (i == 0
+                || !line.as_bytes()[i - 1].is_ascii_alphanumeric()
+                    && line.as_bytes()[i - 1] != b'_')
+        {
+            port_env = true;
+            if let Some((p, _)) = digits_at(line, i + 5) {
+                out.push(candidate(
+                    at + i + 5,
+                    p,
+                    Kind::Env,
+                    Scope::Host,
+                    false,
+                    format!("`Environment=PORT={p}` in a service unit"),
+                ));
+            }
+        }
+        at += raw.len();
+    }
+    let cx = Context {
+        scope: Scope::Host,
+        port_env_set: port_env,
+        loads_env_files: false,
+    };
+    for pieces in logical_lines(text) {
+        let (at, first) = pieces[0];
+        let trimmed = first.trim_start();
+        if let Some(cmd) = ["ExecStart=", "ExecStartPre=", "ExecStartPost="]
+            .iter()
+            .find_map(|k| trimmed.strip_prefix(k))
+        {
+            let mut pieces = pieces.clone();
+            pieces[0] = (at + first.len() - cmd.len(), cmd);
+            command::scan_pieces(&pieces, &cx, &|_| false, out);
+        }
+    }
+}
+
+/// Python: `app.run(port=...)`, `uvicorn.run(..., port=...)`, `os.environ.get("PORT", 8000)`,
+/// gunicorn config `bind = "..."`, and a Flask `app.run()` with no port.
+pub(crate) fn python(name: &str, text: &str, out: &mut Vec<Candidate>) {
+    let bytes = text.as_bytes();
+    let flask = text.contains("Flask(");
+    let mut from = 0;
+    while let Some(i) = memchr::memmem::find(&bytes[from..], b".run(").map(|i| from + i) {
+        from = i + 5;
+        let receiver_start = text[..i]
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map_or(0, |j| j + 1);
+        let receiver = &text[receiver_start..i];
+        let close = call_end(text, i + 4).unwrap_or(text.len().min(i + 400));
+        let args = &text[i + 5..close];
+        let (server, default, default_loopback) = match receiver {
+            "uvicorn" => ("uvicorn.run", 8000, true),
+            "socketio" => ("socketio.run", 5000, true),
+            "web" => ("web.run_app", 8080, false),
+            _ if flask => ("Flask app.run", 5000, true),
+            _ => continue,
+        };
+        let host = keyword_string(args, "host");
+        let loopback = host.as_deref().map_or(default_loopback, is_loopback_host);
+        if let Some(p) = keyword_at(args, "port") {
+            let value = &args[p..];
+            let value_end = value.find([',', ')', '\n']).unwrap_or(value.len());
+            if let Some((port, off)) = first_number(&value[..value_end.min(value.len())]) {
+                let env =
+                    value[..value_end].contains("environ") || value[..value_end].contains("getenv");
+                let kind = if env { Kind::Default } else { Kind::Bind };
+                out.push(candidate(
+                    i + 5 + p + off,
+                    port,
+                    kind,
+                    Scope::Host,
+                    loopback,
+                    format!("`{server}(port={port})`"),
+                ));
+            }
+        } else if receiver != "web" && !args.contains("**") {
+            out.push(candidate(
+                receiver_start,
+                default,
+                Kind::Default,
+                Scope::Host,
+                loopback,
+                format!("`{server}()` with no port listens on {default}, its default"),
+            ));
+        }
+    }
+    // `os.environ.get("PORT", 8000)`, `os.getenv('PORT', '8000')`, `environ["PORT"] or 8000`.
+    for needle in ["environ.get(", "getenv("] {
+        let mut from = 0;
+        while let Some(i) =
+            memchr::memmem::find(&bytes[from..], needle.as_bytes()).map(|i| from + i)
+        {
+            from = i + needle.len();
+            let args_at = i + needle.len();
+            let close = call_end(text, args_at - 1).unwrap_or(text.len().min(args_at + 80));
+            let args = &text[args_at..close];
+            let Some((key, rest)) = args.split_once(',') else {
+                continue;
+            };
+            let key = key.trim().trim_matches(['"', '\'']);
+            if key != "PORT"
+                && !(key.ends_with("_PORT") && !CLIENT_PREFIXES.iter().any(|p| key.starts_with(p)))
+            {
+                continue;
+            }
+            if let Some((port, off)) = first_number(rest) {
+                out.push(candidate(
+                    args_at + key_len(args, rest) + off,
+                    port,
+                    Kind::Default,
+                    Scope::Host,
+                    false,
+                    format!("`{key}` falls back to {port} when unset"),
+                ));
+            }
+        }
+    }
+    if name.contains("gunicorn") {
+        let mut at = 0;
+        for raw in text.split_inclusive('\n') {
+            let line = raw.trim_end_matches(['\n', '\r']);
+            if let Some(rest) = line.strip_prefix("bind")
+                && rest.trim_start().starts_with('=')
+            {
+                let mut search = 4;
+                while let Some(q) = line[search..].find(['"', '\'']).map(|q| search + q) {
+                    let end = line[q + 1..]
+                        .find(['"', '\''])
+                        .map_or(line.len(), |e| q + 1 + e);
+                    if let Some(pv) = parse_port_value(&line[q + 1..end]) {
+                        let loopback = pv.host.as_deref().is_some_and(is_loopback_host);
+                        out.push(candidate(
+                            at + q + 1 + pv.at,
+                            pv.port,
+                            Kind::Bind,
+                            Scope::Host,
+                            loopback,
+                            format!("gunicorn `bind` listens on port {}", pv.port),
+                        ));
+                    }
+                    search = end + 1;
+                    if search >= line.len() {
+                        break;
+                    }
+                }
+            }
+            at += raw.len();
+        }
+    }
+}
+
+fn key_len(args: &str, rest: &str) -> usize {
+    args.len() - rest.len()
+}
+
+/// The offset of a `)` closing the call whose `(` is at `open`.
+fn call_end(text: &str, open: usize) -> Option<usize> {
+    let mut depth = 0;
+    for (i, b) in text.as_bytes()[open..].iter().enumerate().take(2000) {
+        match b {
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(open + i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Offset (in `args`) of the value of keyword argument `key=`.
+fn keyword_at(args: &str, key: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = args[from..].find(key).map(|i| from + i) {
+        from = i + key.len();
+        let before_ok = i == 0
+            || !args.as_bytes()[i - 1].is_ascii_alphanumeric() && args.as_bytes()[i - 1] != b'_';
+        let after = args[i + key.len()..].trim_start();
+        if before_ok && after.starts_with('=') && !after.starts_with("==") {
+            let value = after[1..].trim_start();
+            return Some(args.len() - value.len());
+        }
+    }
+    None
+}
+
+fn keyword_string(args: &str, key: &str) -> Option<String> {
+    let at = keyword_at(args, key)?;
+    let value = args[at..].trim_start_matches(['"', '\'']);
+    Some(
+        value
+            .split(['"', '\'', ',', ')'])
+            .next()
+            .unwrap_or("")
+            .to_owned(),
+    )
+}
+
+/// The first port-like integer literal in `s` and its offset.
+fn first_number(s: &str) -> Option<(u16, usize)> {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit()
+            && (i == 0
+                || !(bytes[i - 1].is_ascii_alphanumeric()
+                    || bytes[i - 1] == b'_'
+                    || bytes[i - 1] == b'.'))
+        {
+            return digits_at(s, i).map(|(p, _)| (p, i));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// JavaScript and TypeScript: `.listen(3000)`, `process.env.PORT || 3000`, and `port:` in
+/// dev-server configs (`vite.config.ts`, `webpack.config.js`).
+pub(crate) fn javascript(name: &str, text: &str, out: &mut Vec<Candidate>) {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = memchr::memmem::find(&bytes[from..], b".listen(").map(|i| from + i) {
+        from = i + 8;
+        let arg = &text[i + 8..];
+        let lead = arg.len() - arg.trim_start().len();
+        if let Some((p, _)) = digits_at(arg, lead) {
+            out.push(candidate(
+                i + 8 + lead,
+                p,
+                Kind::Bind,
+                Scope::Host,
+                false,
+                format!("`.listen({p})` binds port {p}"),
+            ));
+        }
+    }
+    let mut from = 0;
+    while let Some(i) = memchr::memmem::find(&bytes[from..], b"process.env.PORT").map(|i| from + i)
+    {
+        from = i + 16;
+        let rest = &text[i + 16..text.len().min(i + 60)];
+        let Some(op) = rest.find("||").or_else(|| rest.find("??")) else {
+            continue;
+        };
+        if rest[..op].contains([';', '\n']) {
+            continue;
+        }
+        let value = &rest[op + 2..];
+        let lead = value.len() - value.trim_start_matches([' ', '"', '\'', '`']).len();
+        if let Some((p, _)) = digits_at(value, lead) {
+            out.push(candidate(
+                i + 16 + op + 2 + lead,
+                p,
+                Kind::Default,
+                Scope::Host,
+                false,
+                format!("`process.env.PORT` falls back to {p} when unset"),
+            ));
+        }
+    }
+    let config = [
+        "vite.config.",
+        "webpack.config.",
+        "nuxt.config.",
+        "astro.config.",
+        "vitest.config.",
+        "rspack.config.",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p));
+    if config {
+        let loopback = !(text.contains("host: true")
+            || text.contains("host: '0.0.0.0'")
+            || text.contains("host: \"0.0.0.0\""));
+        let mut from = 0;
+        while let Some(i) = memchr::memmem::find(&bytes[from..], b"port").map(|i| from + i) {
+            from = i + 4;
+            if i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_') {
+                continue;
+            }
+            let rest = &text[i + 4..];
+            let Some(after) = rest.trim_start().strip_prefix(':') else {
+                continue;
+            };
+            let value = after.trim_start_matches([' ', '"', '\'']);
+            let at = i + 4 + (rest.len() - value.len());
+            if let Some((p, _)) = digits_at(text, at) {
+                out.push(candidate(
+                    at,
+                    p,
+                    Kind::Bind,
+                    Scope::Host,
+                    loopback,
+                    format!("dev server `port: {p}` in `{name}`"),
+                ));
+            }
+        }
+    }
+}
+
+/// Local addresses with a port in any text: `http://localhost:8000`, `127.0.0.1:5555`,
+/// `0.0.0.0:3000`, `[::1]:3002`. They point at a server on this machine; remote hosts are
+/// never findings.
+pub(crate) fn local_urls(text: &str, out: &mut Vec<Candidate>) {
+    let bytes = text.as_bytes();
+    for host in ["localhost:", "127.0.0.1:", "0.0.0.0:", "[::1]:", "[::]:"] {
+        let mut from = 0;
+        while let Some(i) = memchr::memmem::find(&bytes[from..], host.as_bytes()).map(|i| from + i)
+        {
+            from = i + host.len();
+            if i > 0
+                && (bytes[i - 1].is_ascii_alphanumeric()
+                    || matches!(bytes[i - 1], b'.' | b'-' | b'_'))
+            {
+                continue;
+            }
+            let at = i + host.len();
+            if let Some((p, _)) = digits_at(text, at) {
+                let h = &host[..host.len() - 1];
+                let what = if is_local_host(h) && !is_loopback_host(h) {
+                    format!("`{h}:{p}` names port {p} on every interface")
+                } else {
+                    format!("`{h}:{p}` points at port {p} on this machine")
+                };
+                out.push(candidate(
+                    at,
+                    p,
+                    Kind::Reference,
+                    Scope::Host,
+                    is_loopback_host(h),
+                    what,
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports(f: impl Fn(&mut Vec<Candidate>)) -> Vec<(u16, &'static str, usize)> {
+        let mut out = Vec::new();
+        f(&mut out);
+        out.iter()
+            .map(|c| (c.port, c.kind.as_str(), c.offset))
+            .collect()
+    }
+
+    #[test]
+    fn dockerfile_forms() {
+        let text = "FROM node:20-alpine\nARG APP_PORT=8000\nENV PORT 3000\nEXPOSE 3000/tcp ${APP_PORT}\nCMD [\"node\", \"server.js\"]\nRUN addgroup --gid 1001 x\n";
+        let found = ports(|o| dockerfile(text, o));
+        assert_eq!(
+            found.iter().map(|f| (f.0, f.1)).collect::<Vec<_>>(),
+            [(3000, "env"), (3000, "bind"), (8000, "bind")]
+        );
+        let text = "FROM python:3.12\nCMD gunicorn \\\n  --bind 0.0.0.0:5555 app:app\n";
+        assert_eq!(
+            ports(|o| dockerfile(text, o)),
+            [(5555, "bind", text.find("5555").unwrap())]
+        );
+        let text = "FROM python:3.12\nENV PORT=5555\nCMD gunicorn app:app\n";
+        assert_eq!(
+            ports(|o| dockerfile(text, o)),
+            [(5555, "env", text.find("5555").unwrap())]
+        );
+    }
+
+    #[test]
+    fn python_forms() {
+        let text = "app = Flask(__name__)\nif __name__ == '__main__':\n    app.run(host='0.0.0.0', port=int(os.environ.get('PORT', 5555)))\n";
+        let found = ports(|o| python("app.py", text, o));
+        assert_eq!(found[0], (5555, "default", text.find("5555").unwrap()));
+        let text = "app = Flask(__name__)\napp.run(debug=True)\n";
+        assert_eq!(
+            ports(|o| python("app.py", text, o)),
+            [(5000, "default", 22)]
+        );
+        let text = "uvicorn.run('main:app', host='0.0.0.0', port=8000)\npool_recycle=3000\n";
+        assert_eq!(
+            ports(|o| python("main.py", text, o)),
+            [(8000, "bind", text.find("8000").unwrap())]
+        );
+        let text = "bind = \"0.0.0.0:5555\"\nmax_requests = 3000\ntimeout = 30\n";
+        assert_eq!(
+            ports(|o| python("gunicorn.conf.py", text, o)),
+            [(5555, "bind", 16)]
+        );
+    }
+
+    #[test]
+    fn javascript_forms() {
+        let text = "const port = parseInt(process.env.PORT || '3000', 10)\nsetTimeout(fn, 3000)\napp.listen(5555)\n";
+        let found = ports(|o| javascript("server.js", text, o));
+        assert_eq!(
+            found,
+            [
+                (5555, "bind", text.find("5555").unwrap()),
+                (3000, "default", text.find("3000").unwrap())
+            ]
+        );
+        let text = "export default { server: { port: 3002, proxy: {} }, build: { chunkSizeWarningLimit: 3000 } }";
+        assert_eq!(
+            ports(|o| javascript("vite.config.ts", text, o)),
+            [(3002, "bind", text.find("3002").unwrap())]
+        );
+    }
+
+    #[test]
+    fn urls_and_nginx() {
+        let text =
+            "A=http://localhost:8000/api\nB=postgres://u:p@db:5432/x\nC=https://example.com:3000\n";
+        assert_eq!(ports(|o| local_urls(text, o)), [(8000, "reference", 19)]);
+        let text = "server {\n  listen 80;\n  listen [::]:3001 ipv6only=on;\n  return 301 https://x;\n  client_max_body_size 3000;\n}\n";
+        assert_eq!(
+            ports(|o| nginx(text, Scope::Host, o))
+                .iter()
+                .map(|f| f.0)
+                .collect::<Vec<_>>(),
+            [80, 3001]
+        );
+    }
+}

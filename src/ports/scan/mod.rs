@@ -1,0 +1,660 @@
+//! Static mode of the port law: find every place a source tree binds, publishes or points at a
+//! port, and judge each against the [`Policy`].
+//!
+//! The entry point is [`scan`]. The tree is walked in parallel with ripgrep's walker (the
+//! `ignore` crate): `.gitignore` is honoured, dotfiles are read (`.env`, `.flaskenv`,
+//! `.github/`), and vendored or generated folders are skipped even when they are committed.
+//! Each file is classified by its name, its comments are masked out (offsets kept), and the
+//! detectors for its kind produce [`Candidate`]s: a port, where it is written, its kind
+//! (`bind`, `publish`, `default`, `env`, `reference`) and scope (`host` or `container`).
+//! [`judge`] turns candidates into findings: a forbidden port is a violation wherever it
+//! appears; a port the policy does not list is a violation only where the host would expose
+//! it. A comment `portcullis: allow-port N <reason>` on the line (or alone on the line above)
+//! turns one finding for port N into a note that keeps the reason.
+
+mod command;
+mod compose;
+mod files;
+mod text;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use aho_corasick::AhoCorasick;
+
+use super::{Finding, Policy, Severity};
+use files::Project;
+use text::{CommentStyle, Lines, mask_comments};
+
+/// What a written port does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A server listens on it.
+    Bind,
+    /// The host side of a container mapping.
+    Publish,
+    /// A server started without a port binds its documented default.
+    Default,
+    /// A setting a server reads its port from.
+    Env,
+    /// A URL or address pointing at it.
+    Reference,
+}
+
+impl Kind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Kind::Bind => "bind",
+            Kind::Publish => "publish",
+            Kind::Default => "default",
+            Kind::Env => "env",
+            Kind::Reference => "reference",
+        }
+    }
+}
+
+/// Where the port would be open: on the host, or only inside a container's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    Host,
+    Container,
+}
+
+impl Scope {
+    fn as_str(self) -> &'static str {
+        match self {
+            Scope::Host => "host",
+            Scope::Container => "container",
+        }
+    }
+}
+
+/// A port written somewhere in a file, before the policy judges it.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    /// Byte offset of the port digits (or of the command word for a default).
+    pub(crate) offset: usize,
+    pub(crate) port: u16,
+    /// Last port of a range (`3000-3005`); equal to `port` otherwise. `port` 0: the entry
+    /// could not be read.
+    pub(crate) end: u16,
+    pub(crate) kind: Kind,
+    pub(crate) scope: Scope,
+    /// Bound to the loopback interface only.
+    pub(crate) loopback: bool,
+    /// What the line does, for the message.
+    pub(crate) what: String,
+    /// Why the setting has no effect, when it has none (a template file, a runtime that
+    /// ignores it).
+    pub(crate) dead: Option<String>,
+}
+
+/// Variables set by the `.env`-style files next to a file: name to (value, file, line).
+#[derive(Debug, Default)]
+pub(crate) struct EnvFiles {
+    vars: HashMap<String, (String, String, u32)>,
+}
+
+impl EnvFiles {
+    /// Reads `names` in `dir`, later files overriding earlier ones.
+    fn load(dir: &Path, names: &[&str]) -> EnvFiles {
+        let mut vars = HashMap::new();
+        for name in names {
+            let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
+                continue;
+            };
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim_start();
+                let line = line.strip_prefix("export ").unwrap_or(line);
+                if line.starts_with('#') {
+                    continue;
+                }
+                if let Some((k, v)) = line.split_once('=') {
+                    let v = v
+                        .split(" #")
+                        .next()
+                        .unwrap_or(v)
+                        .trim()
+                        .trim_matches(['"', '\'']);
+                    vars.insert(
+                        k.trim().to_owned(),
+                        (v.to_owned(), (*name).to_owned(), n as u32 + 1),
+                    );
+                }
+            }
+        }
+        EnvFiles { vars }
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<(&str, &str, u32)> {
+        self.vars
+            .get(name)
+            .map(|(v, f, l)| (v.as_str(), f.as_str(), *l))
+    }
+}
+
+/// The files a runtime loads into its environment, in increasing precedence.
+const LOADED_ENV: &[&str] = &[
+    ".env",
+    ".env.development",
+    ".env.local",
+    ".env.development.local",
+    ".flaskenv",
+];
+
+/// Folders never scanned, even when committed: dependencies, virtualenvs, build output,
+/// caches. (A folder holding `pyvenv.cfg` is a virtualenv whatever its name.)
+const SKIP_DIRS: &[&str] = &[
+    ".git",
+    "node_modules",
+    "bower_components",
+    "jspm_packages",
+    ".venv",
+    "venv",
+    ".virtualenvs",
+    "__pycache__",
+    ".tox",
+    ".nox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    "site-packages",
+    ".next",
+    ".nuxt",
+    ".svelte-kit",
+    ".output",
+    ".turbo",
+    ".vercel",
+    ".parcel-cache",
+    ".cache",
+    "dist",
+    "build",
+    "coverage",
+    "storybook-static",
+    "target",
+    "vendor",
+    ".terraform",
+    ".yarn",
+    ".pnpm-store",
+    ".gradle",
+    ".idea",
+    ".vscode",
+];
+
+/// Files never scanned: lockfiles and generated bundles hold port-like numbers by the
+/// thousand (`caniuse-lite@1.0.30001617`).
+const SKIP_FILES: &[&str] = &[
+    "package-lock.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "npm-shrinkwrap.json",
+    "bun.lockb",
+    "poetry.lock",
+    "Pipfile.lock",
+    "uv.lock",
+    "Cargo.lock",
+    "composer.lock",
+    "Gemfile.lock",
+    "go.sum",
+    "pdm.lock",
+];
+
+/// Files past this size are generated, not written by hand; they are skipped.
+const MAX_FILE: u64 = 4 * 1024 * 1024;
+
+/// How a file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    PackageJson,
+    Env,
+    Compose,
+    Workflow,
+    Yaml,
+    Dockerfile,
+    Procfile,
+    Nginx,
+    SystemdSocket,
+    SystemdService,
+    Python,
+    Script,
+    JavaScript,
+    /// Other text that may hold local URLs (JSON, TOML, INI).
+    Text(CommentStyle),
+}
+
+fn classify(path: &Path, name: &str) -> Option<FileKind> {
+    if SKIP_FILES.contains(&name) || name.ends_with(".min.js") || name.ends_with(".map") {
+        return None;
+    }
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    let lower = name.to_ascii_lowercase();
+    Some(match name {
+        "package.json" => FileKind::PackageJson,
+        ".flaskenv" | ".env" => FileKind::Env,
+        _ if name.starts_with(".env.") || ext == "env" => FileKind::Env,
+        _ if (lower.starts_with("docker-compose") || lower.starts_with("compose"))
+            && matches!(ext, "yml" | "yaml") =>
+        {
+            FileKind::Compose
+        }
+        _ if matches!(ext, "yml" | "yaml") => {
+            let workflow = path
+                .parent()
+                .is_some_and(|p| p.ends_with(".github/workflows"));
+            if workflow {
+                FileKind::Workflow
+            } else {
+                FileKind::Yaml
+            }
+        }
+        _ if lower == "dockerfile"
+            || lower.starts_with("dockerfile.")
+            || ext == "dockerfile"
+            || lower == "containerfile" =>
+        {
+            FileKind::Dockerfile
+        }
+        _ if name == "Procfile" || name.starts_with("Procfile.") => FileKind::Procfile,
+        _ if ext == "conf" || name == "nginx.conf" || ext == "nginx" => FileKind::Nginx,
+        _ if ext == "socket" => FileKind::SystemdSocket,
+        _ if ext == "service" => FileKind::SystemdService,
+        _ if ext == "py" => FileKind::Python,
+        _ if matches!(ext, "sh" | "bash")
+            || matches!(
+                name,
+                "Makefile" | "makefile" | "GNUmakefile" | "Justfile" | "justfile"
+            ) =>
+        {
+            FileKind::Script
+        }
+        _ if matches!(
+            ext,
+            "js" | "mjs" | "cjs" | "ts" | "mts" | "cts" | "jsx" | "tsx" | "vue" | "svelte"
+        ) =>
+        {
+            FileKind::JavaScript
+        }
+        _ if matches!(ext, "json" | "jsonc") => FileKind::Text(CommentStyle::Slash),
+        _ if matches!(ext, "toml" | "cfg") => FileKind::Text(CommentStyle::Hash),
+        _ if ext == "ini" => FileKind::Text(CommentStyle::IniLine),
+        _ => return None,
+    })
+}
+
+fn comment_style(kind: FileKind) -> CommentStyle {
+    match kind {
+        FileKind::PackageJson => CommentStyle::None,
+        FileKind::Dockerfile => CommentStyle::HashLineStart,
+        FileKind::SystemdSocket | FileKind::SystemdService => CommentStyle::IniLine,
+        FileKind::JavaScript => CommentStyle::Slash,
+        FileKind::Text(style) => style,
+        _ => CommentStyle::Hash,
+    }
+}
+
+/// Words at least one of which a source file must contain to be worth reading closely; for
+/// the many source files that mention no port this is the only pass over them.
+const SOURCE_NEEDLES: &[&str] = &[
+    "localhost:",
+    "127.0.0.1:",
+    "0.0.0.0:",
+    "[::1]:",
+    "[::]:",
+    ".listen(",
+    "process.env.PORT",
+    ".run(",
+    "PORT",
+    "Port:",
+    "bind",
+    "port:",
+    "port=",
+];
+
+/// What one scan found, plus the files it read.
+#[derive(Debug, Default)]
+pub(crate) struct ScanResult {
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) files: usize,
+    /// Paths that could not be read, with the reason.
+    pub(crate) errors: Vec<String>,
+}
+
+/// Scans each root (a folder or a file) and judges what it finds. File paths in findings are
+/// relative to the root they were found under.
+pub(crate) fn scan(roots: &[PathBuf], policy: &Policy) -> ScanResult {
+    let needles = AhoCorasick::new(SOURCE_NEEDLES).expect("fixed patterns build");
+    let mut result = ScanResult::default();
+    for root in roots {
+        let found = Mutex::new(Vec::new());
+        let errors = Mutex::new(Vec::new());
+        let files = std::sync::atomic::AtomicUsize::new(0);
+        if let Err(e) = std::fs::metadata(root) {
+            result.errors.push(format!("{}: {e}", root.display()));
+            continue;
+        }
+        let walker = ignore::WalkBuilder::new(root)
+            .hidden(false)
+            .git_ignore(true)
+            .git_exclude(true)
+            .git_global(false)
+            .require_git(false)
+            .parents(true)
+            .ignore(true)
+            .follow_links(false)
+            .filter_entry(|e| {
+                let dir = e.file_type().is_some_and(|t| t.is_dir());
+                !(dir
+                    && e.depth() > 0
+                    && (SKIP_DIRS.contains(&e.file_name().to_str().unwrap_or(""))
+                        || e.path().join("pyvenv.cfg").is_file()))
+            })
+            .build_parallel();
+        walker.run(|| {
+            let found = &found;
+            let errors = &errors;
+            let files = &files;
+            let needles = &needles;
+            Box::new(move |entry| {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        errors
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(e.to_string());
+                        return ignore::WalkState::Continue;
+                    }
+                };
+                if !entry.file_type().is_some_and(|t| t.is_file()) {
+                    return ignore::WalkState::Continue;
+                }
+                let path = entry.path();
+                let name = entry.file_name().to_str().unwrap_or("");
+                let Some(kind) = classify(path, name) else {
+                    return ignore::WalkState::Continue;
+                };
+                files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                match scan_file(path, name, kind, needles) {
+                    Ok(Some((text, candidates, comments)))
+                        if !candidates.is_empty() || !comments.is_empty() =>
+                    {
+                        let rel = path.strip_prefix(root).unwrap_or(path);
+                        let rel = if rel.as_os_str().is_empty() {
+                            Path::new(name)
+                        } else {
+                            rel
+                        };
+                        let findings = judge_file(
+                            policy,
+                            &rel.to_string_lossy(),
+                            &text,
+                            candidates,
+                            &comments,
+                        );
+                        found
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .extend(findings);
+                    }
+                    Ok(_) => {}
+                    Err(e) => errors
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!("{}: {e}", path.display())),
+                }
+                ignore::WalkState::Continue
+            })
+        });
+        result
+            .findings
+            .extend(found.into_inner().unwrap_or_else(|p| p.into_inner()));
+        result
+            .errors
+            .extend(errors.into_inner().unwrap_or_else(|p| p.into_inner()));
+        result.files += files.into_inner();
+    }
+    result.findings.sort_by(|a, b| {
+        (&a.file, a.line, a.column, a.port).cmp(&(&b.file, b.line, b.column, b.port))
+    });
+    result
+}
+
+type Scanned = (String, Vec<Candidate>, Vec<(usize, String)>);
+
+/// Reads and scans one file: its text, what it declares, and its comments (for suppressions).
+fn scan_file(
+    path: &Path,
+    name: &str,
+    kind: FileKind,
+    needles: &AhoCorasick,
+) -> std::io::Result<Option<Scanned>> {
+    let meta = std::fs::metadata(path)?;
+    if meta.len() > MAX_FILE {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(path)?;
+    if memchr::memchr(0, &bytes[..bytes.len().min(8192)]).is_some() {
+        return Ok(None);
+    }
+    let source_like = matches!(
+        kind,
+        FileKind::Python | FileKind::JavaScript | FileKind::Text(_) | FileKind::Yaml
+    );
+    if source_like && !needles.is_match(&bytes) {
+        return Ok(None);
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    let (masked, comments) = mask_comments(&text, comment_style(kind));
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    match kind {
+        FileKind::PackageJson => {
+            files::package_json(&masked, &EnvFiles::load(dir, LOADED_ENV), &mut out)
+        }
+        FileKind::Env => files::env_file(name, &masked, &Project::read(dir), &mut out),
+        FileKind::Compose => compose::compose(&masked, &EnvFiles::load(dir, &[".env"]), &mut out),
+        FileKind::Workflow => compose::workflow(&masked, &mut out),
+        FileKind::Yaml => {
+            compose::kubernetes(&masked, &mut out);
+        }
+        FileKind::Dockerfile => files::dockerfile(&masked, &mut out),
+        FileKind::Procfile | FileKind::Script => {
+            files::commands(&masked, &EnvFiles::load(dir, LOADED_ENV), &mut out)
+        }
+        FileKind::Nginx => {
+            // A config next to a Dockerfile is copied into an image: it binds inside the
+            // container.
+            let scope = if dir.join("Dockerfile").is_file() {
+                Scope::Container
+            } else {
+                Scope::Host
+            };
+            files::nginx(&masked, scope, &mut out);
+        }
+        FileKind::SystemdSocket => files::systemd_socket(&masked, &mut out),
+        FileKind::SystemdService => files::systemd_service(&masked, &mut out),
+        FileKind::Python => files::python(name, &masked, &mut out),
+        FileKind::JavaScript => files::javascript(name, &masked, &mut out),
+        FileKind::Text(_) => {}
+    }
+    files::local_urls(&masked, &mut out);
+    let comments = comments
+        .into_iter()
+        .filter(|(_, c)| c.contains("portcullis:"))
+        .collect();
+    Ok(Some((text, out, comments)))
+}
+
+/// A `portcullis: allow-port N <reason>` comment.
+#[derive(Debug)]
+struct Allowance {
+    /// The line whose finding it allows.
+    line: u32,
+    comment_line: u32,
+    column: u32,
+    port: u16,
+    reason: String,
+    used: bool,
+}
+
+fn allowances(text: &str, lines: &Lines<'_>, comments: &[(usize, String)]) -> Vec<Allowance> {
+    let mut out = Vec::new();
+    for (offset, comment) in comments {
+        let Some(i) = comment.find("portcullis:") else {
+            continue;
+        };
+        let rest = comment[i + "portcullis:".len()..].trim_start();
+        let Some(rest) = rest.strip_prefix("allow-port") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let Some(port) = words.next().and_then(text::port_number) else {
+            continue;
+        };
+        let reason = words.collect::<Vec<_>>().join(" ");
+        let reason = reason
+            .trim_end_matches("*/")
+            .trim_end_matches("-->")
+            .trim()
+            .to_owned();
+        let (line, column) = lines.position(*offset);
+        // A comment alone on its line speaks of the next line.
+        let line_start = text[..*offset].rfind('\n').map_or(0, |n| n + 1);
+        let alone = text[line_start..*offset].trim().is_empty();
+        out.push(Allowance {
+            line: if alone { line + 1 } else { line },
+            comment_line: line,
+            column,
+            port,
+            reason,
+            used: false,
+        });
+    }
+    out
+}
+
+/// Judges one file's candidates (deduplicated by position) and applies its allowances.
+fn judge_file(
+    policy: &Policy,
+    file: &str,
+    text: &str,
+    mut candidates: Vec<Candidate>,
+    comments: &[(usize, String)],
+) -> Vec<Finding> {
+    let lines = Lines::new(text);
+    let mut allowances = allowances(text, &lines, comments);
+    // The first detector to claim a position wins (a bind beats the URL reading of the same
+    // digits).
+    let mut seen = std::collections::HashSet::new();
+    candidates.retain(|c| seen.insert((c.offset, c.port)));
+    candidates.sort_by_key(|c| c.offset);
+    let mut findings = Vec::new();
+    for c in candidates {
+        let (line, column) = lines.position(c.offset);
+        let Some((port, severity, rule, message)) = judge(policy, &c) else {
+            continue;
+        };
+        let mut finding = Finding {
+            file: Some(file.to_owned()),
+            line: Some(line),
+            column: Some(column),
+            port,
+            kind: c.kind.as_str(),
+            scope: c.scope.as_str(),
+            severity,
+            rule,
+            message,
+        };
+        if let Some(a) = allowances
+            .iter_mut()
+            .find(|a| !a.used && a.line == line && a.port == port)
+        {
+            a.used = true;
+            finding.severity = Severity::Note;
+            finding.rule = "allowed";
+            let reason = if a.reason.is_empty() {
+                "no reason given".to_owned()
+            } else {
+                a.reason.clone()
+            };
+            finding.message = format!("allowed by comment ({reason}): {}", finding.message);
+        }
+        findings.push(finding);
+    }
+    for a in allowances.iter().filter(|a| !a.used) {
+        findings.push(Finding {
+            file: Some(file.to_owned()),
+            line: Some(a.comment_line),
+            column: Some(a.column),
+            port: a.port,
+            kind: "reference",
+            scope: "host",
+            severity: Severity::Note,
+            rule: "unused-allow",
+            message: format!("`portcullis: allow-port {}` allows nothing on line {}: no finding for port {} there", a.port, a.line, a.port),
+        });
+    }
+    findings
+}
+
+/// The policy's verdict on one candidate: the port it concerns, severity, rule and message;
+/// `None` when there is nothing to say.
+fn judge(policy: &Policy, c: &Candidate) -> Option<(u16, Severity, &'static str, String)> {
+    if c.port == 0 {
+        return Some((
+            0,
+            Severity::Note,
+            "unverified",
+            format!("{}; check it by hand", c.what),
+        ));
+    }
+    let dead = c
+        .dead
+        .as_ref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    if let Some(&p) = policy.forbid.range(c.port..=c.end).next() {
+        return Some((
+            p,
+            Severity::Violation,
+            "forbidden",
+            format!("port {p} is forbidden: {}{dead}", c.what),
+        ));
+    }
+    let unlisted = (c.port..=c.end).find(|p| !policy.allow.contains_key(p))?;
+    if c.kind == Kind::Reference || c.scope == Scope::Container {
+        return None;
+    }
+    if c.dead.is_some() {
+        return Some((
+            unlisted,
+            Severity::Note,
+            "unlisted",
+            format!(
+                "port {unlisted} is not allowed, but the setting has no effect: {}{dead}",
+                c.what
+            ),
+        ));
+    }
+    if c.loopback {
+        return Some((
+            unlisted,
+            Severity::Note,
+            "unlisted",
+            format!(
+                "port {unlisted} is not allowed, but binds loopback only: {}",
+                c.what
+            ),
+        ));
+    }
+    Some((
+        unlisted,
+        Severity::Violation,
+        "unlisted",
+        format!("port {unlisted} is not allowed: {}", c.what),
+    ))
+}
