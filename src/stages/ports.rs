@@ -1,0 +1,321 @@
+//! `uses: ports` — the port law as a pipeline stage.
+//!
+//! The main type is [`Ports`]. It holds one [`Policy`] and applies it in the modes the stage
+//! asks for: `scan:` walks source trees (static mode, [`crate::ports::scan`]), `live: true`
+//! checks this machine's sockets and Docker's published ports ([`crate::ports::live`]). With
+//! neither, it scans the working directory. Each violation is one failed JUnit test case that
+//! carries its file, line and column, so GitHub mode annotates the line; each note is a passing
+//! case whose output says why it is only a note. Both scans are blocking work, done on a
+//! blocking thread so the runner keeps streaming other stages' output meanwhile.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{BoxFuture, BuiltinStage, KindOutcome, StageContext};
+use crate::config::errors::ConfigError;
+use crate::config::validate::{Scope, Validator};
+use crate::config::yaml::{Node, NodeKind};
+use crate::ports::{Finding, Policy, Severity, live, scan};
+use crate::runner::events::{CaseResult, CaseStatus};
+
+const KEYS: &[&str] = &["allow", "forbid", "require-listening", "scan", "live"];
+
+#[derive(Debug)]
+pub(crate) struct Ports {
+    policy: Policy,
+    scan: Vec<PathBuf>,
+    live: bool,
+}
+
+impl Ports {
+    pub(crate) fn validate(
+        with: &Node,
+        v: &mut Validator<'_>,
+        _scope: &Scope<'_>,
+    ) -> Option<Ports> {
+        let f = v.fields(with, "`with` of `ports`", KEYS)?;
+        let mut policy = Policy::default();
+        let before = v.errors.len();
+        if let Some(n) = f.get("allow") {
+            match &n.kind {
+                NodeKind::Map(entries) => {
+                    for (k, role) in entries {
+                        if let Some(p) = port(v, k, "a key of `allow`") {
+                            let role = role.as_str().filter(|_| !role.is_null()).map(str::to_owned);
+                            policy.allow.insert(p, role);
+                        }
+                    }
+                }
+                NodeKind::Seq(items) => {
+                    for item in items {
+                        if let Some(p) = port(v, item, "each entry of `allow`") {
+                            policy.allow.insert(p, None);
+                        }
+                    }
+                }
+                _ => v.error(
+                    ConfigError::new(
+                        "`allow` must be a mapping or a list of ports",
+                        n.span.clone(),
+                        format!("found {}", n.describe()),
+                    )
+                    .help("write `allow: { 3001: frontend, 5555: api }` or `allow: [3001, 5555]`"),
+                ),
+            }
+        }
+        for (key, set) in [
+            ("forbid", &mut policy.forbid),
+            ("require-listening", &mut policy.require_listening),
+        ] {
+            if let Some(n) = f.get(key) {
+                *set = port_list(v, n, key);
+            }
+        }
+        if let Some(n) = f.get("forbid") {
+            for item in list_items(n) {
+                if let Some(p) = item.as_str().and_then(|s| s.parse::<u16>().ok())
+                    && policy.allow.contains_key(&p)
+                {
+                    v.error(
+                        ConfigError::new(
+                            format!("port {p} is both allowed and forbidden"),
+                            item.span.clone(),
+                            "also in `allow`",
+                        )
+                        .help("remove it from one of the two lists"),
+                    );
+                }
+            }
+        }
+        let live = f
+            .get("live")
+            .and_then(|n| v.bool(n, "`live`"))
+            .unwrap_or(false);
+        let scan: Vec<PathBuf> = match f.get("scan") {
+            Some(n) => v
+                .string_list(n, "`scan`")
+                .into_iter()
+                .map(|(s, _)| PathBuf::from(s))
+                .collect(),
+            None if live => Vec::new(),
+            None => vec![PathBuf::from(".")],
+        };
+        if !live
+            && !policy.require_listening.is_empty()
+            && let Some(span) = f.key_span("require-listening")
+        {
+            v.error(
+                ConfigError::new(
+                    "`require-listening` is checked on the running machine",
+                    span,
+                    "needs `live: true`",
+                )
+                .help("add `live: true`, or drop `require-listening`"),
+            );
+        }
+        (v.errors.len() == before).then_some(Ports { policy, scan, live })
+    }
+}
+
+fn list_items(n: &Node) -> &[Node] {
+    match &n.kind {
+        NodeKind::Seq(items) => items,
+        _ => std::slice::from_ref(n),
+    }
+}
+
+fn port(v: &mut Validator<'_>, n: &Node, what: &str) -> Option<u16> {
+    v.uint(n, what, 1, 65535).map(|p| p as u16)
+}
+
+fn port_list(v: &mut Validator<'_>, n: &Node, key: &str) -> BTreeSet<u16> {
+    let what = format!("each entry of `{key}`");
+    list_items(n)
+        .iter()
+        .filter_map(|item| port(v, item, &what))
+        .collect()
+}
+
+impl BuiltinStage for Ports {
+    fn kind(&self) -> &'static str {
+        "ports"
+    }
+
+    fn describe(&self) -> String {
+        let list = |ports: &mut dyn Iterator<Item = &u16>| {
+            ports.map(u16::to_string).collect::<Vec<_>>().join(", ")
+        };
+        let mut modes = Vec::new();
+        if !self.scan.is_empty() {
+            let paths: Vec<String> = self.scan.iter().map(|p| p.display().to_string()).collect();
+            modes.push(format!("scan {}", paths.join(", ")));
+        }
+        if self.live {
+            modes.push("check this machine's sockets and containers".into());
+        }
+        format!(
+            "{}: allow [{}], forbid [{}]",
+            modes.join(" and "),
+            list(&mut self.policy.allow.keys()),
+            list(&mut self.policy.forbid.iter())
+        )
+    }
+
+    fn run<'a>(&'a self, cx: &'a mut StageContext) -> BoxFuture<'a, KindOutcome> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let roots: Vec<(PathBuf, PathBuf)> = self
+                .scan
+                .iter()
+                .map(|p| (p.clone(), cx.workdir.join(p)))
+                .collect();
+            let policy = self.policy.clone();
+            let live = self.live;
+            let checked = tokio::task::spawn_blocking(move || {
+                // One scan per root, so each finding is known to belong to its root.
+                let scanned: Vec<(PathBuf, bool, scan::ScanResult)> = roots
+                    .into_iter()
+                    .map(|(written, full)| {
+                        let result = scan::scan(std::slice::from_ref(&full), &policy);
+                        (written, full.is_file(), result)
+                    })
+                    .collect();
+                let live_findings = live.then(|| {
+                    let sockets = live::read_sockets();
+                    let inodes: BTreeSet<u64> = sockets.iter().map(|s| s.inode).collect();
+                    let owners = live::socket_owners(&inodes);
+                    live::evaluate(&policy, &sockets, &owners, &live::docker_published())
+                });
+                (scanned, live_findings)
+            });
+            let (scanned, live_findings) = tokio::select! {
+                r = checked => match r {
+                    Ok(r) => r,
+                    Err(e) => return KindOutcome::failed(format!("the port check stopped: {e}")),
+                },
+                () = cx.cancel.cancelled() => return KindOutcome::failed("cancelled".into()),
+            };
+            let mut findings: Vec<(Finding, Option<PathBuf>)> = Vec::new();
+            let mut files = 0;
+            for (root, root_is_file, result) in scanned {
+                for e in &result.errors {
+                    cx.log.line(&format!("skipped {e}")).await;
+                }
+                if result.files == 0 && !result.errors.is_empty() {
+                    return KindOutcome::failed(format!(
+                        "nothing could be scanned: {}",
+                        result.errors.join("; ")
+                    ));
+                }
+                files += result.files;
+                for f in result.findings {
+                    let location = f.file.as_deref().map(|file| {
+                        normalise(&if root_is_file {
+                            root.clone()
+                        } else {
+                            root.join(file)
+                        })
+                    });
+                    findings.push((f, location));
+                }
+            }
+            findings.extend(live_findings.into_iter().flatten().map(|f| (f, None)));
+            let elapsed = started.elapsed();
+            let mut outcome = KindOutcome::passed();
+            let mut violations = 0;
+            for (f, location) in &findings {
+                let at = match (location, f.line, f.column) {
+                    (Some(p), Some(l), Some(c)) => format!("{}:{l}:{c}: ", p.display()),
+                    _ => String::new(),
+                };
+                let severity = if f.severity == Severity::Violation {
+                    "violation"
+                } else {
+                    "note"
+                };
+                cx.log
+                    .line(&format!("{at}{severity}[{}]: {}", f.rule, f.message))
+                    .await;
+                let status = if f.severity == Severity::Violation {
+                    violations += 1;
+                    CaseStatus::Failed {
+                        message: f.message.clone(),
+                        body: format!("{at}{}", f.message),
+                    }
+                } else {
+                    CaseStatus::Passed
+                };
+                outcome.cases.push(CaseResult {
+                    name: case_name(f, location.as_deref()),
+                    status,
+                    duration: Duration::ZERO,
+                    location: location
+                        .clone()
+                        .zip(f.line)
+                        .zip(f.column)
+                        .map(|((p, l), c)| (p, l, c)),
+                    output: if f.severity == Severity::Note {
+                        format!("note: {}", f.message)
+                    } else {
+                        String::new()
+                    },
+                });
+            }
+            let notes = findings.len() - violations;
+            let summary = format!(
+                "{violations} violation{}, {notes} note{}{}",
+                if violations == 1 { "" } else { "s" },
+                if notes == 1 { "" } else { "s" },
+                if self.scan.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in {files} files scanned")
+                }
+            );
+            cx.log.line(&summary).await;
+            if outcome.cases.is_empty() {
+                outcome.cases.push(CaseResult {
+                    name: "port law".into(),
+                    status: CaseStatus::Passed,
+                    duration: elapsed,
+                    location: None,
+                    output: summary.clone(),
+                });
+            }
+            if violations > 0 {
+                outcome.result = Err(format!("port law: {summary}"));
+            }
+            outcome
+                .outputs
+                .push(("violations".into(), violations.to_string()));
+            outcome
+        })
+    }
+}
+
+/// `./web/../api/x` → `api/x`, lexically.
+fn normalise(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn case_name(f: &Finding, location: Option<&Path>) -> String {
+    match (location, f.line, f.column) {
+        (Some(p), Some(l), Some(c)) => {
+            format!("{}:{l}:{c} {} port {}", p.display(), f.rule, f.port)
+        }
+        _ => format!("{} port {}: {}", f.rule, f.port, f.message),
+    }
+}
