@@ -235,6 +235,47 @@ fn definitions() -> Value {
                 }
             }
         },
+        "port": { "type": "integer", "minimum": 1, "maximum": 65535 },
+        "portList": {
+            "oneOf": [
+                { "$ref": "#/definitions/port" },
+                { "type": "array", "items": { "$ref": "#/definitions/port" } }
+            ]
+        },
+        "portsWith": {
+            "description": "Settings of `uses: ports`: the port law, over source trees (`scan`) and this machine (`live`).",
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "allow": {
+                    "description": "Ports that may be exposed: `{ 3001: frontend }` (port to role) or `[3001, 5555]`.",
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "propertyNames": { "pattern": "^[1-9][0-9]{0,4}$" },
+                            "additionalProperties": { "type": ["string", "null"] }
+                        },
+                        { "type": "array", "items": { "$ref": "#/definitions/port" } }
+                    ]
+                },
+                "forbid": {
+                    "description": "Ports that must not appear anywhere: a violation in every file and on every address.",
+                    "$ref": "#/definitions/portList"
+                },
+                "require-listening": {
+                    "description": "With `live: true`: ports that must have a listener or a published container port.",
+                    "$ref": "#/definitions/portList"
+                },
+                "scan": {
+                    "description": "Folders or files to scan for declared ports (default `.` unless `live` is set).",
+                    "$ref": "#/definitions/stringOrList"
+                },
+                "live": {
+                    "description": "Check this machine's listening sockets and Docker's published ports.",
+                    "type": "boolean"
+                }
+            }
+        },
         "stage": stage()
     })
 }
@@ -258,6 +299,10 @@ fn stage() -> Value {
                     "required": ["with"],
                     "properties": { "with": { "$ref": "#/definitions/httpWith" } }
                 }
+            },
+            {
+                "if": { "required": ["uses"], "properties": { "uses": { "const": "ports" } } },
+                "then": { "properties": { "with": { "$ref": "#/definitions/portsWith" } } }
             }
         ],
         "properties": {

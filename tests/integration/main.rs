@@ -29,3 +29,5 @@ mod export;
 mod hook;
 // `ports --live`: real listening sockets and Docker published ports against the port law.
 mod ports;
+// `ports PATH...` and `uses: ports`: fixture trees scanned for declared ports.
+mod ports_static;

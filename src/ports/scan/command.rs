@@ -123,6 +123,9 @@ pub(crate) fn scan_pieces(
     }
 }
 
+/// Asked of `loaded_env`: whether the folder holds gunicorn's default config file.
+pub(crate) const GUNICORN_CONF: &str = "gunicorn.conf.py";
+
 /// What a server program reads.
 struct Grammar {
     name: &'static str,
@@ -418,14 +421,18 @@ fn server(
             let value = value.or_else(|| args.get(j + 1).map(|w| (w.text, w.at)));
             if let Some((v, at)) = value {
                 if g.name == "docker run" {
-                    publish_flag(v, at, word, cx, out);
+                    publish_flag(v, at, cx, out);
                 } else if let Some(pv) = parse_port_value(v) {
-                    out.push(bind(g, word, at, &pv, host.as_deref(), cx));
+                    out.push(bind(g, at, &pv, host.as_deref(), cx));
                 }
                 found = true;
             }
             j += if a.text.contains('=') { 1 } else { 2 };
             continue;
+        }
+        // gunicorn's `-c FILE` takes `bind` from the file, which is scanned on its own.
+        if g.name == "gunicorn" && matches!(flag, "-c" | "--config") {
+            found = true;
         }
         if VALUE_FLAGS.contains(&flag) && value.is_none() {
             if flag == "--uds" || flag == "--fd" {
@@ -437,7 +444,7 @@ fn server(
         if !positional_done && !a.text.starts_with('-') {
             positional_done = true;
             if let Some(pv) = parse_port_value(a.text) {
-                out.push(bind(g, word, a.at, &pv, None, cx));
+                out.push(bind(g, a.at, &pv, None, cx));
                 found = true;
             }
         }
@@ -469,6 +476,10 @@ fn server(
     if g.env.contains(&"PORT") && cx.port_env_set {
         return;
     }
+    // gunicorn reads `gunicorn.conf.py` from the folder it starts in.
+    if cx.loads_env_files && g.name == "gunicorn" && loaded_env(GUNICORN_CONF) {
+        return;
+    }
     if cx.loads_env_files && g.file_env.iter().any(|e| loaded_env(e)) {
         return;
     }
@@ -490,15 +501,7 @@ fn server(
     }
 }
 
-fn bind(
-    g: &Grammar,
-    word: &Word<'_>,
-    at: usize,
-    pv: &PortValue,
-    host: Option<&str>,
-    cx: &Context,
-) -> Candidate {
-    let _ = word;
+fn bind(g: &Grammar, at: usize, pv: &PortValue, host: Option<&str>, cx: &Context) -> Candidate {
     let host = pv.host.as_deref().or(host);
     let loopback = host.map_or(g.default.is_some_and(|(_, l)| l), is_loopback_host);
     let mut what = format!("`{}` listens on port {}", g.name, pv.port);
@@ -518,25 +521,20 @@ fn bind(
 }
 
 /// `docker run -p [IP:]HOST:CONTAINER[/proto]`.
-fn publish_flag(v: &str, at: usize, word: &Word<'_>, cx: &Context, out: &mut Vec<Candidate>) {
-    let _ = word;
-    if let Some(m) = super::compose::parse_mapping(v) {
-        if let Some((port, end, off)) = m.host {
-            out.push(Candidate {
-                offset: at + off,
-                port,
-                end,
-                kind: Kind::Publish,
-                scope: if matches!(cx.scope, Scope::Host) {
-                    Scope::Host
-                } else {
-                    cx.scope
-                },
-                loopback: m.ip.as_deref().is_some_and(is_loopback_host),
-                what: format!("`docker run -p {v}` publishes host port {port}"),
-                dead: None,
-            });
-        }
+fn publish_flag(v: &str, at: usize, cx: &Context, out: &mut Vec<Candidate>) {
+    if let Some(m) = super::compose::parse_mapping(v)
+        && let Some((port, end, off)) = m.host
+    {
+        out.push(Candidate {
+            offset: at + off,
+            port,
+            end,
+            kind: Kind::Publish,
+            scope: cx.scope,
+            loopback: m.ip.as_deref().is_some_and(is_loopback_host),
+            what: format!("`docker run -p {v}` publishes host port {port}"),
+            dead: None,
+        });
     }
 }
 

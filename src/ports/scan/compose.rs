@@ -157,7 +157,7 @@ fn locate(text: &str, node: &Node, needle: &str) -> usize {
 
 /// Scans a command given as a string or as an exec-form list.
 fn command_node(text: &str, node: &Node, cx: &Context, env: &EnvFiles, out: &mut Vec<Candidate>) {
-    let loaded = |v: &str| env.get(v).is_some();
+    let loaded = |v: &str| env.has(v);
     match &node.kind {
         NodeKind::Seq(items) => {
             let pieces: Vec<(usize, &str)> = items

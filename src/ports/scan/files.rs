@@ -63,7 +63,7 @@ pub(crate) fn package_json(text: &str, env: &EnvFiles, out: &mut Vec<Candidate>)
     };
     let mut at = open + 1;
     for line in text[open + 1..end].split_inclusive('\n') {
-        command::scan_pieces(&[(at, line)], &cx, &|v| env.get(v).is_some(), out);
+        command::scan_pieces(&[(at, line)], &cx, &|v| env.has(v), out);
         at += line.len();
     }
 }
@@ -96,6 +96,12 @@ const CLIENT_PREFIXES: &[&str] = &[
     "SENTRY", "OTEL", "JAEGER", "STATSD", "LDAP", "IMAP", "POP3", "FTP", "SSH", "PROXY_",
 ];
 
+/// Whether a setting names a port this project listens on: `PORT`, `FLASK_RUN_PORT`,
+/// `API_PORT`, but not `DB_PORT` or `REDIS_PORT`.
+fn listener_key(key: &str) -> bool {
+    key == "PORT" || key.ends_with("_PORT") && !CLIENT_PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
 /// `.env`, `.env.*`, `.flaskenv`: `PORT`-like settings (and what reads them).
 pub(crate) fn env_file(name: &str, text: &str, project: &Project, out: &mut Vec<Candidate>) {
     let template = [".example", ".sample", ".template", ".dist", ".tmpl"]
@@ -126,9 +132,7 @@ pub(crate) fn env_file(name: &str, text: &str, project: &Project, out: &mut Vec<
                 ),
                 _ => (trimmed.split_whitespace().next().unwrap_or(""), value_at),
             };
-            let listener = key == "PORT"
-                || (key.ends_with("_PORT") && !CLIENT_PREFIXES.iter().any(|p| key.starts_with(p)))
-                || matches!(key, "BIND" | "GUNICORN_BIND");
+            let listener = listener_key(key) || matches!(key, "BIND" | "GUNICORN_BIND");
             if listener && let Some(pv) = parse_port_value(value) {
                 let mut c = candidate(
                     value_at + pv.at,
@@ -304,7 +308,7 @@ pub(crate) fn commands(text: &str, env: &EnvFiles, out: &mut Vec<Candidate>) {
         loads_env_files: true,
     };
     for pieces in logical_lines(text) {
-        command::scan_pieces(&pieces, &cx, &|v| env.get(v).is_some(), out);
+        command::scan_pieces(&pieces, &cx, &|v| env.has(v), out);
     }
 }
 
@@ -492,9 +496,7 @@ pub(crate) fn python(name: &str, text: &str, out: &mut Vec<Candidate>) {
                 continue;
             };
             let key = key.trim().trim_matches(['"', '\'']);
-            if key != "PORT"
-                && !(key.ends_with("_PORT") && !CLIENT_PREFIXES.iter().any(|p| key.starts_with(p)))
-            {
+            if !listener_key(key) {
                 continue;
             }
             if let Some((port, off)) = first_number(rest) {

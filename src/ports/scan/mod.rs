@@ -94,6 +94,8 @@ pub(crate) struct Candidate {
 #[derive(Debug, Default)]
 pub(crate) struct EnvFiles {
     vars: HashMap<String, (String, String, u32)>,
+    /// The folder holds `gunicorn.conf.py`, which gunicorn reads when started there.
+    gunicorn_conf: bool,
 }
 
 impl EnvFiles {
@@ -124,13 +126,24 @@ impl EnvFiles {
                 }
             }
         }
-        EnvFiles { vars }
+        EnvFiles {
+            vars,
+            gunicorn_conf: dir.join(command::GUNICORN_CONF).is_file(),
+        }
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<(&str, &str, u32)> {
         self.vars
             .get(name)
             .map(|(v, f, l)| (v.as_str(), f.as_str(), *l))
+    }
+
+    /// Whether a variable, or (for [`command::GUNICORN_CONF`]) a config file, is present.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        if name == command::GUNICORN_CONF {
+            return self.gunicorn_conf;
+        }
+        self.vars.contains_key(name)
     }
 }
 

@@ -1,0 +1,347 @@
+//! The port law's static mode: the real binary scans fixture trees modelled on public
+//! repositories (noise included: comments, millisecond timeouts, lockfiles, committed
+//! `node_modules`, a virtualenv, build output) and must report exactly the findings recorded
+//! in `fixtures/ports-expected/`, each at its file, line and column; then the same law as a
+//! pipeline stage, with its JUnit cases and GitHub annotations.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::harness::{Run, Test, assert_schema_valid, repo_root};
+
+/// The team policy the fixtures are judged against.
+const POLICY: &[&str] = &[
+    "--allow",
+    "3001=frontend",
+    "--allow",
+    "5555=api",
+    "--allow",
+    "80=edge",
+    "--allow",
+    "443=edge",
+    "--forbid",
+    "3000",
+    "--forbid",
+    "3002",
+    "--forbid",
+    "8000",
+];
+
+fn scan(t: &Test, path: &str, format: &str) -> Run {
+    let mut args = vec!["ports", path, "--format", format];
+    args.extend_from_slice(POLICY);
+    t.run(&args)
+}
+
+fn findings(run: &Run) -> Vec<Value> {
+    let json: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
+    json["findings"].as_array().expect("findings").clone()
+}
+
+/// One line per finding: `file:line:col port kind scope severity rule`.
+fn compact(findings: &[Value]) -> Vec<String> {
+    findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{}:{}:{} {} {} {} {} {}",
+                f["file"].as_str().unwrap_or("?"),
+                f["line"],
+                f["column"],
+                f["port"],
+                f["kind"].as_str().unwrap_or("?"),
+                f["scope"].as_str().unwrap_or("?"),
+                f["severity"].as_str().unwrap_or("?"),
+                f["rule"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect()
+}
+
+fn fixture(name: &str) -> String {
+    repo_root()
+        .join("fixtures/ports")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn message<'a>(findings: &'a [Value], at: &str) -> &'a str {
+    findings
+        .iter()
+        .find(|f| compact(std::slice::from_ref(f))[0].starts_with(at))
+        .and_then(|f| f["message"].as_str())
+        .unwrap_or_else(|| panic!("no finding at {at}: {findings:#?}"))
+}
+
+/// Every fixture tree gives exactly its recorded findings, and the exit code follows the
+/// violations: 1 when there is one, 0 for the compliant tree.
+#[test]
+fn fixture_trees_give_exactly_their_findings() {
+    let t = Test::new();
+    for tree in ["team-app", "nextjs-flask", "fastapi-compose", "compliant"] {
+        let out = scan(&t, &fixture(tree), "json");
+        let expected_file = repo_root().join(format!("fixtures/ports-expected/{tree}.txt"));
+        let expected: Vec<String> = std::fs::read_to_string(&expected_file)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let found = compact(&findings(&out));
+        assert_eq!(found, expected, "{tree}: {}", out.stdout);
+        let violations = expected.iter().any(|l| l.contains(" violation "));
+        assert_eq!(out.code, i32::from(violations), "{tree}: {out:?}");
+    }
+}
+
+/// The messages say what the line does and why it counts: a Compose default resolved from the
+/// project's `.env`, a `PORT` that Next.js ignores, an allowance with its reason, a default
+/// port of a server started with no port.
+#[test]
+fn findings_say_what_and_why() {
+    let t = Test::new();
+    let found = findings(&scan(&t, &fixture("team-app"), "json"));
+    assert!(
+        message(&found, "docker-compose.yml:32:24 3002").contains("(`ADMIN_PORT` from .env:2)"),
+        "{found:#?}"
+    );
+    assert!(
+        message(&found, "frontend/.env:3:6 3002")
+            .contains("Next.js does not read `PORT` from `.env` files")
+    );
+    assert!(
+        message(&found, "scripts/dev.sh:7:29 8000")
+            .starts_with("allowed by comment (the docs preview is only run by hand, on loopback)")
+    );
+    assert!(
+        message(&found, "frontend/package.json:9:19 3000")
+            .contains("`next dev` with no port listens on 3000, its default")
+    );
+    // No path leaves the scanned root, and nothing comes from skipped folders.
+    for f in &found {
+        let file = f["file"].as_str().expect("file");
+        assert!(
+            !file.starts_with('/') && !file.contains("fixtures"),
+            "{file}"
+        );
+        assert!(
+            ![
+                "node_modules",
+                ".next",
+                "dist/",
+                "pyenv312",
+                "package-lock",
+                "README"
+            ]
+            .iter()
+            .any(|s| file.contains(s)),
+            "{file}"
+        );
+    }
+    // Human output: `file:line:col: severity[rule]: message` and a count.
+    let human = scan(&t, &fixture("nextjs-flask"), "human");
+    assert!(
+        human.stdout.contains(
+            "package.json:7:18: violation[forbidden]: port 3000 is forbidden: `next dev` with no port"
+        ),
+        "{human:?}"
+    );
+    assert!(
+        human.stdout.ends_with("2 violations, 1 note\n"),
+        "{human:?}"
+    );
+}
+
+/// `.gitignore` is honoured; dependency, virtualenv, build and `.git` folders are skipped even
+/// when nothing ignores them; dotfiles and dot-folders (`.env`, `.flaskenv`, `.github/`) are
+/// read.
+#[test]
+fn walk_honours_gitignore_and_skips_vendored_trees_but_reads_dotfiles() {
+    let t = Test::new()
+        .file(".gitignore", "scratch/\n*.local.yml\n")
+        .file("scratch/Dockerfile", "FROM x\nEXPOSE 3000\n")
+        .file(
+            "docker-compose.local.yml",
+            "services:\n  a:\n    ports: [\"3000:3000\"]\n",
+        )
+        .file(
+            "node_modules/next/package.json",
+            "{\"scripts\": {\"dev\": \"next dev\"}}\n",
+        )
+        .file("myenv/pyvenv.cfg", "home = /usr/bin\n")
+        .file(
+            "myenv/lib/server.py",
+            "app = Flask(__name__)\napp.run(port=3000)\n",
+        )
+        .file(".git/hooks/pre-push.sh", "next dev\n")
+        .file("build/Procfile", "web: next dev\n")
+        .file("coverage/x.js", "app.listen(3000)\n")
+        .file(
+            ".github/workflows/e2e.yml",
+            "jobs:\n  e2e:\n    steps:\n      - run: next dev -p 3002\n",
+        )
+        .file(".flaskenv", "FLASK_RUN_PORT=8000\n")
+        .file(
+            "src/server.js",
+            "// app.listen(3000)\napp.listen(process.env.PORT || 3002)\n",
+        );
+    let out = t.run(&[
+        "ports", ".", "--allow", "3001", "--forbid", "3000", "--forbid", "3002", "--forbid",
+        "8000", "--format", "json",
+    ]);
+    assert_eq!(
+        compact(&findings(&out)),
+        [
+            ".flaskenv:1:16 8000 env host violation forbidden",
+            ".github/workflows/e2e.yml:4:26 3002 bind host violation forbidden",
+            "src/server.js:2:32 3002 default host violation forbidden",
+        ],
+        "{out:?}"
+    );
+    // With no PATH and no `--live`, the current folder is scanned.
+    let again = t.run(&[
+        "ports", "--allow", "3001", "--forbid", "3000", "--forbid", "3002", "--forbid", "8000",
+        "--format", "json",
+    ]);
+    assert_eq!(again.stdout, out.stdout);
+}
+
+/// An allowance comment turns exactly one finding for its port on its line into a note; an
+/// allowance that matches nothing is reported, so stale ones do not pile up.
+#[test]
+fn allow_comment_suppresses_one_finding_and_stale_ones_are_noted() {
+    let t = Test::new().file(
+        "docker-compose.yml",
+        "services:\n  a:\n    ports:\n      # portcullis: allow-port 8000 legacy admin, removed in Q3\n      - \"8000:8000\"\n      - \"8000-8001:9000-9001\"\n      - \"5555:5555\" # portcullis: allow-port 6000 typo\n",
+    );
+    let out = t.run(&[
+        "ports", ".", "--allow", "5555", "--forbid", "8000", "--format", "json",
+    ]);
+    let found = findings(&out);
+    assert_eq!(
+        compact(&found),
+        [
+            "docker-compose.yml:5:10 8000 publish host note allowed",
+            "docker-compose.yml:6:10 8000 publish host violation forbidden",
+            "docker-compose.yml:7:21 6000 reference host note unused-allow",
+        ],
+        "{out:?}"
+    );
+    assert!(message(&found, "docker-compose.yml:5:10").contains("legacy admin, removed in Q3"));
+    assert_eq!(out.code, 1);
+}
+
+/// `--format junit` validates against the strict schema, with one failing case per violation
+/// and the file as the class name.
+#[test]
+fn junit_format_is_schema_valid() {
+    let t = Test::new();
+    let out = scan(&t, &fixture("team-app"), "junit");
+    assert_eq!(out.code, 1, "{out:?}");
+    let file = t.path().join("ports.xml");
+    std::fs::write(&file, &out.stdout).expect("write");
+    assert_schema_valid(&file);
+    assert!(out.stdout.contains("failures=\"10\""), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "<testcase name=\"frontend/package.json:9:19 forbidden port 3000\" classname=\"frontend/package.json\"><failure"
+        ),
+        "{}",
+        out.stdout
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read fixture") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// As a stage: each violation is a failed JUnit case named by its place, annotated in GitHub
+/// mode at its file and line (relative to the repository, through the `scan:` root); the
+/// stage fails and what needs it is skipped. A compliant tree passes with one case.
+#[test]
+fn stage_reports_each_violation_as_a_case_and_an_annotation() {
+    let t = Test::new().pipeline(
+        "deploy",
+        "version: 1\nstages:\n  port-law:\n    uses: ports\n    with:\n      allow: { 3001: frontend, 5555: api }\n      forbid: [3000, 3002, 8000]\n      scan: [web]\n  clean:\n    uses: ports\n    with:\n      allow: [3001, 5555]\n      forbid: [3000]\n      scan: [ok/web/package.json]\n  deploy:\n    needs: [port-law]\n    run: echo deployed\n",
+    );
+    copy_tree(
+        &repo_root().join("fixtures/ports/nextjs-flask"),
+        &t.path().join("web"),
+    );
+    copy_tree(
+        &repo_root().join("fixtures/ports/compliant"),
+        &t.path().join("ok"),
+    );
+    let t = t.env("GITHUB_ACTIONS", "true");
+    let out = t.run(&["run", "deploy"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    for (line, col) in [(7, 18), (10, 15)] {
+        assert!(
+            out.stdout.contains(&format!(
+                "::error file=web/package.json,line={line},col={col},title=portcullis%3A web/package.json%3A{line}%3A{col} forbidden port 3000::port 3000 is forbidden"
+            )),
+            "{}",
+            out.stdout
+        );
+    }
+    let junit = t.junit();
+    assert!(
+        junit.contains("<testcase name=\"web/package.json:7:18 forbidden port 3000\""),
+        "{junit}"
+    );
+    // The loopback-only Flask port is a note: a passing case that says so.
+    assert!(
+        junit.contains("note: port 5328 is not allowed, but binds loopback only"),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("<testcase name=\"port law\" classname=\"deploy / clean\""),
+        "{junit}"
+    );
+    assert!(
+        out.stderr
+            .contains("skipped: needs `port-law`, which failed")
+            || out
+                .stdout
+                .contains("skipped: needs `port-law`, which failed"),
+        "{out:?}"
+    );
+    let log = t.log("port-law");
+    assert!(
+        log.contains("2 violations, 1 note in 5 files scanned"),
+        "{log}"
+    );
+    let xml = t.latest_run().join("junit.xml");
+    assert_schema_valid(&xml);
+}
+
+/// A `with:` block that cannot be right is refused before anything runs, at its line.
+#[test]
+fn stage_settings_are_validated() {
+    let t = Test::new().pipeline(
+        "bad",
+        "version: 1\nstages:\n  law:\n    uses: ports\n    with:\n      allow: { 3001: web }\n      forbid: [3001, 70000]\n      require-listening: [3001]\n      scna: [.]\n",
+    );
+    let out = t.run(&["validate", "bad"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    for needle in [
+        "port 3001 is both allowed and forbidden",
+        "pipelines/bad.yml:7:22",
+        "each entry of `forbid` is out of range",
+        "`require-listening` is checked on the running machine",
+        "unknown key `scna`",
+        "did you mean `scan`?",
+    ] {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+    }
+}
