@@ -441,10 +441,12 @@ pub(crate) fn python(name: &str, text: &str, out: &mut Vec<Candidate>) {
     while let Some(i) = memchr::memmem::find(&bytes[from..], b".run(").map(|i| from + i) {
         from = i + 5;
         let receiver_start = text[..i]
-            .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .map_or(0, |j| j + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+            .map_or(0, |(j, c)| j + c.len_utf8());
         let receiver = &text[receiver_start..i];
-        let close = call_end(text, i + 4).unwrap_or(text.len().min(i + 400));
+        let close = call_end(text, i + 4).unwrap_or_else(|| floor(text, i + 400));
         let args = &text[i + 5..close];
         let (server, default, default_loopback) = match receiver {
             "uvicorn" => ("uvicorn.run", 8000, true),
@@ -490,7 +492,7 @@ pub(crate) fn python(name: &str, text: &str, out: &mut Vec<Candidate>) {
         {
             from = i + needle.len();
             let args_at = i + needle.len();
-            let close = call_end(text, args_at - 1).unwrap_or(text.len().min(args_at + 80));
+            let close = call_end(text, args_at - 1).unwrap_or_else(|| floor(text, args_at + 80));
             let args = &text[args_at..close];
             let Some((key, rest)) = args.split_once(',') else {
                 continue;
@@ -543,6 +545,15 @@ pub(crate) fn python(name: &str, text: &str, out: &mut Vec<Candidate>) {
             at += raw.len();
         }
     }
+}
+
+/// `at`, or the end of the text, moved back to the start of the character it falls in.
+fn floor(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 fn key_len(args: &str, rest: &str) -> usize {
@@ -637,7 +648,7 @@ pub(crate) fn javascript(name: &str, text: &str, out: &mut Vec<Candidate>) {
     while let Some(i) = memchr::memmem::find(&bytes[from..], b"process.env.PORT").map(|i| from + i)
     {
         from = i + 16;
-        let rest = &text[i + 16..text.len().min(i + 60)];
+        let rest = &text[i + 16..floor(text, i + 60)];
         let Some(op) = rest.find("||").or_else(|| rest.find("??")) else {
             continue;
         };

@@ -461,8 +461,20 @@ fn scan_file(
         Ok(t) => t,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     };
-    let (masked, comments) = mask_comments(&text, comment_style(kind));
     let dir = path.parent().unwrap_or(Path::new("."));
+    let (out, comments) = detect(dir, name, kind, &text);
+    Ok(Some((text, out, comments)))
+}
+
+/// Runs the detectors for a file's kind over its text; `dir` is its folder, where the
+/// `.env` files and `package.json` that decide what its settings mean are read.
+fn detect(
+    dir: &Path,
+    name: &str,
+    kind: FileKind,
+    text: &str,
+) -> (Vec<Candidate>, Vec<(usize, String)>) {
+    let (masked, comments) = mask_comments(text, comment_style(kind));
     let mut out = Vec::new();
     match kind {
         FileKind::PackageJson => {
@@ -499,7 +511,7 @@ fn scan_file(
         .into_iter()
         .filter(|(_, c)| c.contains("portcullis:"))
         .collect();
-    Ok(Some((text, out, comments)))
+    (out, comments)
 }
 
 /// A `portcullis: allow-port N <reason>` comment.
@@ -670,4 +682,200 @@ fn judge(policy: &Policy, c: &Candidate) -> Option<(u16, Severity, &'static str,
         "unlisted",
         format!("port {unlisted} is not allowed: {}", c.what),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces real files are made of, with the characters that trip offset arithmetic:
+    /// multi-byte text next to digits, unbalanced quotes and brackets, lone `${`.
+    const TOKENS: &[&str] = &[
+        " ",
+        "\n",
+        "  ",
+        "\t",
+        "\\\n",
+        "#",
+        "//",
+        "/*",
+        "*/",
+        ";",
+        "\"",
+        "'",
+        "`",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        ":",
+        "=",
+        ",",
+        "-",
+        "/",
+        "$",
+        "${",
+        ":-",
+        "é",
+        "日本",
+        "🚀",
+        "3000",
+        "8000",
+        "5555",
+        "0",
+        "70000",
+        "1.0.30001617",
+        "PORT",
+        "PORT=",
+        "FLASK_RUN_PORT=",
+        "-p",
+        "--port",
+        "--port=",
+        "-b",
+        "--bind",
+        "--host",
+        "-h",
+        "next",
+        "dev",
+        "start",
+        "vite",
+        "preview",
+        "serve",
+        "flask",
+        "run",
+        "gunicorn",
+        "uvicorn",
+        "python",
+        "-m",
+        "http.server",
+        "manage.py",
+        "runserver",
+        "docker",
+        "&&",
+        "|",
+        "&",
+        "localhost:",
+        "127.0.0.1:",
+        "0.0.0.0:",
+        "[::1]:",
+        "[::]:",
+        ".listen(",
+        "process.env.PORT",
+        "||",
+        "??",
+        ".run(",
+        "app",
+        "Flask(",
+        "port=",
+        "host=",
+        "environ.get(",
+        "getenv(",
+        "bind",
+        "listen",
+        "ListenStream=",
+        "Environment=",
+        "ExecStart=",
+        "EXPOSE",
+        "ENV",
+        "ARG",
+        "CMD",
+        "services:",
+        "ports:",
+        "expose:",
+        "- ",
+        "published:",
+        "target:",
+        "apiVersion: v1",
+        "kind: Service",
+        "containerPort:",
+        "nodePort:",
+        "jobs:",
+        "steps:",
+        "run:",
+        "env:",
+        "command:",
+        "---",
+        "\"scripts\"",
+        "portcullis: allow-port",
+        "unix:",
+    ];
+
+    const KINDS: &[(FileKind, &str)] = &[
+        (FileKind::PackageJson, "package.json"),
+        (FileKind::Env, ".env"),
+        (FileKind::Compose, "docker-compose.yml"),
+        (FileKind::Workflow, "ci.yml"),
+        (FileKind::Yaml, "k8s.yaml"),
+        (FileKind::Dockerfile, "Dockerfile"),
+        (FileKind::Procfile, "Procfile"),
+        (FileKind::Script, "dev.sh"),
+        (FileKind::Nginx, "site.conf"),
+        (FileKind::SystemdSocket, "a.socket"),
+        (FileKind::SystemdService, "a.service"),
+        (FileKind::Python, "gunicorn.conf.py"),
+        (FileKind::JavaScript, "vite.config.ts"),
+        (FileKind::Text(CommentStyle::Slash), "x.json"),
+        (FileKind::Text(CommentStyle::IniLine), "x.ini"),
+    ];
+
+    fn check(text: &str) {
+        let policy = Policy {
+            forbid: [3000, 8000].into_iter().collect(),
+            allow: [(5555, None)].into_iter().collect(),
+            ..Policy::default()
+        };
+        for (kind, name) in KINDS {
+            let (candidates, comments) = detect(Path::new("/nonexistent"), name, *kind, text);
+            for c in &candidates {
+                assert!(
+                    c.offset <= text.len(),
+                    "{kind:?}: offset past the end in {text:?}"
+                );
+            }
+            for f in judge_file(&policy, name, text, candidates, &comments) {
+                assert!(f.line.is_some_and(|l| l >= 1) && f.column.is_some_and(|c| c >= 1));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+            check(&text);
+        }
+
+        #[test]
+        fn file_shaped_text_never_panics(parts in proptest::collection::vec(any::<prop::sample::Index>(), 0..80)) {
+            let text: String = parts.iter().map(|i| TOKENS[i.index(TOKENS.len())]).collect();
+            check(&text);
+        }
+    }
+
+    #[test]
+    fn gunicorn_reads_its_config_file_from_its_folder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (without, _) = detect(
+            dir.path(),
+            "Procfile",
+            FileKind::Procfile,
+            "web: gunicorn app:app\n",
+        );
+        assert_eq!(
+            without.iter().map(|c| (c.port, c.kind)).collect::<Vec<_>>(),
+            [(8000, Kind::Default)]
+        );
+        std::fs::write(dir.path().join("gunicorn.conf.py"), "bind = ':5555'\n").expect("write");
+        let (with, _) = detect(
+            dir.path(),
+            "Procfile",
+            FileKind::Procfile,
+            "web: gunicorn app:app\n",
+        );
+        assert!(with.is_empty(), "{with:?}");
+    }
 }
