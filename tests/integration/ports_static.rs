@@ -242,7 +242,7 @@ fn junit_format_is_schema_valid() {
     let file = t.path().join("ports.xml");
     std::fs::write(&file, &out.stdout).expect("write");
     assert_schema_valid(&file);
-    assert!(out.stdout.contains("failures=\"10\""), "{}", out.stdout);
+    assert!(out.stdout.contains("failures=\"11\""), "{}", out.stdout);
     assert!(
         out.stdout.contains(
             "<testcase name=\"frontend/package.json:9:19 forbidden port 3000\" classname=\"frontend/package.json\"><failure"

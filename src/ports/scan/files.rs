@@ -312,8 +312,9 @@ pub(crate) fn commands(text: &str, env: &EnvFiles, out: &mut Vec<Candidate>) {
     }
 }
 
-/// nginx: `listen` binds on the host; `*_pass` and `server` lines are references, which the
-/// URL detector reads.
+/// nginx: `listen` binds; `proxy_pass` (and the other `*_pass`) and an `upstream`'s `server`
+/// lines point at backends, whatever their host: a forbidden port there reveals a server on
+/// it.
 pub(crate) fn nginx(text: &str, scope: Scope, out: &mut Vec<Candidate>) {
     let bytes = text.as_bytes();
     let mut from = 0;
@@ -350,6 +351,58 @@ pub(crate) fn nginx(text: &str, scope: Scope, out: &mut Vec<Candidate>) {
             loopback,
             format!("nginx `listen {value}` binds port {port}"),
         ));
+    }
+    for directive in [
+        "proxy_pass",
+        "fastcgi_pass",
+        "uwsgi_pass",
+        "scgi_pass",
+        "grpc_pass",
+        "server",
+    ] {
+        let mut from = 0;
+        while let Some(i) =
+            memchr::memmem::find(&bytes[from..], directive.as_bytes()).map(|i| from + i)
+        {
+            from = i + directive.len();
+            let before = text[..i].trim_end();
+            let statement_start = before.is_empty() || before.ends_with(['{', ';', '}']);
+            if !statement_start || !bytes.get(from).is_some_and(|b| *b == b' ' || *b == b'\t') {
+                continue;
+            }
+            let rest = &text[from..];
+            let lead = rest.len() - rest.trim_start().len();
+            let value = rest
+                .trim_start()
+                .split([' ', '\t', '\n', ';'])
+                .next()
+                .unwrap_or("");
+            let target = value.split_once("://").map_or(value, |(_, t)| t);
+            let skipped = value.len() - target.len();
+            let hostport = target.split('/').next().unwrap_or("");
+            if hostport.starts_with("unix:") {
+                continue;
+            }
+            if let Some(pv) = parse_port_value(hostport).filter(|pv| pv.host.is_some()) {
+                let host = pv.host.clone().unwrap_or_default();
+                let scope = if is_local_host(&host) {
+                    Scope::Host
+                } else {
+                    Scope::Container
+                };
+                out.push(candidate(
+                    from + lead + skipped + pv.at,
+                    pv.port,
+                    Kind::Reference,
+                    scope,
+                    is_loopback_host(&host),
+                    format!(
+                        "nginx `{directive} {value}` sends requests to port {}",
+                        pv.port
+                    ),
+                ));
+            }
+        }
     }
 }
 
@@ -823,6 +876,18 @@ mod tests {
             "A=http://localhost:8000/api\nB=postgres://u:p@db:5432/x\nC=https://example.com:3000\n";
         assert_eq!(ports(|o| local_urls(text, o)), [(8000, "reference", 19)]);
         let text = "server {\n  listen 80;\n  listen [::]:3001 ipv6only=on;\n  return 301 https://x;\n  client_max_body_size 3000;\n}\n";
+        let text2 = "upstream api { server web:8000 max_fails=3; server 127.0.0.1:5555; }\nserver {\n  server_name x;\n  location / { proxy_pass http://api:8000/v1; }\n  location /s { proxy_pass http://unix:/run/a.sock; }\n}\n";
+        assert_eq!(
+            ports(|o| nginx(text2, Scope::Host, o))
+                .iter()
+                .map(|f| (f.0, f.1))
+                .collect::<Vec<_>>(),
+            [
+                (8000, "reference"),
+                (8000, "reference"),
+                (5555, "reference")
+            ]
+        );
         assert_eq!(
             ports(|o| nginx(text, Scope::Host, o))
                 .iter()
