@@ -304,6 +304,20 @@ fn basename(word: &str) -> &str {
     word.rsplit('/').next().unwrap_or(word)
 }
 
+/// Whether the word at `i` is where a program name goes: first, or after a label
+/// (`"start":`, `web:`), an environment assignment or a launcher (`npx`, `exec`, `pnpm dlx`).
+fn command_position(cmd: &[Word<'_>], i: usize) -> bool {
+    let Some(prev) = i.checked_sub(1).map(|p| cmd[p].text) else {
+        return true;
+    };
+    prev.ends_with(':')
+        || prev.contains('=')
+        || matches!(
+            prev,
+            "npx" | "bunx" | "exec" | "dlx" | "--" | "env" | "cross-env" | "nohup" | "sudo" | "-"
+        )
+}
+
 /// Which server a word at `i` starts, and where its arguments begin.
 fn program(cmd: &[Word<'_>], i: usize) -> Option<(&'static Grammar, usize)> {
     let w = basename(cmd[i].text);
@@ -334,6 +348,9 @@ fn program(cmd: &[Word<'_>], i: usize) -> Option<(&'static Grammar, usize)> {
             Some(n) if n.starts_with('-') => Some((&VITE, i + 1)),
             _ => None,
         },
+        // `serve` is also a subcommand (`vue-cli-service serve`, `ng serve`): only the program
+        // itself, in command position, counts.
+        "serve" if !command_position(cmd, i) => None,
         "serve" => match next {
             Some(n) if n.contains(':') && !n.starts_with("tcp:") => None,
             _ => Some((&SERVE, i + 1)),
@@ -622,5 +639,12 @@ mod tests {
             [(8080, "publish", 14)]
         );
         assert_eq!(found("serve -s build -l 3001"), [(3001, "bind", 18)]);
+        assert_eq!(found("npx serve -s build"), [(3000, "default", 4)]);
+        assert_eq!(
+            found("\"start\": \"serve -s build\""),
+            [(3000, "default", 10)]
+        );
+        assert_eq!(found("vue-cli-service serve"), []);
+        assert_eq!(found("ng serve --port 4200"), []);
     }
 }
