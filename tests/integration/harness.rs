@@ -223,3 +223,17 @@ pub(crate) fn python_yaml(script: &str, args: &[&str]) -> Option<Output> {
             .expect("run python3"),
     )
 }
+
+/// Copies a folder tree (files and folders only).
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read folder") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}

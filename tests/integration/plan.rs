@@ -131,6 +131,11 @@ fn demo_pipeline_runs_out_of_the_box() {
         "pipelines/demo.yml",
         &std::fs::read_to_string(root.join("pipelines/demo.yml")).expect("demo.yml"),
     );
+    // The demo's port-law stage scans this tree.
+    crate::harness::copy_tree(
+        &root.join("fixtures/ports/compliant"),
+        &t.path().join("fixtures/ports/compliant"),
+    );
     let out = t.run(&["run", "demo"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(

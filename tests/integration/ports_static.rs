@@ -4,11 +4,9 @@
 //! in `fixtures/ports-expected/`, each at its file, line and column; then the same law as a
 //! pipeline stage, with its JUnit cases and GitHub annotations.
 
-use std::path::Path;
-
 use serde_json::Value;
 
-use crate::harness::{Run, Test, assert_schema_valid, repo_root};
+use crate::harness::{Run, Test, assert_schema_valid, copy_tree, repo_root};
 
 /// The team policy the fixtures are judged against.
 const POLICY: &[&str] = &[
@@ -252,19 +250,6 @@ fn junit_format_is_schema_valid() {
     );
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
-}
-
 /// As a stage: each violation is a failed JUnit case named by its place, annotated in GitHub
 /// mode at its file and line (relative to the repository, through the `scan:` root); the
 /// stage fails and what needs it is skipped. A compliant tree passes with one case.
@@ -272,7 +257,7 @@ fn copy_tree(from: &Path, to: &Path) {
 fn stage_reports_each_violation_as_a_case_and_an_annotation() {
     let t = Test::new().pipeline(
         "deploy",
-        "version: 1\nstages:\n  port-law:\n    uses: ports\n    with:\n      allow: { 3001: frontend, 5555: api }\n      forbid: [3000, 3002, 8000]\n      scan: [web]\n  clean:\n    uses: ports\n    with:\n      allow: [3001, 5555]\n      forbid: [3000]\n      scan: [ok/web/package.json]\n  deploy:\n    needs: [port-law]\n    run: echo deployed\n",
+        "version: 1\nstages:\n  port-law:\n    needs: [clean]\n    uses: ports\n    with:\n      allow: { 3001: frontend, 5555: api }\n      forbid: [3000, 3002, 8000]\n      scan: [web]\n  clean:\n    uses: ports\n    with:\n      allow: [3001, 5555]\n      forbid: [3000]\n      scan: [ok/web/package.json]\n  deploy:\n    needs: [port-law]\n    run: echo deployed\n",
     );
     copy_tree(
         &repo_root().join("fixtures/ports/nextjs-flask"),

@@ -183,10 +183,7 @@ const INVALID: &[(&str, &str)] = &[
         "http-without-url",
         "version: 1\nstages:\n  a: { uses: http, with: { expect: 200 } }\n",
     ),
-    (
-        "unknown-kind",
-        "version: 1\nstages:\n  a: { uses: ports }\n",
-    ),
+    ("unknown-kind", "version: 1\nstages:\n  a: { uses: smtp }\n"),
     (
         "unknown-default",
         "version: 1\ndefaults: { shell: fish }\nstages:\n  a: { run: 'true' }\n",
