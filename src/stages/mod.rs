@@ -23,6 +23,7 @@ use crate::config::yaml::Node;
 use crate::runner::events::CaseResult;
 use crate::runner::output::OutputSink;
 
+pub(crate) mod blue_green;
 pub(crate) mod http;
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -140,8 +141,8 @@ impl KindOutcome {
 
 /// Kinds described in the design that later versions provide; naming one gives a clear error
 /// rather than "unknown kind".
-const PLANNED_KINDS: &[&str] = &["ports", "postgres-check", "pg-dump", "blue-green"];
-pub(crate) const KINDS: &[&str] = &["http"];
+const PLANNED_KINDS: &[&str] = &["ports", "postgres-check", "pg-dump"];
+pub(crate) const KINDS: &[&str] = &["http", "blue-green"];
 
 /// Checks a stage's `with:` for its kind and builds the kind; errors go to `v`.
 pub(crate) fn validate_kind(
@@ -155,6 +156,8 @@ pub(crate) fn validate_kind(
         "http" => {
             http::Http::validate(with, v, scope).map(|k| Arc::new(k) as Arc<dyn BuiltinStage>)
         }
+        "blue-green" => blue_green::BlueGreen::validate(with, v, scope)
+            .map(|k| Arc::new(k) as Arc<dyn BuiltinStage>),
         planned if PLANNED_KINDS.contains(&planned) => {
             v.error(
                 ConfigError::new(
