@@ -119,6 +119,7 @@ impl Probe<'_> {
     ) -> Result<(), String> {
         let end = Instant::now() + window;
         let mut failures = vec![0u32; urls.len()];
+        let mut answered = vec![false; urls.len()];
         loop {
             match self.state(container).await? {
                 State::Gone(why) => return Err(self.explain(container, &why).await),
@@ -130,12 +131,22 @@ impl Probe<'_> {
                 }
                 State::Running { .. } => {}
             }
-            for (url, failures) in urls.iter().zip(failures.iter_mut()) {
+            for ((url, failures), answered) in
+                urls.iter().zip(failures.iter_mut()).zip(answered.iter_mut())
+            {
                 match self.http(url).await {
-                    Ok(()) => *failures = 0,
+                    Ok(()) => {
+                        *failures = 0;
+                        *answered = true;
+                    }
                     Err(e) => {
-                        *failures += 1;
                         log.line(&format!("probe {url}: {e}")).await;
+                        // A router answers from its new configuration only once its reload
+                        // is done, which `nginx -s reload` does not wait for: failures before
+                        // the first success are not counted, but there must be one.
+                        if *answered {
+                            *failures += 1;
+                        }
                         if *failures >= self.spec.unhealthy_after {
                             let why =
                                 format!("{failures} probes of {url} failed in a row, last: {e}");
@@ -145,6 +156,13 @@ impl Probe<'_> {
                 }
             }
             if Instant::now() >= end {
+                if let Some((url, _)) = urls.iter().zip(&answered).find(|(_, a)| !**a) {
+                    let why = format!(
+                        "{url} never answered {} during the watch",
+                        self.spec.expect
+                    );
+                    return Err(self.explain(container, &why).await);
+                }
                 return Ok(());
             }
             self.sleep().await?;
