@@ -132,7 +132,9 @@ impl BlueGreen {
             }
         };
         let image = match f.get("image") {
-            Some(n) => v.string(n, "`image`").and_then(|s| v.template(n, &s, scope)),
+            Some(n) => v
+                .string(n, "`image`")
+                .and_then(|s| v.template(n, &s, scope)),
             None => {
                 missing("image", "myorg/web:${GIT_SHA}", v);
                 None
@@ -264,7 +266,9 @@ impl BlueGreen {
             }
         }
         if let Some(n) = f.get("expect") {
-            spec.expect = v.uint(n, "`health.expect`", 100, 599).map_or(200, |e| e as u16);
+            spec.expect = v
+                .uint(n, "`health.expect`", 100, 599)
+                .map_or(200, |e| e as u16);
         }
         if let Some(n) = f.get("interval") {
             spec.interval = v.duration(n, "`health.interval`").unwrap_or(spec.interval);
@@ -407,7 +411,9 @@ impl BlueGreen {
                             value.span.clone(),
                             "no program",
                         )
-                        .help("write the command that points your router at `$PORTCULLIS_BG_ADDRESS`"),
+                        .help(
+                            "write the command that points your router at `$PORTCULLIS_BG_ADDRESS`",
+                        ),
                     );
                     return None;
                 }
@@ -518,7 +524,12 @@ impl BuiltinStage for BlueGreen {
                     ];
                     o
                 }
-                Err(e) => KindOutcome::failed(e),
+                Err(e) => {
+                    for line in e.lines() {
+                        cx.log.line(line).await;
+                    }
+                    KindOutcome::failed(e)
+                }
             };
             outcome.cases.push(CaseResult {
                 name: format!("blue-green `{}`", self.service),
@@ -572,7 +583,12 @@ impl BuiltinStage for BlueGreen {
                     o.outputs = vec![("colour".into(), done.colour)];
                     o
                 }
-                Err(e) => KindOutcome::failed(e),
+                Err(e) => {
+                    for line in e.lines() {
+                        cx.log.line(line).await;
+                    }
+                    KindOutcome::failed(e)
+                }
             }
         })
     }
@@ -732,7 +748,10 @@ impl BlueGreen {
             spec: &self.health,
             cancel: &cx.cancel,
         };
-        let new = match self.started(engine, &container, next, &resolved.image).await {
+        let new = match self
+            .started(engine, &container, next, &resolved.image)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 let _ = engine.remove(&container).await;
@@ -785,7 +804,15 @@ impl BlueGreen {
         };
         if let Err(e) = watched {
             return Err(self
-                .abandon(cx, engine, &router, &new, live.as_ref(), snapshot.as_deref(), &e)
+                .abandon(
+                    cx,
+                    engine,
+                    &router,
+                    &new,
+                    live.as_ref(),
+                    snapshot.as_deref(),
+                    &e,
+                )
                 .await);
         }
 
@@ -823,7 +850,10 @@ impl BlueGreen {
 
     /// The new colour failed after the switch: traffic goes back to the old colour (or the
     /// router's previous state on a first deploy), and the new colour is removed after `drain`.
-    #[expect(clippy::too_many_arguments, reason = "one call site, every value is needed")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site, every value is needed"
+    )]
     async fn abandon(
         &self,
         cx: &mut StageContext,
@@ -872,10 +902,9 @@ impl BlueGreen {
             }
         };
         let line = match result {
-            Ok(()) if self.keep_old => format!(
-                "stopped `{}`; kept for rollback (keep-old)",
-                old.container
-            ),
+            Ok(()) if self.keep_old => {
+                format!("stopped `{}`; kept for rollback (keep-old)", old.container)
+            }
             Ok(()) => format!("stopped and removed `{}`", old.container),
             Err(e) => format!("warning: {e}"),
         };
@@ -951,13 +980,14 @@ impl BlueGreen {
         router.switch(&old, None, &mut cx.log).await?;
         let switch_time = switch_started.elapsed();
         cx.log
-            .line(&format!("switched `{}` back to `{container}`", self.service))
+            .line(&format!(
+                "switched `{}` back to `{container}`",
+                self.service
+            ))
             .await;
         drain(self.drain, &mut cx.log).await;
         engine.remove(&live.container).await?;
-        cx.log
-            .line(&format!("removed `{}`", live.container))
-            .await;
+        cx.log.line(&format!("removed `{}`", live.container)).await;
         Ok(Done {
             colour: previous.to_owned(),
             container,

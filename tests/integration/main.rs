@@ -29,3 +29,5 @@ mod export;
 mod hook;
 // `ports --live`: real listening sockets and Docker published ports against the port law.
 mod ports;
+// `uses: blue-green`: real Docker engine, real nginx on the host.
+mod bluegreen;

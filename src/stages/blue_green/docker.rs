@@ -142,11 +142,7 @@ impl Engine {
                 colour: colour.clone(),
                 container: container_name(&info).unwrap_or(id),
                 image: labels.get(IMAGE).cloned().unwrap_or_default(),
-                running: info
-                    .state
-                    .as_ref()
-                    .and_then(|s| s.running)
-                    .unwrap_or(false),
+                running: info.state.as_ref().and_then(|s| s.running).unwrap_or(false),
                 ip: self.ip_of(&info),
             });
         }
@@ -271,7 +267,11 @@ impl Engine {
     }
 
     /// Runs `cmd` in a running container; returns its exit code and output.
-    pub(crate) async fn exec(&self, container: &str, cmd: &[String]) -> Result<(i64, String), String> {
+    pub(crate) async fn exec(
+        &self,
+        container: &str,
+        cmd: &[String],
+    ) -> Result<(i64, String), String> {
         let created = self
             .docker
             .create_exec(
@@ -395,7 +395,7 @@ impl Engine {
     ) -> Result<Lock, String> {
         let name = format!("{service}-portcullis-lock");
         let me = process_identity(std::process::id());
-        for _attempt in 0..2 {
+        for _attempt in 0..20 {
             let labels = HashMap::from([
                 (SERVICE.to_owned(), service.to_owned()),
                 (LOCK.to_owned(), service.to_owned()),
@@ -430,13 +430,12 @@ impl Engine {
                 }
             }
             let Some(info) = self.inspect(&name).await? else {
-                // Released in between: try again.
+                // Released in between, or still being created (the engine reserves the name
+                // before the container can be inspected): try again shortly.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             };
-            let labels = info
-                .config
-                .and_then(|c| c.labels)
-                .unwrap_or_default();
+            let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
             let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
             let holder_host = get(LOCK_HOST);
             let holder_pid: u32 = get(LOCK_PID).parse().unwrap_or(0);
@@ -455,7 +454,9 @@ impl Engine {
                 get(LOCK_SINCE)
             ));
         }
-        Err(format!("cannot take the deploy lock `{name}`: it keeps coming back"))
+        Err(format!(
+            "cannot take the deploy lock `{name}`: it keeps coming back"
+        ))
     }
 
     pub(crate) async fn unlock(&self, lock: Lock) -> Result<(), String> {

@@ -32,7 +32,9 @@ pub(crate) struct Probe<'a> {
 
 /// What one look at the container says.
 enum State {
-    Running { docker_health: Option<HealthStatusEnum> },
+    Running {
+        docker_health: Option<HealthStatusEnum>,
+    },
     Gone(String),
 }
 
@@ -131,8 +133,10 @@ impl Probe<'_> {
                 }
                 State::Running { .. } => {}
             }
-            for ((url, failures), answered) in
-                urls.iter().zip(failures.iter_mut()).zip(answered.iter_mut())
+            for ((url, failures), answered) in urls
+                .iter()
+                .zip(failures.iter_mut())
+                .zip(answered.iter_mut())
             {
                 match self.http(url).await {
                     Ok(()) => {
@@ -157,10 +161,7 @@ impl Probe<'_> {
             }
             if Instant::now() >= end {
                 if let Some((url, _)) = urls.iter().zip(&answered).find(|(_, a)| !**a) {
-                    let why = format!(
-                        "{url} never answered {} during the watch",
-                        self.spec.expect
-                    );
+                    let why = format!("{url} never answered {} during the watch", self.spec.expect);
                     return Err(self.explain(container, &why).await);
                 }
                 return Ok(());

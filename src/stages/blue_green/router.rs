@@ -46,14 +46,17 @@ pub(crate) fn address(colour: &Colour, port: u16) -> Option<String> {
 
 impl Router<'_> {
     /// The colour the router sends traffic to now, among `colours`; `None` on a first deploy.
-    pub(crate) async fn live<'c>(&self, colours: &'c [Colour]) -> Result<Option<&'c Colour>, String> {
+    pub(crate) async fn live<'c>(
+        &self,
+        colours: &'c [Colour],
+    ) -> Result<Option<&'c Colour>, String> {
         match self.spec {
             SwitchSpec::Nginx { upstream_file, .. } => {
                 let text = self.read_upstream(upstream_file).await?.unwrap_or_default();
                 let primaries = primary_servers(&text);
-                Ok(colours.iter().find(|c| {
-                    address(c, self.port).is_some_and(|a| primaries.iter().any(|p| *p == a))
-                }))
+                Ok(colours
+                    .iter()
+                    .find(|c| address(c, self.port).is_some_and(|a| primaries.contains(&a))))
             }
             SwitchSpec::Alias { network, name } => {
                 for c in colours.iter().filter(|c| c.running) {
@@ -129,8 +132,11 @@ impl Router<'_> {
                         self.engine.disconnect(network, &other).await?;
                     }
                 }
-                log.line(&format!("alias `{name}` on `{network}` -> `{}`", to.container))
-                    .await;
+                log.line(&format!(
+                    "alias `{name}` on `{network}` -> `{}`",
+                    to.container
+                ))
+                .await;
                 Ok(())
             }
             SwitchSpec::Command { argv } => {
@@ -176,14 +182,24 @@ impl Router<'_> {
         }
     }
 
-    async fn holders(&self, network: &str, alias: &str, except: &str) -> Result<Vec<String>, String> {
+    async fn holders(
+        &self,
+        network: &str,
+        alias: &str,
+        except: &str,
+    ) -> Result<Vec<String>, String> {
         let mut found = Vec::new();
         let info = self
             .engine
             .docker
             .inspect_network(network, None)
             .await
-            .map_err(|e| format!("cannot inspect network `{network}`: {}", super::docker::message(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "cannot inspect network `{network}`: {}",
+                    super::docker::message(&e)
+                )
+            })?;
         for (_, c) in info.containers.unwrap_or_default() {
             let Some(name) = c.name else { continue };
             if name != except && self.engine.has_alias(network, &name, alias).await? {
@@ -229,7 +245,8 @@ impl Router<'_> {
                 text.trim()
             ));
         }
-        log.line(&format!("switch command: traffic -> {target}")).await;
+        log.line(&format!("switch command: traffic -> {target}"))
+            .await;
         Ok(())
     }
 
