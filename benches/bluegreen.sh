@@ -135,7 +135,8 @@ for client in close keepalive retry; do
         times=$(grep -ho 'switch took [0-9]* ms, the whole deploy [0-9]* ms' \
             "$work/.portcullis/runs/latest/cutover.log" || true)
         if [ "$scenario" = rollback ]; then
-            back=$(grep -ho 'switched `[^`]*` back' "$work/.portcullis/runs/latest/cutover.rollback.log" || echo "NO ROLLBACK")
+            back=$(grep -ho 'back to `[^`]*`; switch took [0-9]* ms' \
+                "$work/.portcullis/runs/latest/cutover.rollback.log" || echo "NO ROLLBACK")
             times="$times; rollback: $back"
         fi
         python3 - "$work/load.json" "$client" "$scenario" "$times" <<'EOF'

@@ -981,8 +981,9 @@ impl BlueGreen {
         let switch_time = switch_started.elapsed();
         cx.log
             .line(&format!(
-                "switched `{}` back to `{container}`",
-                self.service
+                "switched `{}` back to `{container}`; switch took {} ms",
+                self.service,
+                switch_time.as_millis()
             ))
             .await;
         drain(self.drain, &mut cx.log).await;
