@@ -782,3 +782,154 @@ stages:
         assert!(run.stderr.contains(needle), "{needle}\n{}", run.stderr);
     }
 }
+
+const EDGE_CONF: &str = "worker_processes 1;\nuser root;\nevents { worker_connections 1024; }\n\
+http {\n  access_log off;\n  include /etc/nginx/upstream.conf;\n\
+  server { listen 80; location / { proxy_pass http://app; } }\n}\n";
+
+/// An nginx image built from this machine's nginx and the libraries `ldd` names, with busybox
+/// for `sh`, `cat` and `mv`; built once per test run, tagged by what goes into it.
+fn edge_image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let ldd = Command::new("ldd")
+            .arg("/usr/sbin/nginx")
+            .output()
+            .expect("ldd");
+        let ldd = String::from_utf8_lossy(&ldd.stdout).into_owned();
+        let mut files: Vec<&str> = vec!["/usr/sbin/nginx"];
+        files.extend(ldd.split_whitespace().filter(|w| w.starts_with('/')));
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for file in files.iter().chain([&busybox()]) {
+            for byte in std::fs::read(file).expect("read").iter().chain(EDGE_CONF.as_bytes()) {
+                hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        let tag = format!("portcullis-bg-edge:{hash:016x}");
+        if works("docker", &["image", "inspect", &tag]) {
+            return tag;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("rootfs");
+        for file in &files {
+            let target = root.join(file.trim_start_matches('/'));
+            std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+            std::fs::copy(file, &target).expect("copy into the image");
+        }
+        for d in ["bin", "etc/nginx", "var/lib/nginx", "var/log/nginx", "run", "tmp", "var/lock"] {
+            std::fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        std::fs::copy(busybox(), root.join("bin/busybox")).expect("busybox");
+        for applet in ["sh", "cat", "mv", "printf"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("link");
+        }
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n",
+        )
+        .expect("passwd");
+        std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").expect("group");
+        std::fs::write(root.join("etc/nginx/nginx.conf"), EDGE_CONF).expect("nginx.conf");
+        std::fs::write(
+            root.join("etc/nginx/upstream.conf"),
+            "upstream app { server 127.0.0.1:9; }\n",
+        )
+        .expect("upstream.conf");
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/usr/sbin/nginx\", \"-g\", \"daemon off;\"]\n",
+        )
+        .expect("Dockerfile");
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", &tag, "."])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("docker build");
+        assert!(
+            out.status.success(),
+            "docker build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tag
+    })
+}
+
+/// nginx in a container: the upstream file is read, rewritten and reloaded through
+/// `docker exec`, and traffic through that nginx follows the cutover.
+#[test]
+fn nginx_in_a_container_is_switched_through_exec() {
+    if !components() {
+        return;
+    }
+    let service = Service::new();
+    let edge = format!("{}-edge", service.0);
+    let started = Command::new("docker")
+        .args([
+            "run",
+            "-d",
+            "--name",
+            &edge,
+            "--label",
+            &format!("dev.portcullis.blue-green.service={}", service.0),
+            edge_image(),
+        ])
+        .output()
+        .expect("docker run");
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let out = Command::new("docker")
+        .args(["inspect", "-f", "{{.NetworkSettings.IPAddress}}", &edge])
+        .output()
+        .expect("inspect");
+    let ip = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let yaml = format!(
+        r#"version: 1
+stages:
+  cutover:
+    uses: blue-green
+    with:
+      service: {svc}
+      image: {image}
+      port: 8080
+      health: {{ interval: 200ms, timeout: 1s, healthy-after: 2, unhealthy-after: 2, within: 20s }}
+      switch: {{ nginx: {{ container: {edge}, upstream-file: /etc/nginx/upstream.conf, upstream: app }} }}
+      drain: 300ms
+      watch: 1s
+      watch-url: http://{ip}/healthz
+"#,
+        svc = service.0,
+        image = image(),
+    );
+    let colour = || {
+        let mut s = TcpStream::connect((ip.as_str(), 80)).expect("connect to the edge");
+        write!(
+            s,
+            "GET /colour HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("read");
+        text.split_once("\r\n\r\n")
+            .map(|(_, b)| b.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let t = Test::new().pipeline("deploy", &yaml);
+    for expected in ["blue", "green"] {
+        let run = t.run(&["run", "deploy"]);
+        assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+        assert_eq!(colour(), expected);
+    }
+    let upstream = Command::new("docker")
+        .args(["exec", &edge, "cat", "/etc/nginx/upstream.conf"])
+        .output()
+        .expect("exec cat");
+    let upstream = String::from_utf8_lossy(&upstream.stdout).into_owned();
+    assert!(
+        upstream.contains(&format!("server {}:8080;", service.ip("green"))),
+        "{upstream}"
+    );
+}
