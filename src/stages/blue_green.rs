@@ -799,7 +799,7 @@ impl BlueGreen {
             .await
         {
             // The old colour leaves the upstream only once the new one has proven itself.
-            Ok(()) => router.switch(&new, None, &mut cx.log).await,
+            Ok(()) => router.settle(&new, &mut cx.log).await,
             Err(e) => Err(e),
         };
         if let Err(e) = watched {
@@ -865,7 +865,7 @@ impl BlueGreen {
         why: &str,
     ) -> String {
         let back = match old {
-            Some(old) => router.switch_back(old, &mut cx.log).await,
+            Some(old) => router.switch(old, None, &mut cx.log).await,
             None => router.restore(snapshot).await,
         };
         let to = old.map_or("the router's previous state".to_owned(), |o| {
@@ -977,7 +977,7 @@ impl BlueGreen {
             })?;
         let switch_started = Instant::now();
         router.switch(&old, Some(&live), &mut cx.log).await?;
-        router.switch(&old, None, &mut cx.log).await?;
+        router.settle(&old, &mut cx.log).await?;
         let switch_time = switch_started.elapsed();
         cx.log
             .line(&format!(

@@ -167,6 +167,7 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
+        let _remove_networks_after_containers = Networks(vec![format!("{}-live", self.0)]);
         let out = Command::new("docker")
             .args([
                 "ps",
@@ -188,6 +189,21 @@ impl Drop for Service {
                     .stderr(Stdio::null())
                     .status();
             }
+        }
+    }
+}
+
+/// Networks a test may have created, removed when dropped.
+struct Networks(Vec<String>);
+
+impl Drop for Networks {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = Command::new("docker")
+                .args(["network", "rm", n])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
@@ -931,5 +947,129 @@ stages:
     assert!(
         upstream.contains(&format!("server {}:8080;", service.ip("green"))),
         "{upstream}"
+    );
+}
+
+/// `switch: command`: the user's command gets the new colour's address and points nginx at it;
+/// a later failing stage runs it again to switch back.
+#[test]
+fn command_switch_runs_the_users_router_command() {
+    if !components() {
+        return;
+    }
+    let service = Service::new();
+    let t = Test::new();
+    let nginx = Nginx::start(&t, &service.0);
+    let args = nginx.args().join(" ");
+    let up = nginx.dir.join("upstream.conf");
+    let yaml = |after: &str| {
+        format!(
+            r#"version: 1
+stages:
+  cutover:
+    uses: blue-green
+    with:
+      service: {svc}
+      image: {image}
+      port: 8080
+      health: {{ interval: 200ms, timeout: 1s, healthy-after: 2, unhealthy-after: 2, within: 20s }}
+      switch:
+        command: [sh, -c, 'printf "upstream {svc} {{ server %s; }}\n" "$PORTCULLIS_BG_ADDRESS" > {up} && nginx {args} -s reload && echo "to $PORTCULLIS_BG_COLOUR"']
+      drain: 300ms
+      watch: 1s
+      watch-url: http://127.0.0.1:{port}/healthz
+{after}"#,
+            svc = service.0,
+            image = image(),
+            up = up.display(),
+            port = nginx.port,
+        )
+    };
+    let t = t.pipeline("deploy", &yaml(""));
+    for expected in ["blue", "green"] {
+        let run = t.run(&["run", "deploy"]);
+        assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+        assert!(t.log("cutover").contains(&format!("to {expected}")));
+        assert_eq!(nginx.colour(), expected);
+    }
+    let t = t.pipeline(
+        "deploy",
+        &yaml("  smoke:\n    needs: [cutover]\n    run: exit 1\n"),
+    );
+    let run = t.run(&["run", "deploy"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    // Deployed blue, then rolled back to green.
+    assert_eq!(nginx.colour(), "green");
+    assert_eq!(
+        service.containers(),
+        vec![format!("{}-green running", service.0)]
+    );
+}
+
+/// `switch: alias`: the live colour holds the alias on the live network, and only it does; a
+/// client on that network reaches the new colour by the alias.
+#[test]
+fn alias_switch_moves_the_network_alias() {
+    if !components() {
+        return;
+    }
+    let service = Service::new();
+    let live = format!("{}-live", service.0);
+    let yaml = format!(
+        r#"version: 1
+stages:
+  cutover:
+    uses: blue-green
+    with:
+      service: {svc}
+      image: {image}
+      port: 8080
+      health: {{ interval: 200ms, timeout: 1s, healthy-after: 2, unhealthy-after: 2, within: 20s }}
+      switch: {{ alias: {{ network: {live}, name: app }} }}
+      drain: 300ms
+      watch: 1s
+"#,
+        svc = service.0,
+        image = image(),
+    );
+    let t = Test::new().pipeline("deploy", &yaml);
+    for expected in ["blue", "green"] {
+        let run = t.run(&["run", "deploy"]);
+        assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+        let out = Command::new("docker")
+            .args([
+                "run",
+                "--rm",
+                "--network",
+                &live,
+                "--entrypoint",
+                "/bin/busybox",
+                image(),
+                "wget",
+                "-qO-",
+                "http://app:8080/colour",
+            ])
+            .output()
+            .expect("docker run");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            expected,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let holders = Command::new("docker")
+        .args([
+            "network",
+            "inspect",
+            "-f",
+            "{{range .Containers}}{{.Name}} {{end}}",
+            &live,
+        ])
+        .output()
+        .expect("network inspect");
+    assert_eq!(
+        String::from_utf8_lossy(&holders.stdout).trim(),
+        format!("{}-green", service.0)
     );
 }

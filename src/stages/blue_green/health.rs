@@ -218,7 +218,7 @@ impl Probe<'_> {
                 .state
                 .and_then(|s| s.health)
                 .and_then(|h| h.log)
-                .filter(|l| !l.is_empty())
+                .filter(|l| l.iter().any(|e| e.exit_code != Some(0)))
         {
             text.push_str("\nDocker health log:");
             for entry in log.iter().rev().take(3).rev() {

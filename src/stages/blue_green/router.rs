@@ -139,28 +139,17 @@ impl Router<'_> {
                 .await;
                 Ok(())
             }
-            SwitchSpec::Command { argv } => {
-                // The command is the user's router: it runs once per change of colour.
-                if backup.is_none() {
-                    return Ok(());
-                }
-                self.run_command(argv, to, &target, log).await
-            }
+            SwitchSpec::Command { argv } => self.run_command(argv, to, &target, log).await,
         }
     }
 
-    /// Switches back to `to` after a failure, when the colour being left may already be dead.
-    pub(crate) async fn switch_back(
-        &self,
-        to: &Colour,
-        log: &mut OutputSink,
-    ) -> Result<(), String> {
-        if let SwitchSpec::Command { argv } = self.spec {
-            let target = address(to, self.port)
-                .ok_or_else(|| format!("`{}` has no address on its network", to.container))?;
-            return self.run_command(argv, to, &target, log).await;
+    /// Drops the fallback kept by [`Router::switch`]: the old colour leaves the upstream (nginx)
+    /// or the alias (alias). A user's command knows no fallback, so there is nothing to do.
+    pub(crate) async fn settle(&self, to: &Colour, log: &mut OutputSink) -> Result<(), String> {
+        match self.spec {
+            SwitchSpec::Command { .. } => Ok(()),
+            _ => self.switch(to, None, log).await,
         }
-        self.switch(to, None, log).await
     }
 
     /// Restores the router as it was before a first deploy failed (nginx only: an alias or a
