@@ -319,6 +319,9 @@ struct Spec<'a> {
     keep_old: bool,
     /// More stages, after `cutover`.
     after: &'a str,
+    /// The upstream's name in the file, when not the service's.
+    upstream: Option<&'a str>,
+    image: Option<&'a str>,
 }
 
 impl Default for Spec<'_> {
@@ -328,6 +331,8 @@ impl Default for Spec<'_> {
             watch: "1s",
             keep_old: false,
             after: "",
+            upstream: None,
+            image: None,
         }
     }
 }
@@ -350,14 +355,18 @@ stages:
       port: 8080
       env: [MODE={mode}]
       health: {{ path: /healthz, interval: 200ms, timeout: 1s, healthy-after: 2, unhealthy-after: 2, within: 20s }}
-      switch: {{ nginx: {{ upstream-file: "{up}", command: [nginx, {args}] }} }}
+      switch: {{ nginx: {{ upstream-file: "{up}", command: [nginx, {args}]{upstream} }} }}
       drain: 300ms
       watch: {watch}
       watch-url: http://127.0.0.1:{port}/healthz
       keep-old: {keep}
 {after}"#,
         svc = service.0,
-        image = image(),
+        image = spec.image.unwrap_or(image()),
+        upstream = spec
+            .upstream
+            .map(|u| format!(", upstream: {u}"))
+            .unwrap_or_default(),
         mode = spec.mode,
         up = nginx.dir.join("upstream.conf").display(),
         watch = spec.watch,
@@ -456,6 +465,53 @@ fn unhealthy_new_colour_leaves_live_traffic_alone() {
         service.containers(),
         vec![format!("{}-blue running", service.0)]
     );
+}
+
+/// `nginx -t` rejects the new configuration (here: the upstream file names an upstream that
+/// nginx.conf does not use, so `proxy_pass` points at an unknown host): the previous file is put
+/// back, nothing is reloaded, the new colour is removed.
+#[test]
+fn rejected_nginx_config_changes_nothing() {
+    if !components() {
+        return;
+    }
+    let service = Service::new();
+    let t = Test::new();
+    let nginx = Nginx::start(&t, &service.0);
+    let (t, run) = deploy(t, &service, &nginx, &Spec::default());
+    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+    let before = nginx.upstream();
+    let bad = Spec {
+        upstream: Some("elsewhere"),
+        ..Spec::default()
+    };
+    let (t, run) = deploy(t, &service, &nginx, &bad);
+    assert_eq!(run.code, 1, "{run:?}");
+    let log = t.log("cutover");
+    assert!(
+        log.contains("`nginx -t` rejected the new upstream"),
+        "{log}"
+    );
+    assert_eq!(nginx.upstream(), before);
+    assert_eq!(nginx.colour(), "blue");
+    assert_eq!(
+        service.containers(),
+        vec![format!("{}-blue running", service.0)]
+    );
+
+    // An image that is not on the engine: a clear error before anything starts.
+    let missing = Spec {
+        image: Some("portcullis-bg-test:not-built"),
+        ..Spec::default()
+    };
+    let (t, run) = deploy(t, &service, &nginx, &missing);
+    assert_eq!(run.code, 1, "{run:?}");
+    let log = t.log("cutover");
+    assert!(
+        log.contains("image `portcullis-bg-test:not-built` is not on the Docker engine"),
+        "{log}"
+    );
+    assert_eq!(nginx.upstream(), before);
 }
 
 /// Requests through nginx with `Connection: close`, counted until `stop` is set.
