@@ -587,6 +587,47 @@ fn colour_dying_during_watch_is_rolled_back() {
     );
 }
 
+/// portcullis is killed (SIGKILL) during the watch, holding the lock, with the old colour still
+/// a `backup` in the upstream: the next deploy breaks the dead runner's lock, takes the
+/// upstream's primary as live, and ends in a clean state.
+#[test]
+fn runner_killed_mid_watch_next_deploy_recovers() {
+    if !components() {
+        return;
+    }
+    let service = Service::new();
+    let t = Test::new();
+    let nginx = Nginx::start(&t, &service.0);
+    let (t, run) = deploy(t, &service, &nginx, &Spec::default());
+    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+
+    let long_watch = Spec {
+        watch: "60s",
+        ..Spec::default()
+    };
+    let t = t.pipeline("deploy", &pipeline(&service, &nginx, &long_watch));
+    let mut child = t.spawn(&["run", "deploy"]);
+    wait_log(&t, &format!("watching `{}-green`", service.0));
+    child.kill().expect("SIGKILL portcullis");
+    child.wait().expect("reap");
+    assert!(nginx.upstream().contains("backup"), "{}", nginx.upstream());
+
+    let (t, run) = deploy(t, &service, &nginx, &Spec::default());
+    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+    assert!(
+        t.log("cutover")
+            .contains(&format!("live: `{}-green`", service.0)),
+        "{}",
+        t.log("cutover")
+    );
+    assert_eq!(nginx.colour(), "blue");
+    assert!(!nginx.upstream().contains("backup"));
+    assert_eq!(
+        service.containers(),
+        vec![format!("{}-blue running", service.0)]
+    );
+}
+
 /// A later stage fails: the pipeline's rollback starts the kept old colour, switches back to
 /// it and removes the new one.
 #[test]
