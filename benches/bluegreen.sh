@@ -17,7 +17,9 @@
 # Each line: failed/total requests, failures by class, the switch time and the whole deploy time
 # (from the stage's own log line). Takes about 1.5 minutes.
 # Needs: docker (engine reachable), nginx, busybox-static, python3, cargo.
-# Env: WORKERS (default 8 load threads), WATCH (default 3s), DRAIN (default 1s).
+# Env: WORKERS (default 8 load threads), WATCH (default 3s), DRAIN (default 1s),
+# KEEPALIVE_TIMEOUT (nginx's client `keepalive_timeout`; default Debian's 75s; 0 turns client
+# keep-alive off at the edge), CLIENTS (default "close keepalive retry").
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,6 +27,8 @@ repo=$(cd "$here/.." && pwd)
 workers=${WORKERS:-8}
 watch=${WATCH:-3s}
 drain=${DRAIN:-1s}
+keepalive_timeout=${KEEPALIVE_TIMEOUT:-75s}
+clients=${CLIENTS:-close keepalive retry}
 
 for tool in docker nginx busybox python3 cargo; do
     if ! command -v "$tool" >/dev/null 2>&1; then
@@ -68,7 +72,7 @@ image="portcullis-bg-bench:$(cat "$work/image/Dockerfile" "$work/image/rootfs/st
 docker image inspect "$image" >/dev/null 2>&1 ||
     docker build -q -t "$image" "$work/image" >/dev/null 2>&1
 
-# nginx with Debian's defaults for client keep-alive (keepalive_timeout 75s).
+# nginx with Debian's default client keep-alive (keepalive_timeout 75s) unless told otherwise.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 n="$work/nginx"
 mkdir -p "$n/tmp"
@@ -80,6 +84,7 @@ error_log $n/error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
+  keepalive_timeout $keepalive_timeout;
   client_body_temp_path $n/tmp; proxy_temp_path $n/tmp; fastcgi_temp_path $n/tmp;
   uwsgi_temp_path $n/tmp; scgi_temp_path $n/tmp;
   include $n/upstream.conf;
@@ -114,8 +119,9 @@ deploy() {
 
 pipeline ""
 deploy # the first deploy, without load
+echo "nginx keepalive_timeout $keepalive_timeout, $workers load threads"
 printf '%-10s %-9s %10s %-60s %s\n' client scenario failed "by class" times
-for client in close keepalive retry; do
+for client in $clients; do
     for scenario in cutover rollback; do
         if [ "$scenario" = rollback ]; then
             pipeline "  smoke:
