@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Run, Test, required};
+use crate::harness::{Run, Test, assert_schema_valid, required};
 
 const START: &str = r#"#!/bin/sh
 # A colour for the tests: MODE=sick never serves /healthz.
@@ -429,6 +429,7 @@ fn first_deploy_then_cutover_switches_traffic() {
         service.containers(),
         vec![format!("{}-green running", service.0)]
     );
+    assert_schema_valid(&t.latest_run().join("junit.xml"));
     let junit = t.junit();
     assert!(
         junit.contains(&format!("blue-green `{}`", service.0)),
@@ -459,6 +460,9 @@ fn unhealthy_new_colour_leaves_live_traffic_alone() {
     let log = t.log("cutover");
     assert!(log.contains("never became healthy"), "{log}");
     assert!(log.contains("live traffic was not touched"), "{log}");
+    // The image's own HEALTHCHECK decided (long before `within` ran out), and its log is shown.
+    assert!(log.contains("HEALTHCHECK reports it unhealthy"), "{log}");
+    assert!(log.contains("Docker health log:"), "{log}");
     assert_eq!(nginx.upstream(), before);
     assert_eq!(nginx.colour(), "blue");
     assert_eq!(
