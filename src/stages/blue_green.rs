@@ -488,6 +488,7 @@ impl BuiltinStage for BlueGreen {
                 Err(e) => return KindOutcome::failed(e),
             };
             let result = self.locked(cx, &resolved, Mode::Deploy).await;
+            let mut details = String::new();
             let mut outcome = match result {
                 Ok(done) => {
                     let deploy_time = started.elapsed();
@@ -528,7 +529,8 @@ impl BuiltinStage for BlueGreen {
                     for line in e.lines() {
                         cx.log.line(line).await;
                     }
-                    KindOutcome::failed(e)
+                    details = e.clone();
+                    KindOutcome::failed(summary(&e))
                 }
             };
             outcome.cases.push(CaseResult {
@@ -536,8 +538,8 @@ impl BuiltinStage for BlueGreen {
                 status: match &outcome.result {
                     Ok(()) => CaseStatus::Passed,
                     Err(message) => CaseStatus::Failed {
-                        message: message.lines().next().unwrap_or_default().to_owned(),
-                        body: message.clone(),
+                        message: message.clone(),
+                        body: details,
                     },
                 },
                 duration: started.elapsed(),
@@ -587,10 +589,22 @@ impl BuiltinStage for BlueGreen {
                     for line in e.lines() {
                         cx.log.line(line).await;
                     }
-                    KindOutcome::failed(e)
+                    KindOutcome::failed(summary(&e))
                 }
             }
         })
+    }
+}
+
+/// The first line of a failure, for the one-line reason; the rest (health log, the container's
+/// last output) is in the stage log and the JUnit case.
+fn summary(failure: &str) -> String {
+    let mut lines = failure.lines();
+    let first = lines.next().unwrap_or_default().to_owned();
+    if lines.next().is_some() {
+        format!("{first} (details in the stage log)")
+    } else {
+        first
     }
 }
 
