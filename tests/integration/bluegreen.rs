@@ -167,7 +167,8 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        let _remove_networks_after_containers = Networks(vec![format!("{}-live", self.0)]);
+        let _remove_networks_after_containers =
+            Networks(vec![format!("{}-live", self.0), format!("{}-net", self.0)]);
         let out = Command::new("docker")
             .args([
                 "ps",
@@ -632,6 +633,51 @@ fn runner_killed_mid_watch_next_deploy_recovers() {
     );
 }
 
+/// The new colour starts failing its HTTP probe during the watch (it still runs): after
+/// `unhealthy-after` failed probes in a row the stage switches back to the old colour.
+#[test]
+fn failing_probes_during_watch_switch_back() {
+    if !components() {
+        return;
+    }
+    let service = Service::new();
+    let t = Test::new();
+    let nginx = Nginx::start(&t, &service.0);
+    let (t, run) = deploy(t, &service, &nginx, &Spec::default());
+    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+
+    let long_watch = Spec {
+        watch: "60s",
+        ..Spec::default()
+    };
+    let t = t.pipeline("deploy", &pipeline(&service, &nginx, &long_watch));
+    let child = t.spawn(&["run", "deploy"]);
+    wait_log(&t, &format!("watching `{}-green`", service.0));
+    assert!(works(
+        "docker",
+        &[
+            "exec",
+            &format!("{}-green", service.0),
+            "/bin/busybox",
+            "rm",
+            "/www/healthz"
+        ]
+    ));
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{}", t.log("cutover"));
+    let log = t.log("cutover");
+    assert!(
+        log.contains("failed in a row") || log.contains("HEALTHCHECK reports it unhealthy"),
+        "{log}"
+    );
+    assert!(log.contains("traffic is back on"), "{log}");
+    assert_eq!(nginx.colour(), "blue");
+    assert_eq!(
+        service.containers(),
+        vec![format!("{}-blue running", service.0)]
+    );
+}
+
 /// A later stage fails: the pipeline's rollback starts the kept old colour, switches back to
 /// it and removes the new one.
 #[test]
@@ -1073,6 +1119,7 @@ stages:
       service: {svc}
       image: {image}
       port: 8080
+      network: {svc}-net
       health: {{ interval: 200ms, timeout: 1s, healthy-after: 2, unhealthy-after: 2, within: 20s }}
       switch:
         command: [sh, -c, 'printf "upstream {svc} {{ server %s; }}\n" "$PORTCULLIS_BG_ADDRESS" > {up} && nginx {args} -s reload && echo "to $PORTCULLIS_BG_COLOUR"']
@@ -1101,6 +1148,21 @@ stages:
     assert_eq!(run.code, 1, "{run:?}");
     // Deployed blue, then rolled back to green.
     assert_eq!(nginx.colour(), "green");
+    // The colours ran on the service's own network, which the stage created.
+    let on_net = Command::new("docker")
+        .args([
+            "network",
+            "inspect",
+            "-f",
+            "{{range .Containers}}{{.Name}} {{end}}",
+            &format!("{}-net", service.0),
+        ])
+        .output()
+        .expect("network inspect");
+    assert_eq!(
+        String::from_utf8_lossy(&on_net.stdout).trim(),
+        format!("{}-green", service.0)
+    );
     assert_eq!(
         service.containers(),
         vec![format!("{}-green running", service.0)]
