@@ -678,6 +678,101 @@ fn failing_probes_during_watch_switch_back() {
     );
 }
 
+/// Ctrl-C during the watch: the stage is told to stop, switches back to the old colour and
+/// removes the new one before portcullis exits 130.
+#[test]
+fn interrupt_during_watch_switches_back() {
+    if !components() {
+        return;
+    }
+    let service = Service::new();
+    let t = Test::new();
+    let nginx = Nginx::start(&t, &service.0);
+    let (t, run) = deploy(t, &service, &nginx, &Spec::default());
+    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+
+    let long_watch = Spec {
+        watch: "60s",
+        ..Spec::default()
+    };
+    let t = t.pipeline("deploy", &pipeline(&service, &nginx, &long_watch));
+    let child = t.spawn(&["run", "deploy"]);
+    wait_log(&t, &format!("watching `{}-green`", service.0));
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{}", t.log("cutover"));
+    assert!(
+        t.log("cutover").contains("traffic is back on"),
+        "{}",
+        t.log("cutover")
+    );
+    assert_eq!(nginx.colour(), "blue");
+    assert!(!nginx.upstream().contains("backup"));
+    assert_eq!(
+        service.containers(),
+        vec![format!("{}-blue running", service.0)]
+    );
+}
+
+/// An image without a HEALTHCHECK is gated on the HTTP probes alone, and a colour that never
+/// passes them fails when `within` runs out.
+#[test]
+fn without_healthcheck_the_deadline_decides() {
+    if !components() {
+        return;
+    }
+    let plain = format!("{}-plain", image());
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {}\nHEALTHCHECK NONE\n", image()),
+    )
+    .expect("Dockerfile");
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", &plain, "."])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("docker build");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+
+    let service = Service::new();
+    let t = Test::new();
+    let nginx = Nginx::start(&t, &service.0);
+    let healthy = Spec {
+        image: Some(&plain),
+        ..Spec::default()
+    };
+    let (t, run) = deploy(t, &service, &nginx, &healthy);
+    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+    assert_eq!(nginx.colour(), "blue");
+
+    let sick = Spec {
+        image: Some(&plain),
+        mode: "sick",
+        ..Spec::default()
+    };
+    let t = t.pipeline(
+        "deploy",
+        &pipeline(&service, &nginx, &sick).replace("within: 20s", "within: 2s"),
+    );
+    let run = t.run(&["run", "deploy"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let log = t.log("cutover");
+    assert!(log.contains("not healthy within 2s"), "{log}");
+    assert!(log.contains("answered 404, expected 200"), "{log}");
+    assert_eq!(nginx.colour(), "blue");
+    assert_eq!(
+        service.containers(),
+        vec![format!("{}-blue running", service.0)]
+    );
+}
+
 /// A later stage fails: the pipeline's rollback starts the kept old colour, switches back to
 /// it and removes the new one.
 #[test]
