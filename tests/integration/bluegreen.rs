@@ -47,7 +47,7 @@ fn components() -> bool {
         ("nginx", works("nginx", &["-v"]), "`nginx -v` fails"),
         (
             "docker",
-            Path::new("/bin/busybox").exists() || Path::new("/usr/bin/busybox").exists(),
+            static_busybox(),
             "no static busybox (`apt-get install busybox-static`) to build the test image",
         ),
     ];
@@ -62,6 +62,15 @@ fn components() -> bool {
         }
     }
     true
+}
+
+/// Whether busybox is here and statically linked, so it runs in a `FROM scratch` image.
+fn static_busybox() -> bool {
+    let path = busybox();
+    Path::new(path).exists()
+        && Command::new("ldd").arg(path).output().is_ok_and(|o| {
+            !o.status.success() || !String::from_utf8_lossy(&o.stdout).contains("=>")
+        })
 }
 
 fn busybox() -> &'static str {
