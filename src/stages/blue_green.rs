@@ -725,6 +725,18 @@ impl BlueGreen {
         let router = self.router(engine, resolved, &env);
         let colours = engine.colours(&self.service).await?;
         let live = router.live(&colours).await?.cloned();
+        if live.is_none()
+            && let Some(running) = colours.iter().find(|c| c.running)
+        {
+            // The router points at no colour, yet one runs: replacing it could take down what
+            // the router really uses (a hand-edited upstream, a wrong `upstream-file`).
+            return Err(format!(
+                "the router sends no traffic to a colour of `{}`, but `{}` runs; not replacing a \
+                 running colour the router may still use: check the switch settings, or remove \
+                 it (`docker rm -f {}`) if it serves nothing",
+                self.service, running.container, running.container
+            ));
+        }
         let next = match live.as_ref().map(|l| l.colour.as_str()) {
             Some("blue") => "green",
             _ => "blue",

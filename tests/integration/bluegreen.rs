@@ -238,7 +238,7 @@ impl Nginx {
              events {{ worker_connections 1024; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n\
                fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n\
-               include {d}/upstream.conf;\n\
+               include {d}/upstream*.conf;\n\
                server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://{service}; }} }}\n}}\n"
         );
         std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
@@ -332,6 +332,8 @@ struct Spec<'a> {
     /// The upstream's name in the file, when not the service's.
     upstream: Option<&'a str>,
     image: Option<&'a str>,
+    /// The upstream file, when not `upstream.conf`.
+    upstream_file: Option<&'a str>,
 }
 
 impl Default for Spec<'_> {
@@ -343,6 +345,7 @@ impl Default for Spec<'_> {
             after: "",
             upstream: None,
             image: None,
+            upstream_file: None,
         }
     }
 }
@@ -378,7 +381,10 @@ stages:
             .map(|u| format!(", upstream: {u}"))
             .unwrap_or_default(),
         mode = spec.mode,
-        up = nginx.dir.join("upstream.conf").display(),
+        up = nginx
+            .dir
+            .join(spec.upstream_file.unwrap_or("upstream.conf"))
+            .display(),
         watch = spec.watch,
         port = nginx.port,
         keep = spec.keep_old,
@@ -512,6 +518,43 @@ fn rejected_nginx_config_changes_nothing() {
         service.containers(),
         vec![format!("{}-blue running", service.0)]
     );
+
+    // An upstream file that points at no colour while a colour runs: refused before anything
+    // starts, rather than replacing a colour the router may use.
+    let elsewhere = Spec {
+        upstream_file: Some("upstream-new.conf"),
+        ..Spec::default()
+    };
+    let (t, run) = deploy(t, &service, &nginx, &elsewhere);
+    assert_eq!(run.code, 1, "{run:?}");
+    let log = t.log("cutover");
+    assert!(log.contains("not replacing a running colour"), "{log}");
+    assert!(!nginx.dir.join("upstream-new.conf").exists());
+    assert_eq!(nginx.colour(), "blue");
+
+    // A first deploy of another service whose new upstream file (nginx.conf includes
+    // `upstream*.conf`) nginx rejects, as a second `upstream` of the same name: the file that
+    // did not exist before is removed again.
+    let second = Service::new();
+    let t = t.pipeline(
+        "deploy",
+        &pipeline(&second, &nginx, &elsewhere).replace(
+            "command: [nginx,",
+            &format!("upstream: {}, command: [nginx,", service.0),
+        ),
+    );
+    let run = t.run(&["run", "deploy"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let log = t.log("cutover");
+    assert!(
+        log.contains("`nginx -t` rejected the new upstream"),
+        "{log}"
+    );
+    assert!(!nginx.dir.join("upstream-new.conf").exists());
+    assert!(!nginx.dir.join("upstream-new.conf.portcullis-tmp").exists());
+    assert!(second.containers().is_empty());
+    assert_eq!(nginx.upstream(), before);
+    assert_eq!(nginx.colour(), "blue");
 
     // An image that is not on the engine: a clear error before anything starts.
     let missing = Spec {
@@ -1087,7 +1130,7 @@ fn edge_image() -> &'static str {
             std::fs::create_dir_all(root.join(d)).expect("mkdir");
         }
         std::fs::copy(busybox(), root.join("bin/busybox")).expect("busybox");
-        for applet in ["sh", "cat", "mv", "printf"] {
+        for applet in ["sh", "cat", "mv", "rm", "printf"] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("link");
         }
         std::fs::write(

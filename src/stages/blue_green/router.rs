@@ -110,9 +110,7 @@ impl Router<'_> {
                 self.write_upstream(upstream_file, &text).await?;
                 if let Err(e) = self.nginx(&["-t"]).await {
                     // Put back what was there so a later reload does not pick up a bad file.
-                    if let Some(previous) = previous {
-                        self.write_upstream(upstream_file, &previous).await?;
-                    }
+                    self.put_back(upstream_file, previous.as_deref()).await?;
                     return Err(format!("`nginx -t` rejected the new upstream: {e}"));
                 }
                 self.nginx(&["-s", "reload"]).await?;
@@ -155,12 +153,40 @@ impl Router<'_> {
     /// Restores the router as it was before a first deploy failed (nginx only: an alias or a
     /// command router simply loses the colour that is removed).
     pub(crate) async fn restore(&self, previous: Option<&str>) -> Result<(), String> {
-        if let (SwitchSpec::Nginx { upstream_file, .. }, Some(previous)) = (self.spec, previous) {
-            self.write_upstream(upstream_file, previous).await?;
+        if let SwitchSpec::Nginx { upstream_file, .. } = self.spec {
+            self.put_back(upstream_file, previous).await?;
             self.nginx(&["-t"]).await?;
             self.nginx(&["-s", "reload"]).await?;
         }
         Ok(())
+    }
+
+    /// Puts the upstream file back as it was: its old text, or no file when there was none.
+    async fn put_back(&self, file: &str, previous: Option<&str>) -> Result<(), String> {
+        if let Some(previous) = previous {
+            return self.write_upstream(file, previous).await;
+        }
+        match self.nginx_container() {
+            None => match tokio::fs::remove_file(file).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(format!("cannot remove the upstream file `{file}`: {e}")),
+            },
+            Some(container) => {
+                let (code, out) = self
+                    .engine
+                    .exec(container, &["rm".into(), "-f".into(), file.into()])
+                    .await?;
+                if code == 0 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "cannot remove `{file}` in `{container}`: {}",
+                        out.trim()
+                    ))
+                }
+            }
+        }
     }
 
     /// The upstream file's text before a deploy, for [`Router::restore`].
