@@ -816,8 +816,13 @@ impl BlueGreen {
         urls.extend(resolved.watch_url.clone());
         cx.log
             .line(&format!(
-                "watching `{container}` for {}",
-                crate::config::duration::format(self.watch)
+                "watching `{container}` for {}{}",
+                crate::config::duration::format(self.watch),
+                if resolved.watch_url.is_none() {
+                    " (no `watch-url`: the colour is probed directly, not through the router)"
+                } else {
+                    ""
+                }
             ))
             .await;
         let watched = match probe
