@@ -222,6 +222,8 @@ impl Drop for Networks {
 struct Nginx {
     dir: PathBuf,
     port: u16,
+    /// The master's pid: the temp dir (config, pid file) may be gone by the time this drops.
+    master: i32,
 }
 
 impl Nginx {
@@ -248,7 +250,11 @@ impl Nginx {
             format!("upstream {service} {{ server 127.0.0.1:9; }}\n"),
         )
         .expect("upstream.conf");
-        let nginx = Nginx { dir, port };
+        let mut nginx = Nginx {
+            dir,
+            port,
+            master: 0,
+        };
         let out = Command::new("nginx")
             .args(nginx.args())
             .stdin(Stdio::null())
@@ -259,6 +265,11 @@ impl Nginx {
             "nginx: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // The master writes its pid file before the starting process exits.
+        nginx.master = std::fs::read_to_string(nginx.dir.join("nginx.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .expect("nginx.pid");
         nginx
     }
 
@@ -291,13 +302,11 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = Command::new("nginx")
-            .args(self.args())
-            .args(["-s", "stop"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        // SIGTERM is nginx's fast shutdown; the workers follow their master.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.master),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
 }
 
