@@ -242,41 +242,117 @@ fn definitions() -> Value {
                 { "type": "array", "items": { "$ref": "#/definitions/port" } }
             ]
         },
-        "portsWith": {
-            "description": "Settings of `uses: ports`: the port law, over source trees (`scan`) and this machine (`live`).",
-            "type": "object",
-            "additionalProperties": false,
-            "properties": {
-                "allow": {
-                    "description": "Ports that may be exposed: `{ 3001: frontend }` (port to role) or `[3001, 5555]`.",
-                    "oneOf": [
-                        {
-                            "type": "object",
-                            "propertyNames": { "pattern": "^[1-9][0-9]{0,4}$" },
-                            "additionalProperties": { "type": ["string", "null"] }
-                        },
-                        { "type": "array", "items": { "$ref": "#/definitions/port" } }
-                    ]
-                },
-                "forbid": {
-                    "description": "Ports that must not appear anywhere: a violation in every file and on every address.",
-                    "$ref": "#/definitions/portList"
-                },
-                "require-listening": {
-                    "description": "With `live: true`: ports that must have a listener or a published container port.",
-                    "$ref": "#/definitions/portList"
-                },
-                "scan": {
-                    "description": "Folders or files to scan for declared ports (default `.` unless `live` is set).",
-                    "$ref": "#/definitions/stringOrList"
-                },
-                "live": {
-                    "description": "Check this machine's listening sockets and Docker's published ports.",
-                    "type": "boolean"
-                }
-            }
-        },
+        "portsWith": ports_with(),
+        "blueGreenWith": blue_green_with(),
         "stage": stage()
+    })
+}
+
+/// `with:` of `uses: ports` (its own `json!` call: one for every definition is too deep for the
+/// macro).
+fn ports_with() -> Value {
+    json!({
+        "description": "Settings of `uses: ports`: the port law, over source trees (`scan`) and this machine (`live`).",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "allow": {
+                "description": "Ports that may be exposed: `{ 3001: frontend }` (port to role) or `[3001, 5555]`.",
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "propertyNames": { "pattern": "^[1-9][0-9]{0,4}$" },
+                        "additionalProperties": { "type": ["string", "null"] }
+                    },
+                    { "type": "array", "items": { "$ref": "#/definitions/port" } }
+                ]
+            },
+            "forbid": {
+                "description": "Ports that must not appear anywhere: a violation in every file and on every address.",
+                "$ref": "#/definitions/portList"
+            },
+            "require-listening": {
+                "description": "With `live: true`: ports that must have a listener or a published container port.",
+                "$ref": "#/definitions/portList"
+            },
+            "scan": {
+                "description": "Folders or files to scan for declared ports (default `.` unless `live` is set).",
+                "$ref": "#/definitions/stringOrList"
+            },
+            "live": {
+                "description": "Check this machine's listening sockets and Docker's published ports.",
+                "type": "boolean"
+            }
+        }
+    })
+}
+
+/// `with:` of `uses: blue-green`.
+fn blue_green_with() -> Value {
+    json!({
+        "description": "Settings of `uses: blue-green`: cut a service over between two colour containers.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["service", "image", "port", "switch"],
+        "properties": {
+            "service": {
+                "description": "The service; its containers are `SERVICE-blue` and `SERVICE-green`.",
+                "type": "string",
+                "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+            },
+            "image": { "description": "The image of the new colour; must be on the engine (never pulled).", "type": "string" },
+            "port": { "description": "The container port that serves.", "type": "integer", "minimum": 1, "maximum": 65535 },
+            "network": { "description": "The Docker network the colours join (default `bridge`); created when absent.", "type": "string" },
+            "env": { "description": "`NAME=VALUE` entries for the colour's environment.", "$ref": "#/definitions/stringOrList" },
+            "health": {
+                "description": "How a colour proves it is healthy, before and after the switch.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "path": { "description": "The HTTP path probed on the colour (default `/healthz`).", "type": "string" },
+                    "expect": { "description": "The status a healthy colour answers (default 200).", "type": "integer", "minimum": 100, "maximum": 599 },
+                    "interval": { "description": "Time between probes (default 1s).", "$ref": "#/definitions/duration" },
+                    "timeout": { "description": "How long one probe may take (default 2s).", "$ref": "#/definitions/duration" },
+                    "healthy-after": { "description": "Consecutive passing probes that make a colour healthy (default 3).", "type": "integer", "minimum": 1, "maximum": 1000 },
+                    "unhealthy-after": { "description": "Consecutive failing probes that make it unhealthy (default 3).", "type": "integer", "minimum": 1, "maximum": 1000 },
+                    "within": { "description": "The deadline for a new colour to become healthy (default 60s).", "$ref": "#/definitions/duration" }
+                }
+            },
+            "switch": {
+                "description": "How traffic is switched: exactly one of `nginx`, `alias`, `command`.",
+                "type": "object",
+                "additionalProperties": false,
+                "minProperties": 1,
+                "maxProperties": 1,
+                "properties": {
+                    "nginx": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["upstream-file"],
+                        "properties": {
+                            "upstream-file": { "description": "The file holding the service's `upstream` block, included by nginx.", "type": "string" },
+                            "upstream": { "description": "The upstream's name (default: the service).", "type": "string" },
+                            "container": { "description": "nginx runs in this container, reached with `docker exec`.", "type": "string" },
+                            "command": { "description": "The nginx invocation `-t` and `-s reload` are appended to (default `nginx`).", "$ref": "#/definitions/stringOrList" }
+                        }
+                    },
+                    "alias": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["network"],
+                        "properties": {
+                            "network": { "description": "The network on which the live colour holds the alias.", "type": "string" },
+                            "name": { "description": "The alias (default: the service).", "type": "string" }
+                        }
+                    },
+                    "command": { "description": "A command that points your router at `$PORTCULLIS_BG_ADDRESS`.", "$ref": "#/definitions/stringOrList" }
+                }
+            },
+            "drain": { "description": "How long the colour being left keeps serving in-flight requests (default 10s).", "$ref": "#/definitions/duration" },
+            "watch": { "description": "How long the new colour is watched after the switch (default 10s).", "$ref": "#/definitions/duration" },
+            "watch-url": { "description": "A URL through the router, probed during the watch.", "type": "string" },
+            "keep-old": { "description": "Keep the old colour's container, stopped, for rollback (default false).", "type": "boolean" }
+        }
     })
 }
 
@@ -303,6 +379,13 @@ fn stage() -> Value {
             {
                 "if": { "required": ["uses"], "properties": { "uses": { "const": "ports" } } },
                 "then": { "properties": { "with": { "$ref": "#/definitions/portsWith" } } }
+            },
+            {
+                "if": { "required": ["uses"], "properties": { "uses": { "const": "blue-green" } } },
+                "then": {
+                    "required": ["with"],
+                    "properties": { "with": { "$ref": "#/definitions/blueGreenWith" } }
+                }
             }
         ],
         "properties": {

@@ -162,6 +162,13 @@ pub(crate) enum TemplatePart {
 }
 
 impl Template {
+    /// A template with no references.
+    pub(crate) fn literal(text: &str) -> Template {
+        Template {
+            parts: vec![TemplatePart::Literal(text.to_owned())],
+        }
+    }
+
     /// Expands every reference with `lookup`; a reference it cannot answer becomes empty.
     pub(crate) fn expand(&self, lookup: &mut dyn FnMut(&TemplatePart) -> Option<String>) -> String {
         let mut out = String::new();

@@ -214,7 +214,7 @@ impl Http {
 
 /// One `GET` over HTTP/1.1 with `Connection: close`; returns the status and up to
 /// [`MAX_BODY`] bytes of the body.
-async fn get(url: &str) -> Result<(u16, String), String> {
+pub(crate) async fn get(url: &str) -> Result<(u16, String), String> {
     let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),

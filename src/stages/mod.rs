@@ -23,6 +23,7 @@ use crate::config::yaml::Node;
 use crate::runner::events::CaseResult;
 use crate::runner::output::OutputSink;
 
+pub(crate) mod blue_green;
 pub(crate) mod http;
 pub(crate) mod ports;
 
@@ -141,8 +142,8 @@ impl KindOutcome {
 
 /// Kinds described in the design that later versions provide; naming one gives a clear error
 /// rather than "unknown kind".
-const PLANNED_KINDS: &[&str] = &["postgres-check", "pg-dump", "blue-green"];
-pub(crate) const KINDS: &[&str] = &["http", "ports"];
+const PLANNED_KINDS: &[&str] = &["postgres-check", "pg-dump"];
+pub(crate) const KINDS: &[&str] = &["http", "ports", "blue-green"];
 
 /// Checks a stage's `with:` for its kind and builds the kind; errors go to `v`.
 pub(crate) fn validate_kind(
@@ -159,6 +160,8 @@ pub(crate) fn validate_kind(
         "ports" => {
             ports::Ports::validate(with, v, scope).map(|k| Arc::new(k) as Arc<dyn BuiltinStage>)
         }
+        "blue-green" => blue_green::BlueGreen::validate(with, v, scope)
+            .map(|k| Arc::new(k) as Arc<dyn BuiltinStage>),
         planned if PLANNED_KINDS.contains(&planned) => {
             v.error(
                 ConfigError::new(

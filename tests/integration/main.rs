@@ -31,3 +31,5 @@ mod hook;
 mod ports;
 // `ports PATH...` and `uses: ports`: fixture trees scanned for declared ports.
 mod ports_static;
+// `uses: blue-green`: real Docker engine, real nginx on the host.
+mod bluegreen;

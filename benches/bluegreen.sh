@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Benchmark: failed requests during a blue-green cutover and a rollback, measured, not assumed.
+# Not a test: it asserts nothing; it prints counts and times.
+#
+#   benches/bluegreen.sh
+#
+# A host nginx (own prefix and free port in a temp dir) proxies to the colour containers of one
+# service (a FROM-scratch busybox httpd image built here; no registry). For each client type,
+# steady load runs through nginx while portcullis
+#   1. cuts the service over to the other colour (`cutover`), then
+#   2. cuts over again with a later stage that fails, so the stage's rollback switches back
+#      (`rollback`).
+# Client types (benches/bg_load.py): `close` (new connection per request), `keepalive`
+# (persistent connections, every error counted), `retry` (keepalive that resends a request once
+# when a reused connection dies before any answer byte, as browsers and most client libraries
+# do for idempotent requests).
+# Each line: failed/total requests, failures by class, the switch time and the whole deploy time
+# (from the stage's own log line). Takes about 1.5 minutes.
+# Needs: docker (engine reachable), nginx, busybox-static, python3, cargo.
+# Env: WORKERS (default 8 load threads), WATCH (default 3s), DRAIN (default 1s),
+# KEEPALIVE_TIMEOUT (nginx's client `keepalive_timeout`; default Debian's 75s; 0 turns client
+# keep-alive off at the edge), CLIENTS (default "close keepalive retry").
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+workers=${WORKERS:-8}
+watch=${WATCH:-3s}
+drain=${DRAIN:-1s}
+keepalive_timeout=${KEEPALIVE_TIMEOUT:-75s}
+clients=${CLIENTS:-close keepalive retry}
+
+for tool in docker nginx busybox python3 cargo; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "bluegreen.sh: \`$tool\` is not installed." >&2
+        exit 2
+    fi
+done
+
+cargo build --quiet --manifest-path "$repo/Cargo.toml" </dev/null
+bin="${CARGO_TARGET_DIR:-$repo/target}/debug/portcullis"
+
+work=$(mktemp -d)
+service="bgbench$$"
+cleanup() {
+    nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -s stop 2>/dev/null || true
+    ids=$(docker ps -aq --filter "label=dev.portcullis.blue-green.service=$service")
+    [ -z "$ids" ] || docker rm -f $ids >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The colour image: static busybox serving /healthz and /colour.
+mkdir -p "$work/image/rootfs/bin" "$work/image/rootfs/www"
+cp "$(command -v busybox)" "$work/image/rootfs/bin/busybox"
+ln -s busybox "$work/image/rootfs/bin/sh"
+cat >"$work/image/rootfs/start" <<'EOF'
+#!/bin/sh
+echo "$PORTCULLIS_COLOUR" > /www/colour
+echo ok > /www/healthz
+trap "exit 0" TERM
+/bin/busybox httpd -f -p 8080 -h /www &
+wait $!
+EOF
+cat >"$work/image/Dockerfile" <<'EOF'
+FROM scratch
+COPY rootfs/ /
+HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD ["/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"]
+ENTRYPOINT ["/bin/sh", "/start"]
+EOF
+image="portcullis-bg-bench:$(cat "$work/image/Dockerfile" "$work/image/rootfs/start" "$work/image/rootfs/bin/busybox" | sha256sum | cut -c1-16)"
+docker image inspect "$image" >/dev/null 2>&1 ||
+    docker build -q -t "$image" "$work/image" >/dev/null 2>&1
+
+# nginx with Debian's default client keep-alive (keepalive_timeout 75s) unless told otherwise.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+n="$work/nginx"
+mkdir -p "$n/tmp"
+cat >"$n/nginx.conf" <<EOF
+worker_processes 2;
+user root;
+pid $n/nginx.pid;
+error_log $n/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_timeout $keepalive_timeout;
+  client_body_temp_path $n/tmp; proxy_temp_path $n/tmp; fastcgi_temp_path $n/tmp;
+  uwsgi_temp_path $n/tmp; scgi_temp_path $n/tmp;
+  include $n/upstream.conf;
+  server { listen 127.0.0.1:$port; location / { proxy_pass http://$service; } }
+}
+EOF
+echo "upstream $service { server 127.0.0.1:9; }" >"$n/upstream.conf"
+nginx -p "$n" -c "$n/nginx.conf"
+
+pipeline() { # $1: extra stages
+    cat >"$work/pipelines/deploy.yml" <<EOF
+version: 1
+stages:
+  cutover:
+    uses: blue-green
+    with:
+      service: $service
+      image: $image
+      port: 8080
+      health: { path: /healthz, interval: 200ms, timeout: 1s, healthy-after: 3, unhealthy-after: 3, within: 30s }
+      switch: { nginx: { upstream-file: "$n/upstream.conf", command: [nginx, -p, "$n", -c, "$n/nginx.conf"] } }
+      drain: $drain
+      watch: $watch
+      watch-url: http://127.0.0.1:$port/healthz
+$1
+EOF
+}
+mkdir -p "$work/pipelines"
+deploy() {
+    (cd "$work" && "$bin" run deploy </dev/null >/dev/null 2>&1) || true
+}
+
+pipeline ""
+deploy # the first deploy, without load
+echo "nginx keepalive_timeout $keepalive_timeout, $workers load threads"
+printf '%-10s %-9s %10s %-60s %s\n' client scenario failed "by class" times
+for client in $clients; do
+    for scenario in cutover rollback; do
+        if [ "$scenario" = rollback ]; then
+            pipeline "  smoke:
+    needs: [cutover]
+    run: exit 1"
+        else
+            pipeline ""
+        fi
+        rm -f "$work/stop"
+        python3 "$here/bg_load.py" "$port" "$client" "$workers" "$work/stop" >"$work/load.json" &
+        load=$!
+        sleep 1
+        deploy
+        sleep 1
+        touch "$work/stop"
+        wait "$load"
+        times=$(grep -ho 'switch took [0-9]* ms, the whole deploy [0-9]* ms' \
+            "$work/.portcullis/runs/latest/cutover.log" || true)
+        if [ "$scenario" = rollback ]; then
+            back=$(grep -ho 'back to `[^`]*`; switch took [0-9]* ms' \
+                "$work/.portcullis/runs/latest/cutover.rollback.log" || echo "NO ROLLBACK")
+            times="$times; rollback: $back"
+        fi
+        python3 - "$work/load.json" "$client" "$scenario" "$times" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+total = c["ok"] + c["failed"]
+classes = ", ".join(f"{k} {c[k]}" for k in ("non2xx", "connect", "reset_or_eof", "timeout", "retried"))
+print(f"{sys.argv[2]:<10} {sys.argv[3]:<9} {c['failed']:>4}/{total:<6} {classes:<60} {sys.argv[4]}")
+EOF
+    done
+done
