@@ -677,6 +677,20 @@ fn first_number(s: &str) -> Option<(u16, usize)> {
     None
 }
 
+/// Dev-server config files, where `port:` is the port the dev server binds.
+pub(crate) fn is_dev_server_config(name: &str) -> bool {
+    [
+        "vite.config.",
+        "webpack.config.",
+        "nuxt.config.",
+        "astro.config.",
+        "vitest.config.",
+        "rspack.config.",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+}
+
 /// JavaScript and TypeScript: `.listen(3000)`, `process.env.PORT || 3000`, and `port:` in
 /// dev-server configs (`vite.config.ts`, `webpack.config.js`).
 pub(crate) fn javascript(name: &str, text: &str, out: &mut Vec<Candidate>) {
@@ -721,16 +735,7 @@ pub(crate) fn javascript(name: &str, text: &str, out: &mut Vec<Candidate>) {
             ));
         }
     }
-    let config = [
-        "vite.config.",
-        "webpack.config.",
-        "nuxt.config.",
-        "astro.config.",
-        "vitest.config.",
-        "rspack.config.",
-    ]
-    .iter()
-    .any(|p| name.starts_with(p));
+    let config = is_dev_server_config(name);
     if config {
         let loopback = !(text.contains("host: true")
             || text.contains("host: '0.0.0.0'")

@@ -306,23 +306,59 @@ fn comment_style(kind: FileKind) -> CommentStyle {
     }
 }
 
-/// Words at least one of which a source file must contain to be worth reading closely; for
-/// the many source files that mention no port this is the only pass over them.
-const SOURCE_NEEDLES: &[&str] = &[
+/// Words at least one of which a file must contain to be worth reading closely, by the
+/// detectors that read it; for the many source files that mention no port this search is the
+/// only pass over them. Every list holds the local addresses (read in any file) and the
+/// allowance marker.
+const LOCAL: &[&str] = &[
     "localhost:",
     "127.0.0.1:",
     "0.0.0.0:",
     "[::1]:",
     "[::]:",
-    ".listen(",
-    "process.env.PORT",
-    ".run(",
-    "PORT",
-    "Port:",
-    "bind",
-    "port:",
-    "port=",
+    "portcullis:",
 ];
+const JS_NEEDLES: &[&str] = &[".listen(", "process.env.PORT"];
+const PY_NEEDLES: &[&str] = &[".run(", "environ", "getenv("];
+const YAML_NEEDLES: &[&str] = &["apiVersion"];
+
+/// The prefilters, built once per scan.
+struct Needles {
+    js: AhoCorasick,
+    python: AhoCorasick,
+    yaml: AhoCorasick,
+    text: AhoCorasick,
+}
+
+impl Needles {
+    fn new() -> Needles {
+        let build = |extra: &[&str]| {
+            // Leftmost-first lets the searcher use its SIMD (Teddy) prefilter.
+            AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                .build(LOCAL.iter().chain(extra))
+                .expect("fixed patterns build")
+        };
+        Needles {
+            js: build(JS_NEEDLES),
+            python: build(PY_NEEDLES),
+            yaml: build(YAML_NEEDLES),
+            text: build(&[]),
+        }
+    }
+
+    /// The prefilter for a file, `None` when the file is always read (config files, which
+    /// are few and whose every line may matter).
+    fn for_file(&self, kind: FileKind, name: &str) -> Option<&AhoCorasick> {
+        match kind {
+            FileKind::JavaScript if !files::is_dev_server_config(name) => Some(&self.js),
+            FileKind::Python if !name.contains("gunicorn") => Some(&self.python),
+            FileKind::Yaml => Some(&self.yaml),
+            FileKind::Text(_) => Some(&self.text),
+            _ => None,
+        }
+    }
+}
 
 /// What one scan found, plus the files it read.
 #[derive(Debug, Default)]
@@ -336,7 +372,7 @@ pub(crate) struct ScanResult {
 /// Scans each root (a folder or a file) and judges what it finds. File paths in findings are
 /// relative to the root they were found under.
 pub(crate) fn scan(roots: &[PathBuf], policy: &Policy) -> ScanResult {
-    let needles = AhoCorasick::new(SOURCE_NEEDLES).expect("fixed patterns build");
+    let needles = Needles::new();
     let mut result = ScanResult::default();
     for root in roots {
         let found = Mutex::new(Vec::new());
@@ -440,7 +476,7 @@ fn scan_file(
     path: &Path,
     name: &str,
     kind: FileKind,
-    needles: &AhoCorasick,
+    needles: &Needles,
 ) -> std::io::Result<Option<Scanned>> {
     let meta = std::fs::metadata(path)?;
     if meta.len() > MAX_FILE {
@@ -450,11 +486,10 @@ fn scan_file(
     if memchr::memchr(0, &bytes[..bytes.len().min(8192)]).is_some() {
         return Ok(None);
     }
-    let source_like = matches!(
-        kind,
-        FileKind::Python | FileKind::JavaScript | FileKind::Text(_) | FileKind::Yaml
-    );
-    if source_like && !needles.is_match(&bytes) {
+    if needles
+        .for_file(kind, name)
+        .is_some_and(|n| !n.is_match(&bytes))
+    {
         return Ok(None);
     }
     let text = match String::from_utf8(bytes) {
