@@ -24,6 +24,8 @@ use crate::runner::events::CaseResult;
 use crate::runner::output::OutputSink;
 
 pub(crate) mod http;
+pub(crate) mod pg_dump;
+pub(crate) mod postgres_check;
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -57,11 +59,6 @@ pub(crate) trait BuiltinStage: Send + Sync + std::fmt::Debug {
 }
 
 /// What a kind's run or rollback sees.
-#[expect(
-    dead_code,
-    reason = "`http` needs only the log, values and cancellation; the run folder, working directory \
-              and environment are for the kinds that start tools (`pg-dump`, `blue-green`)"
-)]
 pub(crate) struct StageContext {
     pub(crate) run_id: String,
     pub(crate) run_dir: PathBuf,
@@ -140,8 +137,8 @@ impl KindOutcome {
 
 /// Kinds described in the design that later versions provide; naming one gives a clear error
 /// rather than "unknown kind".
-const PLANNED_KINDS: &[&str] = &["ports", "postgres-check", "pg-dump", "blue-green"];
-pub(crate) const KINDS: &[&str] = &["http"];
+const PLANNED_KINDS: &[&str] = &["ports", "blue-green"];
+pub(crate) const KINDS: &[&str] = &["http", "postgres-check", "pg-dump"];
 
 /// Checks a stage's `with:` for its kind and builds the kind; errors go to `v`.
 pub(crate) fn validate_kind(
@@ -154,6 +151,11 @@ pub(crate) fn validate_kind(
     match kind {
         "http" => {
             http::Http::validate(with, v, scope).map(|k| Arc::new(k) as Arc<dyn BuiltinStage>)
+        }
+        "postgres-check" => postgres_check::PostgresCheck::validate(with, v, scope)
+            .map(|k| Arc::new(k) as Arc<dyn BuiltinStage>),
+        "pg-dump" => {
+            pg_dump::PgDump::validate(with, v, scope).map(|k| Arc::new(k) as Arc<dyn BuiltinStage>)
         }
         planned if PLANNED_KINDS.contains(&planned) => {
             v.error(
