@@ -29,3 +29,5 @@ mod export;
 mod hook;
 // `ports --live`: real listening sockets and Docker published ports against the port law.
 mod ports;
+// `postgres-check`, `pg-dump` and `backups` against a PostgreSQL cluster the tests start.
+mod pg;
