@@ -17,7 +17,18 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{Test, assert_schema_valid, required};
 
-const BIN: &str = "/usr/lib/postgresql/15/bin";
+/// PostgreSQL 15's server programs, or the newest installed when 15 is not there.
+static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mut majors: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    majors.sort_unstable();
+    let major = if majors.contains(&15) { Some(15) } else { majors.last().copied() };
+    format!("/usr/lib/postgresql/{}/bin", major.unwrap_or(15))
+});
 const PASSWORD: &str = "Pw-s3cret-for-tests";
 
 struct Cluster {
@@ -37,10 +48,10 @@ fn is_root() -> bool {
 fn server_command(program: &str) -> Command {
     if is_root() {
         let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", &format!("{BIN}/{program}")]);
+        c.args(["-u", "postgres", "--", &format!("{}/{program}", *BIN)]);
         c
     } else {
-        Command::new(format!("{BIN}/{program}"))
+        Command::new(format!("{}/{program}", *BIN))
     }
 }
 
@@ -56,12 +67,12 @@ fn cluster() -> Option<&'static Cluster> {
     static CLUSTER: OnceLock<Option<Cluster>> = OnceLock::new();
     CLUSTER
         .get_or_init(|| {
-            if !Path::new(BIN).join("initdb").exists() {
+            if !Path::new(BIN.as_str()).join("initdb").exists() {
                 assert!(
                     !required("postgres"),
-                    "PostgreSQL 15 is required (PORTCULLIS_REQUIRE) but {BIN}/initdb is missing"
+                    "PostgreSQL is required (PORTCULLIS_REQUIRE) but {}/initdb is missing", *BIN
                 );
-                eprintln!("skipped: PostgreSQL 15 is not installed ({BIN}/initdb)");
+                eprintln!("skipped: PostgreSQL is not installed ({}/initdb)", *BIN);
                 return None;
             }
             Some(start_cluster())
@@ -130,8 +141,9 @@ fn start_cluster() -> Cluster {
         std::fs::read_to_string(base.join("log")).unwrap_or_default()
     );
     let stop = format!(
-        "read _; {} {BIN}/pg_ctl -D '{}' -m immediate stop >/dev/null 2>&1; rm -rf '{}'",
+        "read _; {} {}/pg_ctl -D '{}' -m immediate stop >/dev/null 2>&1; rm -rf '{}'",
         if is_root() { "runuser -u postgres --" } else { "" },
+        *BIN,
         data.display(),
         base.display()
     );
@@ -167,7 +179,7 @@ impl Cluster {
     }
 
     fn psql(&self, db: &str, sql: &str) -> std::process::Output {
-        Command::new(format!("{BIN}/psql"))
+        Command::new(format!("{}/psql", *BIN))
             .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
             .args(["-p", &self.port.to_string(), "-d", db, "-c", sql])
             .env("PGPASSWORD", PASSWORD)
@@ -189,7 +201,7 @@ impl Cluster {
 fn test_for(c: &Cluster, db: &str) -> Test {
     Test::new()
         .env("TEST_DATABASE_URL", &c.url(db))
-        .env("PSQL", &format!("{BIN}/psql"))
+        .env("PSQL", &format!("{}/psql", *BIN))
 }
 
 /// Every file portcullis left (logs, reports, outputs) and what it printed: none may hold the
@@ -509,7 +521,7 @@ fn a_dump_killed_midway_never_looks_like_a_backup() {
     let Some(c) = cluster() else { return };
     let db = app_database(c, "kill");
     // A session holding a lock on `orders` stops pg_dump right after it started.
-    let mut locker = Command::new(format!("{BIN}/psql"))
+    let mut locker = Command::new(format!("{}/psql", *BIN))
         .args(["-X", "-h", "127.0.0.1", "-U", "postgres", "-p", &c.port.to_string(), "-d", &db])
         .args(["-c", "begin; lock table orders in access exclusive mode; select pg_sleep(120);"])
         .env("PGPASSWORD", PASSWORD)
