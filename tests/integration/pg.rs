@@ -414,8 +414,20 @@ fn a_failed_migration_is_undone_by_the_automatic_restore() {
 "
     );
     let t = test_for(c, &db).pipeline("deploy", &pipeline);
+    // A client stays connected to the live database all along; the swap ends its session.
+    let mut client = Command::new(format!("{}/psql", *BIN))
+        .args(["-X", "-h", "127.0.0.1", "-U", "postgres", "-p", &c.port.to_string(), "-d", &db])
+        .args(["-c", "select pg_sleep(300)"])
+        .env("PGPASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("psql");
     let out = t.run(&["run", "deploy", "--junit", "report.xml"]);
     assert_eq!(out.code, 1, "{out:?}");
+    let ended = client.wait().expect("client");
+    assert!(!ended.success(), "the connected client was not disconnected");
     let rollback = std::fs::read_to_string(t.latest_run().join("backup.rollback.log")).unwrap_or_default();
     for step in ["check backup", "check roles", "pg_restore", "compare row counts", "database settings", "swap"] {
         assert!(rollback.contains(&format!("ok    {step}")), "{step}:\n{rollback}\n{out:?}");
@@ -627,4 +639,26 @@ fn pg_dump_fails_cleanly_when_the_server_is_unreachable() {
     assert!(out.stderr.contains("preflight: cannot connect"), "{out:?}");
     assert!(walk(&t.path().join("backups")).iter().all(|p| p.ends_with(".lock")));
     assert_no_password(&t, &format!("{}{}", out.stdout, out.stderr));
+}
+
+#[test]
+fn a_restore_needing_a_missing_role_changes_nothing() {
+    let Some(c) = cluster() else { return };
+    let db = c.database("roles");
+    let role = format!("gone_owner_{}", std::process::id());
+    c.sql("postgres", &format!("create role {role}"));
+    c.sql(&db, &format!("create table t(id int); insert into t values (1); alter table t owner to {role}"));
+    let t = test_for(c, &db).pipeline("backup", BACKUP_PIPELINE);
+    let out = t.run(&["run", "backup"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = format!("{}-{db}", std::fs::read_link(t.latest_run()).expect("run").display());
+    c.sql(&db, "drop table t; create table after_backup(x int)");
+    c.sql("postgres", &format!("drop role {role}"));
+    let databases = c.sql("postgres", "select count(*) from pg_database");
+    let restore = t.run(&["backups", "restore", &id, "--url", &c.url(&db)]);
+    assert_eq!(restore.code, 1, "{restore:?}");
+    assert!(restore.stderr.contains(&format!("FAIL  check roles")), "{restore:?}");
+    assert!(restore.stderr.contains(&format!("`{role}`")), "{restore:?}");
+    assert_eq!(c.sql("postgres", "select count(*) from pg_database"), databases);
+    assert_eq!(c.sql(&db, "select to_regclass('after_backup') is not null"), "t");
 }
