@@ -31,7 +31,9 @@ pub(crate) fn backups(args: &BackupsArgs) -> u8 {
     match &args.action {
         BackupsAction::List(a) => list(&a.dir),
         BackupsAction::Verify(a) => runtime.block_on(verify(&a.dir, &a.ids)),
-        BackupsAction::Restore(a) => runtime.block_on(restore_one(&a.dir, &a.id, &a.url, &a.maintenance_db)),
+        BackupsAction::Restore(a) => {
+            runtime.block_on(restore_one(&a.dir, &a.id, &a.url, &a.maintenance_db))
+        }
     }
 }
 
@@ -39,7 +41,10 @@ fn listing(dir: &Path) -> Option<Vec<Listed>> {
     match store::list(dir) {
         Ok(l) => Some(l),
         Err(e) => {
-            print_error(&e, Some("pass the folder of the `pg-dump` stage with `--dir`"));
+            print_error(
+                &e,
+                Some("pass the folder of the `pg-dump` stage with `--dir`"),
+            );
             None
         }
     }
@@ -50,7 +55,10 @@ fn list(dir: &Path) -> u8 {
         return exit_code::STAGE_FAILED;
     };
     if entries.is_empty() {
-        print_error(&format!("no backups in `{}`", dir.display()), Some("pass the folder of the `pg-dump` stage with `--dir`"));
+        print_error(
+            &format!("no backups in `{}`", dir.display()),
+            Some("pass the folder of the `pg-dump` stage with `--dir`"),
+        );
         return exit_code::PASSED;
     }
     let mut out = String::new();
@@ -65,7 +73,9 @@ fn list(dir: &Path) -> u8 {
                 m.row_counts.len(),
                 &m.sha256[..12.min(m.sha256.len())]
             )),
-            Listed::Corrupt { id, reason, .. } => out.push_str(&format!("{id}  corrupt     {reason}\n")),
+            Listed::Corrupt { id, reason, .. } => {
+                out.push_str(&format!("{id}  corrupt     {reason}\n"))
+            }
             Listed::Incomplete { id, .. } => out.push_str(&format!(
                 "{id}  incomplete  not a backup: being written or deleted, or its run was killed\n"
             )),
@@ -83,7 +93,10 @@ async fn verify(dir: &Path, ids: &[String]) -> u8 {
     let mut out = String::new();
     for id in ids {
         if !entries.iter().any(|e| e.id() == id) {
-            out.push_str(&format!("FAIL  {id}: no such backup in `{}`\n", dir.display()));
+            out.push_str(&format!(
+                "FAIL  {id}: no such backup in `{}`\n",
+                dir.display()
+            ));
             failures += 1;
         }
     }
@@ -100,7 +113,10 @@ async fn verify(dir: &Path, ids: &[String]) -> u8 {
                 checked -= 1;
                 continue;
             }
-            Listed::Incomplete { .. } => Err("incomplete: not a backup (its run was killed, or it is still being written)".to_owned()),
+            Listed::Incomplete { .. } => Err(
+                "incomplete: not a backup (its run was killed, or it is still being written)"
+                    .to_owned(),
+            ),
             Listed::Corrupt { reason, .. } => Err(reason.clone()),
             Listed::Valid { path, .. } => verify_one(path, &env, &cancel).await,
         };
@@ -114,21 +130,35 @@ async fn verify(dir: &Path, ids: &[String]) -> u8 {
     }
     let code = write_data(out.as_bytes());
     if checked == 0 && failures == 0 {
-        print_error(&format!("no backups to verify in `{}`", dir.display()), None);
+        print_error(
+            &format!("no backups to verify in `{}`", dir.display()),
+            None,
+        );
         return exit_code::STAGE_FAILED;
     }
     if failures > 0 {
-        print_error(&format!("{failures} of {} backups failed verification", checked.max(failures)), None);
+        print_error(
+            &format!(
+                "{failures} of {} backups failed verification",
+                checked.max(failures)
+            ),
+            None,
+        );
         return exit_code::STAGE_FAILED;
     }
     code
 }
 
 /// The manifest, the sha256, every block, and the table of contents.
-async fn verify_one(path: &Path, env: &[(String, String)], cancel: &CancellationToken) -> Result<String, String> {
+async fn verify_one(
+    path: &Path,
+    env: &[(String, String)],
+    cancel: &CancellationToken,
+) -> Result<String, String> {
     let manifest = restore::check_backup(path).await?;
     let tools = tools::find((manifest.server_version_num / 10_000) as u32, env)?;
-    let (toc, entries) = tools::verify_dump(&tools, &path.join(&manifest.file), env, cancel).await?;
+    let (toc, entries) =
+        tools::verify_dump(&tools, &path.join(&manifest.file), env, cancel).await?;
     if toc != manifest.toc_sha256 {
         return Err(format!(
             "the table of contents differs from the manifest's ({entries} entries now, {} recorded)",
@@ -148,15 +178,24 @@ async fn restore_one(dir: &Path, id: &str, url: &str, maintenance_db: &str) -> u
     let path = match entries.iter().find(|e| e.id() == id) {
         Some(Listed::Valid { path, .. }) => path.clone(),
         Some(Listed::Corrupt { reason, .. }) => {
-            print_error(&format!("`{id}` is not a valid backup: {reason}"), Some("nothing was changed; choose another with `portcullis backups list`"));
+            print_error(
+                &format!("`{id}` is not a valid backup: {reason}"),
+                Some("nothing was changed; choose another with `portcullis backups list`"),
+            );
             return exit_code::STAGE_FAILED;
         }
         Some(Listed::Incomplete { .. }) => {
-            print_error(&format!("`{id}` is incomplete: its run was killed or it is still being written"), Some("nothing was changed; choose another with `portcullis backups list`"));
+            print_error(
+                &format!("`{id}` is incomplete: its run was killed or it is still being written"),
+                Some("nothing was changed; choose another with `portcullis backups list`"),
+            );
             return exit_code::STAGE_FAILED;
         }
         None => {
-            print_error(&format!("no backup `{id}` in `{}`", dir.display()), Some("see `portcullis backups list --dir DIR`"));
+            print_error(
+                &format!("no backup `{id}` in `{}`", dir.display()),
+                Some("see `portcullis backups list --dir DIR`"),
+            );
             return exit_code::INVALID;
         }
     };

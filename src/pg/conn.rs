@@ -133,10 +133,9 @@ impl ConnInfo {
             connect_timeout,
         };
         if info.password.is_none() {
-            let file = get("passfile", "PGPASSFILE").map(PathBuf::from).or_else(|| {
-                env.get("HOME")
-                    .map(|home| Path::new(home).join(".pgpass"))
-            });
+            let file = get("passfile", "PGPASSFILE")
+                .map(PathBuf::from)
+                .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".pgpass")));
             if let Some(file) = file {
                 info.password = lookup_passfile(&file, &info);
             }
@@ -210,10 +209,13 @@ impl ConnInfo {
     /// Connects and drives the connection on the runtime; the task ends with the client.
     pub(crate) async fn connect(&self) -> Result<tokio_postgres::Client, String> {
         let config = self.tokio_config()?;
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| format!("cannot connect to {}: {}", self.display(), self.mask(&error_text(&e))))?;
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(|e| {
+            format!(
+                "cannot connect to {}: {}",
+                self.display(),
+                self.mask(&error_text(&e))
+            )
+        })?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -361,10 +363,7 @@ impl Drop for PassFile {
 }
 
 fn parse_url(text: &str) -> Result<HashMap<String, String>, String> {
-    let rest = text
-        .split_once("://")
-        .map(|(_, r)| r)
-        .ok_or("not a URL")?;
+    let rest = text.split_once("://").map(|(_, r)| r).ok_or("not a URL")?;
     let (rest, query) = match rest.split_once('?') {
         Some((r, q)) => (r, Some(q)),
         None => (rest, None),
@@ -411,7 +410,11 @@ fn parse_url(text: &str) -> Result<HashMap<String, String>, String> {
     if let Some(path) = path.filter(|p| !p.is_empty()) {
         params.insert("dbname".into(), decode(path)?);
     }
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         params.insert(decode(k)?, decode(v)?);
     }
@@ -528,7 +531,12 @@ fn lookup_passfile(path: &Path, info: &ConnInfo) -> Option<String> {
         info.host.as_str()
     };
     let port = info.port.to_string();
-    let wanted = [host, port.as_str(), info.dbname.as_str(), info.user.as_str()];
+    let wanted = [
+        host,
+        port.as_str(),
+        info.dbname.as_str(),
+        info.user.as_str(),
+    ];
     for line in text.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
@@ -553,7 +561,10 @@ fn split_passfile_line(line: &str) -> Vec<String> {
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => fields.last_mut().into_iter().for_each(|f| f.extend(chars.next())),
+            '\\' => fields
+                .last_mut()
+                .into_iter()
+                .for_each(|f| f.extend(chars.next())),
             ':' if fields.len() < 5 => fields.push(String::new()),
             c => fields.last_mut().into_iter().for_each(|f| f.push(c)),
         }
@@ -575,7 +586,11 @@ mod tests {
     #[test]
     fn url_and_keywords_give_the_same_connection() {
         let e = env(&[]);
-        let a = ConnInfo::parse("postgresql://app:p%40ss%3Aw@db.example:6543/shop?sslmode=disable&application_name=x", &e).unwrap();
+        let a = ConnInfo::parse(
+            "postgresql://app:p%40ss%3Aw@db.example:6543/shop?sslmode=disable&application_name=x",
+            &e,
+        )
+        .unwrap();
         let b = ConnInfo::parse(
             "host=db.example port=6543 user=app password='p@ss:w' dbname=shop sslmode=disable application_name=x",
             &e,
@@ -654,7 +669,8 @@ mod tests {
 
     #[test]
     fn published_url_has_no_password() {
-        let c = ConnInfo::parse("postgresql://app:hunter22@127.0.0.1:5999/shop", &env(&[])).unwrap();
+        let c =
+            ConnInfo::parse("postgresql://app:hunter22@127.0.0.1:5999/shop", &env(&[])).unwrap();
         let url = c.url_without_password(Some(Path::new("/run/x.pgpass")));
         assert_eq!(
             url,

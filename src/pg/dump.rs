@@ -76,7 +76,11 @@ pub(crate) async fn row_counts(client: &Client) -> Result<BTreeMap<String, i64>,
         let (schema, table): (String, String) = (t.get(0), t.get(1));
         let row = client
             .query_one(
-                &format!("select count(*) from only {}.{}", ident(&schema), ident(&table)),
+                &format!(
+                    "select count(*) from only {}.{}",
+                    ident(&schema),
+                    ident(&table)
+                ),
                 &[],
             )
             .await
@@ -288,7 +292,10 @@ pub(crate) async fn dump_to_file(
     }
     match hashed {
         Some(Ok(d)) => Ok(d),
-        Some(Err(e)) => Err(format!("cannot write the dump to `{}`: {e}", file.display())),
+        Some(Err(e)) => Err(format!(
+            "cannot write the dump to `{}`: {e}",
+            file.display()
+        )),
         None => Err("the thread writing the dump stopped".into()),
     }
 }

@@ -53,15 +53,18 @@ impl Report {
     }
 
     pub(crate) fn error(&self) -> Option<String> {
-        self.steps.iter().find_map(|s| {
-            s.result
-                .as_ref()
-                .err()
-                .map(|e| format!("{}: {e}", s.name))
-        })
+        self.steps
+            .iter()
+            .find_map(|s| s.result.as_ref().err().map(|e| format!("{}: {e}", s.name)))
     }
 
-    fn record<T>(&mut self, name: &str, started: Instant, result: Result<T, String>, detail: impl FnOnce(&T) -> String) -> Option<T> {
+    fn record<T>(
+        &mut self,
+        name: &str,
+        started: Instant,
+        result: Result<T, String>,
+        detail: impl FnOnce(&T) -> String,
+    ) -> Option<T> {
         let (stored, value) = match result {
             Ok(v) => (Ok(detail(&v)), Some(v)),
             Err(e) => (Err(e), None),
@@ -88,9 +91,7 @@ pub(crate) struct Target<'a> {
 /// A compact UTC stamp for database names (`20261122t153000`), lower case so it needs no quoting
 /// in the user's own SQL.
 pub(crate) fn stamp() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y%m%dt%H%M%S")
-        .to_string()
+    jiff::Timestamp::now().strftime("%Y%m%dt%H%M%S").to_string()
 }
 
 /// Restores `backup` over the live database by building a fresh one and swapping names.
@@ -103,7 +104,17 @@ pub(crate) async fn restore(backup: &Path, target: &Target<'_>) -> Report {
     let Some((manifest, tools, admin)) = prepare(backup, target, &mut report).await else {
         return report;
     };
-    if !build_copy(backup, &manifest, &tools, &admin, &fresh, target, &mut report).await {
+    if !build_copy(
+        backup,
+        &manifest,
+        &tools,
+        &admin,
+        &fresh,
+        target,
+        &mut report,
+    )
+    .await
+    {
         return report;
     }
     let started = Instant::now();
@@ -148,13 +159,19 @@ async fn prepare(
     let started = Instant::now();
     let missing = missing_roles(&admin, &manifest.database.roles).await;
     report.record("check roles", started, missing, |_| {
-        format!("all {} roles the backup refers to exist", manifest.database.roles.len())
+        format!(
+            "all {} roles the backup refers to exist",
+            manifest.database.roles.len()
+        )
     })?;
     let started = Instant::now();
     let major = (manifest.server_version_num / 10_000) as u32;
-    let tools = report.record("find pg_restore", started, tools::find(major, target.env), |t| {
-        format!("`{}`", t.pg_restore.display())
-    })?;
+    let tools = report.record(
+        "find pg_restore",
+        started,
+        tools::find(major, target.env),
+        |t| format!("`{}`", t.pg_restore.display()),
+    )?;
     Some((manifest, tools, admin))
 }
 
@@ -187,7 +204,11 @@ async fn missing_roles(admin: &tokio_postgres::Client, roles: &[String]) -> Resu
     } else {
         Err(format!(
             "roles missing on this server: {}; create them (e.g. from `pg_dumpall --globals-only`) and try again; nothing was changed",
-            missing.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
+            missing
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     }
 }
@@ -207,7 +228,10 @@ async fn build_copy(
     let started = Instant::now();
     let create = async {
         admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)))
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                ident(name)
+            ))
             .await
             .map_err(|e| error_text(&e))?;
         admin
@@ -234,7 +258,10 @@ async fn build_copy(
     if !ok {
         let started = Instant::now();
         let dropped = admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)))
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                ident(name)
+            ))
             .await
             .map_err(|e| error_text(&e));
         report.record(&format!("drop `{name}`"), started, dropped, |()| {
@@ -275,12 +302,18 @@ async fn fill_copy(
         if run.success() {
             Ok(())
         } else {
-            Err(format!("pg_restore failed: {}", conn.mask(&run.stderr_tail())))
+            Err(format!(
+                "pg_restore failed: {}",
+                conn.mask(&run.stderr_tail())
+            ))
         }
     };
     if report
         .record("pg_restore", started, restored.await, |()| {
-            format!("`{}` restored into `{name}` in one transaction", manifest.file)
+            format!(
+                "`{}` restored into `{name}` in one transaction",
+                manifest.file
+            )
         })
         .is_none()
     {
@@ -294,7 +327,12 @@ async fn fill_copy(
             .row_counts
             .iter()
             .filter(|(t, n)| counts.get(*t) != Some(n))
-            .map(|(t, n)| format!("`{t}`: {} rows, the backup had {n}", counts.get(t).copied().unwrap_or(-1)))
+            .map(|(t, n)| {
+                format!(
+                    "`{t}`: {} rows, the backup had {n}",
+                    counts.get(t).copied().unwrap_or(-1)
+                )
+            })
             .collect();
         if differ.is_empty() {
             Ok(counts.len())
@@ -330,7 +368,12 @@ async fn apply_properties(
     let mut sql = Vec::new();
     for setting in &db.settings {
         if let Some((k, v)) = setting.split_once('=') {
-            sql.push(format!("ALTER DATABASE {} SET {} = {}", ident(name), ident(k), literal(v)));
+            sql.push(format!(
+                "ALTER DATABASE {} SET {} = {}",
+                ident(name),
+                ident(k),
+                literal(v)
+            ));
         }
     }
     for (role, settings) in &db.role_settings {
@@ -347,7 +390,10 @@ async fn apply_properties(
         }
     }
     if let Some(grants) = &db.grants {
-        sql.push(format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", ident(name)));
+        sql.push(format!(
+            "REVOKE ALL ON DATABASE {} FROM PUBLIC",
+            ident(name)
+        ));
         for grant in grants {
             let mut parts = grant.split(':');
             let (Some(grantee), Some(privilege)) = (parts.next(), parts.next()) else {
@@ -356,16 +402,35 @@ async fn apply_properties(
             if !matches!(privilege, "CREATE" | "CONNECT" | "TEMPORARY") {
                 continue;
             }
-            let to = if grantee == "PUBLIC" { "PUBLIC".to_owned() } else { ident(grantee) };
-            let option = if parts.next() == Some("grantable") { " WITH GRANT OPTION" } else { "" };
-            sql.push(format!("GRANT {privilege} ON DATABASE {} TO {to}{option}", ident(name)));
+            let to = if grantee == "PUBLIC" {
+                "PUBLIC".to_owned()
+            } else {
+                ident(grantee)
+            };
+            let option = if parts.next() == Some("grantable") {
+                " WITH GRANT OPTION"
+            } else {
+                ""
+            };
+            sql.push(format!(
+                "GRANT {privilege} ON DATABASE {} TO {to}{option}",
+                ident(name)
+            ));
         }
     }
     if db.connection_limit != -1 {
-        sql.push(format!("ALTER DATABASE {} CONNECTION LIMIT {}", ident(name), db.connection_limit));
+        sql.push(format!(
+            "ALTER DATABASE {} CONNECTION LIMIT {}",
+            ident(name),
+            db.connection_limit
+        ));
     }
     if let Some(comment) = &db.comment {
-        sql.push(format!("COMMENT ON DATABASE {} IS {}", ident(name), literal(comment)));
+        sql.push(format!(
+            "COMMENT ON DATABASE {} IS {}",
+            ident(name),
+            literal(comment)
+        ));
     }
     for statement in &sql {
         admin
@@ -391,7 +456,10 @@ async fn swap(
         .is_some();
     if exists {
         admin
-            .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", ident(live)))
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+                ident(live)
+            ))
             .await
             .map_err(|e| error_text(&e))?;
         let mut attempt = 0;
@@ -404,17 +472,27 @@ async fn swap(
                 .await
                 .map_err(|e| error_text(&e))?;
             match admin
-                .batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", ident(live), ident(failed)))
+                .batch_execute(&format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    ident(live),
+                    ident(failed)
+                ))
                 .await
             {
                 Ok(()) => break,
-                Err(e) if attempt < 10 && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) => {
+                Err(e)
+                    if attempt < 10
+                        && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) =>
+                {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Err(e) => {
                     let _ = admin
-                        .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", ident(live)))
+                        .batch_execute(&format!(
+                            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                            ident(live)
+                        ))
                         .await;
                     return Err(format!(
                         "cannot rename `{live}` away: {}; it is unchanged and open again, the restored copy is `{fresh}`",
@@ -425,15 +503,26 @@ async fn swap(
         }
     }
     if let Err(e) = admin
-        .batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", ident(fresh), ident(live)))
+        .batch_execute(&format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            ident(fresh),
+            ident(live)
+        ))
         .await
     {
         if exists {
             let _ = admin
-                .batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", ident(failed), ident(live)))
+                .batch_execute(&format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    ident(failed),
+                    ident(live)
+                ))
                 .await;
             let _ = admin
-                .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", ident(live)))
+                .batch_execute(&format!(
+                    "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                    ident(live)
+                ))
                 .await;
         }
         return Err(format!(
@@ -443,7 +532,10 @@ async fn swap(
     }
     if exists {
         let _ = admin
-            .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", ident(failed)))
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                ident(failed)
+            ))
             .await;
     }
     Ok(exists)

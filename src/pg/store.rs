@@ -96,7 +96,8 @@ impl Manifest {
     /// Reads and checks a manifest: it parses, has this format and its checksum holds.
     pub(crate) fn read(dir: &Path) -> Result<Manifest, String> {
         let path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("no readable manifest: {e}"))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("no readable manifest: {e}"))?;
         let manifest: Manifest =
             serde_json::from_str(&text).map_err(|e| format!("the manifest does not parse: {e}"))?;
         if manifest.format != FORMAT {
@@ -107,7 +108,10 @@ impl Manifest {
         }
         match &manifest.manifest_sha256 {
             Some(sum) if *sum == manifest.canonical_hash() => Ok(manifest),
-            Some(_) => Err("the manifest was changed after it was written (its checksum does not match)".into()),
+            Some(_) => Err(
+                "the manifest was changed after it was written (its checksum does not match)"
+                    .into(),
+            ),
             None => Err("the manifest has no checksum".into()),
         }
     }
@@ -155,7 +159,10 @@ pub(crate) fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
 pub(crate) enum Listed {
     /// The manifest checks out and the dump file has the recorded size (its content is checked
     /// by `verify` and before every restore).
-    Valid { path: PathBuf, manifest: Box<Manifest> },
+    Valid {
+        path: PathBuf,
+        manifest: Box<Manifest>,
+    },
     /// A plainly named folder that is not a valid backup.
     Corrupt { id: String, reason: String },
     /// `<id>.partial` or `<id>.deleting`: a backup being written or deleted, or one whose
@@ -257,7 +264,11 @@ pub(crate) fn sweep(dir: &Path) -> Vec<String> {
         if let Listed::Incomplete { path, .. } = entry
             && std::fs::remove_dir_all(&path).is_ok()
         {
-            removed.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            removed.push(
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
         }
     }
     removed
@@ -319,7 +330,10 @@ pub(crate) fn plan_retention(
             } else if policy.keep.is_none() && policy.max_age.is_none() {
                 Some("no retention rule".to_owned())
             } else if policy.keep.is_some_and(|k| rank < k) {
-                Some(format!("among the {} newest", policy.keep.unwrap_or_default()))
+                Some(format!(
+                    "among the {} newest",
+                    policy.keep.unwrap_or_default()
+                ))
             } else if policy.max_age.is_some_and(|m| age <= m) {
                 Some(format!(
                     "younger than {}",
@@ -376,7 +390,11 @@ mod tests {
     }
 
     fn deleted(d: &[Decision]) -> Vec<&str> {
-        let mut v: Vec<&str> = d.iter().filter(|d| d.delete).map(|d| d.id.as_str()).collect();
+        let mut v: Vec<&str> = d
+            .iter()
+            .filter(|d| d.delete)
+            .map(|d| d.id.as_str())
+            .collect();
         v.sort_unstable();
         v
     }
@@ -387,20 +405,84 @@ mod tests {
         let day = Duration::from_secs(86_400);
         let cases: Vec<(usize, Retention, Option<&str>, Vec<&str>)> = vec![
             // Fewer backups than `keep`: nothing goes.
-            (3, Retention { keep: Some(5), max_age: None }, Some("b2"), vec![]),
-            (5, Retention { keep: Some(2), max_age: None }, Some("b4"), vec!["b0", "b1", "b2"]),
+            (
+                3,
+                Retention {
+                    keep: Some(5),
+                    max_age: None,
+                },
+                Some("b2"),
+                vec![],
+            ),
+            (
+                5,
+                Retention {
+                    keep: Some(2),
+                    max_age: None,
+                },
+                Some("b4"),
+                vec!["b0", "b1", "b2"],
+            ),
             // The current run's backup stays even when it is not the newest.
-            (5, Retention { keep: Some(1), max_age: None }, Some("b0"), vec!["b1", "b2", "b3"]),
+            (
+                5,
+                Retention {
+                    keep: Some(1),
+                    max_age: None,
+                },
+                Some("b0"),
+                vec!["b1", "b2", "b3"],
+            ),
             // max-age alone: older ones go, the boundary is kept.
-            (10, Retention { keep: None, max_age: Some(day * 3) }, Some("b9"), vec!["b0", "b1", "b2", "b3", "b4", "b5", "b6"]),
+            (
+                10,
+                Retention {
+                    keep: None,
+                    max_age: Some(day * 3),
+                },
+                Some("b9"),
+                vec!["b0", "b1", "b2", "b3", "b4", "b5", "b6"],
+            ),
             // max-age alone, everything old: the newest stays.
-            (3, Retention { keep: None, max_age: Some(day) }, None, vec!["b0", "b1"]),
+            (
+                3,
+                Retention {
+                    keep: None,
+                    max_age: Some(day),
+                },
+                None,
+                vec!["b0", "b1"],
+            ),
             // Both: kept when either rule keeps it.
-            (10, Retention { keep: Some(5), max_age: Some(day * 2) }, Some("b9"), vec!["b0", "b1", "b2", "b3", "b4"]),
-            (10, Retention { keep: Some(1), max_age: Some(day * 4) }, Some("b9"), vec!["b0", "b1", "b2", "b3", "b4", "b5"]),
+            (
+                10,
+                Retention {
+                    keep: Some(5),
+                    max_age: Some(day * 2),
+                },
+                Some("b9"),
+                vec!["b0", "b1", "b2", "b3", "b4"],
+            ),
+            (
+                10,
+                Retention {
+                    keep: Some(1),
+                    max_age: Some(day * 4),
+                },
+                Some("b9"),
+                vec!["b0", "b1", "b2", "b3", "b4", "b5"],
+            ),
             // No rule: nothing.
             (4, Retention::default(), None, vec![]),
-            (0, Retention { keep: Some(1), max_age: None }, None, vec![]),
+            (
+                0,
+                Retention {
+                    keep: Some(1),
+                    max_age: None,
+                },
+                None,
+                vec![],
+            ),
         ];
         for (n, policy, current, want) in cases {
             let plan = plan_retention(&backups(n), policy, now, current);
@@ -458,11 +540,21 @@ mod tests {
         assert!(matches!(listed[2], Listed::Corrupt { .. }), "{listed:?}");
 
         let text = std::fs::read_to_string(b.join(MANIFEST)).unwrap();
-        std::fs::write(b.join(MANIFEST), text.replace("\"public.t\": 5", "\"public.t\": 6")).unwrap();
-        assert!(Manifest::read(&b).unwrap_err().contains("changed after it was written"));
+        std::fs::write(
+            b.join(MANIFEST),
+            text.replace("\"public.t\": 5", "\"public.t\": 6"),
+        )
+        .unwrap();
+        assert!(
+            Manifest::read(&b)
+                .unwrap_err()
+                .contains("changed after it was written")
+        );
         m.write(&b).unwrap();
         std::fs::write(b.join("app.dump"), "ab").unwrap();
-        assert!(matches!(&list(dir.path()).unwrap()[0], Listed::Corrupt { reason, .. } if reason.contains("2 bytes")));
+        assert!(
+            matches!(&list(dir.path()).unwrap()[0], Listed::Corrupt { reason, .. } if reason.contains("2 bytes"))
+        );
         assert_eq!(sweep(dir.path()).len(), 1);
     }
 }

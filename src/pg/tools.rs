@@ -62,7 +62,7 @@ pub(crate) fn find(server_major: u32, env: &[(String, String)]) -> Result<Tools,
                 .collect()
         })
         .unwrap_or_default();
-    debian.sort_by(|a, b| b.0.cmp(&a.0));
+    debian.sort_by_key(|d| std::cmp::Reverse(d.0));
     candidates.extend(debian.into_iter().map(|(_, p)| p));
     let mut seen = Vec::new();
     for pg_dump in candidates {
@@ -225,7 +225,10 @@ pub(crate) fn toc_hash(listing: &str) -> (String, u64) {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     let mut entries = 0;
-    for line in listing.lines().filter(|l| !l.starts_with(';') && !l.trim().is_empty()) {
+    for line in listing
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+    {
         hasher.update(line.as_bytes());
         hasher.update(b"\n");
         entries += 1;
@@ -245,8 +248,10 @@ mod tests {
         );
         assert_eq!(major_of("pg_dump (PostgreSQL) 17beta1"), Some(17));
         assert_eq!(major_of("nothing"), None);
-        let (a, n) = toc_hash(";\n; Archive created at 2026-01-01\n;\n215; 1259 16385 TABLE public t app\n");
-        let (b, _) = toc_hash("; Archive created at 2027-05-05\n215; 1259 16385 TABLE public t app\n");
+        let (a, n) =
+            toc_hash(";\n; Archive created at 2026-01-01\n;\n215; 1259 16385 TABLE public t app\n");
+        let (b, _) =
+            toc_hash("; Archive created at 2027-05-05\n215; 1259 16385 TABLE public t app\n");
         assert_eq!((a, n), (b, 1));
     }
 }

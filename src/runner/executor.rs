@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::RunSetup;
 use super::emitter::Emitter;
 use super::events::{
-    CaseResult, CaseStatus, FailedAttempt, RollbackResult, RollbackStatus, RunEventKind, StageResult,
-    StageStatus,
+    CaseResult, CaseStatus, FailedAttempt, RollbackResult, RollbackStatus, RunEventKind,
+    StageResult, StageStatus,
 };
 use super::output::OutputSink;
 use super::process::{self, Exit, ProcessSpec};

@@ -48,12 +48,28 @@ pub(crate) struct PgDump {
 }
 
 impl PgDump {
-    pub(crate) fn validate(with: &Node, v: &mut Validator<'_>, scope: &Scope<'_>) -> Option<PgDump> {
+    pub(crate) fn validate(
+        with: &Node,
+        v: &mut Validator<'_>,
+        scope: &Scope<'_>,
+    ) -> Option<PgDump> {
         let f = v.fields(with, "`with` of `pg-dump`", KEYS)?;
-        let url = super::postgres_check::required_template(v, &f, "url", "pg-dump", scope,
-            "add `url: ${DATABASE_URL}` (a `postgresql://` URL or `key=value` string)")?;
-        let dir = super::postgres_check::required_template(v, &f, "dir", "pg-dump", scope,
-            "add `dir: backups/`: the folder that holds one subfolder per backup")?;
+        let url = super::postgres_check::required_template(
+            v,
+            &f,
+            "url",
+            "pg-dump",
+            scope,
+            "add `url: ${DATABASE_URL}` (a `postgresql://` URL or `key=value` string)",
+        )?;
+        let dir = super::postgres_check::required_template(
+            v,
+            &f,
+            "dir",
+            "pg-dump",
+            scope,
+            "add `dir: backups/`: the folder that holds one subfolder per backup",
+        )?;
         let keep = f
             .get("keep")
             .and_then(|n| v.uint(n, "`keep`", 1, 100_000))
@@ -95,7 +111,12 @@ struct Steps {
 
 impl Steps {
     async fn pass(&mut self, cx: &mut StageContext, name: &str, started: Instant, detail: String) {
-        cx.log.line(&format!("{name}: {detail} ({:.2}s)", started.elapsed().as_secs_f64())).await;
+        cx.log
+            .line(&format!(
+                "{name}: {detail} ({:.2}s)",
+                started.elapsed().as_secs_f64()
+            ))
+            .await;
         self.cases.push(CaseResult {
             name: name.to_owned(),
             status: CaseStatus::Passed,
@@ -105,7 +126,13 @@ impl Steps {
         });
     }
 
-    async fn fail(mut self, cx: &mut StageContext, name: &str, started: Instant, error: String) -> KindOutcome {
+    async fn fail(
+        mut self,
+        cx: &mut StageContext,
+        name: &str,
+        started: Instant,
+        error: String,
+    ) -> KindOutcome {
         cx.log.line(&format!("{name}: FAILED: {error}")).await;
         self.cases.push(CaseResult {
             name: name.to_owned(),
@@ -134,7 +161,13 @@ pub(crate) fn conn_from(cx: &StageContext, url: &Template) -> Result<ConnInfo, S
 /// A database name as part of a file or folder name.
 fn file_safe(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -186,7 +219,12 @@ impl BuiltinStage for PgDump {
 
     fn rollback<'a>(&'a self, cx: &'a mut StageContext) -> BoxFuture<'a, KindOutcome> {
         Box::pin(async move {
-            let Some(path) = cx.outputs.get(&cx.stage).and_then(|o| o.get("path")).cloned() else {
+            let Some(path) = cx
+                .outputs
+                .get(&cx.stage)
+                .and_then(|o| o.get("path"))
+                .cloned()
+            else {
                 return KindOutcome::failed("this run made no backup to restore".into());
             };
             let conn = match conn_from(cx, &self.url) {
@@ -232,17 +270,34 @@ impl PgDump {
             Err(e) => return steps.fail(cx, "preflight", started, conn.mask(&e)).await,
         };
         steps
-            .pass(cx, "preflight", started, format!(
-                "{} is PostgreSQL {version}, {}; `{}`; {} of data",
-                conn.display(), tools.version, tools.pg_dump.display(), mb(size as u64)
-            ))
+            .pass(
+                cx,
+                "preflight",
+                started,
+                format!(
+                    "{} is PostgreSQL {version}, {}; `{}`; {} of data",
+                    conn.display(),
+                    tools.version,
+                    tools.pg_dump.display(),
+                    mb(size as u64)
+                ),
+            )
             .await;
 
         let id = format!("{}-{}", cx.run_id, file_safe(&conn.dbname));
         let partial = store::partial_path(&dir, &id);
         let started = Instant::now();
         let dumped = self
-            .dump(cx, &conn, &client, &tools, &partial, &id, &version, version_num)
+            .dump(
+                cx,
+                &conn,
+                &client,
+                &tools,
+                &partial,
+                &id,
+                &version,
+                version_num,
+            )
             .await;
         let mut manifest = match dumped {
             Ok(m) => m,
@@ -252,10 +307,18 @@ impl PgDump {
             }
         };
         steps
-            .pass(cx, "dump", started, format!(
-                "{} written and hashed (sha256 {}), {} tables counted in snapshot {}",
-                mb(manifest.size_bytes), manifest.sha256, manifest.row_counts.len(), manifest.snapshot
-            ))
+            .pass(
+                cx,
+                "dump",
+                started,
+                format!(
+                    "{} written and hashed (sha256 {}), {} tables counted in snapshot {}",
+                    mb(manifest.size_bytes),
+                    manifest.sha256,
+                    manifest.row_counts.len(),
+                    manifest.snapshot
+                ),
+            )
             .await;
 
         let started = Instant::now();
@@ -270,9 +333,12 @@ impl PgDump {
                 manifest.toc_entries = entries;
                 manifest.verify_ms = started.elapsed().as_millis() as u64;
                 steps
-                    .pass(cx, "verify", started, format!(
-                        "pg_restore read every block; {entries} table-of-contents entries"
-                    ))
+                    .pass(
+                        cx,
+                        "verify",
+                        started,
+                        format!("pg_restore read every block; {entries} table-of-contents entries"),
+                    )
                     .await;
             }
             Err(e) => {
@@ -291,11 +357,21 @@ impl PgDump {
         if let Err(e) = committed {
             let _ = std::fs::remove_dir_all(&partial);
             return steps
-                .fail(cx, "commit", started, format!("cannot commit the backup: {e}"))
+                .fail(
+                    cx,
+                    "commit",
+                    started,
+                    format!("cannot commit the backup: {e}"),
+                )
                 .await;
         }
         steps
-            .pass(cx, "commit", started, format!("manifest written, backup `{}`", final_path.display()))
+            .pass(
+                cx,
+                "commit",
+                started,
+                format!("manifest written, backup `{}`", final_path.display()),
+            )
             .await;
 
         let started = Instant::now();
@@ -304,7 +380,12 @@ impl PgDump {
             cx.log.line(line).await;
         }
         steps
-            .pass(cx, "retention", started, format!("{} backups considered", pruned.len()))
+            .pass(
+                cx,
+                "retention",
+                started,
+                format!("{} backups considered", pruned.len()),
+            )
             .await;
 
         let mut outputs = vec![
@@ -316,7 +397,9 @@ impl PgDump {
             let started = Instant::now();
             match self.rehearsal(cx, &conn, &final_path).await {
                 Ok(url) => {
-                    steps.pass(cx, "rehearse", started, format!("restored into `{url}`")).await;
+                    steps
+                        .pass(cx, "rehearse", started, format!("restored into `{url}`"))
+                        .await;
                     outputs.push(("rehearsal-url".to_owned(), url));
                 }
                 Err(e) => return steps.fail(cx, "rehearse", started, conn.mask(&e)).await,
@@ -329,13 +412,22 @@ impl PgDump {
         }
     }
 
-    #[expect(clippy::type_complexity, reason = "a private step's several results")]
     async fn preflight(
         &self,
         cx: &mut StageContext,
         conn: &ConnInfo,
         dir: &std::path::Path,
-    ) -> Result<(tokio_postgres::Client, tools::Tools, i64, String, i64, nix::fcntl::Flock<std::fs::File>), String> {
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tools::Tools,
+            i64,
+            String,
+            i64,
+            nix::fcntl::Flock<std::fs::File>,
+        ),
+        String,
+    > {
         let client = conn.connect().await?;
         let (version, version_num, size) = dump::server_facts(&client).await?;
         let tools = tools::find((version_num / 10_000) as u32, &cx.env)?;
@@ -358,14 +450,19 @@ impl PgDump {
             Some(_) => {}
             None => {
                 cx.log
-                    .line(&format!("cannot tell the free space of `{}`; dumping anyway", dir.display()))
+                    .line(&format!(
+                        "cannot tell the free space of `{}`; dumping anyway",
+                        dir.display()
+                    ))
                     .await;
             }
         }
         let lock = store::lock(dir)?;
         for swept in store::sweep(dir) {
             cx.log
-                .line(&format!("removed `{swept}`, left by a backup that did not finish"))
+                .line(&format!(
+                    "removed `{swept}`, left by a backup that did not finish"
+                ))
                 .await;
         }
         Ok((client, tools, size, version, version_num, lock))
@@ -453,12 +550,20 @@ impl PgDump {
                 store::Listed::Incomplete { .. } => {}
             }
         }
-        let plan = store::plan_retention(&valid, self.retention, jiff::Timestamp::now(), Some(current));
+        let plan = store::plan_retention(
+            &valid,
+            self.retention,
+            jiff::Timestamp::now(),
+            Some(current),
+        );
         for d in plan {
             if !d.delete {
                 lines.push(format!("retention: keep `{}`: {}", d.id, d.reason));
             } else if self.dry_run_retention {
-                lines.push(format!("retention: would delete `{}` ({}); dry run", d.id, d.reason));
+                lines.push(format!(
+                    "retention: would delete `{}` ({}); dry run",
+                    d.id, d.reason
+                ));
             } else {
                 match store::delete(dir, &d.id) {
                     Ok(()) => lines.push(format!("retention: deleted `{}` ({})", d.id, d.reason)),
@@ -482,16 +587,24 @@ impl PgDump {
         let name = format!("{prefix}{}", restore::stamp());
         let admin = conn.with_dbname(&self.maintenance_db).connect().await?;
         for row in admin
-            .query("select datname::text from pg_database where starts_with(datname, $1)", &[&prefix])
+            .query(
+                "select datname::text from pg_database where starts_with(datname, $1)",
+                &[&prefix],
+            )
             .await
             .map_err(|e| crate::pg::conn::error_text(&e))?
         {
             let old: String = row.get(0);
             admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", crate::pg::ident(&old)))
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    crate::pg::ident(&old)
+                ))
                 .await
                 .map_err(|e| crate::pg::conn::error_text(&e))?;
-            cx.log.line(&format!("dropped the earlier rehearsal database `{old}`")).await;
+            cx.log
+                .line(&format!("dropped the earlier rehearsal database `{old}`"))
+                .await;
         }
         let target = restore::Target {
             conn,

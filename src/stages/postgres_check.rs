@@ -27,9 +27,18 @@ use crate::pg::conn::{ConnInfo, PassFile, error_text};
 use crate::runner::events::{CaseResult, CaseStatus};
 
 const KEYS: &[&str] = &["url", "statement-timeout", "checks"];
-const CHECK_KEYS: &[&str] = &["name", "sql", "expect", "exists", "script", "severity", "timeout"];
+const CHECK_KEYS: &[&str] = &[
+    "name", "sql", "expect", "exists", "script", "severity", "timeout",
+];
 const OBJECT_KINDS: &[&str] = &[
-    "table", "view", "column", "index", "sequence", "function", "extension", "schema",
+    "table",
+    "view",
+    "column",
+    "index",
+    "sequence",
+    "function",
+    "extension",
+    "schema",
 ];
 /// Rows of a failing query shown in the report.
 const SAMPLE_ROWS: usize = 5;
@@ -82,8 +91,12 @@ pub(crate) fn required_template(
         }
         None => {
             v.error(
-                ConfigError::new(format!("`{kind}` needs `{key}`"), f.span.clone(), format!("no `{key}`"))
-                    .help(help),
+                ConfigError::new(
+                    format!("`{kind}` needs `{key}`"),
+                    f.span.clone(),
+                    format!("no `{key}`"),
+                )
+                .help(help),
             );
             None
         }
@@ -91,10 +104,20 @@ pub(crate) fn required_template(
 }
 
 impl PostgresCheck {
-    pub(crate) fn validate(with: &Node, v: &mut Validator<'_>, scope: &Scope<'_>) -> Option<PostgresCheck> {
+    pub(crate) fn validate(
+        with: &Node,
+        v: &mut Validator<'_>,
+        scope: &Scope<'_>,
+    ) -> Option<PostgresCheck> {
         let f = v.fields(with, "`with` of `postgres-check`", KEYS)?;
-        let url = required_template(v, &f, "url", "postgres-check", scope,
-            "add `url: ${DATABASE_URL}` (a `postgresql://` URL or `key=value` string)");
+        let url = required_template(
+            v,
+            &f,
+            "url",
+            "postgres-check",
+            scope,
+            "add `url: ${DATABASE_URL}` (a `postgresql://` URL or `key=value` string)",
+        );
         let statement_timeout = f
             .get("statement-timeout")
             .and_then(|n| v.duration(n, "`statement-timeout`"))
@@ -107,12 +130,22 @@ impl PostgresCheck {
                 }
             }
             Some((n, _)) => v.error(
-                ConfigError::new("`checks` must be a non-empty list", n.span.clone(), "not a list of checks")
-                    .help("write each check as a list item: `- sql: …`, `- exists: […]` or `- script: …`"),
+                ConfigError::new(
+                    "`checks` must be a non-empty list",
+                    n.span.clone(),
+                    "not a list of checks",
+                )
+                .help(
+                    "write each check as a list item: `- sql: …`, `- exists: […]` or `- script: …`",
+                ),
             ),
             None => v.error(
-                ConfigError::new("`postgres-check` needs `checks`", f.span.clone(), "no `checks`")
-                    .help("add `checks:` with items such as `- sql: select … ` and `expect: no-rows`"),
+                ConfigError::new(
+                    "`postgres-check` needs `checks`",
+                    f.span.clone(),
+                    "no `checks`",
+                )
+                .help("add `checks:` with items such as `- sql: select … ` and `expect: no-rows`"),
             ),
         }
         Some(PostgresCheck {
@@ -151,8 +184,12 @@ fn check(item: &Node, v: &mut Validator<'_>, scope: &Scope<'_>) -> Option<Check>
             Some("warn") => true,
             Some(other) => {
                 v.error(
-                    ConfigError::new(format!("unknown severity `{other}`"), n.span.clone(), "unknown severity")
-                        .help("use `error` (fails the stage, the default) or `warn` (reported only)"),
+                    ConfigError::new(
+                        format!("unknown severity `{other}`"),
+                        n.span.clone(),
+                        "unknown severity",
+                    )
+                    .help("use `error` (fails the stage, the default) or `warn` (reported only)"),
                 );
                 false
             }
@@ -163,8 +200,12 @@ fn check(item: &Node, v: &mut Validator<'_>, scope: &Scope<'_>) -> Option<Check>
     let expect_node = f.get("expect");
     if expect_node.is_some() && present[0] != "sql" {
         v.error(
-            ConfigError::new("`expect` applies to `sql` checks only", f.key_span("expect").unwrap_or(f.span.clone()), "not for this check")
-                .help("remove `expect`"),
+            ConfigError::new(
+                "`expect` applies to `sql` checks only",
+                f.key_span("expect").unwrap_or(f.span.clone()),
+                "not for this check",
+            )
+            .help("remove `expect`"),
         );
     }
     let name_given = f.get("name").and_then(|n| v.string(n, "`name`"));
@@ -175,8 +216,12 @@ fn check(item: &Node, v: &mut Validator<'_>, scope: &Scope<'_>) -> Option<Check>
             let trimmed = text.trim().trim_end_matches(';').trim().to_owned();
             if trimmed.contains(';') {
                 v.error(
-                    ConfigError::new("`sql` holds more than one statement", n.span.clone(), "one query only")
-                        .help("each check is one `select`; split the statements into several checks"),
+                    ConfigError::new(
+                        "`sql` holds more than one statement",
+                        n.span.clone(),
+                        "one query only",
+                    )
+                    .help("each check is one `select`; split the statements into several checks"),
                 );
             }
             let expect = match expect_node {
@@ -192,27 +237,49 @@ fn check(item: &Node, v: &mut Validator<'_>, scope: &Scope<'_>) -> Option<Check>
             let n = f.get("exists")?;
             let mut objects = Vec::new();
             for (text, node) in v.string_list(n, "`exists`") {
-                let parsed = text.trim().split_once(' ').map(|(k, name)| (k.trim().to_owned(), name.trim().to_owned()));
+                let parsed = text
+                    .trim()
+                    .split_once(' ')
+                    .map(|(k, name)| (k.trim().to_owned(), name.trim().to_owned()));
                 match parsed {
-                    Some((kind, name)) if OBJECT_KINDS.contains(&kind.as_str()) && !name.is_empty() => {
+                    Some((kind, name))
+                        if OBJECT_KINDS.contains(&kind.as_str()) && !name.is_empty() =>
+                    {
                         if kind == "column" && name.matches('.').count() < 1 {
                             v.error(
-                                ConfigError::new(format!("`{text}` does not name a table"), node.span.clone(), "column of which table?")
-                                    .help("write `column schema.table.column` or `column table.column`"),
+                                ConfigError::new(
+                                    format!("`{text}` does not name a table"),
+                                    node.span.clone(),
+                                    "column of which table?",
+                                )
+                                .help(
+                                    "write `column schema.table.column` or `column table.column`",
+                                ),
                             );
                             continue;
                         }
                         objects.push((kind, name));
                     }
                     _ => v.error(
-                        ConfigError::new(format!("`{text}` is not `KIND NAME`"), node.span.clone(), "unknown object")
-                            .help(format!("KIND is one of {}, e.g. `view finance.v_cashflow`", OBJECT_KINDS.join(", "))),
+                        ConfigError::new(
+                            format!("`{text}` is not `KIND NAME`"),
+                            node.span.clone(),
+                            "unknown object",
+                        )
+                        .help(format!(
+                            "KIND is one of {}, e.g. `view finance.v_cashflow`",
+                            OBJECT_KINDS.join(", ")
+                        )),
                     ),
                 }
             }
             let label = format!(
                 "exists: {}",
-                objects.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+                objects
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             (What::Exists(objects), label)
         }
@@ -220,7 +287,13 @@ fn check(item: &Node, v: &mut Validator<'_>, scope: &Scope<'_>) -> Option<Check>
             let n = f.get("script")?;
             let (argv, shell) = match &n.kind {
                 NodeKind::Seq(_) => (v.string_list(n, "`script`"), false),
-                _ => (v.string(n, "`script`").map(|s| (s, n)).into_iter().collect(), true),
+                _ => (
+                    v.string(n, "`script`")
+                        .map(|s| (s, n))
+                        .into_iter()
+                        .collect(),
+                    true,
+                ),
             };
             let mut templates = Vec::new();
             for (text, node) in &argv {
@@ -231,9 +304,18 @@ fn check(item: &Node, v: &mut Validator<'_>, scope: &Scope<'_>) -> Option<Check>
             }
             let label = format!(
                 "script: {}",
-                argv.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(" ")
+                argv.iter()
+                    .map(|(t, _)| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
-            (What::Script { argv: templates, shell }, label)
+            (
+                What::Script {
+                    argv: templates,
+                    shell,
+                },
+                label,
+            )
         }
     };
     Some(Check {
@@ -262,8 +344,12 @@ fn expect(node: &Node, v: &mut Validator<'_>) -> Option<Expect> {
                         Some(x) => Some(Some(x)),
                         None => {
                             v.error(
-                                ConfigError::new(format!("`{key}` must be a number"), n.span.clone(), format!("found {}", n.describe()))
-                                    .help(format!("write `{key}: 10`")),
+                                ConfigError::new(
+                                    format!("`{key}` must be a number"),
+                                    n.span.clone(),
+                                    format!("found {}", n.describe()),
+                                )
+                                .help(format!("write `{key}: 10`")),
                             );
                             None
                         }
@@ -282,8 +368,12 @@ fn expect(node: &Node, v: &mut Validator<'_>) -> Option<Expect> {
         }
         _ => {
             v.error(
-                ConfigError::new("`expect` is not an expectation", node.span.clone(), format!("found {}", node.describe()))
-                    .help("use `no-rows`, `{ rows: 3 }`, `{ value: 0 }` or `{ min: 1, max: 100 }`"),
+                ConfigError::new(
+                    "`expect` is not an expectation",
+                    node.span.clone(),
+                    format!("found {}", node.describe()),
+                )
+                .help("use `no-rows`, `{ rows: 3 }`, `{ value: 0 }` or `{ min: 1, max: 100 }`"),
             );
             None
         }
@@ -334,7 +424,10 @@ impl PostgresCheck {
             "{} -c default_transaction_read_only=on",
             conn.options.as_deref().unwrap_or_default()
         ));
-        let needs_sql = self.checks.iter().any(|c| !matches!(c.what, What::Script { .. }));
+        let needs_sql = self
+            .checks
+            .iter()
+            .any(|c| !matches!(c.what, What::Script { .. }));
         let mut client: Option<Client> = None;
         let mut lost: Option<String> = None;
         if needs_sql {
@@ -356,7 +449,9 @@ impl PostgresCheck {
             if cx.cancel.is_cancelled() {
                 outcome.cases.push(CaseResult {
                     name: check.name.clone(),
-                    status: CaseStatus::Skipped { message: "cancelled".into() },
+                    status: CaseStatus::Skipped {
+                        message: "cancelled".into(),
+                    },
                     duration: Duration::ZERO,
                     location: None,
                     output: String::new(),
@@ -367,7 +462,14 @@ impl PostgresCheck {
             let timeout = check.timeout.unwrap_or(self.statement_timeout);
             let verdict = match (&check.what, &client, &lost) {
                 (What::Script { argv, shell }, _, _) => {
-                    self.script(cx, &conn, argv, *shell, check.timeout.unwrap_or(Duration::from_secs(300))).await
+                    self.script(
+                        cx,
+                        &conn,
+                        argv,
+                        *shell,
+                        check.timeout.unwrap_or(Duration::from_secs(300)),
+                    )
+                    .await
                 }
                 (_, Some(c), None) => {
                     let (verdict, broken) = guarded(c, cx, timeout, check).await;
@@ -377,30 +479,49 @@ impl PostgresCheck {
                     verdict
                 }
                 (_, _, reason) => Verdict::Error(
-                    format!("no database connection: {}", reason.as_deref().unwrap_or("not connected")),
+                    format!(
+                        "no database connection: {}",
+                        reason.as_deref().unwrap_or("not connected")
+                    ),
                     String::new(),
                 ),
             };
             let (status, line) = match verdict {
-                Verdict::Pass(detail) => (CaseStatus::Passed, format!("ok    {}: {detail}", check.name)),
+                Verdict::Pass(detail) => (
+                    CaseStatus::Passed,
+                    format!("ok    {}: {detail}", check.name),
+                ),
                 Verdict::Fail(message, body) => (
-                    CaseStatus::Failed { message: conn.mask(&message), body: conn.mask(&body) },
+                    CaseStatus::Failed {
+                        message: conn.mask(&message),
+                        body: conn.mask(&body),
+                    },
                     format!("FAIL  {}: {}", check.name, conn.mask(&message)),
                 ),
                 Verdict::Error(message, body) => (
-                    CaseStatus::Errored { message: conn.mask(&message), body: conn.mask(&body) },
+                    CaseStatus::Errored {
+                        message: conn.mask(&message),
+                        body: conn.mask(&body),
+                    },
                     format!("ERROR {}: {}", check.name, conn.mask(&message)),
                 ),
             };
             let (status, line, output) = match status {
-                CaseStatus::Failed { message, .. } | CaseStatus::Errored { message, .. } if check.warn => (
-                    CaseStatus::Passed,
-                    format!("WARN  {}: {message}", check.name),
-                    format!("WARN (severity: warn): {message}"),
-                ),
+                CaseStatus::Failed { message, .. } | CaseStatus::Errored { message, .. }
+                    if check.warn =>
+                {
+                    (
+                        CaseStatus::Passed,
+                        format!("WARN  {}: {message}", check.name),
+                        format!("WARN (severity: warn): {message}"),
+                    )
+                }
                 s => (s, line, String::new()),
             };
-            if matches!(status, CaseStatus::Failed { .. } | CaseStatus::Errored { .. }) {
+            if matches!(
+                status,
+                CaseStatus::Failed { .. } | CaseStatus::Errored { .. }
+            ) {
                 failed.push(check.name.clone());
             }
             cx.log.line(&line).await;
@@ -468,7 +589,9 @@ impl PostgresCheck {
             .spawn();
         let mut child = match spawned {
             Ok(c) => c,
-            Err(e) => return Verdict::Error(format!("cannot start `{}`: {e}", argv[0]), String::new()),
+            Err(e) => {
+                return Verdict::Error(format!("cannot start `{}`: {e}", argv[0]), String::new());
+            }
         };
         let pgid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
         let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
@@ -499,7 +622,10 @@ impl PostgresCheck {
             tokio::time::sleep(Duration::from_secs(2)).await;
             crate::runner::process::signal_group(pgid, Signal::SIGKILL);
             return Verdict::Error(
-                format!("timed out after {}", crate::config::duration::format(timeout)),
+                format!(
+                    "timed out after {}",
+                    crate::config::duration::format(timeout)
+                ),
                 String::new(),
             );
         };
@@ -509,7 +635,10 @@ impl PostgresCheck {
         for line in &lines[lines.len().saturating_sub(SCRIPT_TAIL_LINES)..] {
             cx.log.line(&format!("  | {line}")).await;
         }
-        match status.ok().map(|s| (s.code(), std::os::unix::process::ExitStatusExt::signal(&s))) {
+        match status
+            .ok()
+            .map(|s| (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)))
+        {
             Some((Some(0), _)) => Verdict::Pass("exit code 0".into()),
             Some((Some(code @ 1..=125), _)) => Verdict::Fail(format!("exit code {code}"), tail),
             Some((Some(code), _)) => Verdict::Error(format!("exit code {code}"), tail),
@@ -529,7 +658,9 @@ async fn guarded(
 ) -> (Verdict, Option<String>) {
     let ms = timeout.as_millis().max(1);
     if let Err(e) = client
-        .batch_execute(&format!("SAVEPOINT portcullis_check; SET LOCAL statement_timeout = {ms}"))
+        .batch_execute(&format!(
+            "SAVEPOINT portcullis_check; SET LOCAL statement_timeout = {ms}"
+        ))
         .await
     {
         let reason = error_text(&e);
@@ -547,13 +678,22 @@ async fn guarded(
         None => {
             // The server did not stop the query itself: ask it to, on a separate connection,
             // then give the query a moment to end with the cancellation error.
-            let _ = client.cancel_token().cancel_query(tokio_postgres::NoTls).await;
+            let _ = client
+                .cancel_token()
+                .cancel_query(tokio_postgres::NoTls)
+                .await;
             let why = if cx.cancel.is_cancelled() {
                 "cancelled".to_owned()
             } else {
-                format!("no answer within {}; the query was cancelled on the server", crate::config::duration::format(limit))
+                format!(
+                    "no answer within {}; the query was cancelled on the server",
+                    crate::config::duration::format(limit)
+                )
             };
-            if tokio::time::timeout(Duration::from_secs(5), &mut body).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), &mut body)
+                .await
+                .is_err()
+            {
                 return (Verdict::Error(why.clone(), String::new()), Some(why));
             }
             Verdict::Error(why, String::new())
@@ -575,7 +715,10 @@ async fn guarded(
 fn sql_error(e: &tokio_postgres::Error, timeout_label: &str) -> Verdict {
     if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
         Verdict::Error(
-            format!("timed out after {timeout_label}: the server cancelled the statement ({})", error_text(e)),
+            format!(
+                "timed out after {timeout_label}: the server cancelled the statement ({})",
+                error_text(e)
+            ),
             String::new(),
         )
     } else {
@@ -608,7 +751,10 @@ async fn evaluate(client: &Client, cx: &StageContext, check: &Check, timeout: Du
             if missing.is_empty() {
                 Verdict::Pass(format!("all {} objects exist", objects.len()))
             } else {
-                Verdict::Fail(format!("missing: {}", missing.join(", ")), missing.join("\n"))
+                Verdict::Fail(
+                    format!("missing: {}", missing.join(", ")),
+                    missing.join("\n"),
+                )
             }
         }
         What::Script { .. } => Verdict::Error("a script is not an SQL check".into(), String::new()),
@@ -619,13 +765,19 @@ fn rows_of(messages: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
     messages
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect()),
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+            }
             _ => None,
         })
         .collect()
 }
 
-async fn sql_check(client: &Client, sql: &str, expect: &Expect) -> Result<Verdict, tokio_postgres::Error> {
+async fn sql_check(
+    client: &Client,
+    sql: &str,
+    expect: &Expect,
+) -> Result<Verdict, tokio_postgres::Error> {
     match expect {
         Expect::NoRows => {
             let rows = rows_of(
@@ -639,15 +791,25 @@ async fn sql_check(client: &Client, sql: &str, expect: &Expect) -> Result<Verdic
                 return Ok(Verdict::Pass("no rows".into()));
             };
             let total = first.get(1).cloned().flatten().unwrap_or_default();
-            let sample: Vec<String> = rows.iter().filter_map(|r| r.first().cloned().flatten()).collect();
+            let sample: Vec<String> = rows
+                .iter()
+                .filter_map(|r| r.first().cloned().flatten())
+                .collect();
             let noun = if total == "1" { "row" } else { "rows" };
             let message = format!("{total} {noun}, expected none; first: {}", sample[0]);
-            let mut body = format!("{total} {noun} returned, expected none. First {}:\n", sample.len());
+            let mut body = format!(
+                "{total} {noun} returned, expected none. First {}:\n",
+                sample.len()
+            );
             body.push_str(&sample.join("\n"));
             Ok(Verdict::Fail(message, body))
         }
         Expect::Rows(want) => {
-            let rows = rows_of(client.simple_query(&format!("SELECT count(*)::text FROM ({sql}\n) q")).await?);
+            let rows = rows_of(
+                client
+                    .simple_query(&format!("SELECT count(*)::text FROM ({sql}\n) q"))
+                    .await?,
+            );
             let got: u64 = rows
                 .first()
                 .and_then(|r| r.first().cloned().flatten())
@@ -660,10 +822,21 @@ async fn sql_check(client: &Client, sql: &str, expect: &Expect) -> Result<Verdic
             })
         }
         Expect::Value(_) | Expect::Range { .. } => {
-            let rows = rows_of(client.simple_query(&format!("SELECT * FROM ({sql}\n) q LIMIT 2")).await?);
+            let rows = rows_of(
+                client
+                    .simple_query(&format!("SELECT * FROM ({sql}\n) q LIMIT 2"))
+                    .await?,
+            );
             if rows.len() != 1 {
                 return Ok(Verdict::Fail(
-                    format!("the query returned {} rows; a value check needs exactly one", if rows.len() > 1 { "several".to_owned() } else { "no".to_owned() }),
+                    format!(
+                        "the query returned {} rows; a value check needs exactly one",
+                        if rows.len() > 1 {
+                            "several".to_owned()
+                        } else {
+                            "no".to_owned()
+                        }
+                    ),
                     String::new(),
                 ));
             }
@@ -712,7 +885,9 @@ fn compare(value: Option<&str>, shown: &str, expect: &Expect) -> Verdict {
 
 async fn exists(client: &Client, kind: &str, name: &str) -> Result<bool, tokio_postgres::Error> {
     let relkinds = |kinds: &str| {
-        format!("select exists(select 1 from pg_class where oid = to_regclass($1::text) and relkind::text = any(string_to_array('{kinds}', ',')))")
+        format!(
+            "select exists(select 1 from pg_class where oid = to_regclass($1::text) and relkind::text = any(string_to_array('{kinds}', ',')))"
+        )
     };
     let row = match kind {
         "table" => client.query_one(&relkinds("r,p,f"), &[&name]).await?,
@@ -746,12 +921,18 @@ async fn exists(client: &Client, kind: &str, name: &str) -> Result<bool, tokio_p
         }
         "extension" => {
             client
-                .query_one("select exists(select 1 from pg_extension where extname = $1::text)", &[&name])
+                .query_one(
+                    "select exists(select 1 from pg_extension where extname = $1::text)",
+                    &[&name],
+                )
                 .await?
         }
         _ => {
             client
-                .query_one("select exists(select 1 from pg_namespace where nspname = $1::text)", &[&name])
+                .query_one(
+                    "select exists(select 1 from pg_namespace where nspname = $1::text)",
+                    &[&name],
+                )
                 .await?
         }
     };
@@ -766,14 +947,32 @@ mod tests {
     fn comparisons() {
         let pass = |v: Verdict| matches!(v, Verdict::Pass(_));
         assert!(pass(compare(Some("0"), "0", &Expect::Value("0".into()))));
-        assert!(pass(compare(Some("1.50"), "1.50", &Expect::Value("1.5".into()))));
-        assert!(!pass(compare(Some("abc"), "abc", &Expect::Value("abd".into()))));
+        assert!(pass(compare(
+            Some("1.50"),
+            "1.50",
+            &Expect::Value("1.5".into())
+        )));
+        assert!(!pass(compare(
+            Some("abc"),
+            "abc",
+            &Expect::Value("abd".into())
+        )));
         assert!(!pass(compare(None, "NULL", &Expect::Value("0".into()))));
         assert!(pass(compare(None, "NULL", &Expect::Value("NULL".into()))));
-        let range = Expect::Range { min: Some(1.0), max: Some(100.0) };
+        let range = Expect::Range {
+            min: Some(1.0),
+            max: Some(100.0),
+        };
         assert!(pass(compare(Some("100"), "100", &range)));
         assert!(!pass(compare(Some("101"), "101", &range)));
         assert!(!pass(compare(Some("x"), "x", &range)));
-        assert!(!pass(compare(Some("0.5"), "0.5", &Expect::Range { min: Some(1.0), max: None })));
+        assert!(!pass(compare(
+            Some("0.5"),
+            "0.5",
+            &Expect::Range {
+                min: Some(1.0),
+                max: None
+            }
+        )));
     }
 }

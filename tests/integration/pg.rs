@@ -26,7 +26,11 @@ static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
         .collect();
     majors.sort_unstable();
-    let major = if majors.contains(&15) { Some(15) } else { majors.last().copied() };
+    let major = if majors.contains(&15) {
+        Some(15)
+    } else {
+        majors.last().copied()
+    };
     format!("/usr/lib/postgresql/{}/bin", major.unwrap_or(15))
 });
 const PASSWORD: &str = "Pw-s3cret-for-tests";
@@ -70,7 +74,8 @@ fn cluster() -> Option<&'static Cluster> {
             if !Path::new(BIN.as_str()).join("initdb").exists() {
                 assert!(
                     !required("postgres"),
-                    "PostgreSQL is required (PORTCULLIS_REQUIRE) but {}/initdb is missing", *BIN
+                    "PostgreSQL is required (PORTCULLIS_REQUIRE) but {}/initdb is missing",
+                    *BIN
                 );
                 eprintln!("skipped: PostgreSQL is not installed ({}/initdb)", *BIN);
                 return None;
@@ -111,7 +116,11 @@ fn start_cluster() -> Cluster {
         .arg(format!("--pwfile={}", base.join("pw").display()))
         .output()
         .expect("initdb");
-    assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "initdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut port = 0;
     for _ in 0..5 {
         port = free_port();
@@ -142,11 +151,19 @@ fn start_cluster() -> Cluster {
     );
     let stop = format!(
         "read _; {} {}/pg_ctl -D '{}' -m immediate stop >/dev/null 2>&1; rm -rf '{}'",
-        if is_root() { "runuser -u postgres --" } else { "" },
+        if is_root() {
+            "runuser -u postgres --"
+        } else {
+            ""
+        },
         *BIN,
         data.display(),
         base.display()
     );
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the watchdog outlives the tests on purpose: it stops the cluster when they exit"
+    )]
     let mut watchdog: Child = Command::new("sh")
         .args(["-c", &stop])
         .stdin(Stdio::piped())
@@ -164,7 +181,10 @@ fn start_cluster() -> Cluster {
 
 impl Cluster {
     fn url(&self, db: &str) -> String {
-        format!("postgresql://postgres:{PASSWORD}@127.0.0.1:{}/{db}", self.port)
+        format!(
+            "postgresql://postgres:{PASSWORD}@127.0.0.1:{}/{db}",
+            self.port
+        )
     }
 
     /// Runs SQL through psql; panics with its error when it fails.
@@ -180,7 +200,15 @@ impl Cluster {
 
     fn psql(&self, db: &str, sql: &str) -> std::process::Output {
         Command::new(format!("{}/psql", *BIN))
-            .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args([
+                "-XAtq",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
             .args(["-p", &self.port.to_string(), "-d", db, "-c", sql])
             .env("PGPASSWORD", PASSWORD)
             .stdin(Stdio::null())
@@ -191,7 +219,11 @@ impl Cluster {
     /// A new empty database for one test.
     fn database(&self, label: &str) -> String {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("{label}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "{label}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
         self.sql("postgres", &format!("create database {name}"));
         name
     }
@@ -207,13 +239,20 @@ fn test_for(c: &Cluster, db: &str) -> Test {
 /// Every file portcullis left (logs, reports, outputs) and what it printed: none may hold the
 /// password.
 fn assert_no_password(t: &Test, printed: &str) {
-    assert!(!printed.contains(PASSWORD), "the password was printed:\n{printed}");
+    assert!(
+        !printed.contains(PASSWORD),
+        "the password was printed:\n{printed}"
+    );
     for entry in walk(&t.path().join(".portcullis")) {
         if entry.extension().is_some_and(|e| e == "pgpass") {
             continue;
         }
         let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned();
-        assert!(!text.contains(PASSWORD), "the password is in {}", entry.display());
+        assert!(
+            !text.contains(PASSWORD),
+            "the password is in {}",
+            entry.display()
+        );
     }
 }
 
@@ -236,7 +275,10 @@ fn case<'a>(junit: &'a str, name: &str) -> &'a str {
         .find(&format!("name=\"{name}\""))
         .unwrap_or_else(|| panic!("no test case `{name}` in:\n{junit}"));
     let rest = &junit[start..];
-    let end = rest.find("<testcase").or_else(|| rest.find("</testsuite>")).unwrap_or(rest.len());
+    let end = rest
+        .find("<testcase")
+        .or_else(|| rest.find("</testsuite>"))
+        .unwrap_or(rest.len());
     &rest[..end]
 }
 
@@ -320,9 +362,17 @@ stages:
     );
     assert_eq!(still, "0");
 
-    for passing in ["invoice count", "two customers", "total", "script sees the database"] {
+    for passing in [
+        "invoice count",
+        "two customers",
+        "total",
+        "script sees the database",
+    ] {
         let body = case(&junit, passing);
-        assert!(!body.contains("<failure") && !body.contains("<error"), "{passing}: {body}");
+        assert!(
+            !body.contains("<failure") && !body.contains("<error"),
+            "{passing}: {body}"
+        );
     }
     let warn = case(&junit, "only a warning");
     assert!(!warn.contains("<failure"), "{warn}");
@@ -416,7 +466,17 @@ fn a_failed_migration_is_undone_by_the_automatic_restore() {
     let t = test_for(c, &db).pipeline("deploy", &pipeline);
     // A client stays connected to the live database all along; the swap ends its session.
     let mut client = Command::new(format!("{}/psql", *BIN))
-        .args(["-X", "-h", "127.0.0.1", "-U", "postgres", "-p", &c.port.to_string(), "-d", &db])
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-p",
+            &c.port.to_string(),
+            "-d",
+            &db,
+        ])
         .args(["-c", "select pg_sleep(300)"])
         .env("PGPASSWORD", PASSWORD)
         .stdin(Stdio::null())
@@ -427,14 +487,34 @@ fn a_failed_migration_is_undone_by_the_automatic_restore() {
     let out = t.run(&["run", "deploy", "--junit", "report.xml"]);
     assert_eq!(out.code, 1, "{out:?}");
     let ended = client.wait().expect("client");
-    assert!(!ended.success(), "the connected client was not disconnected");
-    let rollback = std::fs::read_to_string(t.latest_run().join("backup.rollback.log")).unwrap_or_default();
-    for step in ["check backup", "check roles", "pg_restore", "compare row counts", "database settings", "swap"] {
-        assert!(rollback.contains(&format!("ok    {step}")), "{step}:\n{rollback}\n{out:?}");
+    assert!(
+        !ended.success(),
+        "the connected client was not disconnected"
+    );
+    let rollback =
+        std::fs::read_to_string(t.latest_run().join("backup.rollback.log")).unwrap_or_default();
+    for step in [
+        "check backup",
+        "check roles",
+        "pg_restore",
+        "compare row counts",
+        "database settings",
+        "swap",
+    ] {
+        assert!(
+            rollback.contains(&format!("ok    {step}")),
+            "{step}:\n{rollback}\n{out:?}"
+        );
     }
 
     assert_eq!(c.sql(&db, "select count(*) from orders"), "500");
-    assert_eq!(c.sql(&db, "select to_regclass('public.audit') is null and to_regclass('public.mig_child') is null"), "t");
+    assert_eq!(
+        c.sql(
+            &db,
+            "select to_regclass('public.audit') is null and to_regclass('public.mig_child') is null"
+        ),
+        "t"
+    );
     assert_eq!(c.sql(&db, "select count(*) from information_schema.columns where table_name = 'orders' and column_name = 'note'"), "0");
     assert_eq!(c.sql(&db, "select count(*) from big_orders"), "434");
     assert_eq!(
@@ -446,12 +526,24 @@ fn a_failed_migration_is_undone_by_the_automatic_restore() {
         c.sql("postgres", &format!("select has_database_privilege('app_reader', '{db}', 'CONNECT'), has_database_privilege('public', '{db}', 'CONNECT')")),
         "t|f"
     );
-    assert_eq!(c.sql(&db, "select has_table_privilege('app_reader', 'orders', 'SELECT')"), "t");
+    assert_eq!(
+        c.sql(
+            &db,
+            "select has_table_privilege('app_reader', 'orders', 'SELECT')"
+        ),
+        "t"
+    );
     // The database the migration broke is kept, under a clear name, with what it did.
-    let failed = c.sql("postgres", &format!("select datname from pg_database where datname like '{db}\\_\\_failed\\_%'"));
+    let failed = c.sql(
+        "postgres",
+        &format!("select datname from pg_database where datname like '{db}\\_\\_failed\\_%'"),
+    );
     assert!(!failed.is_empty(), "no forensic copy");
     assert_eq!(c.sql(&failed, "select count(*) from orders"), "100");
-    assert_eq!(c.sql(&failed, "select to_regclass('public.audit') is not null"), "t");
+    assert_eq!(
+        c.sql(&failed, "select to_regclass('public.audit') is not null"),
+        "t"
+    );
 
     let junit = t.read("report.xml");
     assert_schema_valid(&t.path().join("report.xml"));
@@ -484,7 +576,11 @@ fn retention_over_runs_and_verify_rejects_truncated_and_flipped_dumps() {
     }
     let list = backups(&t, &["list"]);
     assert_eq!(list.code, 0, "{list:?}");
-    let valid: Vec<&str> = list.stdout.lines().filter(|l| l.contains(" valid ")).collect();
+    let valid: Vec<&str> = list
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" valid "))
+        .collect();
     assert_eq!(valid.len(), 3, "{list:?}");
     for (i, id) in ids.iter().enumerate() {
         assert_eq!(list.stdout.contains(id.as_str()), i >= 2, "{id}: {list:?}");
@@ -506,16 +602,30 @@ fn retention_over_runs_and_verify_rejects_truncated_and_flipped_dumps() {
     std::fs::write(dump(&ids[3]), &bytes).expect("flip");
     let verify = backups(&t, &["verify"]);
     assert_eq!(verify.code, 1, "{verify:?}");
-    assert!(verify.stdout.contains(&format!("FAIL  {}", ids[2])), "{verify:?}");
-    assert!(verify.stdout.contains(&format!("FAIL  {}: `{db}.dump` has sha256", ids[3])), "{verify:?}");
-    assert!(verify.stdout.contains(&format!("ok    {}", ids[4])), "{verify:?}");
+    assert!(
+        verify.stdout.contains(&format!("FAIL  {}", ids[2])),
+        "{verify:?}"
+    );
+    assert!(
+        verify
+            .stdout
+            .contains(&format!("FAIL  {}: `{db}.dump` has sha256", ids[3])),
+        "{verify:?}"
+    );
+    assert!(
+        verify.stdout.contains(&format!("ok    {}", ids[4])),
+        "{verify:?}"
+    );
 
     // A restore of a damaged backup is refused before anything is touched.
     let before = c.sql("postgres", "select count(*) from pg_database");
     let restore = t.run(&["backups", "restore", &ids[3], "--url", &c.url(&db)]);
     assert_eq!(restore.code, 1, "{restore:?}");
     assert!(restore.stderr.contains("FAIL  check backup"), "{restore:?}");
-    assert_eq!(c.sql("postgres", "select count(*) from pg_database"), before);
+    assert_eq!(
+        c.sql("postgres", "select count(*) from pg_database"),
+        before
+    );
     assert!(!restore.stderr.contains(PASSWORD));
 
     // The intact one restores by hand, over a database that changed meanwhile.
@@ -534,26 +644,50 @@ fn a_dump_killed_midway_never_looks_like_a_backup() {
     let db = app_database(c, "kill");
     // A session holding a lock on `orders` stops pg_dump right after it started.
     let mut locker = Command::new(format!("{}/psql", *BIN))
-        .args(["-X", "-h", "127.0.0.1", "-U", "postgres", "-p", &c.port.to_string(), "-d", &db])
-        .args(["-c", "begin; lock table orders in access exclusive mode; select pg_sleep(120);"])
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-p",
+            &c.port.to_string(),
+            "-d",
+            &db,
+        ])
+        .args([
+            "-c",
+            "begin; lock table orders in access exclusive mode; select pg_sleep(120);",
+        ])
         .env("PGPASSWORD", PASSWORD)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("psql");
-    let t = test_for(c, &db).pipeline("backup", &BACKUP_PIPELINE.replace("keep: 3", "keep: 3\n      lock-wait-timeout: 5m"));
+    let t = test_for(c, &db).pipeline(
+        "backup",
+        &BACKUP_PIPELINE.replace("keep: 3", "keep: 3\n      lock-wait-timeout: 5m"),
+    );
     let mut run = t.spawn(&["run", "backup"]);
     let waiting = format!(
         "select count(*) from pg_stat_activity where datname = '{db}' and wait_event_type = 'Lock'"
     );
     let start = Instant::now();
     while c.sql("postgres", &waiting) == "0" {
-        assert!(start.elapsed() < Duration::from_secs(60), "pg_dump never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "pg_dump never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let partial: Vec<PathBuf> = walk(&t.path().join("backups"));
-    assert!(partial.iter().any(|p| p.to_string_lossy().contains(".partial")), "{partial:?}");
+    assert!(
+        partial
+            .iter()
+            .any(|p| p.to_string_lossy().contains(".partial")),
+        "{partial:?}"
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(run.id()).expect("pid")),
         nix::sys::signal::Signal::SIGKILL,
@@ -575,7 +709,10 @@ fn a_dump_killed_midway_never_looks_like_a_backup() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !n.starts_with('.'))
         .collect();
-    assert!(entries.iter().all(|n| n.ends_with(".partial")), "{entries:?}");
+    assert!(
+        entries.iter().all(|n| n.ends_with(".partial")),
+        "{entries:?}"
+    );
     let list = backups(&t, &["list"]);
     assert!(!list.stdout.contains(" valid "), "{list:?}");
     assert!(list.stdout.contains("incomplete"), "{list:?}");
@@ -589,7 +726,12 @@ fn a_dump_killed_midway_never_looks_like_a_backup() {
     // The next run removes the leftover and makes a valid backup.
     let out = t.run(&["run", "backup"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(t.log("backup").contains("left by a backup that did not finish"), "{}", t.log("backup"));
+    assert!(
+        t.log("backup")
+            .contains("left by a backup that did not finish"),
+        "{}",
+        t.log("backup")
+    );
     let list = backups(&t, &["list"]);
     assert_eq!(list.stdout.lines().count(), 1, "{list:?}");
     assert!(list.stdout.contains(" valid "), "{list:?}");
@@ -632,12 +774,22 @@ fn pg_dump_fails_cleanly_when_the_server_is_unreachable() {
     let Some(c) = cluster() else { return };
     let db = c.database("unreach");
     let t = Test::new()
-        .env("TEST_DATABASE_URL", &format!("postgresql://postgres:{PASSWORD}@127.0.0.1:{}/{db}", free_port()))
+        .env(
+            "TEST_DATABASE_URL",
+            &format!(
+                "postgresql://postgres:{PASSWORD}@127.0.0.1:{}/{db}",
+                free_port()
+            ),
+        )
         .pipeline("backup", BACKUP_PIPELINE);
     let out = t.run(&["run", "backup"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("preflight: cannot connect"), "{out:?}");
-    assert!(walk(&t.path().join("backups")).iter().all(|p| p.ends_with(".lock")));
+    assert!(
+        walk(&t.path().join("backups"))
+            .iter()
+            .all(|p| p.ends_with(".lock"))
+    );
     assert_no_password(&t, &format!("{}{}", out.stdout, out.stderr));
 }
 
@@ -647,18 +799,30 @@ fn a_restore_needing_a_missing_role_changes_nothing() {
     let db = c.database("roles");
     let role = format!("gone_owner_{}", std::process::id());
     c.sql("postgres", &format!("create role {role}"));
-    c.sql(&db, &format!("create table t(id int); insert into t values (1); alter table t owner to {role}"));
+    c.sql(
+        &db,
+        &format!("create table t(id int); insert into t values (1); alter table t owner to {role}"),
+    );
     let t = test_for(c, &db).pipeline("backup", BACKUP_PIPELINE);
     let out = t.run(&["run", "backup"]);
     assert_eq!(out.code, 0, "{out:?}");
-    let id = format!("{}-{db}", std::fs::read_link(t.latest_run()).expect("run").display());
+    let id = format!(
+        "{}-{db}",
+        std::fs::read_link(t.latest_run()).expect("run").display()
+    );
     c.sql(&db, "drop table t; create table after_backup(x int)");
     c.sql("postgres", &format!("drop role {role}"));
     let databases = c.sql("postgres", "select count(*) from pg_database");
     let restore = t.run(&["backups", "restore", &id, "--url", &c.url(&db)]);
     assert_eq!(restore.code, 1, "{restore:?}");
-    assert!(restore.stderr.contains(&format!("FAIL  check roles")), "{restore:?}");
+    assert!(restore.stderr.contains("FAIL  check roles"), "{restore:?}");
     assert!(restore.stderr.contains(&format!("`{role}`")), "{restore:?}");
-    assert_eq!(c.sql("postgres", "select count(*) from pg_database"), databases);
-    assert_eq!(c.sql(&db, "select to_regclass('after_backup') is not null"), "t");
+    assert_eq!(
+        c.sql("postgres", "select count(*) from pg_database"),
+        databases
+    );
+    assert_eq!(
+        c.sql(&db, "select to_regclass('after_backup') is not null"),
+        "t"
+    );
 }
