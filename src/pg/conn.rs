@@ -290,6 +290,36 @@ impl ConnInfo {
     }
 }
 
+/// A connection string as the user wrote it, for `plan` and `--dry-run`, with any password
+/// written into it (`user:secret@` or `password=secret`) replaced by `***`.
+pub(crate) fn hide_password(text: &str) -> String {
+    let mut out = text.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        if let Some(at) = out[rest_start..].find('@').map(|i| i + rest_start)
+            && let Some(colon) = out[rest_start..at].find(':').map(|i| i + rest_start)
+        {
+            out.replace_range(colon + 1..at, crate::redact::MASK);
+        }
+    }
+    let mut result = String::new();
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find("password=") {
+        let value_start = i + "password=".len();
+        result.push_str(&rest[..value_start]);
+        result.push_str(crate::redact::MASK);
+        let tail = &rest[value_start..];
+        let end = if let Some(quoted) = tail.strip_prefix('\'') {
+            quoted.find('\'').map_or(tail.len(), |e| e + 2)
+        } else {
+            tail.find([' ', '&']).unwrap_or(tail.len())
+        };
+        rest = &tail[end..];
+    }
+    result.push_str(rest);
+    result
+}
+
 /// A database error's SQLSTATE, message, detail and hint; other errors as they display.
 pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
@@ -665,6 +695,23 @@ mod tests {
         ] {
             assert!(ConnInfo::parse(bad, &env(&[])).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn written_passwords_are_hidden_in_descriptions() {
+        assert_eq!(
+            hide_password("postgresql://u:pw@h/d"),
+            "postgresql://u:***@h/d"
+        );
+        assert_eq!(
+            hide_password("postgresql://u@h/d?password=x&a=b"),
+            "postgresql://u@h/d?password=***&a=b"
+        );
+        assert_eq!(
+            hide_password("host=h password='a b' user=u"),
+            "host=h password=*** user=u"
+        );
+        assert_eq!(hide_password("${DATABASE_URL}"), "${DATABASE_URL}");
     }
 
     #[test]

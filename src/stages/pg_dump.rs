@@ -192,7 +192,11 @@ impl BuiltinStage for PgDump {
     }
 
     fn describe(&self) -> String {
-        let mut text = format!("back up {} into {}", self.url.source(), self.dir.source());
+        let mut text = format!(
+            "back up {} into {}",
+            crate::pg::conn::hide_password(&self.url.source()),
+            self.dir.source()
+        );
         if let Some(k) = self.retention.keep {
             text.push_str(&format!(", keep {k}"));
         }

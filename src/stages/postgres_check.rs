@@ -386,7 +386,11 @@ impl BuiltinStage for PostgresCheck {
     }
 
     fn describe(&self) -> String {
-        format!("{} checks on {}", self.checks.len(), self.url.source())
+        format!(
+            "{} checks on {}",
+            self.checks.len(),
+            crate::pg::conn::hide_password(&self.url.source())
+        )
     }
 
     fn templates(&self) -> Vec<&Template> {
