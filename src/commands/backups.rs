@@ -209,22 +209,35 @@ async fn restore_one(dir: &Path, id: &str, url: &str, maintenance_db: &str) -> u
     };
     let env: Vec<(String, String)> = env.into_iter().collect();
     let cancel = CancellationToken::new();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let target = Target {
         conn: &conn,
         maintenance_db,
         env: &env,
         cancel: &cancel,
+        progress: Some(tx),
     };
     eprintln_lines(&[format!("restoring `{id}` over `{}`", conn.display())]);
-    let report = restore::restore(&path, &target).await;
-    let lines: Vec<String> = report.lines().iter().map(|l| conn.mask(l)).collect();
-    eprintln_lines(&lines);
+    let mut out = Stderr { conn: &conn };
+    let report = restore::reporting(restore::restore(&path, &target), rx, &mut out).await;
     match report.error() {
         None => exit_code::PASSED,
         Some(e) => {
             print_error(&conn.mask(&format!("restore failed at {e}")), None);
             exit_code::STAGE_FAILED
         }
+    }
+}
+
+/// Restore steps on stderr as they end, the password masked.
+struct Stderr<'a> {
+    conn: &'a ConnInfo,
+}
+
+impl restore::Progress for Stderr<'_> {
+    fn line<'a>(&'a mut self, text: String) -> crate::stages::BoxFuture<'a, ()> {
+        eprintln_lines(&[self.conn.mask(&text)]);
+        Box::pin(async {})
     }
 }
 

@@ -32,24 +32,31 @@ pub(crate) struct Step {
     pub(crate) result: Result<String, String>,
 }
 
+impl Step {
+    /// `ok    pg_restore (1.20s): …` or `FAIL  check roles (0.01s): …`.
+    pub(crate) fn line(&self) -> String {
+        let secs = self.duration.as_secs_f64();
+        match &self.result {
+            Ok(detail) => format!("ok    {} ({secs:.2}s): {detail}", self.name),
+            Err(e) => format!("FAIL  {} ({secs:.2}s): {e}", self.name),
+        }
+    }
+}
+
 /// Everything a restore did, step by step; `Err` in the last step means it stopped there.
+/// Each step is also sent to `progress` as it ends, so a long restore is reported while it runs.
 #[derive(Debug, Default)]
 pub(crate) struct Report {
     pub(crate) steps: Vec<Step>,
+    progress: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Report {
-    pub(crate) fn lines(&self) -> Vec<String> {
-        self.steps
-            .iter()
-            .map(|s| {
-                let secs = s.duration.as_secs_f64();
-                match &s.result {
-                    Ok(detail) => format!("ok    {} ({secs:.2}s): {detail}", s.name),
-                    Err(e) => format!("FAIL  {} ({secs:.2}s): {e}", s.name),
-                }
-            })
-            .collect()
+    fn new(target: &Target<'_>) -> Report {
+        Report {
+            steps: Vec::new(),
+            progress: target.progress.clone(),
+        }
     }
 
     pub(crate) fn error(&self) -> Option<String> {
@@ -69,11 +76,15 @@ impl Report {
             Ok(v) => (Ok(detail(&v)), Some(v)),
             Err(e) => (Err(e), None),
         };
-        self.steps.push(Step {
+        let step = Step {
             name: name.to_owned(),
             duration: started.elapsed(),
             result: stored,
-        });
+        };
+        if let Some(progress) = &self.progress {
+            let _ = progress.send(step.line());
+        }
+        self.steps.push(step);
         value
     }
 }
@@ -86,6 +97,35 @@ pub(crate) struct Target<'a> {
     pub(crate) maintenance_db: &'a str,
     pub(crate) env: &'a [(String, String)],
     pub(crate) cancel: &'a CancellationToken,
+    /// Where each step's line goes as soon as it ends.
+    pub(crate) progress: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+}
+
+/// Where a restore's step lines go while it runs: the stage log, or stderr for the CLI.
+pub(crate) trait Progress: Send {
+    fn line<'a>(&'a mut self, text: String) -> crate::stages::BoxFuture<'a, ()>;
+}
+
+/// Runs a restore while handing each step's line to `out` as it ends.
+pub(crate) async fn reporting<F>(
+    work: F,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+    out: &mut dyn Progress,
+) -> Report
+where
+    F: std::future::Future<Output = Report>,
+{
+    let mut work = std::pin::pin!(work);
+    let report = loop {
+        tokio::select! {
+            report = &mut work => break report,
+            Some(line) = rx.recv() => out.line(line).await,
+        }
+    };
+    while let Ok(line) = rx.try_recv() {
+        out.line(line).await;
+    }
+    report
 }
 
 /// A compact UTC stamp for database names (`20261122t153000`), lower case so it needs no quoting
@@ -96,7 +136,7 @@ pub(crate) fn stamp() -> String {
 
 /// Restores `backup` over the live database by building a fresh one and swapping names.
 pub(crate) async fn restore(backup: &Path, target: &Target<'_>) -> Report {
-    let mut report = Report::default();
+    let mut report = Report::new(target);
     let live = target.conn.dbname.clone();
     let stamp = stamp();
     let fresh = format!("{live}__restore_{stamp}");
@@ -128,7 +168,7 @@ pub(crate) async fn restore(backup: &Path, target: &Target<'_>) -> Report {
 
 /// Restores `backup` into a new database `name` (dropped first if a previous run left it).
 pub(crate) async fn restore_copy(backup: &Path, name: &str, target: &Target<'_>) -> Report {
-    let mut report = Report::default();
+    let mut report = Report::new(target);
     let Some((manifest, tools, admin)) = prepare(backup, target, &mut report).await else {
         return report;
     };

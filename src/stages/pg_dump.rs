@@ -152,6 +152,18 @@ impl Steps {
     }
 }
 
+/// The stage log, with the connection's password masked in every line.
+struct MaskedLog<'a> {
+    log: &'a mut crate::runner::output::OutputSink,
+    conn: &'a ConnInfo,
+}
+
+impl restore::Progress for MaskedLog<'_> {
+    fn line<'a>(&'a mut self, text: String) -> BoxFuture<'a, ()> {
+        Box::pin(async move { self.log.line(&self.conn.mask(&text)).await })
+    }
+}
+
 pub(crate) fn conn_from(cx: &StageContext, url: &Template) -> Result<ConnInfo, String> {
     let url = cx.expand(url)?;
     let env: HashMap<String, String> = cx.env.iter().cloned().collect();
@@ -238,16 +250,24 @@ impl BuiltinStage for PgDump {
             cx.log
                 .line(&format!("restoring `{path}` into `{}`", conn.display()))
                 .await;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let target = restore::Target {
                 conn: &conn,
                 maintenance_db: &self.maintenance_db,
                 env: &cx.env,
                 cancel: &cx.cancel,
+                progress: Some(tx),
             };
-            let report = restore::restore(std::path::Path::new(&path), &target).await;
-            for line in report.lines() {
-                cx.log.line(&conn.mask(&line)).await;
-            }
+            let mut log = MaskedLog {
+                log: &mut cx.log,
+                conn: &conn,
+            };
+            let report = restore::reporting(
+                restore::restore(std::path::Path::new(&path), &target),
+                rx,
+                &mut log,
+            )
+            .await;
             match report.error() {
                 None => KindOutcome::passed(),
                 Some(e) => KindOutcome::failed(conn.mask(&format!("restore failed at {e}"))),
@@ -610,16 +630,20 @@ impl PgDump {
                 .line(&format!("dropped the earlier rehearsal database `{old}`"))
                 .await;
         }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let target = restore::Target {
             conn,
             maintenance_db: &self.maintenance_db,
             env: &cx.env,
             cancel: &cx.cancel,
+            progress: Some(tx),
         };
-        let report = restore::restore_copy(backup, &name, &target).await;
-        for line in report.lines() {
-            cx.log.line(&line).await;
-        }
+        let mut log = MaskedLog {
+            log: &mut cx.log,
+            conn,
+        };
+        let report =
+            restore::reporting(restore::restore_copy(backup, &name, &target), rx, &mut log).await;
         if let Some(e) = report.error() {
             return Err(e);
         }

@@ -80,7 +80,10 @@ fn cluster() -> Option<&'static Cluster> {
                 eprintln!("skipped: PostgreSQL is not installed ({}/initdb)", *BIN);
                 return None;
             }
-            Some(start_cluster())
+            let cluster = start_cluster();
+            // Roles are cluster-wide: made once here, not by tests running at the same time.
+            cluster.sql("postgres", "create role app_reader");
+            Some(cluster)
         })
         .as_ref()
 }
@@ -412,10 +415,6 @@ fn postgres_check_config_errors_point_at_the_value() {
 fn app_database(c: &Cluster, label: &str) -> String {
     let db = c.database(label);
     c.sql(
-        "postgres",
-        "do $$ begin if not exists (select 1 from pg_roles where rolname = 'app_reader') then create role app_reader; end if; end $$",
-    );
-    c.sql(
         &db,
         &format!(
             "create table customers(id int primary key, name text); \
@@ -618,14 +617,13 @@ fn retention_over_runs_and_verify_rejects_truncated_and_flipped_dumps() {
     );
 
     // A restore of a damaged backup is refused before anything is touched.
-    let before = c.sql("postgres", "select count(*) from pg_database");
+    // Other tests create databases at the same time: count only this database's copies.
+    let copies = format!("select count(*) from pg_database where datname like '{db}\\_\\_%'");
+    let before = c.sql("postgres", &copies);
     let restore = t.run(&["backups", "restore", &ids[3], "--url", &c.url(&db)]);
     assert_eq!(restore.code, 1, "{restore:?}");
     assert!(restore.stderr.contains("FAIL  check backup"), "{restore:?}");
-    assert_eq!(
-        c.sql("postgres", "select count(*) from pg_database"),
-        before
-    );
+    assert_eq!(c.sql("postgres", &copies), before);
     assert!(!restore.stderr.contains(PASSWORD));
 
     // The intact one restores by hand, over a database that changed meanwhile.
@@ -812,15 +810,13 @@ fn a_restore_needing_a_missing_role_changes_nothing() {
     );
     c.sql(&db, "drop table t; create table after_backup(x int)");
     c.sql("postgres", &format!("drop role {role}"));
-    let databases = c.sql("postgres", "select count(*) from pg_database");
+    let copies = format!("select count(*) from pg_database where datname like '{db}\\_\\_%'");
+    let databases = c.sql("postgres", &copies);
     let restore = t.run(&["backups", "restore", &id, "--url", &c.url(&db)]);
     assert_eq!(restore.code, 1, "{restore:?}");
     assert!(restore.stderr.contains("FAIL  check roles"), "{restore:?}");
     assert!(restore.stderr.contains(&format!("`{role}`")), "{restore:?}");
-    assert_eq!(
-        c.sql("postgres", "select count(*) from pg_database"),
-        databases
-    );
+    assert_eq!(c.sql("postgres", &copies), databases);
     assert_eq!(
         c.sql(&db, "select to_regclass('after_backup') is not null"),
         "t"
