@@ -634,6 +634,26 @@ fn retention_over_runs_and_verify_rejects_truncated_and_flipped_dumps() {
     assert_eq!(c.sql(&db, "select count(*) from orders"), "500");
     assert_eq!(c.sql(&db, "select to_regclass('junk') is null"), "t");
     assert!(!restore.stderr.contains(PASSWORD));
+
+    // A dry run of a stricter policy says what it would delete and deletes nothing; the
+    // corrupt folder is reported, never pruned.
+    let t = t.pipeline(
+        "dry",
+        &BACKUP_PIPELINE.replace("keep: 3", "keep: 1\n      dry-run-retention: true"),
+    );
+    let out = t.run(&["run", "dry"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let log = t.log("backup");
+    for id in [&ids[3], &ids[4]] {
+        assert!(log.contains(&format!("would delete `{id}`")), "{log}");
+    }
+    assert!(
+        log.contains(&format!("`{}` is not a valid backup", ids[2])),
+        "{log}"
+    );
+    let list = backups(&t, &["list"]);
+    assert_eq!(list.stdout.matches(" valid ").count(), 3, "{list:?}");
+    assert_eq!(list.stdout.matches(" corrupt ").count(), 1, "{list:?}");
 }
 
 #[test]
