@@ -397,6 +397,44 @@ async fn fill_copy(
         .is_some()
 }
 
+/// A stored setting's value as SQL. List settings are stored as their elements, each
+/// double-quoted where needed (`"$user", public`); quoting that whole text as one literal would
+/// make a one-element list of it, so each element becomes its own literal, as `pg_dumpall` does.
+fn setting_value(name: &str, value: &str) -> String {
+    const LISTS: &[&str] = &[
+        "search_path",
+        "temp_tablespaces",
+        "session_preload_libraries",
+        "shared_preload_libraries",
+        "local_preload_libraries",
+    ];
+    if !LISTS.contains(&name.to_ascii_lowercase().as_str()) {
+        return literal(value);
+    }
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                current.push('"');
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => items.push(std::mem::take(&mut current)),
+            c if c.is_whitespace() && !quoted => {}
+            c => current.push(c),
+        }
+    }
+    items.push(current);
+    items
+        .iter()
+        .map(|i| literal(i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `ALTER DATABASE … SET`, `ALTER ROLE … IN DATABASE … SET`, `GRANT … ON DATABASE`, connection
 /// limit and comment, as the manifest recorded them.
 async fn apply_properties(
@@ -412,7 +450,7 @@ async fn apply_properties(
                 "ALTER DATABASE {} SET {} = {}",
                 ident(name),
                 ident(k),
-                literal(v)
+                setting_value(k, v)
             ));
         }
     }
@@ -424,7 +462,7 @@ async fn apply_properties(
                     ident(role),
                     ident(name),
                     ident(k),
-                    literal(v)
+                    setting_value(k, v)
                 ));
             }
         }
@@ -506,7 +544,7 @@ async fn swap(
         loop {
             admin
                 .query(
-                    "select pg_terminate_backend(pid, 5000) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+                    "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
                     &[&live],
                 )
                 .await
@@ -579,4 +617,23 @@ async fn swap(
             .await;
     }
     Ok(exists)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::setting_value;
+
+    #[test]
+    fn list_settings_keep_their_elements() {
+        assert_eq!(setting_value("work_mem", "8MB"), "'8MB'");
+        assert_eq!(
+            setting_value("search_path", "\"$user\", public"),
+            "'$user', 'public'"
+        );
+        assert_eq!(
+            setting_value("search_path", "\"My \"\"Schema\"\"\", b"),
+            "'My \"Schema\"', 'b'"
+        );
+        assert_eq!(setting_value("DateStyle", "ISO, MDY"), "'ISO, MDY'");
+    }
 }

@@ -424,6 +424,7 @@ fn app_database(c: &Cluster, label: &str) -> String {
              create view big_orders as select * from orders where amount > 100; \
              grant select on orders to app_reader; \
              alter database {db} set work_mem = '7MB'; \
+             alter database {db} set search_path = \"$user\", public, extra; \
              comment on database {db} is 'the shop'; \
              revoke connect on database {db} from public; \
              grant connect on database {db} to app_reader;"
@@ -517,8 +518,8 @@ fn a_failed_migration_is_undone_by_the_automatic_restore() {
     assert_eq!(c.sql(&db, "select count(*) from information_schema.columns where table_name = 'orders' and column_name = 'note'"), "0");
     assert_eq!(c.sql(&db, "select count(*) from big_orders"), "434");
     assert_eq!(
-        c.sql("postgres", &format!("select setconfig::text from pg_db_role_setting where setdatabase = (select oid from pg_database where datname = '{db}') and setrole = 0")),
-        "{work_mem=7MB}"
+        c.sql("postgres", &format!("select array_to_string(setconfig, ';') from pg_db_role_setting where setdatabase = (select oid from pg_database where datname = '{db}') and setrole = 0")),
+        "work_mem=7MB;search_path=\"$user\", public, extra"
     );
     assert_eq!(c.sql("postgres", &format!("select shobj_description(oid, 'pg_database') from pg_database where datname = '{db}'")), "the shop");
     assert_eq!(
