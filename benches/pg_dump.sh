@@ -8,8 +8,9 @@
 #   - stage:  `portcullis run` of a one-stage `pg-dump` pipeline; its log gives the backup step
 #             (snapshot, row counts, dump streamed through sha256 into the file, fsync) and the
 #             verification (`pg_restore -f /dev/null` plus `--list`) separately;
-#   - restore: `portcullis backups restore` (fresh database, pg_restore in one transaction, row
-#             counts, settings, swap) against `createdb` + `pg_restore --single-transaction`.
+#   - restore: `portcullis backups restore` (sha256 check, fresh database, pg_restore in one
+#             transaction, row counts, settings, swap) against `pg_restore --single-transaction`
+#             into a new empty database.
 # Prints the medians and the ratios. Run by hand from the repository root:
 #   cargo build --release && bash benches/pg_dump.sh
 set -euo pipefail
@@ -98,6 +99,7 @@ for i in $(seq 1 "$RUNS"); do
     echo "restore $i: plain ${prestore[-1]}s; portcullis ${srestore[-1]}s" >&2
 done
 
+ratio() { printf '%.3f' "$(echo "$1 / $2" | bc -l)"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 mp=$(median "${plain[@]}"); md=$(median "${dumpstep[@]}"); mv=$(median "${verifystep[@]}"); ms=$(median "${stage[@]}")
 mpr=$(median "${prestore[@]}"); msr=$(median "${srestore[@]}")
@@ -105,9 +107,9 @@ dump_size=$(stat -c %s "$work/plain.dump")
 cat <<EOF
 database            $size bytes ($rows events), custom dump $dump_size bytes, $RUNS runs, medians
 plain pg_dump -Fc   ${mp}s
-backup step         ${md}s   ratio $(echo "$md / $mp" | bc -l | cut -c1-5)x  (snapshot, counts, dump + sha256, fsync)
+backup step         ${md}s   ratio $(ratio "$md" "$mp")x  (snapshot, counts, dump + sha256, fsync)
 verification        ${mv}s   (pg_restore reads every block, then --list)
-whole stage         ${ms}s   ratio $(echo "$ms / $mp" | bc -l | cut -c1-5)x  (process start, preflight, verify, manifest, retention)
-plain restore       ${mpr}s  (createdb + pg_restore --single-transaction)
-portcullis restore  ${msr}s  ratio $(echo "$msr / $mpr" | bc -l | cut -c1-5)x  (sha256 check, restore, row counts, settings, swap)
+whole stage         ${ms}s   ratio $(ratio "$ms" "$mp")x  (process start, preflight, verify, manifest, retention)
+plain restore       ${mpr}s  (pg_restore --single-transaction into a new empty database)
+portcullis restore  ${msr}s  ratio $(ratio "$msr" "$mpr")x  (sha256 check, restore, row counts, settings, swap)
 EOF
