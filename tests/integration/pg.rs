@@ -295,7 +295,8 @@ fn postgres_check_reports_orphans_missing_objects_timeouts_and_scripts() {
          create table invoices(id int primary key, customer_id int, total numeric); \
          insert into customers values (1, 'ana'), (2, 'bo'); \
          insert into invoices values (1, 1, 10), (2, 2, 20), (3, 99, 30); \
-         create view v_ok as select 1 as one;",
+         create view v_ok as select 1 as one; \
+         create function add_one(x int) returns int language sql as 'select x + 1';",
     );
     let t = test_for(c, &db).pipeline(
         "p",
@@ -313,7 +314,7 @@ stages:
           sql: select i.id, i.customer_id, i.total from invoices i left join customers c on c.id = i.customer_id where c.id is null
           expect: no-rows
         - name: objects
-          exists: [view public.v_ok, view finance.v_cashflow, table public.invoices, column public.invoices.total, column public.invoices.vat]
+          exists: [view public.v_ok, view finance.v_cashflow, table public.invoices, column public.invoices.total, column public.invoices.vat, index public.invoices_pkey, function public.add_one, function add_one(int), extension plpgsql, extension pgcrypto, schema public, table public.v_ok]
         - name: slow query
           sql: select pg_sleep(60)
           expect: { rows: 1 }
@@ -353,6 +354,16 @@ stages:
     assert!(objects.contains("<failure"), "{objects}");
     assert!(objects.contains("view finance.v_cashflow"), "{objects}");
     assert!(objects.contains("column public.invoices.vat"), "{objects}");
+    assert!(objects.contains("extension pgcrypto"), "{objects}");
+    // A view is not a table.
+    assert!(objects.contains("table public.v_ok"), "{objects}");
+    let message = objects.split("message=\"").nth(1).unwrap_or_default();
+    let message = message.split('"').next().unwrap_or_default();
+    assert_eq!(
+        message,
+        "missing: view finance.v_cashflow, column public.invoices.vat, extension pgcrypto, table public.v_ok",
+        "{objects}"
+    );
     assert!(!objects.contains("view public.v_ok,"), "{objects}");
 
     let slow = case(&junit, "slow query");
