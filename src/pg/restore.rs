@@ -6,10 +6,10 @@
 //! is restored into `<db>__restore_<stamp>` (owner, encoding and locale of the original) in one
 //! transaction, its row counts are compared with the manifest, the database-level settings,
 //! privileges and comment that `pg_dump` leaves out are applied, and only then are the names
-//! swapped: the live database is closed to new connections, its sessions are ended, it is
-//! renamed `<db>__failed_<stamp>` (kept for forensics), and the fresh one takes its name.
-//! Until the first rename the live database is untouched, and anything that fails before then
-//! drops the fresh copy. Roles cannot be restored by a dump, so missing ones are reported
+//! swapped: the live database is closed to new connections, its sessions are ended, and in one
+//! transaction it is renamed `<db>__failed_<stamp>` (kept for forensics) while the fresh one
+//! takes its name, so a crash never leaves the name empty. Until then the live database is
+//! untouched, and anything that fails before then drops the fresh copy. Roles cannot be restored by a dump, so missing ones are reported
 //! before anything is created.
 //!
 //! [`restore_copy`] is the first half alone, for a rehearsal database.
@@ -521,6 +521,10 @@ async fn apply_properties(
 
 /// Closes `live`, ends its sessions and swaps names; `Ok(true)` when a live database was
 /// renamed away (it then accepts connections again, under its forensic name).
+///
+/// Both renames are sent as one transaction in one message: whenever portcullis or its
+/// connection dies, the server commits both or neither, so the live name never points at
+/// nothing.
 async fn swap(
     admin: &tokio_postgres::Client,
     live: &str,
@@ -532,7 +536,7 @@ async fn swap(
         .await
         .map_err(|e| error_text(&e))?
         .is_some();
-    if exists {
+    let renames = if exists {
         admin
             .batch_execute(&format!(
                 "ALTER DATABASE {} ALLOW_CONNECTIONS false",
@@ -540,8 +544,19 @@ async fn swap(
             ))
             .await
             .map_err(|e| error_text(&e))?;
-        let mut attempt = 0;
-        loop {
+        format!(
+            "BEGIN; ALTER DATABASE {} RENAME TO {}; ALTER DATABASE {} RENAME TO {}; COMMIT",
+            ident(live),
+            ident(failed),
+            ident(fresh),
+            ident(live)
+        )
+    } else {
+        format!("ALTER DATABASE {} RENAME TO {}", ident(fresh), ident(live))
+    };
+    let mut attempt = 0;
+    loop {
+        if exists {
             admin
                 .query(
                     "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
@@ -549,64 +564,31 @@ async fn swap(
                 )
                 .await
                 .map_err(|e| error_text(&e))?;
-            match admin
-                .batch_execute(&format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    ident(live),
-                    ident(failed)
-                ))
-                .await
-            {
-                Ok(()) => break,
-                Err(e)
-                    if attempt < 10
-                        && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) =>
+        }
+        match admin.batch_execute(&renames).await {
+            Ok(()) => break,
+            Err(e) => {
+                let _ = admin.batch_execute("ROLLBACK").await;
+                if attempt < 10 && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE)
                 {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
                 }
-                Err(e) => {
+                if exists {
                     let _ = admin
                         .batch_execute(&format!(
                             "ALTER DATABASE {} ALLOW_CONNECTIONS true",
                             ident(live)
                         ))
                         .await;
-                    return Err(format!(
-                        "cannot rename `{live}` away: {}; it is unchanged and open again, the restored copy is `{fresh}`",
-                        error_text(&e)
-                    ));
                 }
+                return Err(format!(
+                    "cannot swap `{fresh}` and `{live}`: {}; `{live}` is unchanged and open again, the restored copy is `{fresh}`",
+                    error_text(&e)
+                ));
             }
         }
-    }
-    if let Err(e) = admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {} RENAME TO {}",
-            ident(fresh),
-            ident(live)
-        ))
-        .await
-    {
-        if exists {
-            let _ = admin
-                .batch_execute(&format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    ident(failed),
-                    ident(live)
-                ))
-                .await;
-            let _ = admin
-                .batch_execute(&format!(
-                    "ALTER DATABASE {} ALLOW_CONNECTIONS true",
-                    ident(live)
-                ))
-                .await;
-        }
-        return Err(format!(
-            "cannot rename `{fresh}` to `{live}`: {}; the original was put back, the restored copy is `{fresh}`",
-            error_text(&e)
-        ));
     }
     if exists {
         let _ = admin
