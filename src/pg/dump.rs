@@ -196,6 +196,8 @@ pub(crate) async fn database_properties(client: &Client) -> Result<Database, Str
 pub(crate) struct Dumped {
     pub(crate) size: u64,
     pub(crate) sha256: String,
+    /// What pg_dump printed on stderr (warnings), up to 256 KiB.
+    pub(crate) warnings: String,
 }
 
 /// Runs `pg_dump --format=custom --snapshot=…` into `file`, hashing on a dedicated thread, and
@@ -255,6 +257,7 @@ pub(crate) async fn dump_to_file(
         Ok(Dumped {
             size,
             sha256: hex(&hasher.finalize()),
+            warnings: String::new(),
         })
     });
     let errors = std::thread::spawn(move || {
@@ -291,7 +294,10 @@ pub(crate) async fn dump_to_file(
         ));
     }
     match hashed {
-        Some(Ok(d)) => Ok(d),
+        Some(Ok(d)) => Ok(Dumped {
+            warnings: stderr_text,
+            ..d
+        }),
         Some(Err(e)) => Err(format!(
             "cannot write the dump to `{}`: {e}",
             file.display()

@@ -392,7 +392,7 @@ async fn fill_copy(
     let applied = apply_properties(admin, name, manifest).await;
     report
         .record("database settings", started, applied, |n| {
-            format!("{n} settings, privileges and comment re-applied")
+            format!("{n} statements re-applied (settings, privileges, limit, comment)")
         })
         .is_some()
 }

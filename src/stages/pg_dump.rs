@@ -195,7 +195,11 @@ fn free_space(dir: &std::path::Path) -> Option<u64> {
 }
 
 fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
+    if bytes < 1_000_000 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    }
 }
 
 impl BuiltinStage for PgDump {
@@ -408,7 +412,7 @@ impl PgDump {
                 cx,
                 "retention",
                 started,
-                format!("{} backups considered", pruned.len()),
+                format!("{} entries considered", pruned.len()),
             )
             .await;
 
@@ -531,6 +535,9 @@ impl PgDump {
         let _ = client.batch_execute("ROLLBACK").await;
         let dumped = dumped?;
         let counts = counts?;
+        for line in dumped.warnings.lines() {
+            cx.log.line(&format!("pg_dump: {}", conn.mask(line))).await;
+        }
         let dump_ms = started.elapsed().as_millis() as u64;
         Ok(Manifest {
             format: store::FORMAT.into(),
