@@ -282,11 +282,12 @@ pub(crate) fn lock(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Strin
         .write(true)
         .open(dir.join(".lock"))
         .map_err(|e| format!("cannot open `{}/.lock`: {e}", dir.display()))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
-        format!(
-            "another backup is being written into `{}` ({e}); two runs must not prune the same folder at once",
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| match e {
+        nix::errno::Errno::EAGAIN => format!(
+            "another run is writing backups into `{}` right now; two runs must not write or prune the same folder at once",
             dir.display()
-        )
+        ),
+        e => format!("cannot lock `{}/.lock`: {e}", dir.display()),
     })
 }
 

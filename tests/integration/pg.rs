@@ -854,3 +854,40 @@ fn a_restore_needing_a_missing_role_changes_nothing() {
         "t"
     );
 }
+
+#[test]
+fn two_backups_into_one_folder_do_not_run_at_once() {
+    let Some(c) = cluster() else { return };
+    let db = c.database("lock");
+    let t = test_for(c, &db).pipeline("backup", BACKUP_PIPELINE);
+    std::fs::create_dir_all(t.path().join("backups")).expect("mkdir");
+    let mut holder = Command::new("flock")
+        .arg("--close")
+        .arg(t.path().join("backups/.lock"))
+        .args(["sleep", "60"])
+        .process_group(0)
+        .spawn()
+        .expect("flock");
+    let start = Instant::now();
+    let out = loop {
+        let out = t.run(&["run", "backup"]);
+        // `flock` may not hold the lock yet on the first try.
+        if out.code != 0 || start.elapsed() > Duration::from_secs(20) {
+            break out;
+        }
+        std::fs::remove_dir_all(t.path().join("backups")).expect("clean");
+        std::fs::create_dir_all(t.path().join("backups")).expect("mkdir");
+    };
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(i32::try_from(holder.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = holder.wait();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("another run is writing backups into"),
+        "{out:?}"
+    );
+    let out = t.run(&["run", "backup"]);
+    assert_eq!(out.code, 0, "{out:?}");
+}
