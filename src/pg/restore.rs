@@ -331,7 +331,10 @@ async fn fill_copy(
                 "--single-transaction".into(),
                 "--exit-on-error".into(),
                 "--no-password".into(),
-                format!("--dbname={name}"),
+                format!(
+                    "--dbname=dbname='{}'",
+                    name.replace('\\', "\\\\").replace('\'', "\\'")
+                ),
                 backup.join(&manifest.file).display().to_string(),
             ],
             &env,

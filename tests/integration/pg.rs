@@ -770,7 +770,14 @@ fn a_dump_killed_midway_never_looks_like_a_backup() {
 #[test]
 fn rehearsal_publishes_a_scratch_copy_for_later_stages() {
     let Some(c) = cluster() else { return };
-    let db = app_database(c, "reh");
+    // A name that needs quoting in SQL, in URLs and in pg_restore's `--dbname`.
+    let db = format!("Reh Shop {}", std::process::id());
+    c.sql("postgres", &format!("create database \"{db}\""));
+    c.sql(
+        &db,
+        "create table orders(id int primary key, amount numeric); \
+         insert into orders select g, g from generate_series(1, 500) g",
+    );
     let pipeline = BACKUP_PIPELINE.replace("keep: 3", "keep: 3\n      rehearse: true")
         + r#"  rehearse-migration:
     needs: [backup]
@@ -787,11 +794,12 @@ fn rehearsal_publishes_a_scratch_copy_for_later_stages() {
           sql: select * from orders
           expect: { rows: 10 }
 "#;
-    let t = test_for(c, &db).pipeline("p", &pipeline);
+    let encoded = db.replace(' ', "%20");
+    let t = test_for(c, &encoded).pipeline("p", &pipeline);
     let out = t.run(&["run", "p", "--junit", "report.xml"]);
     assert_eq!(out.code, 0, "{out:?}");
     let url = t.read("url.txt");
-    assert!(url.contains(&format!("/{db}__rehearsal_")), "{url}");
+    assert!(url.contains(&format!("/{encoded}__rehearsal_")), "{url}");
     assert!(!url.contains(PASSWORD), "{url}");
     // Production is untouched.
     assert_eq!(c.sql(&db, "select count(*) from orders"), "500");
