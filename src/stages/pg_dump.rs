@@ -340,10 +340,9 @@ impl PgDump {
                 "dump",
                 started,
                 format!(
-                    "{} written and hashed (sha256 {}), {} tables counted in snapshot {}",
+                    "{} written and hashed (sha256 {}) from snapshot {}",
                     mb(manifest.size_bytes),
                     manifest.sha256,
-                    manifest.row_counts.len(),
                     manifest.snapshot
                 ),
             )
@@ -352,26 +351,40 @@ impl PgDump {
         let started = Instant::now();
         let passfile = match PassFile::create(&conn, &std::env::temp_dir()) {
             Ok(p) => p,
-            Err(e) => return steps.fail(cx, "verify", started, e).await,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&partial);
+                return steps.fail(cx, "verify", started, e).await;
+            }
         };
         let env = conn.child_env(&cx.env, passfile.as_ref());
-        match tools::verify_dump(&tools, &partial.join(&manifest.file), &env, &cx.cancel).await {
-            Ok((toc, entries)) => {
+        let file = partial.join(&manifest.file);
+        let (verified, counts) = tokio::join!(
+            tools::verify_dump(&tools, &file, &env, &cx.cancel),
+            dump::row_counts(&client)
+        );
+        let _ = client.batch_execute("ROLLBACK").await;
+        match (verified, counts) {
+            (Ok((toc, entries)), Ok(counts)) => {
                 manifest.toc_sha256 = toc;
                 manifest.toc_entries = entries;
                 manifest.verify_ms = started.elapsed().as_millis() as u64;
+                let tables = counts.len();
+                manifest.row_counts = counts;
                 steps
                     .pass(
                         cx,
                         "verify",
                         started,
-                        format!("pg_restore read every block; {entries} table-of-contents entries"),
+                        format!(
+                            "pg_restore read every block; {entries} table-of-contents entries; \
+                             {tables} tables counted in the dump's snapshot"
+                        ),
                     )
                     .await;
             }
-            Err(e) => {
+            (Err(e), _) | (_, Err(e)) => {
                 let _ = std::fs::remove_dir_all(&partial);
-                return steps.fail(cx, "verify", started, e).await;
+                return steps.fail(cx, "verify", started, conn.mask(&e)).await;
             }
         }
 
@@ -521,20 +534,25 @@ impl PgDump {
         let file = format!("{}.dump", file_safe(&conn.dbname));
         let started = Instant::now();
         let target = partial.join(&file);
-        let (dumped, counts) = tokio::join!(
-            dump::dump_to_file(
-                tools,
-                &snapshot,
-                self.lock_wait_timeout.as_millis(),
-                &env,
-                &target,
-                &cx.cancel
-            ),
-            dump::row_counts(client)
-        );
-        let _ = client.batch_execute("ROLLBACK").await;
-        let dumped = dumped?;
-        let counts = counts?;
+        // The snapshot's transaction stays open after the dump: the row counts are taken in it
+        // while the dump is verified (see `backup`), so they describe exactly what was dumped
+        // without competing with pg_dump for the CPU.
+        let dumped = dump::dump_to_file(
+            tools,
+            &snapshot,
+            self.lock_wait_timeout.as_millis(),
+            &env,
+            &target,
+            &cx.cancel,
+        )
+        .await;
+        let dumped = match dumped {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        };
         for line in dumped.warnings.lines() {
             cx.log.line(&format!("pg_dump: {}", conn.mask(line))).await;
         }
@@ -556,7 +574,7 @@ impl PgDump {
             sha256: dumped.sha256,
             toc_sha256: String::new(),
             toc_entries: 0,
-            row_counts: counts,
+            row_counts: std::collections::BTreeMap::new(),
             dump_ms,
             verify_ms: 0,
             manifest_sha256: None,

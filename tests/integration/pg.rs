@@ -899,3 +899,64 @@ fn two_backups_into_one_folder_do_not_run_at_once() {
     let out = t.run(&["run", "backup"]);
     assert_eq!(out.code, 0, "{out:?}");
 }
+
+#[test]
+fn row_counts_come_from_the_snapshot_the_dump_used() {
+    let Some(c) = cluster() else { return };
+    let db = app_database(c, "snap");
+    let mut locker = Command::new(format!("{}/psql", *BIN))
+        .args(["-X", "-h", "127.0.0.1", "-U", "postgres"])
+        .args(["-p", &c.port.to_string(), "-d", &db])
+        .args([
+            "-c",
+            "begin; lock table orders in access exclusive mode; select pg_sleep(120);",
+        ])
+        .env("PGPASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("psql");
+    let t = test_for(c, &db).pipeline(
+        "backup",
+        &BACKUP_PIPELINE.replace("keep: 3", "keep: 3\n      lock-wait-timeout: 5m"),
+    );
+    let mut run = t.spawn(&["run", "backup"]);
+    let waiting = format!(
+        "select count(*) from pg_stat_activity where datname = '{db}' and wait_event_type = 'Lock'"
+    );
+    let start = Instant::now();
+    while c.sql("postgres", &waiting) == "0" {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "pg_dump never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The snapshot is taken; these rows come after it and are in neither the dump nor the counts.
+    c.sql(
+        &db,
+        "insert into customers select g, 'late' from generate_series(21, 70) g",
+    );
+    c.sql(
+        "postgres",
+        &format!("select pg_terminate_backend(pid) from pg_stat_activity where datname = '{db}' and query like '%pg_sleep(120)%'"),
+    );
+    let _ = locker.wait();
+    let status = run.wait().expect("portcullis");
+    assert!(status.success(), "{}", t.log("backup"));
+    let id = format!(
+        "{}-{db}",
+        std::fs::read_link(t.latest_run()).expect("run").display()
+    );
+    let manifest = t.read(&format!("backups/{id}/manifest.json"));
+    assert!(manifest.contains("\"public.customers\": 20"), "{manifest}");
+    assert!(manifest.contains("\"public.orders\": 500"), "{manifest}");
+    let restore = t.run(&["backups", "restore", &id, "--url", &c.url(&db)]);
+    assert_eq!(restore.code, 0, "{restore:?}");
+    assert!(
+        restore.stderr.contains("ok    compare row counts"),
+        "{restore:?}"
+    );
+    assert_eq!(c.sql(&db, "select count(*) from customers"), "20");
+}
