@@ -6,8 +6,8 @@
 # and interleaved, times:
 #   - plain:  `pg_dump -Fc -f FILE` (pg_dump fsyncs its output, as the stage does);
 #   - stage:  `portcullis run` of a one-stage `pg-dump` pipeline; its log gives the backup step
-#             (snapshot, row counts, dump streamed through sha256 into the file, fsync) and the
-#             verification (`pg_restore -f /dev/null` plus `--list`) separately;
+#             (snapshot, dump streamed through sha256 into the file, fsync) and the verification
+#             (`pg_restore -f /dev/null` plus `--list`, row counts meanwhile) separately;
 #   - restore: `portcullis backups restore` (sha256 check, fresh database, pg_restore in one
 #             transaction, row counts, settings, swap) against `pg_restore --single-transaction`
 #             into a new empty database.
@@ -107,8 +107,8 @@ dump_size=$(stat -c %s "$work/plain.dump")
 cat <<EOF
 database            $size bytes ($rows events), custom dump $dump_size bytes, $RUNS runs, medians
 plain pg_dump -Fc   ${mp}s
-backup step         ${md}s   ratio $(ratio "$md" "$mp")x  (snapshot, counts, dump + sha256, fsync)
-verification        ${mv}s   (pg_restore reads every block, then --list)
+backup step         ${md}s   ratio $(ratio "$md" "$mp")x  (snapshot, dump + sha256, fsync)
+verification        ${mv}s   (pg_restore reads every block, then --list; row counts meanwhile)
 whole stage         ${ms}s   ratio $(ratio "$ms" "$mp")x  (process start, preflight, verify, manifest, retention)
 plain restore       ${mpr}s  (pg_restore --single-transaction into a new empty database)
 portcullis restore  ${msr}s  ratio $(ratio "$msr" "$mpr")x  (sha256 check, restore, row counts, settings, swap)
