@@ -33,6 +33,8 @@ pub(crate) enum Command {
     Export(ExportArgs),
     /// Check the port law: forbidden, unlisted and missing listeners (`--live`: on this machine now).
     Ports(PortsArgs),
+    /// Manage `pg-dump` backups: `list`, `verify` (read every block) and `restore`.
+    Backups(BackupsArgs),
     /// Print a shell completion script (e.g. `portcullis completions bash > /etc/bash_completion.d/portcullis`).
     Completions(CompletionsArgs),
     /// Print the man page (roff), e.g. `portcullis man | man -l -`.
@@ -197,4 +199,52 @@ pub(crate) enum PortsFormat {
     Json,
     /// A JUnit document: one test case per finding, violations as failures.
     Junit,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupsArgs {
+    #[command(subcommand)]
+    pub(crate) action: BackupsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackupsAction {
+    /// List the backups in a folder, newest last, with any that are incomplete or corrupt.
+    List(BackupsListArgs),
+    /// Check backups against their manifests and read every block of each dump (all when none
+    /// is named).
+    Verify(BackupsVerifyArgs),
+    /// Restore a backup over its database: into a fresh database, checked, then swapped in by
+    /// name; the replaced database is kept as `<db>__failed_<time>`.
+    Restore(BackupsRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupsListArgs {
+    /// The folder a `pg-dump` stage writes into (its `dir:`).
+    #[arg(long, value_name = "DIR", default_value = "backups")]
+    pub(crate) dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupsVerifyArgs {
+    /// Backup ids to verify (all when none is named).
+    pub(crate) ids: Vec<String>,
+    #[arg(long, value_name = "DIR", default_value = "backups")]
+    pub(crate) dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupsRestoreArgs {
+    /// The backup id (a folder name shown by `backups list`).
+    pub(crate) id: String,
+    #[arg(long, value_name = "DIR", default_value = "backups")]
+    pub(crate) dir: PathBuf,
+    /// The database to replace, as a URL or `key=value` string; its password is best given
+    /// through `PGPASSWORD` or `.pgpass`.
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
+    pub(crate) url: String,
+    /// The database to connect to for creating and renaming databases.
+    #[arg(long, value_name = "DB", default_value = "postgres")]
+    pub(crate) maintenance_db: String,
 }

@@ -18,6 +18,7 @@ mod commands;
 mod config;
 pub mod exit_code;
 mod graph;
+mod pg;
 mod plan;
 mod ports;
 mod redact;
@@ -45,6 +46,7 @@ pub fn main() -> ExitCode {
         cli::Command::Export(args) => commands::export::export(&args),
         cli::Command::Hook(args) => commands::hook::hook(&args),
         cli::Command::Ports(args) => commands::ports::ports(&args),
+        cli::Command::Backups(args) => commands::backups::backups(&args),
     };
     ExitCode::from(code)
 }

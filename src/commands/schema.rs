@@ -244,6 +244,8 @@ fn definitions() -> Value {
         },
         "portsWith": ports_with(),
         "blueGreenWith": blue_green_with(),
+        "postgresCheckWith": postgres_check_with(),
+        "pgDumpWith": pg_dump_with(),
         "stage": stage()
     })
 }
@@ -356,6 +358,102 @@ fn blue_green_with() -> Value {
     })
 }
 
+/// `with:` of `uses: postgres-check`, mirroring `stages::postgres_check`.
+fn postgres_check_with() -> Value {
+    let common = json!({
+        "name": { "description": "The check's name in reports (default: its SQL, objects or script).", "type": "string" },
+        "severity": {
+            "description": "`error` (default) fails the stage; `warn` only reports.",
+            "enum": ["error", "warn"]
+        },
+        "timeout": {
+            "description": "This check's statement timeout (SQL) or run time limit (script, default 5m).",
+            "$ref": "#/definitions/duration"
+        }
+    });
+    let with = |key: &str, value: Value, extra: Value| {
+        let mut properties = common.clone();
+        if let (Some(p), Some(e)) = (properties.as_object_mut(), extra.as_object()) {
+            p.insert(key.to_owned(), value);
+            p.extend(e.clone());
+        }
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": [key],
+            "properties": properties
+        })
+    };
+    let number = json!({ "type": ["number", "string"] });
+    json!({
+        "description": "Settings of `uses: postgres-check`: integrity checks in one read-only transaction, each a JUnit case.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["url", "checks"],
+        "properties": {
+            "url": { "description": "A `postgresql://` URL or `key=value` string; `PG*` variables and `.pgpass` fill the rest.", "type": "string" },
+            "statement-timeout": {
+                "description": "Each SQL check's `statement_timeout` (default 30s); the server cancels a query that takes longer.",
+                "$ref": "#/definitions/duration"
+            },
+            "checks": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "oneOf": [
+                        with("sql", json!({ "description": "One query; by default it must return no rows.", "type": "string" }), json!({
+                            "expect": {
+                                "description": "`no-rows` (default), `{ rows: N }`, `{ value: V }` or `{ min: A, max: B }`.",
+                                "oneOf": [
+                                    { "const": "no-rows" },
+                                    { "type": "object", "additionalProperties": false, "required": ["rows"], "properties": { "rows": { "type": "integer", "minimum": 0 } } },
+                                    { "type": "object", "additionalProperties": false, "required": ["value"], "properties": { "value": { "type": ["string", "number", "boolean"] } } },
+                                    { "type": "object", "additionalProperties": false, "minProperties": 1, "properties": { "min": number, "max": number } }
+                                ]
+                            }
+                        })),
+                        with("exists", json!({
+                            "description": "Objects that must exist: `KIND NAME` with KIND one of table, view, column, index, sequence, function, extension, schema.",
+                            "oneOf": [
+                                { "type": "string", "pattern": "^(table|view|column|index|sequence|function|extension|schema) " },
+                                { "type": "array", "items": { "type": "string", "pattern": "^(table|view|column|index|sequence|function|extension|schema) " } }
+                            ]
+                        }), json!({})),
+                        with("script", json!({
+                            "description": "A program run with the connection in `PG*` variables: a string for `sh -c`, or an argv list. Exit 0 passes, 1 to 125 fails.",
+                            "oneOf": [
+                                { "type": "string" },
+                                { "type": "array", "minItems": 1, "items": { "type": "string" } }
+                            ]
+                        }), json!({}))
+                    ]
+                }
+            }
+        }
+    })
+}
+
+/// `with:` of `uses: pg-dump`, mirroring `stages::pg_dump`.
+fn pg_dump_with() -> Value {
+    json!({
+        "description": "Settings of `uses: pg-dump`: a verified backup before a deploy, restored when the run fails.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["url", "dir"],
+        "properties": {
+            "url": { "description": "A `postgresql://` URL or `key=value` string; `PG*` variables and `.pgpass` fill the rest.", "type": "string" },
+            "dir": { "description": "The folder of backups, one subfolder each (created 0700).", "type": "string" },
+            "keep": { "description": "Keep this many newest backups (with `max-age`: kept when either keeps it).", "type": "integer", "minimum": 1 },
+            "max-age": { "description": "Keep backups younger than this.", "$ref": "#/definitions/duration" },
+            "dry-run-retention": { "description": "Only report what retention would delete.", "type": "boolean" },
+            "restore-on-failure": { "description": "The stage's rollback restores this backup when the run fails (default true).", "type": "boolean" },
+            "rehearse": { "description": "Also restore the backup into a scratch database, published as the output `rehearsal-url`.", "type": "boolean" },
+            "lock-wait-timeout": { "description": "How long pg_dump waits for its table locks (default 30s).", "$ref": "#/definitions/duration" },
+            "maintenance-db": { "description": "The database used to create and rename databases when restoring (default `postgres`).", "type": "string" }
+        }
+    })
+}
+
 fn stage() -> Value {
     json!({
         "type": "object",
@@ -385,6 +483,20 @@ fn stage() -> Value {
                 "then": {
                     "required": ["with"],
                     "properties": { "with": { "$ref": "#/definitions/blueGreenWith" } }
+                }
+            },
+            {
+                "if": { "required": ["uses"], "properties": { "uses": { "const": "postgres-check" } } },
+                "then": {
+                    "required": ["with"],
+                    "properties": { "with": { "$ref": "#/definitions/postgresCheckWith" } }
+                }
+            },
+            {
+                "if": { "required": ["uses"], "properties": { "uses": { "const": "pg-dump" } } },
+                "then": {
+                    "required": ["with"],
+                    "properties": { "with": { "$ref": "#/definitions/pgDumpWith" } }
                 }
             }
         ],

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::RunSetup;
 use super::emitter::Emitter;
 use super::events::{
-    CaseResult, FailedAttempt, RollbackResult, RollbackStatus, RunEventKind, StageResult,
-    StageStatus,
+    CaseResult, CaseStatus, FailedAttempt, RollbackResult, RollbackStatus, RunEventKind,
+    StageResult, StageStatus,
 };
 use super::output::OutputSink;
 use super::process::{self, Exit, ProcessSpec};
@@ -296,7 +296,10 @@ fn result(
         failed_attempts,
         tail,
         log,
-        cases,
+        cases: cases
+            .into_iter()
+            .map(|c| redact_case(c, &setup.redactor))
+            .collect(),
         junit_files: Vec::new(),
         outputs: Vec::new(),
     }
@@ -375,6 +378,29 @@ async fn attempt(
         ),
         KindEnd::Cancelled => (AttemptEnd::Cancelled, Vec::new(), HashMap::new()),
     }
+}
+
+/// A kind's test case can quote what it found (a failing query's rows, a script's output), so
+/// it is masked like the log before any reporter sees it.
+fn redact_case(mut case: CaseResult, redactor: &crate::redact::Redactor) -> CaseResult {
+    let r = |s: &str| redactor.redact_str(s).into_owned();
+    case.name = r(&case.name);
+    case.output = r(&case.output);
+    case.status = match case.status {
+        CaseStatus::Failed { message, body } => CaseStatus::Failed {
+            message: r(&message),
+            body: r(&body),
+        },
+        CaseStatus::Errored { message, body } => CaseStatus::Errored {
+            message: r(&message),
+            body: r(&body),
+        },
+        CaseStatus::Skipped { message } => CaseStatus::Skipped {
+            message: r(&message),
+        },
+        CaseStatus::Passed => CaseStatus::Passed,
+    };
+    case
 }
 
 /// What a built-in kind's run or rollback sees; `log` is the attempt's sink, handed back after.

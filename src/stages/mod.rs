@@ -25,7 +25,9 @@ use crate::runner::output::OutputSink;
 
 pub(crate) mod blue_green;
 pub(crate) mod http;
+pub(crate) mod pg_dump;
 pub(crate) mod ports;
+pub(crate) mod postgres_check;
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -59,11 +61,6 @@ pub(crate) trait BuiltinStage: Send + Sync + std::fmt::Debug {
 }
 
 /// What a kind's run or rollback sees.
-#[expect(
-    dead_code,
-    reason = "`http` needs only the log, values and cancellation; the run folder, working directory \
-              and environment are for the kinds that start tools (`pg-dump`, `blue-green`)"
-)]
 pub(crate) struct StageContext {
     pub(crate) run_id: String,
     pub(crate) run_dir: PathBuf,
@@ -140,10 +137,8 @@ impl KindOutcome {
     }
 }
 
-/// Kinds described in the design that later versions provide; naming one gives a clear error
-/// rather than "unknown kind".
-const PLANNED_KINDS: &[&str] = &["postgres-check", "pg-dump"];
-pub(crate) const KINDS: &[&str] = &["http", "ports", "blue-green"];
+/// Every built-in kind, by its `uses:` name.
+pub(crate) const KINDS: &[&str] = &["http", "ports", "postgres-check", "pg-dump", "blue-green"];
 
 /// Checks a stage's `with:` for its kind and builds the kind; errors go to `v`.
 pub(crate) fn validate_kind(
@@ -162,22 +157,13 @@ pub(crate) fn validate_kind(
         }
         "blue-green" => blue_green::BlueGreen::validate(with, v, scope)
             .map(|k| Arc::new(k) as Arc<dyn BuiltinStage>),
-        planned if PLANNED_KINDS.contains(&planned) => {
-            v.error(
-                ConfigError::new(
-                    format!("the `{planned}` kind is not part of this version of portcullis"),
-                    kind_node.span.clone(),
-                    "not available yet",
-                )
-                .help(format!(
-                    "available kinds: {}; meanwhile run the check as a `run:` script",
-                    KINDS.join(", ")
-                )),
-            );
-            None
+        "postgres-check" => postgres_check::PostgresCheck::validate(with, v, scope)
+            .map(|k| Arc::new(k) as Arc<dyn BuiltinStage>),
+        "pg-dump" => {
+            pg_dump::PgDump::validate(with, v, scope).map(|k| Arc::new(k) as Arc<dyn BuiltinStage>)
         }
         other => {
-            let help = match suggest(other, KINDS.iter().chain(PLANNED_KINDS).copied()) {
+            let help = match suggest(other, KINDS.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!("available kinds: {}", KINDS.join(", ")),
             };

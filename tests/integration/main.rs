@@ -33,3 +33,5 @@ mod ports;
 mod ports_static;
 // `uses: blue-green`: real Docker engine, real nginx on the host.
 mod bluegreen;
+// `postgres-check`, `pg-dump` and `backups` against a PostgreSQL cluster the tests start.
+mod pg;

@@ -183,6 +183,18 @@ const INVALID: &[(&str, &str)] = &[
         "http-without-url",
         "version: 1\nstages:\n  a: { uses: http, with: { expect: 200 } }\n",
     ),
+    (
+        "pg-dump-without-dir",
+        "version: 1\nstages:\n  a: { uses: pg-dump, with: { url: 'postgresql://u@h/d' } }\n",
+    ),
+    (
+        "postgres-check-unknown-expect",
+        "version: 1\nstages:\n  a: { uses: postgres-check, with: { url: x, checks: [{ sql: select 1, expect: { between: 1 } }] } }\n",
+    ),
+    (
+        "postgres-check-two-actions",
+        "version: 1\nstages:\n  a: { uses: postgres-check, with: { url: x, checks: [{ sql: select 1, script: x }] } }\n",
+    ),
     ("unknown-kind", "version: 1\nstages:\n  a: { uses: smtp }\n"),
     (
         "unknown-default",

@@ -175,7 +175,7 @@ fn types_durations_and_structure() {
         ),
         (
             "version: 1\nstages:\n  a:\n    uses: pg-dump\n",
-            "not part of this version",
+            "`pg-dump` needs `url`",
             "4:11",
         ),
         (

@@ -1,0 +1,250 @@
+//! `portcullis backups list|verify|restore`: the `pg-dump` folder, by hand.
+//!
+//! `list` reads manifests only; `verify` re-hashes each dump, compares it and its table of
+//! contents with the manifest and has `pg_restore` read every block; `restore` runs the same
+//! fresh-database-and-swap restore as a failed pipeline's rollback, printing each step.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{BackupsAction, BackupsArgs};
+use crate::commands::{print_error, write_data};
+use crate::exit_code;
+use crate::pg::conn::ConnInfo;
+use crate::pg::restore::{self, Target};
+use crate::pg::store::{self, Listed};
+use crate::pg::tools;
+
+pub(crate) fn backups(args: &BackupsArgs) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            print_error(&format!("cannot start the async runtime: {e}"), None);
+            return exit_code::STAGE_FAILED;
+        }
+    };
+    match &args.action {
+        BackupsAction::List(a) => list(&a.dir),
+        BackupsAction::Verify(a) => runtime.block_on(verify(&a.dir, &a.ids)),
+        BackupsAction::Restore(a) => {
+            runtime.block_on(restore_one(&a.dir, &a.id, &a.url, &a.maintenance_db))
+        }
+    }
+}
+
+fn listing(dir: &Path) -> Option<Vec<Listed>> {
+    match store::list(dir) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            print_error(
+                &e,
+                Some("pass the folder of the `pg-dump` stage with `--dir`"),
+            );
+            None
+        }
+    }
+}
+
+fn list(dir: &Path) -> u8 {
+    let Some(entries) = listing(dir) else {
+        return exit_code::STAGE_FAILED;
+    };
+    if entries.is_empty() {
+        print_error(
+            &format!("no backups in `{}`", dir.display()),
+            Some("pass the folder of the `pg-dump` stage with `--dir`"),
+        );
+        return exit_code::PASSED;
+    }
+    let mut out = String::new();
+    for entry in &entries {
+        match entry {
+            Listed::Valid { manifest: m, .. } => out.push_str(&format!(
+                "{}  valid       {}  {}  {:.1} MB  {} tables  sha256 {}\n",
+                m.backup_id,
+                m.created_at,
+                m.database.name,
+                m.size_bytes as f64 / 1e6,
+                m.row_counts.len(),
+                &m.sha256[..12.min(m.sha256.len())]
+            )),
+            Listed::Corrupt { id, reason, .. } => {
+                out.push_str(&format!("{id}  corrupt     {reason}\n"))
+            }
+            Listed::Incomplete { id, .. } => out.push_str(&format!(
+                "{id}  incomplete  not a backup: being written or deleted, or its run was killed\n"
+            )),
+        }
+    }
+    write_data(out.as_bytes())
+}
+
+async fn verify(dir: &Path, ids: &[String]) -> u8 {
+    let Some(entries) = listing(dir) else {
+        return exit_code::STAGE_FAILED;
+    };
+    let mut failures = 0;
+    let mut checked = 0;
+    let mut out = String::new();
+    for id in ids {
+        if !entries.iter().any(|e| e.id() == id) {
+            out.push_str(&format!(
+                "FAIL  {id}: no such backup in `{}`\n",
+                dir.display()
+            ));
+            failures += 1;
+        }
+    }
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let cancel = CancellationToken::new();
+    for entry in &entries {
+        if !ids.is_empty() && !ids.iter().any(|i| i == entry.id()) {
+            continue;
+        }
+        checked += 1;
+        let result = match entry {
+            Listed::Incomplete { .. } if ids.is_empty() => {
+                out.push_str(&format!("skip  {}: incomplete, not a backup\n", entry.id()));
+                checked -= 1;
+                continue;
+            }
+            Listed::Incomplete { .. } => Err(
+                "incomplete: not a backup (its run was killed, or it is still being written)"
+                    .to_owned(),
+            ),
+            Listed::Corrupt { reason, .. } => Err(reason.clone()),
+            Listed::Valid { path, .. } => verify_one(path, &env, &cancel).await,
+        };
+        match result {
+            Ok(detail) => out.push_str(&format!("ok    {}: {detail}\n", entry.id())),
+            Err(e) => {
+                failures += 1;
+                out.push_str(&format!("FAIL  {}: {e}\n", entry.id()));
+            }
+        }
+    }
+    let code = write_data(out.as_bytes());
+    if checked == 0 && failures == 0 {
+        print_error(
+            &format!("no backups to verify in `{}`", dir.display()),
+            None,
+        );
+        return exit_code::STAGE_FAILED;
+    }
+    if failures > 0 {
+        print_error(
+            &format!(
+                "{failures} of {} backups failed verification",
+                checked.max(failures)
+            ),
+            None,
+        );
+        return exit_code::STAGE_FAILED;
+    }
+    code
+}
+
+/// The manifest, the sha256, every block, and the table of contents.
+async fn verify_one(
+    path: &Path,
+    env: &[(String, String)],
+    cancel: &CancellationToken,
+) -> Result<String, String> {
+    let manifest = restore::check_backup(path).await?;
+    let tools = tools::find((manifest.server_version_num / 10_000) as u32, env)?;
+    let (toc, entries) =
+        tools::verify_dump(&tools, &path.join(&manifest.file), env, cancel).await?;
+    if toc != manifest.toc_sha256 {
+        return Err(format!(
+            "the table of contents differs from the manifest's ({entries} entries now, {} recorded)",
+            manifest.toc_entries
+        ));
+    }
+    Ok(format!(
+        "sha256 and {} table-of-contents entries match the manifest; pg_restore read every block",
+        entries
+    ))
+}
+
+async fn restore_one(dir: &Path, id: &str, url: &str, maintenance_db: &str) -> u8 {
+    let Some(entries) = listing(dir) else {
+        return exit_code::STAGE_FAILED;
+    };
+    let path = match entries.iter().find(|e| e.id() == id) {
+        Some(Listed::Valid { path, .. }) => path.clone(),
+        Some(Listed::Corrupt { reason, .. }) => {
+            print_error(
+                &format!("`{id}` is not a valid backup: {reason}"),
+                Some("nothing was changed; choose another with `portcullis backups list`"),
+            );
+            return exit_code::STAGE_FAILED;
+        }
+        Some(Listed::Incomplete { .. }) => {
+            print_error(
+                &format!("`{id}` is incomplete: its run was killed or it is still being written"),
+                Some("nothing was changed; choose another with `portcullis backups list`"),
+            );
+            return exit_code::STAGE_FAILED;
+        }
+        None => {
+            print_error(
+                &format!("no backup `{id}` in `{}`", dir.display()),
+                Some("see `portcullis backups list --dir DIR`"),
+            );
+            return exit_code::INVALID;
+        }
+    };
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let conn = match ConnInfo::parse(url, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            print_error(&format!("`--url`: {e}"), None);
+            return exit_code::INVALID;
+        }
+    };
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let cancel = CancellationToken::new();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let target = Target {
+        conn: &conn,
+        maintenance_db,
+        env: &env,
+        cancel: &cancel,
+        progress: Some(tx),
+    };
+    eprintln_lines(&[format!("restoring `{id}` over `{}`", conn.display())]);
+    let mut out = Stderr { conn: &conn };
+    let report = restore::reporting(restore::restore(&path, &target), rx, &mut out).await;
+    match report.error() {
+        None => exit_code::PASSED,
+        Some(e) => {
+            print_error(&conn.mask(&format!("restore failed at {e}")), None);
+            exit_code::STAGE_FAILED
+        }
+    }
+}
+
+/// Restore steps on stderr as they end, the password masked.
+struct Stderr<'a> {
+    conn: &'a ConnInfo,
+}
+
+impl restore::Progress for Stderr<'_> {
+    fn line<'a>(&'a mut self, text: String) -> crate::stages::BoxFuture<'a, ()> {
+        eprintln_lines(&[self.conn.mask(&text)]);
+        Box::pin(async {})
+    }
+}
+
+fn eprintln_lines(lines: &[String]) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    for line in lines {
+        let _ = writeln!(err, "{line}");
+    }
+}

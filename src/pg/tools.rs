@@ -1,0 +1,257 @@
+//! Finding and running `pg_dump` and `pg_restore`.
+//!
+//! The main type is [`Tools`]. `pg_dump` refuses a server of a newer major version, so the tools
+//! are chosen for the server: the ones on `PATH` when they are new enough, else the newest under
+//! Debian's `/usr/lib/postgresql/<major>/bin`. Each tool runs in its own process group with the
+//! libpq environment of [`super::conn::ConnInfo::child_env`], and is killed with its group when
+//! the stage is cancelled.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use nix::sys::signal::Signal;
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Tools {
+    pub(crate) pg_dump: PathBuf,
+    pub(crate) pg_restore: PathBuf,
+    /// `pg_dump --version`, e.g. `pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)`.
+    pub(crate) version: String,
+}
+
+/// The major version in `… (PostgreSQL) 15.18 …` or `server_version_num` 150018.
+pub(crate) fn major_of(version: &str) -> Option<u32> {
+    version
+        .split_whitespace()
+        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .and_then(|w| w.split(['.', 'b', 'r', 'd']).next())
+        .and_then(|m| m.parse().ok())
+}
+
+fn version_of(pg_dump: &Path) -> Option<String> {
+    let out = std::process::Command::new(pg_dump)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Finds a `pg_dump`/`pg_restore` pair that can dump a server of major `server_major`.
+pub(crate) fn find(server_major: u32, env: &[(String, String)]) -> Result<Tools, String> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map_or("/usr/local/bin:/usr/bin:/bin", |(_, v)| v.as_str());
+    for dir in std::env::split_paths(path) {
+        candidates.push(dir.join("pg_dump"));
+    }
+    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let major = e.file_name().to_str()?.parse::<u32>().ok()?;
+                    Some((major, e.path().join("bin/pg_dump")))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    debian.sort_by_key(|d| std::cmp::Reverse(d.0));
+    candidates.extend(debian.into_iter().map(|(_, p)| p));
+    let mut seen = Vec::new();
+    for pg_dump in candidates {
+        if !pg_dump.is_file() {
+            continue;
+        }
+        let Some(version) = version_of(&pg_dump) else {
+            continue;
+        };
+        let Some(major) = major_of(&version) else {
+            continue;
+        };
+        let pg_restore = pg_dump.with_file_name("pg_restore");
+        if major >= server_major && pg_restore.is_file() {
+            return Ok(Tools {
+                pg_dump,
+                pg_restore,
+                version,
+            });
+        }
+        seen.push(format!("`{}` ({version})", pg_dump.display()));
+    }
+    if seen.is_empty() {
+        Err("`pg_dump` is not installed (Debian: apt-get install postgresql-client)".into())
+    } else {
+        Err(format!(
+            "the server is PostgreSQL {server_major}, and pg_dump refuses servers newer than itself; found only {}; install postgresql-client-{server_major} or newer",
+            seen.join(", ")
+        ))
+    }
+}
+
+/// A finished tool run: exit code (`None` when killed) and what it printed.
+pub(crate) struct ToolRun {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl ToolRun {
+    pub(crate) fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// The last lines of stderr, for a failure message.
+    pub(crate) fn stderr_tail(&self) -> String {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+}
+
+/// Runs a tool to the end (or until `cancel`), collecting its output; stdout is kept only up to
+/// `max_stdout` bytes.
+pub(crate) async fn run(
+    program: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    cancel: &CancellationToken,
+    max_stdout: usize,
+) -> Result<ToolRun, String> {
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start `{}`: {e}", program.display()))?;
+    let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let read_out = async {
+        let mut kept = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        if let Some(s) = stdout.as_mut() {
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                if kept.len() < max_stdout {
+                    kept.extend_from_slice(&buf[..n.min(max_stdout - kept.len())]);
+                }
+            }
+        }
+        kept
+    };
+    let read_err = async {
+        let mut all = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.read_to_end(&mut all).await;
+        }
+        all
+    };
+    let work = async {
+        let (out, err, status) = tokio::join!(read_out, read_err, child.wait());
+        (out, err, status)
+    };
+    tokio::select! {
+        (out, err, status) = work => Ok(ToolRun {
+            code: status.ok().and_then(|s| s.code()),
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            stderr: String::from_utf8_lossy(&err).into_owned(),
+        }),
+        () = cancel.cancelled() => {
+            if let Some(pgid) = pgid {
+                crate::runner::process::signal_group(pgid, Signal::SIGKILL);
+            }
+            Err("cancelled".into())
+        }
+    }
+}
+
+/// Reads every block of a custom-format dump (`pg_restore -f /dev/null`): catches a truncated
+/// or bit-flipped file that `--list` alone passes. Returns the TOC's sha256 (without comment
+/// lines) and its number of entries.
+pub(crate) async fn verify_dump(
+    tools: &Tools,
+    file: &Path,
+    env: &[(String, String)],
+    cancel: &CancellationToken,
+) -> Result<(String, u64), String> {
+    let file_arg = file.display().to_string();
+    let read = run(
+        &tools.pg_restore,
+        &["--file=/dev/null".into(), file_arg.clone()],
+        env,
+        cancel,
+        0,
+    )
+    .await?;
+    if !read.success() {
+        return Err(format!(
+            "`pg_restore -f /dev/null` could not read the whole dump: {}",
+            read.stderr_tail()
+        ));
+    }
+    let list = run(
+        &tools.pg_restore,
+        &["--list".into(), file_arg],
+        env,
+        cancel,
+        256 << 20,
+    )
+    .await?;
+    if !list.success() {
+        return Err(format!(
+            "`pg_restore --list` cannot read the dump's table of contents: {}",
+            list.stderr_tail()
+        ));
+    }
+    Ok(toc_hash(&list.stdout))
+}
+
+/// sha256 of a `pg_restore --list` output without its `;` comment lines (which hold the dump's
+/// timestamp), and the number of entries.
+pub(crate) fn toc_hash(listing: &str) -> (String, u64) {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut entries = 0;
+    for line in listing
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+    {
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
+        entries += 1;
+    }
+    (super::store::hex(&hasher.finalize()), entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            major_of("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
+            Some(15)
+        );
+        assert_eq!(major_of("pg_dump (PostgreSQL) 17beta1"), Some(17));
+        assert_eq!(major_of("nothing"), None);
+        let (a, n) =
+            toc_hash(";\n; Archive created at 2026-01-01\n;\n215; 1259 16385 TABLE public t app\n");
+        let (b, _) =
+            toc_hash("; Archive created at 2027-05-05\n215; 1259 16385 TABLE public t app\n");
+        assert_eq!((a, n), (b, 1));
+    }
+}

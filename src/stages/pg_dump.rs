@@ -1,0 +1,685 @@
+//! `uses: pg-dump` — a verified backup before a deploy, restored when the run fails.
+//!
+//! The main type is [`PgDump`]. Each step is a JUnit test case: `preflight` (server and
+//! `pg_dump` versions compatible, free disk space at least the database size, the folder
+//! locked, leftovers of killed runs removed), `dump` (`pg_dump --format=custom` into
+//! `<id>.partial/`, hashed while it streams, row counts taken in the same exported snapshot),
+//! `verify` (`pg_restore -f /dev/null` reads every block), `commit` (manifest written last, then
+//! the folder renamed to `<id>`), `retention` and, with `rehearse: true`, `rehearse` (the dump
+//! restored into a scratch database whose URL is published). The rollback restores this run's
+//! backup through [`crate::pg::restore::restore`].
+
+use std::collections::HashMap;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::{BoxFuture, BuiltinStage, KindOutcome, StageContext};
+use crate::config::pipeline::Template;
+use crate::config::validate::{Scope, Validator};
+use crate::config::yaml::Node;
+use crate::pg::conn::{ConnInfo, PassFile};
+use crate::pg::store::{self, Manifest, Retention};
+use crate::pg::{dump, restore, tools};
+use crate::runner::events::{CaseResult, CaseStatus};
+
+const KEYS: &[&str] = &[
+    "url",
+    "dir",
+    "keep",
+    "max-age",
+    "dry-run-retention",
+    "restore-on-failure",
+    "rehearse",
+    "lock-wait-timeout",
+    "maintenance-db",
+];
+
+#[derive(Debug)]
+pub(crate) struct PgDump {
+    url: Template,
+    dir: Template,
+    retention: Retention,
+    dry_run_retention: bool,
+    restore_on_failure: bool,
+    rehearse: bool,
+    lock_wait_timeout: Duration,
+    maintenance_db: String,
+}
+
+impl PgDump {
+    pub(crate) fn validate(
+        with: &Node,
+        v: &mut Validator<'_>,
+        scope: &Scope<'_>,
+    ) -> Option<PgDump> {
+        let f = v.fields(with, "`with` of `pg-dump`", KEYS)?;
+        let url = super::postgres_check::required_template(
+            v,
+            &f,
+            "url",
+            "pg-dump",
+            scope,
+            "add `url: ${DATABASE_URL}` (a `postgresql://` URL or `key=value` string)",
+        )?;
+        let dir = super::postgres_check::required_template(
+            v,
+            &f,
+            "dir",
+            "pg-dump",
+            scope,
+            "add `dir: backups/`: the folder that holds one subfolder per backup",
+        )?;
+        let keep = f
+            .get("keep")
+            .and_then(|n| v.uint(n, "`keep`", 1, 100_000))
+            .map(|n| n as usize);
+        let max_age = f.get("max-age").and_then(|n| v.duration(n, "`max-age`"));
+        let flag = |v: &mut Validator<'_>, key: &str, default: bool| {
+            f.get(key)
+                .and_then(|n| v.bool(n, &format!("`{key}`")))
+                .unwrap_or(default)
+        };
+        let dry_run_retention = flag(v, "dry-run-retention", false);
+        let restore_on_failure = flag(v, "restore-on-failure", true);
+        let rehearse = flag(v, "rehearse", false);
+        let lock_wait_timeout = f
+            .get("lock-wait-timeout")
+            .and_then(|n| v.duration(n, "`lock-wait-timeout`"))
+            .unwrap_or(Duration::from_secs(30));
+        let maintenance_db = f
+            .get("maintenance-db")
+            .and_then(|n| v.string(n, "`maintenance-db`"))
+            .unwrap_or_else(|| "postgres".into());
+        Some(PgDump {
+            url,
+            dir,
+            retention: Retention { keep, max_age },
+            dry_run_retention,
+            restore_on_failure,
+            rehearse,
+            lock_wait_timeout,
+            maintenance_db,
+        })
+    }
+}
+
+/// The test cases of one run and the stage's end.
+struct Steps {
+    cases: Vec<CaseResult>,
+}
+
+impl Steps {
+    async fn pass(&mut self, cx: &mut StageContext, name: &str, started: Instant, detail: String) {
+        cx.log
+            .line(&format!(
+                "{name}: {detail} ({:.2}s)",
+                started.elapsed().as_secs_f64()
+            ))
+            .await;
+        self.cases.push(CaseResult {
+            name: name.to_owned(),
+            status: CaseStatus::Passed,
+            duration: started.elapsed(),
+            location: None,
+            output: detail,
+        });
+    }
+
+    async fn fail(
+        mut self,
+        cx: &mut StageContext,
+        name: &str,
+        started: Instant,
+        error: String,
+    ) -> KindOutcome {
+        cx.log.line(&format!("{name}: FAILED: {error}")).await;
+        self.cases.push(CaseResult {
+            name: name.to_owned(),
+            status: CaseStatus::Failed {
+                message: error.clone(),
+                body: String::new(),
+            },
+            duration: started.elapsed(),
+            location: None,
+            output: String::new(),
+        });
+        KindOutcome {
+            result: Err(format!("{name}: {error}")),
+            cases: self.cases,
+            outputs: Vec::new(),
+        }
+    }
+}
+
+/// The stage log, with the connection's password masked in every line.
+struct MaskedLog<'a> {
+    log: &'a mut crate::runner::output::OutputSink,
+    conn: &'a ConnInfo,
+}
+
+impl restore::Progress for MaskedLog<'_> {
+    fn line<'a>(&'a mut self, text: String) -> BoxFuture<'a, ()> {
+        Box::pin(async move { self.log.line(&self.conn.mask(&text)).await })
+    }
+}
+
+pub(crate) fn conn_from(cx: &StageContext, url: &Template) -> Result<ConnInfo, String> {
+    let url = cx.expand(url)?;
+    let env: HashMap<String, String> = cx.env.iter().cloned().collect();
+    ConnInfo::parse(&url, &env).map_err(|e| format!("`url`: {e}"))
+}
+
+/// A database name as part of a file or folder name.
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn free_space(dir: &std::path::Path) -> Option<u64> {
+    let dir = dir.canonicalize().ok()?;
+    let disks = sysinfo::Disks::new_with_refreshed_list();
+    disks
+        .list()
+        .iter()
+        .filter(|d| dir.starts_with(d.mount_point()))
+        .max_by_key(|d| d.mount_point().as_os_str().len())
+        .map(sysinfo::Disk::available_space)
+}
+
+fn mb(bytes: u64) -> String {
+    if bytes < 1_000_000 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    }
+}
+
+impl BuiltinStage for PgDump {
+    fn kind(&self) -> &'static str {
+        "pg-dump"
+    }
+
+    fn describe(&self) -> String {
+        let mut text = format!(
+            "back up {} into {}",
+            crate::pg::conn::hide_password(&self.url.source()),
+            self.dir.source()
+        );
+        if let Some(k) = self.retention.keep {
+            text.push_str(&format!(", keep {k}"));
+        }
+        if let Some(m) = self.retention.max_age {
+            text.push_str(&format!(", max age {}", crate::config::duration::format(m)));
+        }
+        if self.rehearse {
+            text.push_str(", rehearse into a scratch database");
+        }
+        text
+    }
+
+    fn templates(&self) -> Vec<&Template> {
+        vec![&self.url, &self.dir]
+    }
+
+    fn has_rollback(&self) -> bool {
+        self.restore_on_failure
+    }
+
+    fn run<'a>(&'a self, cx: &'a mut StageContext) -> BoxFuture<'a, KindOutcome> {
+        Box::pin(async move { self.backup(cx).await })
+    }
+
+    fn rollback<'a>(&'a self, cx: &'a mut StageContext) -> BoxFuture<'a, KindOutcome> {
+        Box::pin(async move {
+            let Some(path) = cx
+                .outputs
+                .get(&cx.stage)
+                .and_then(|o| o.get("path"))
+                .cloned()
+            else {
+                return KindOutcome::failed("this run made no backup to restore".into());
+            };
+            let conn = match conn_from(cx, &self.url) {
+                Ok(c) => c,
+                Err(e) => return KindOutcome::failed(e),
+            };
+            cx.log
+                .line(&format!("restoring `{path}` into `{}`", conn.display()))
+                .await;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let target = restore::Target {
+                conn: &conn,
+                maintenance_db: &self.maintenance_db,
+                env: &cx.env,
+                cancel: &cx.cancel,
+                progress: Some(tx),
+            };
+            let mut log = MaskedLog {
+                log: &mut cx.log,
+                conn: &conn,
+            };
+            let report = restore::reporting(
+                restore::restore(std::path::Path::new(&path), &target),
+                rx,
+                &mut log,
+            )
+            .await;
+            match report.error() {
+                None => KindOutcome::passed(),
+                Some(e) => KindOutcome::failed(conn.mask(&format!("restore failed at {e}"))),
+            }
+        })
+    }
+}
+
+impl PgDump {
+    async fn backup(&self, cx: &mut StageContext) -> KindOutcome {
+        let mut steps = Steps { cases: Vec::new() };
+        let started = Instant::now();
+        let conn = match conn_from(cx, &self.url) {
+            Ok(c) => c,
+            Err(e) => return steps.fail(cx, "preflight", started, e).await,
+        };
+        let dir = match cx.expand(&self.dir) {
+            Ok(d) => cx.workdir.join(d),
+            Err(e) => return steps.fail(cx, "preflight", started, e).await,
+        };
+        let preflight = self.preflight(cx, &conn, &dir).await;
+        let (client, tools, size, version, version_num, _lock) = match preflight {
+            Ok(p) => p,
+            Err(e) => return steps.fail(cx, "preflight", started, conn.mask(&e)).await,
+        };
+        steps
+            .pass(
+                cx,
+                "preflight",
+                started,
+                format!(
+                    "{} is PostgreSQL {version}, {}; `{}`; {} of data",
+                    conn.display(),
+                    tools.version,
+                    tools.pg_dump.display(),
+                    mb(size as u64)
+                ),
+            )
+            .await;
+
+        let id = format!("{}-{}", cx.run_id, file_safe(&conn.dbname));
+        let partial = store::partial_path(&dir, &id);
+        let started = Instant::now();
+        let dumped = self
+            .dump(
+                cx,
+                &conn,
+                &client,
+                &tools,
+                &partial,
+                &id,
+                &version,
+                version_num,
+            )
+            .await;
+        let mut manifest = match dumped {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&partial);
+                return steps.fail(cx, "dump", started, conn.mask(&e)).await;
+            }
+        };
+        steps
+            .pass(
+                cx,
+                "dump",
+                started,
+                format!(
+                    "{} written and hashed (sha256 {}) from snapshot {}",
+                    mb(manifest.size_bytes),
+                    manifest.sha256,
+                    manifest.snapshot
+                ),
+            )
+            .await;
+
+        let started = Instant::now();
+        let passfile = match PassFile::create(&conn, &std::env::temp_dir()) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&partial);
+                return steps.fail(cx, "verify", started, e).await;
+            }
+        };
+        let env = conn.child_env(&cx.env, passfile.as_ref());
+        let file = partial.join(&manifest.file);
+        let (verified, counts) = tokio::join!(
+            tools::verify_dump(&tools, &file, &env, &cx.cancel),
+            dump::row_counts(&client)
+        );
+        let _ = client.batch_execute("ROLLBACK").await;
+        match (verified, counts) {
+            (Ok((toc, entries)), Ok(counts)) => {
+                manifest.toc_sha256 = toc;
+                manifest.toc_entries = entries;
+                manifest.verify_ms = started.elapsed().as_millis() as u64;
+                let tables = counts.len();
+                manifest.row_counts = counts;
+                steps
+                    .pass(
+                        cx,
+                        "verify",
+                        started,
+                        format!(
+                            "pg_restore read every block; {entries} table-of-contents entries; \
+                             {tables} tables counted in the dump's snapshot"
+                        ),
+                    )
+                    .await;
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                let _ = std::fs::remove_dir_all(&partial);
+                return steps.fail(cx, "verify", started, conn.mask(&e)).await;
+            }
+        }
+
+        let started = Instant::now();
+        manifest.finished_at = jiff::Timestamp::now().to_string();
+        let final_path = dir.join(&id);
+        let committed = manifest
+            .write(&partial)
+            .and_then(|()| std::fs::rename(&partial, &final_path))
+            .and_then(|()| store::fsync_dir(&dir));
+        if let Err(e) = committed {
+            let _ = std::fs::remove_dir_all(&partial);
+            return steps
+                .fail(
+                    cx,
+                    "commit",
+                    started,
+                    format!("cannot commit the backup: {e}"),
+                )
+                .await;
+        }
+        steps
+            .pass(
+                cx,
+                "commit",
+                started,
+                format!("manifest written, backup `{}`", final_path.display()),
+            )
+            .await;
+
+        let started = Instant::now();
+        let pruned = self.prune(&dir, &id);
+        for line in &pruned {
+            cx.log.line(line).await;
+        }
+        steps
+            .pass(
+                cx,
+                "retention",
+                started,
+                format!("{} entries considered", pruned.len()),
+            )
+            .await;
+
+        let mut outputs = vec![
+            ("backup-id".to_owned(), id.clone()),
+            ("path".to_owned(), final_path.display().to_string()),
+            ("sha256".to_owned(), manifest.sha256.clone()),
+        ];
+        if self.rehearse {
+            let started = Instant::now();
+            match self.rehearsal(cx, &conn, &final_path).await {
+                Ok(url) => {
+                    steps
+                        .pass(cx, "rehearse", started, format!("restored into `{url}`"))
+                        .await;
+                    outputs.push(("rehearsal-url".to_owned(), url));
+                }
+                Err(e) => return steps.fail(cx, "rehearse", started, conn.mask(&e)).await,
+            }
+        }
+        KindOutcome {
+            result: Ok(()),
+            cases: steps.cases,
+            outputs,
+        }
+    }
+
+    async fn preflight(
+        &self,
+        cx: &mut StageContext,
+        conn: &ConnInfo,
+        dir: &std::path::Path,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tools::Tools,
+            i64,
+            String,
+            i64,
+            nix::fcntl::Flock<std::fs::File>,
+        ),
+        String,
+    > {
+        let client = conn.connect().await?;
+        let (version, version_num, size) = dump::server_facts(&client).await?;
+        let tools = tools::find((version_num / 10_000) as u32, &cx.env)?;
+        if !dir.is_dir() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        }
+        match free_space(dir) {
+            Some(free) if free < size as u64 => {
+                return Err(format!(
+                    "`{}` has {} free, less than the database's {}; free space or choose another `dir`",
+                    dir.display(),
+                    mb(free),
+                    mb(size as u64)
+                ));
+            }
+            Some(_) => {}
+            None => {
+                cx.log
+                    .line(&format!(
+                        "cannot tell the free space of `{}`; dumping anyway",
+                        dir.display()
+                    ))
+                    .await;
+            }
+        }
+        let lock = store::lock(dir)?;
+        for swept in store::sweep(dir) {
+            cx.log
+                .line(&format!(
+                    "removed `{swept}`, left by a backup that did not finish"
+                ))
+                .await;
+        }
+        Ok((client, tools, size, version, version_num, lock))
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "a private step of `backup`")]
+    async fn dump(
+        &self,
+        cx: &mut StageContext,
+        conn: &ConnInfo,
+        client: &tokio_postgres::Client,
+        tools: &tools::Tools,
+        partial: &std::path::Path,
+        id: &str,
+        version: &str,
+        version_num: i64,
+    ) -> Result<Manifest, String> {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(partial)
+            .map_err(|e| format!("cannot create `{}`: {e}", partial.display()))?;
+        let (snapshot, created_at) = dump::begin_snapshot(client).await?;
+        let mut database = dump::database_properties(client).await?;
+        database.host = conn.host.clone();
+        database.port = conn.port;
+        let passfile = PassFile::create(conn, &std::env::temp_dir())?;
+        let env = conn.child_env(&cx.env, passfile.as_ref());
+        let file = format!("{}.dump", file_safe(&conn.dbname));
+        let started = Instant::now();
+        let target = partial.join(&file);
+        // The snapshot's transaction stays open after the dump: the row counts are taken in it
+        // while the dump is verified (see `backup`), so they describe exactly what was dumped
+        // without competing with pg_dump for the CPU.
+        let dumped = dump::dump_to_file(
+            tools,
+            &snapshot,
+            self.lock_wait_timeout.as_millis(),
+            &env,
+            &target,
+            &cx.cancel,
+        )
+        .await;
+        let dumped = match dumped {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        };
+        for line in dumped.warnings.lines() {
+            cx.log.line(&format!("pg_dump: {}", conn.mask(line))).await;
+        }
+        let dump_ms = started.elapsed().as_millis() as u64;
+        Ok(Manifest {
+            format: store::FORMAT.into(),
+            backup_id: id.to_owned(),
+            run_id: cx.run_id.clone(),
+            stage: cx.stage.clone(),
+            created_at,
+            finished_at: String::new(),
+            database,
+            server_version: version.to_owned(),
+            server_version_num: version_num,
+            pg_dump_version: tools.version.clone(),
+            snapshot,
+            file,
+            size_bytes: dumped.size,
+            sha256: dumped.sha256,
+            toc_sha256: String::new(),
+            toc_entries: 0,
+            row_counts: std::collections::BTreeMap::new(),
+            dump_ms,
+            verify_ms: 0,
+            manifest_sha256: None,
+        })
+    }
+
+    /// Applies retention (or, with `dry-run-retention`, only says what it would do).
+    fn prune(&self, dir: &std::path::Path, current: &str) -> Vec<String> {
+        let listed = store::list(dir).unwrap_or_default();
+        let mut lines = Vec::new();
+        let mut valid = Vec::new();
+        for entry in &listed {
+            match entry {
+                store::Listed::Valid { manifest, .. } => {
+                    if let Ok(t) = manifest.created_at.parse::<jiff::Timestamp>() {
+                        valid.push((manifest.backup_id.clone(), t));
+                    }
+                }
+                store::Listed::Corrupt { id, reason, .. } => {
+                    lines.push(format!("retention: `{id}` is not a valid backup ({reason}); left for you to inspect"));
+                }
+                store::Listed::Incomplete { .. } => {}
+            }
+        }
+        let plan = store::plan_retention(
+            &valid,
+            self.retention,
+            jiff::Timestamp::now(),
+            Some(current),
+        );
+        for d in plan {
+            if !d.delete {
+                lines.push(format!("retention: keep `{}`: {}", d.id, d.reason));
+            } else if self.dry_run_retention {
+                lines.push(format!(
+                    "retention: would delete `{}` ({}); dry run",
+                    d.id, d.reason
+                ));
+            } else {
+                match store::delete(dir, &d.id) {
+                    Ok(()) => lines.push(format!("retention: deleted `{}` ({})", d.id, d.reason)),
+                    Err(e) => lines.push(format!("retention: cannot delete `{}`: {e}", d.id)),
+                }
+            }
+        }
+        lines
+    }
+
+    /// Restores the new backup into `<db>__rehearsal_<stamp>` (dropping earlier rehearsal
+    /// copies of the same database) and returns its URL, whose password is in a 0600 file in
+    /// the run folder.
+    async fn rehearsal(
+        &self,
+        cx: &mut StageContext,
+        conn: &ConnInfo,
+        backup: &std::path::Path,
+    ) -> Result<String, String> {
+        let prefix = format!("{}__rehearsal_", conn.dbname);
+        let name = format!("{prefix}{}", restore::stamp());
+        let admin = conn.with_dbname(&self.maintenance_db).connect().await?;
+        for row in admin
+            .query(
+                "select datname::text from pg_database where starts_with(datname, $1)",
+                &[&prefix],
+            )
+            .await
+            .map_err(|e| crate::pg::conn::error_text(&e))?
+        {
+            let old: String = row.get(0);
+            admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    crate::pg::ident(&old)
+                ))
+                .await
+                .map_err(|e| crate::pg::conn::error_text(&e))?;
+            cx.log
+                .line(&format!("dropped the earlier rehearsal database `{old}`"))
+                .await;
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let target = restore::Target {
+            conn,
+            maintenance_db: &self.maintenance_db,
+            env: &cx.env,
+            cancel: &cx.cancel,
+            progress: Some(tx),
+        };
+        let mut log = MaskedLog {
+            log: &mut cx.log,
+            conn,
+        };
+        let report =
+            restore::reporting(restore::restore_copy(backup, &name, &target), rx, &mut log).await;
+        if let Some(e) = report.error() {
+            return Err(e);
+        }
+        let copy = conn.with_dbname(&name);
+        let passfile: Option<PathBuf> = if copy.password.is_some() {
+            let path = cx.run_dir.join(format!("{}.pgpass", cx.stage));
+            PassFile::persist(&copy, &path)?;
+            Some(path)
+        } else {
+            None
+        };
+        Ok(copy.url_without_password(passfile.as_deref()))
+    }
+}

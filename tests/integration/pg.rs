@@ -1,0 +1,962 @@
+//! `postgres-check`, `pg-dump` and `portcullis backups` against a real PostgreSQL 15 cluster
+//! that the tests start themselves (skipped when PostgreSQL 15 is not installed, unless
+//! `PORTCULLIS_REQUIRE` names `postgres`).
+//!
+//! One cluster serves every test of this binary: `initdb` and `pg_ctl` in a temporary folder,
+//! on a free loopback port, with password authentication over TCP so that the password really
+//! has to reach `pg_dump` and scripts. As root (CI), they run as the `postgres` user, since
+//! PostgreSQL refuses to run as root. A small watchdog process stops the cluster and removes
+//! its folder when the test binary exits, however it exits. Each test uses its own database.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Test, assert_schema_valid, required};
+
+/// PostgreSQL 15's server programs, or the newest installed when 15 is not there.
+static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mut majors: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    majors.sort_unstable();
+    let major = if majors.contains(&15) {
+        Some(15)
+    } else {
+        majors.last().copied()
+    };
+    format!("/usr/lib/postgresql/{}/bin", major.unwrap_or(15))
+});
+const PASSWORD: &str = "Pw-s3cret-for-tests";
+
+struct Cluster {
+    port: u16,
+    /// Keeps the watchdog's stdin open until this process exits.
+    _watchdog: Mutex<ChildStdin>,
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A PostgreSQL server program, run as `postgres` when we are root.
+fn server_command(program: &str) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", &format!("{}/{program}", *BIN)]);
+        c
+    } else {
+        Command::new(format!("{}/{program}", *BIN))
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[expect(clippy::print_stderr, reason = "a skipped test says why")]
+fn cluster() -> Option<&'static Cluster> {
+    static CLUSTER: OnceLock<Option<Cluster>> = OnceLock::new();
+    CLUSTER
+        .get_or_init(|| {
+            if !Path::new(BIN.as_str()).join("initdb").exists() {
+                assert!(
+                    !required("postgres"),
+                    "PostgreSQL is required (PORTCULLIS_REQUIRE) but {}/initdb is missing",
+                    *BIN
+                );
+                eprintln!("skipped: PostgreSQL is not installed ({}/initdb)", *BIN);
+                return None;
+            }
+            let cluster = start_cluster();
+            // Roles are cluster-wide: made once here, not by tests running at the same time.
+            cluster.sql("postgres", "create role app_reader");
+            Some(cluster)
+        })
+        .as_ref()
+}
+
+fn start_cluster() -> Cluster {
+    let base: PathBuf = tempfile::Builder::new()
+        .prefix("portcullis-pg-")
+        .tempdir()
+        .expect("temp dir")
+        .keep();
+    std::fs::write(base.join("pw"), PASSWORD).expect("pwfile");
+    if is_root() {
+        let ok = Command::new("chown")
+            .args(["-R", "postgres:", &base.display().to_string()])
+            .status()
+            .expect("chown");
+        assert!(ok.success());
+    }
+    let data = base.join("data");
+    let out = server_command("initdb")
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ])
+        .arg(format!("--pwfile={}", base.join("pw").display()))
+        .output()
+        .expect("initdb");
+    assert!(
+        out.status.success(),
+        "initdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut port = 0;
+    for _ in 0..5 {
+        port = free_port();
+        let status = server_command("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(base.join("log"))
+            .args(["-w", "-t", "60", "-o"])
+            .arg(format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
+                 -c synchronous_commit=off -c max_connections=60 -c shared_buffers=32MB",
+                base.display()
+            ))
+            .arg("start")
+            .stdout(Stdio::null())
+            .status()
+            .expect("pg_ctl");
+        if status.success() {
+            break;
+        }
+        port = 0;
+    }
+    assert!(
+        port != 0,
+        "the cluster did not start:\n{}",
+        std::fs::read_to_string(base.join("log")).unwrap_or_default()
+    );
+    let stop = format!(
+        "read _; {} {}/pg_ctl -D '{}' -m immediate stop >/dev/null 2>&1; rm -rf '{}'",
+        if is_root() {
+            "runuser -u postgres --"
+        } else {
+            ""
+        },
+        *BIN,
+        data.display(),
+        base.display()
+    );
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the watchdog outlives the tests on purpose: it stops the cluster when they exit"
+    )]
+    let mut watchdog: Child = Command::new("sh")
+        .args(["-c", &stop])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("watchdog");
+    let stdin = watchdog.stdin.take().expect("watchdog stdin");
+    Cluster {
+        port,
+        _watchdog: Mutex::new(stdin),
+    }
+}
+
+impl Cluster {
+    fn url(&self, db: &str) -> String {
+        format!(
+            "postgresql://postgres:{PASSWORD}@127.0.0.1:{}/{db}",
+            self.port
+        )
+    }
+
+    /// Runs SQL through psql; panics with its error when it fails.
+    fn sql(&self, db: &str, sql: &str) -> String {
+        let out = self.psql(db, sql);
+        assert!(
+            out.status.success(),
+            "psql failed on `{sql}`: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn psql(&self, db: &str, sql: &str) -> std::process::Output {
+        Command::new(format!("{}/psql", *BIN))
+            .args([
+                "-XAtq",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
+            .args(["-p", &self.port.to_string(), "-d", db, "-c", sql])
+            .env("PGPASSWORD", PASSWORD)
+            .stdin(Stdio::null())
+            .output()
+            .expect("psql")
+    }
+
+    /// A new empty database for one test.
+    fn database(&self, label: &str) -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "{label}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        self.sql("postgres", &format!("create database {name}"));
+        name
+    }
+}
+
+/// A test folder whose pipelines read the database URL from a secret.
+fn test_for(c: &Cluster, db: &str) -> Test {
+    Test::new()
+        .env("TEST_DATABASE_URL", &c.url(db))
+        .env("PSQL", &format!("{}/psql", *BIN))
+}
+
+/// Every file portcullis left (logs, reports, outputs) and what it printed: none may hold the
+/// password.
+fn assert_no_password(t: &Test, printed: &str) {
+    assert!(
+        !printed.contains(PASSWORD),
+        "the password was printed:\n{printed}"
+    );
+    for entry in walk(&t.path().join(".portcullis")) {
+        if entry.extension().is_some_and(|e| e == "pgpass") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned();
+        assert!(
+            !text.contains(PASSWORD),
+            "the password is in {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            files.extend(walk(&path));
+        } else if path.is_file() {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The JUnit `<testcase>` element whose name is `name`, up to its end.
+fn case<'a>(junit: &'a str, name: &str) -> &'a str {
+    let start = junit
+        .find(&format!("name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no test case `{name}` in:\n{junit}"));
+    let rest = &junit[start..];
+    let end = rest
+        .find("<testcase")
+        .or_else(|| rest.find("</testsuite>"))
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+#[test]
+fn postgres_check_reports_orphans_missing_objects_timeouts_and_scripts() {
+    let Some(c) = cluster() else { return };
+    let db = c.database("chk");
+    c.sql(
+        &db,
+        "create table customers(id int primary key, name text); \
+         create table invoices(id int primary key, customer_id int, total numeric); \
+         insert into customers values (1, 'ana'), (2, 'bo'); \
+         insert into invoices values (1, 1, 10), (2, 2, 20), (3, 99, 30); \
+         create view v_ok as select 1 as one; \
+         create function add_one(x int) returns int language sql as 'select x + 1';",
+    );
+    let t = test_for(c, &db).pipeline(
+        "p",
+        r#"version: 1
+secrets:
+  DATABASE_URL: { env: TEST_DATABASE_URL }
+stages:
+  db:
+    uses: postgres-check
+    with:
+      url: ${DATABASE_URL}
+      statement-timeout: 10s
+      checks:
+        - name: no orphan invoices
+          sql: select i.id, i.customer_id, i.total from invoices i left join customers c on c.id = i.customer_id where c.id is null
+          expect: no-rows
+        - name: objects
+          exists: [view public.v_ok, view finance.v_cashflow, table public.invoices, column public.invoices.total, column public.invoices.vat, index public.invoices_pkey, function public.add_one, function add_one(int), extension plpgsql, extension pgcrypto, schema public, table public.v_ok]
+        - name: slow query
+          sql: select pg_sleep(60)
+          expect: { rows: 1 }
+          timeout: 300ms
+        - name: invoice count
+          sql: select count(*) from invoices
+          expect: { min: 1, max: 100 }
+        - name: two customers
+          sql: select * from customers
+          expect: { rows: 2 }
+        - name: total
+          sql: select sum(total) from invoices
+          expect: { value: 60 }
+        - name: only a warning
+          sql: select 1 as one
+          severity: warn
+        - name: script sees the database
+          script: test "$PGDATABASE" = "$EXPECTED_DB" && "$PSQL" -XAtc 'select 1' >/dev/null
+        - name: script that fails
+          script: [sh, -c, "echo state is broken; exit 3"]
+        - name: bad sql
+          sql: select nope from invoices
+"#,
+    )
+    .env("EXPECTED_DB", &db);
+    let out = t.run(&["run", "p", "--junit", "report.xml"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let junit = t.read("report.xml");
+    assert_schema_valid(&t.path().join("report.xml"));
+
+    let orphans = case(&junit, "no orphan invoices");
+    assert!(orphans.contains("<failure"), "{orphans}");
+    assert!(orphans.contains("1 row, expected none"), "{orphans}");
+    assert!(orphans.contains("&quot;customer_id&quot;:99"), "{orphans}");
+
+    let objects = case(&junit, "objects");
+    assert!(objects.contains("<failure"), "{objects}");
+    assert!(objects.contains("view finance.v_cashflow"), "{objects}");
+    assert!(objects.contains("column public.invoices.vat"), "{objects}");
+    assert!(objects.contains("extension pgcrypto"), "{objects}");
+    // A view is not a table.
+    assert!(objects.contains("table public.v_ok"), "{objects}");
+    let message = objects.split("message=\"").nth(1).unwrap_or_default();
+    let message = message.split('"').next().unwrap_or_default();
+    assert_eq!(
+        message,
+        "missing: view finance.v_cashflow, column public.invoices.vat, extension pgcrypto, table public.v_ok",
+        "{objects}"
+    );
+    assert!(!objects.contains("view public.v_ok,"), "{objects}");
+
+    let slow = case(&junit, "slow query");
+    assert!(slow.contains("<error"), "{slow}");
+    assert!(slow.contains("timed out after 300ms"), "{slow}");
+    // The server stopped the query; it is not left running after the check gave up on it.
+    let still = c.sql(
+        "postgres",
+        "select count(*) from pg_stat_activity where query like '%pg_sleep(60)%' and pid <> pg_backend_pid()",
+    );
+    assert_eq!(still, "0");
+
+    for passing in [
+        "invoice count",
+        "two customers",
+        "total",
+        "script sees the database",
+    ] {
+        let body = case(&junit, passing);
+        assert!(
+            !body.contains("<failure") && !body.contains("<error"),
+            "{passing}: {body}"
+        );
+    }
+    let warn = case(&junit, "only a warning");
+    assert!(!warn.contains("<failure"), "{warn}");
+    assert!(warn.contains("WARN"), "{warn}");
+
+    let script = case(&junit, "script that fails");
+    assert!(script.contains("<failure"), "{script}");
+    assert!(script.contains("exit code 3"), "{script}");
+    assert!(script.contains("state is broken"), "{script}");
+
+    let bad = case(&junit, "bad sql");
+    assert!(bad.contains("<error"), "{bad}");
+    assert!(bad.contains("42703"), "{bad}");
+
+    assert!(out.stderr.contains("5 of 10 checks failed"), "{out:?}");
+    assert_no_password(&t, &format!("{}{}", out.stdout, out.stderr));
+}
+
+#[test]
+fn postgres_check_config_errors_point_at_the_value() {
+    let t = Test::new().pipeline(
+        "p",
+        "version: 1\nstages:\n  db:\n    uses: postgres-check\n    with:\n      url: postgresql://x@h/d\n      checks:\n        - sql: select 1; select 2\n        - exists: [viewz a.b]\n        - sql: select 1\n          script: x\n        - sql: select 1\n          expect: { between: 3 }\n",
+    );
+    let out = t.run(&["validate", "p"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    for message in [
+        "`sql` holds more than one statement",
+        "`viewz a.b` is not `KIND NAME`",
+        "a check has both `sql` and `script`",
+        "unknown key `between` in `expect`",
+    ] {
+        assert!(out.stderr.contains(message), "{message}: {out:?}");
+    }
+}
+
+fn app_database(c: &Cluster, label: &str) -> String {
+    let db = c.database(label);
+    c.sql(
+        &db,
+        &format!(
+            "create table customers(id int primary key, name text); \
+             create table orders(id int primary key, customer_id int references customers(id), amount numeric); \
+             insert into customers select g, 'c' || g from generate_series(1, 20) g; \
+             insert into orders select g, 1 + g % 20, g * 1.5 from generate_series(1, 500) g; \
+             create view big_orders as select * from orders where amount > 100; \
+             grant select on orders to app_reader; \
+             alter database {db} set work_mem = '7MB'; \
+             alter database {db} set search_path = \"$user\", public, extra; \
+             comment on database {db} is 'the shop'; \
+             revoke connect on database {db} from public; \
+             grant connect on database {db} to app_reader;"
+        ),
+    );
+    db
+}
+
+const BACKUP_PIPELINE: &str = r#"version: 1
+secrets:
+  DATABASE_URL: { env: TEST_DATABASE_URL }
+stages:
+  backup:
+    uses: pg-dump
+    with:
+      url: ${DATABASE_URL}
+      dir: backups
+      keep: 3
+"#;
+
+#[test]
+fn a_failed_migration_is_undone_by_the_automatic_restore() {
+    let Some(c) = cluster() else { return };
+    let db = app_database(c, "mig");
+    let pipeline = format!(
+        "{BACKUP_PIPELINE}  migrate:
+    needs: [backup]
+    run: |
+      \"$PSQL\" \"$DATABASE_URL\" -X -v ON_ERROR_STOP=1 \\
+        -c \"delete from orders where id > 100\" \\
+        -c \"create table audit(id int primary key)\" \\
+        -c \"create table mig_child(id int, customer_id int references customers(id))\" \\
+        -c \"alter table orders add column note text\" \\
+        -c \"alter database {db} set work_mem = '64MB'\"
+      echo \"migration broke half-way\"
+      exit 1
+"
+    );
+    let t = test_for(c, &db).pipeline("deploy", &pipeline);
+    // A client stays connected to the live database all along; the swap ends its session.
+    let mut client = Command::new(format!("{}/psql", *BIN))
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-p",
+            &c.port.to_string(),
+            "-d",
+            &db,
+        ])
+        .args(["-c", "select pg_sleep(300)"])
+        .env("PGPASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("psql");
+    let out = t.run(&["run", "deploy", "--junit", "report.xml"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let ended = client.wait().expect("client");
+    assert!(
+        !ended.success(),
+        "the connected client was not disconnected"
+    );
+    let rollback =
+        std::fs::read_to_string(t.latest_run().join("backup.rollback.log")).unwrap_or_default();
+    for step in [
+        "check backup",
+        "check roles",
+        "pg_restore",
+        "compare row counts",
+        "database settings",
+        "swap",
+    ] {
+        assert!(
+            rollback.contains(&format!("ok    {step}")),
+            "{step}:\n{rollback}\n{out:?}"
+        );
+    }
+
+    assert_eq!(c.sql(&db, "select count(*) from orders"), "500");
+    assert_eq!(
+        c.sql(
+            &db,
+            "select to_regclass('public.audit') is null and to_regclass('public.mig_child') is null"
+        ),
+        "t"
+    );
+    assert_eq!(c.sql(&db, "select count(*) from information_schema.columns where table_name = 'orders' and column_name = 'note'"), "0");
+    assert_eq!(c.sql(&db, "select count(*) from big_orders"), "434");
+    assert_eq!(
+        c.sql("postgres", &format!("select array_to_string(setconfig, ';') from pg_db_role_setting where setdatabase = (select oid from pg_database where datname = '{db}') and setrole = 0")),
+        "work_mem=7MB;search_path=\"$user\", public, extra"
+    );
+    assert_eq!(c.sql("postgres", &format!("select shobj_description(oid, 'pg_database') from pg_database where datname = '{db}'")), "the shop");
+    assert_eq!(
+        c.sql("postgres", &format!("select has_database_privilege('app_reader', '{db}', 'CONNECT'), has_database_privilege('public', '{db}', 'CONNECT')")),
+        "t|f"
+    );
+    assert_eq!(
+        c.sql(
+            &db,
+            "select has_table_privilege('app_reader', 'orders', 'SELECT')"
+        ),
+        "t"
+    );
+    // The database the migration broke is kept, under a clear name, with what it did.
+    let failed = c.sql(
+        "postgres",
+        &format!("select datname from pg_database where datname like '{db}\\_\\_failed\\_%'"),
+    );
+    assert!(!failed.is_empty(), "no forensic copy");
+    assert_eq!(c.sql(&failed, "select count(*) from orders"), "100");
+    assert_eq!(
+        c.sql(&failed, "select to_regclass('public.audit') is not null"),
+        "t"
+    );
+
+    let junit = t.read("report.xml");
+    assert_schema_valid(&t.path().join("report.xml"));
+    for step in ["preflight", "dump", "verify", "commit", "retention"] {
+        let body = case(&junit, step);
+        assert!(!body.contains("<failure"), "{step}: {body}");
+    }
+    assert_no_password(&t, &format!("{}{}{rollback}", out.stdout, out.stderr));
+}
+
+fn backups(t: &Test, args: &[&str]) -> crate::harness::Run {
+    let mut all = vec!["backups"];
+    all.extend_from_slice(args);
+    t.run(&all)
+}
+
+#[test]
+fn retention_over_runs_and_verify_rejects_truncated_and_flipped_dumps() {
+    let Some(c) = cluster() else { return };
+    let db = app_database(c, "ret");
+    let t = test_for(c, &db).pipeline("backup", BACKUP_PIPELINE);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let out = t.run(&["run", "backup"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        let id = std::fs::read_link(t.latest_run()).expect("latest run");
+        ids.push(format!("{}-{db}", id.display()));
+        // Run ids have a one-second resolution; backups of separate seconds sort by time.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let list = backups(&t, &["list"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    let valid: Vec<&str> = list
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" valid "))
+        .collect();
+    assert_eq!(valid.len(), 3, "{list:?}");
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(list.stdout.contains(id.as_str()), i >= 2, "{id}: {list:?}");
+    }
+    let verify = backups(&t, &["verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+    assert_eq!(verify.stdout.matches("ok    ").count(), 3, "{verify:?}");
+
+    // Truncated to half: the size no longer matches the manifest.
+    let dump = |id: &str| t.path().join("backups").join(id).join(format!("{db}.dump"));
+    let bytes = std::fs::read(dump(&ids[2])).expect("dump");
+    std::fs::write(dump(&ids[2]), &bytes[..bytes.len() / 2]).expect("truncate");
+    // Bytes flipped in the middle, size unchanged.
+    let mut bytes = std::fs::read(dump(&ids[3])).expect("dump");
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 64] {
+        *b ^= 0xff;
+    }
+    std::fs::write(dump(&ids[3]), &bytes).expect("flip");
+    let verify = backups(&t, &["verify"]);
+    assert_eq!(verify.code, 1, "{verify:?}");
+    assert!(
+        verify.stdout.contains(&format!("FAIL  {}", ids[2])),
+        "{verify:?}"
+    );
+    assert!(
+        verify
+            .stdout
+            .contains(&format!("FAIL  {}: `{db}.dump` has sha256", ids[3])),
+        "{verify:?}"
+    );
+    assert!(
+        verify.stdout.contains(&format!("ok    {}", ids[4])),
+        "{verify:?}"
+    );
+
+    // A restore of a damaged backup is refused before anything is touched.
+    // Other tests create databases at the same time: count only this database's copies.
+    let copies = format!("select count(*) from pg_database where datname like '{db}\\_\\_%'");
+    let before = c.sql("postgres", &copies);
+    let restore = t.run(&["backups", "restore", &ids[3], "--url", &c.url(&db)]);
+    assert_eq!(restore.code, 1, "{restore:?}");
+    assert!(restore.stderr.contains("FAIL  check backup"), "{restore:?}");
+    assert_eq!(c.sql("postgres", &copies), before);
+    assert!(!restore.stderr.contains(PASSWORD));
+
+    // The intact one restores by hand, over a database that changed meanwhile.
+    c.sql(&db, "delete from orders; create table junk(x int)");
+    let restore = t.run(&["backups", "restore", &ids[4], "--url", &c.url(&db)]);
+    assert_eq!(restore.code, 0, "{restore:?}");
+    assert!(restore.stderr.contains("ok    swap"), "{restore:?}");
+    assert_eq!(c.sql(&db, "select count(*) from orders"), "500");
+    assert_eq!(c.sql(&db, "select to_regclass('junk') is null"), "t");
+    assert!(!restore.stderr.contains(PASSWORD));
+
+    // A dry run of a stricter policy says what it would delete and deletes nothing; the
+    // corrupt folder is reported, never pruned.
+    let t = t.pipeline(
+        "dry",
+        &BACKUP_PIPELINE.replace("keep: 3", "keep: 1\n      dry-run-retention: true"),
+    );
+    let out = t.run(&["run", "dry"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let log = t.log("backup");
+    for id in [&ids[3], &ids[4]] {
+        assert!(log.contains(&format!("would delete `{id}`")), "{log}");
+    }
+    assert!(
+        log.contains(&format!("`{}` is not a valid backup", ids[2])),
+        "{log}"
+    );
+    let list = backups(&t, &["list"]);
+    assert_eq!(list.stdout.matches(" valid ").count(), 3, "{list:?}");
+    assert_eq!(list.stdout.matches(" corrupt ").count(), 1, "{list:?}");
+}
+
+#[test]
+fn a_dump_killed_midway_never_looks_like_a_backup() {
+    let Some(c) = cluster() else { return };
+    let db = app_database(c, "kill");
+    // A session holding a lock on `orders` stops pg_dump right after it started.
+    let mut locker = Command::new(format!("{}/psql", *BIN))
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-p",
+            &c.port.to_string(),
+            "-d",
+            &db,
+        ])
+        .args([
+            "-c",
+            "begin; lock table orders in access exclusive mode; select pg_sleep(120);",
+        ])
+        .env("PGPASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("psql");
+    let t = test_for(c, &db).pipeline(
+        "backup",
+        &BACKUP_PIPELINE.replace("keep: 3", "keep: 3\n      lock-wait-timeout: 5m"),
+    );
+    let mut run = t.spawn(&["run", "backup"]);
+    let waiting = format!(
+        "select count(*) from pg_stat_activity where datname = '{db}' and wait_event_type = 'Lock'"
+    );
+    let start = Instant::now();
+    while c.sql("postgres", &waiting) == "0" {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "pg_dump never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let partial: Vec<PathBuf> = walk(&t.path().join("backups"));
+    assert!(
+        partial
+            .iter()
+            .any(|p| p.to_string_lossy().contains(".partial")),
+        "{partial:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(run.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    let _ = run.wait();
+    // Release the lock: the orphaned pg_dump goes on and finds its reader gone.
+    c.sql("postgres", &format!("select pg_terminate_backend(pid) from pg_stat_activity where datname = '{db}' and query like '%pg_sleep(120)%'"));
+    let _ = locker.wait();
+    let start = Instant::now();
+    while c.sql("postgres", &format!("select count(*) from pg_stat_activity where datname = '{db}' and application_name = 'portcullis'")) != "0" {
+        assert!(start.elapsed() < Duration::from_secs(60), "pg_dump still running");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let entries: Vec<String> = std::fs::read_dir(t.path().join("backups"))
+        .expect("backups")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert!(
+        entries.iter().all(|n| n.ends_with(".partial")),
+        "{entries:?}"
+    );
+    let list = backups(&t, &["list"]);
+    assert!(!list.stdout.contains(" valid "), "{list:?}");
+    assert!(list.stdout.contains("incomplete"), "{list:?}");
+    let verify = backups(&t, &["verify"]);
+    assert_eq!(verify.code, 1, "{verify:?}");
+    let id = entries[0].trim_end_matches(".partial");
+    let restore = t.run(&["backups", "restore", id, "--url", &c.url(&db)]);
+    assert_eq!(restore.code, 1, "{restore:?}");
+    assert!(restore.stderr.contains("is incomplete"), "{restore:?}");
+
+    // The next run removes the leftover and makes a valid backup.
+    let out = t.run(&["run", "backup"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        t.log("backup")
+            .contains("left by a backup that did not finish"),
+        "{}",
+        t.log("backup")
+    );
+    let list = backups(&t, &["list"]);
+    assert_eq!(list.stdout.lines().count(), 1, "{list:?}");
+    assert!(list.stdout.contains(" valid "), "{list:?}");
+}
+
+#[test]
+fn rehearsal_publishes_a_scratch_copy_for_later_stages() {
+    let Some(c) = cluster() else { return };
+    // A name that needs quoting in SQL, in URLs and in pg_restore's `--dbname`.
+    let db = format!("Reh Shop {}", std::process::id());
+    c.sql("postgres", &format!("create database \"{db}\""));
+    c.sql(
+        &db,
+        "create table orders(id int primary key, amount numeric); \
+         insert into orders select g, g from generate_series(1, 500) g",
+    );
+    let pipeline = BACKUP_PIPELINE.replace("keep: 3", "keep: 3\n      rehearse: true")
+        + r#"  rehearse-migration:
+    needs: [backup]
+    run: |
+      echo "${backup.rehearsal-url}" > url.txt
+      "$PSQL" "${backup.rehearsal-url}" -X -v ON_ERROR_STOP=1 -c "delete from orders where id > 10"
+  checks-on-copy:
+    needs: [rehearse-migration]
+    uses: postgres-check
+    with:
+      url: ${backup.rehearsal-url}
+      checks:
+        - name: ten orders on the copy
+          sql: select * from orders
+          expect: { rows: 10 }
+"#;
+    let encoded = db.replace(' ', "%20");
+    let t = test_for(c, &encoded).pipeline("p", &pipeline);
+    let out = t.run(&["run", "p", "--junit", "report.xml"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let url = t.read("url.txt");
+    assert!(url.contains(&format!("/{encoded}__rehearsal_")), "{url}");
+    assert!(!url.contains(PASSWORD), "{url}");
+    // Production is untouched.
+    assert_eq!(c.sql(&db, "select count(*) from orders"), "500");
+    assert!(!case(&t.read("report.xml"), "ten orders on the copy").contains("<failure"));
+    assert_no_password(&t, &format!("{}{}", out.stdout, out.stderr));
+}
+
+#[test]
+fn pg_dump_fails_cleanly_when_the_server_is_unreachable() {
+    let Some(c) = cluster() else { return };
+    let db = c.database("unreach");
+    let t = Test::new()
+        .env(
+            "TEST_DATABASE_URL",
+            &format!(
+                "postgresql://postgres:{PASSWORD}@127.0.0.1:{}/{db}",
+                free_port()
+            ),
+        )
+        .pipeline("backup", BACKUP_PIPELINE);
+    let out = t.run(&["run", "backup"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("preflight: cannot connect"), "{out:?}");
+    assert!(
+        walk(&t.path().join("backups"))
+            .iter()
+            .all(|p| p.ends_with(".lock"))
+    );
+    assert_no_password(&t, &format!("{}{}", out.stdout, out.stderr));
+}
+
+#[test]
+fn a_restore_needing_a_missing_role_changes_nothing() {
+    let Some(c) = cluster() else { return };
+    let db = c.database("roles");
+    let role = format!("gone_owner_{}", std::process::id());
+    c.sql("postgres", &format!("create role {role}"));
+    c.sql(
+        &db,
+        &format!("create table t(id int); insert into t values (1); alter table t owner to {role}"),
+    );
+    let t = test_for(c, &db).pipeline("backup", BACKUP_PIPELINE);
+    let out = t.run(&["run", "backup"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = format!(
+        "{}-{db}",
+        std::fs::read_link(t.latest_run()).expect("run").display()
+    );
+    c.sql(&db, "drop table t; create table after_backup(x int)");
+    c.sql("postgres", &format!("drop role {role}"));
+    let copies = format!("select count(*) from pg_database where datname like '{db}\\_\\_%'");
+    let databases = c.sql("postgres", &copies);
+    let restore = t.run(&["backups", "restore", &id, "--url", &c.url(&db)]);
+    assert_eq!(restore.code, 1, "{restore:?}");
+    assert!(restore.stderr.contains("FAIL  check roles"), "{restore:?}");
+    assert!(restore.stderr.contains(&format!("`{role}`")), "{restore:?}");
+    assert_eq!(c.sql("postgres", &copies), databases);
+    assert_eq!(
+        c.sql(&db, "select to_regclass('after_backup') is not null"),
+        "t"
+    );
+}
+
+#[test]
+fn two_backups_into_one_folder_do_not_run_at_once() {
+    let Some(c) = cluster() else { return };
+    let db = c.database("lock");
+    let t = test_for(c, &db).pipeline("backup", BACKUP_PIPELINE);
+    std::fs::create_dir_all(t.path().join("backups")).expect("mkdir");
+    let mut holder = Command::new("flock")
+        .arg("--close")
+        .arg(t.path().join("backups/.lock"))
+        .args(["sleep", "60"])
+        .process_group(0)
+        .spawn()
+        .expect("flock");
+    let start = Instant::now();
+    let out = loop {
+        let out = t.run(&["run", "backup"]);
+        // `flock` may not hold the lock yet on the first try.
+        if out.code != 0 || start.elapsed() > Duration::from_secs(20) {
+            break out;
+        }
+        std::fs::remove_dir_all(t.path().join("backups")).expect("clean");
+        std::fs::create_dir_all(t.path().join("backups")).expect("mkdir");
+    };
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(i32::try_from(holder.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = holder.wait();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("another run is writing backups into"),
+        "{out:?}"
+    );
+    let out = t.run(&["run", "backup"]);
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+#[test]
+fn row_counts_come_from_the_snapshot_the_dump_used() {
+    let Some(c) = cluster() else { return };
+    let db = app_database(c, "snap");
+    let mut locker = Command::new(format!("{}/psql", *BIN))
+        .args(["-X", "-h", "127.0.0.1", "-U", "postgres"])
+        .args(["-p", &c.port.to_string(), "-d", &db])
+        .args([
+            "-c",
+            "begin; lock table orders in access exclusive mode; select pg_sleep(120);",
+        ])
+        .env("PGPASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("psql");
+    let t = test_for(c, &db).pipeline(
+        "backup",
+        &BACKUP_PIPELINE.replace("keep: 3", "keep: 3\n      lock-wait-timeout: 5m"),
+    );
+    let mut run = t.spawn(&["run", "backup"]);
+    let waiting = format!(
+        "select count(*) from pg_stat_activity where datname = '{db}' and wait_event_type = 'Lock'"
+    );
+    let start = Instant::now();
+    while c.sql("postgres", &waiting) == "0" {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "pg_dump never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The snapshot is taken; these rows come after it and are in neither the dump nor the counts.
+    c.sql(
+        &db,
+        "insert into customers select g, 'late' from generate_series(21, 70) g",
+    );
+    c.sql(
+        "postgres",
+        &format!("select pg_terminate_backend(pid) from pg_stat_activity where datname = '{db}' and query like '%pg_sleep(120)%'"),
+    );
+    let _ = locker.wait();
+    let status = run.wait().expect("portcullis");
+    assert!(status.success(), "{}", t.log("backup"));
+    let id = format!(
+        "{}-{db}",
+        std::fs::read_link(t.latest_run()).expect("run").display()
+    );
+    let manifest = t.read(&format!("backups/{id}/manifest.json"));
+    assert!(manifest.contains("\"public.customers\": 20"), "{manifest}");
+    assert!(manifest.contains("\"public.orders\": 500"), "{manifest}");
+    let restore = t.run(&["backups", "restore", &id, "--url", &c.url(&db)]);
+    assert_eq!(restore.code, 0, "{restore:?}");
+    assert!(
+        restore.stderr.contains("ok    compare row counts"),
+        "{restore:?}"
+    );
+    assert_eq!(c.sql(&db, "select count(*) from customers"), "20");
+}
