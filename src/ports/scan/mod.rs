@@ -478,11 +478,15 @@ fn scan_file(
     kind: FileKind,
     needles: &Needles,
 ) -> std::io::Result<Option<Scanned>> {
-    let meta = std::fs::metadata(path)?;
-    if meta.len() > MAX_FILE {
+    use std::io::Read;
+    // One open and one fstat: the size check and the read share the handle.
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > MAX_FILE {
         return Ok(None);
     }
-    let bytes = std::fs::read(path)?;
+    let mut bytes = Vec::with_capacity(len as usize + 1);
+    file.read_to_end(&mut bytes)?;
     if memchr::memchr(0, &bytes[..bytes.len().min(8192)]).is_some() {
         return Ok(None);
     }
