@@ -312,20 +312,11 @@ fn compose_port(
         } else if let Some(t) = target.and_then(|n| n.as_str().map(|s| (n, s)))
             && let Some(port) = port_number(t.1)
         {
-            out.push(Candidate {
-                offset: locate(text, t.0, t.1),
-                port,
-                end: port,
-                kind: Kind::Bind,
-                scope: if host_network {
-                    Scope::Host
-                } else {
-                    Scope::Container
-                },
-                loopback: false,
-                what: format!("{service} listens on container port {port}"),
-                dead: None,
-            });
+            out.push(container_port(
+                (port, port, locate(text, t.0, t.1)),
+                host_network,
+                format!("{service} listens on container port {port}"),
+            ));
         }
         return;
     }
@@ -357,24 +348,36 @@ fn compose_port(
         }
         (None, host_network) => {
             if let Some((port, end, at)) = m.container {
-                out.push(Candidate {
-                    offset: base + at,
-                    port,
-                    end,
-                    kind: Kind::Bind,
-                    scope: if host_network {
-                        Scope::Host
-                    } else {
-                        Scope::Container
-                    },
-                    loopback: false,
-                    what: format!(
-                        "{service} publishes container port {port} on a random host port"
-                    ),
-                    dead: None,
-                });
+                out.push(container_port(
+                    (port, end, base + at),
+                    host_network,
+                    format!("{service} publishes container port {port} on a random host port"),
+                ));
             }
         }
+    }
+}
+
+/// A port a service listens on inside its container (on the host with `network_mode: host`).
+fn container_port(
+    (port, end, offset): (u16, u16, usize),
+    host_network: bool,
+    what: String,
+) -> Candidate {
+    let scope = if host_network {
+        Scope::Host
+    } else {
+        Scope::Container
+    };
+    Candidate {
+        offset,
+        port,
+        end,
+        kind: Kind::Bind,
+        scope,
+        loopback: false,
+        what,
+        dead: None,
     }
 }
 
