@@ -1,13 +1,12 @@
 //! `portcullis ports`: the port law, over source trees (static mode) and this machine's
 //! sockets and containers (`--live`).
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use crate::cli::{PortsArgs, PortsFormat};
 use crate::commands::print_error;
 use crate::exit_code;
-use crate::ports::{Finding, Policy, Severity};
+use crate::ports::{Finding, Policy, Severity, count_text};
 use crate::ports::{live, scan};
 use crate::report::junit::escape;
 
@@ -41,11 +40,7 @@ pub(crate) fn ports(args: &PortsArgs) -> u8 {
         findings.extend(result.findings);
     }
     if args.live {
-        let sockets = live::read_sockets();
-        let inodes: BTreeSet<u64> = sockets.iter().map(|s| s.inode).collect();
-        let owners = live::socket_owners(&inodes);
-        let docker = live::docker_published();
-        findings.extend(live::evaluate(&policy, &sockets, &owners, &docker));
+        findings.extend(live::check(&policy));
     }
     let text = match args.format {
         PortsFormat::Human => human(&findings),
@@ -105,29 +100,15 @@ fn policy(args: &PortsArgs) -> Result<Policy, String> {
 fn human(findings: &[Finding]) -> String {
     let mut out = String::new();
     for f in findings {
-        let severity = match f.severity {
-            Severity::Violation => "violation",
-            Severity::Note => "note",
-        };
-        match (&f.file, f.line, f.column) {
-            (Some(file), Some(line), Some(col)) => out.push_str(&format!(
-                "{file}:{line}:{col}: {severity}[{}]: {}\n",
-                f.rule, f.message
-            )),
-            _ => out.push_str(&format!("{severity}[{}]: {}\n", f.rule, f.message)),
-        }
+        out.push_str(&f.line_text(f.place(None).as_deref()));
+        out.push('\n');
     }
     let violations = findings
         .iter()
         .filter(|f| f.severity == Severity::Violation)
         .count();
-    let notes = findings.len() - violations;
-    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-    out.push_str(&format!(
-        "{}, {}\n",
-        plural(violations, "violation"),
-        plural(notes, "note")
-    ));
+    out.push_str(&count_text(violations, findings.len() - violations));
+    out.push('\n');
     out
 }
 
@@ -150,7 +131,7 @@ fn junit(findings: &[Finding]) -> String {
         out.push_str("    <testcase name=\"port law\" classname=\"ports\"/>\n");
     }
     for f in findings {
-        let name = escape(&case_name(f), true);
+        let name = escape(&f.case_name(f.place(None).as_deref()), true);
         let classname = escape(f.file.as_deref().unwrap_or("ports"), true);
         match f.severity {
             Severity::Violation => out.push_str(&format!(
@@ -167,14 +148,4 @@ fn junit(findings: &[Finding]) -> String {
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
-}
-
-/// A test case name that says where and what: `web/package.json:7:21 forbidden port 3000`.
-pub(crate) fn case_name(f: &Finding) -> String {
-    match (&f.file, f.line, f.column) {
-        (Some(file), Some(line), Some(col)) => {
-            format!("{file}:{line}:{col} {} port {}", f.rule, f.port)
-        }
-        _ => format!("{} port {}: {}", f.rule, f.port, f.message),
-    }
 }

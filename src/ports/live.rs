@@ -20,7 +20,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Finding, Policy, Severity};
+use super::{Exposure, Finding, Policy, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Proto {
@@ -437,35 +437,22 @@ fn judge(
     loopback: bool,
     what: String,
 ) -> Option<Finding> {
-    if policy.forbid.contains(&port) {
-        return Some(Finding::live(
-            port,
-            kind,
-            Severity::Violation,
-            "forbidden",
-            format!("port {port} is forbidden: {what}"),
-        ));
-    }
-    if policy.allow.contains_key(&port) {
-        return None;
-    }
-    Some(if loopback {
-        Finding::live(
-            port,
-            kind,
-            Severity::Note,
-            "unlisted",
-            format!("port {port} is not allowed, but listens on loopback only: {what}"),
-        )
+    let exposure = if loopback {
+        Exposure::Loopback("listens on")
     } else {
-        Finding::live(
-            port,
-            kind,
-            Severity::Violation,
-            "unlisted",
-            format!("port {port} is not allowed: {what}"),
-        )
-    })
+        Exposure::Exposed
+    };
+    let (port, severity, rule, message) = policy.judge(port..=port, exposure, &what)?;
+    Some(Finding::live(port, kind, severity, rule, message))
+}
+
+/// The whole live check: this machine's sockets with their owners and Docker's published
+/// ports, judged against the policy.
+pub(crate) fn check(policy: &Policy) -> Vec<Finding> {
+    let sockets = read_sockets();
+    let inodes: BTreeSet<u64> = sockets.iter().map(|s| s.inode).collect();
+    let owners = socket_owners(&inodes);
+    evaluate(policy, &sockets, &owners, &docker_published())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub(crate) mod live;
 pub(crate) mod scan;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
 
 use serde::Serialize;
 
@@ -22,6 +23,60 @@ pub(crate) struct Policy {
     pub(crate) forbid: BTreeSet<u16>,
     /// Ports that must have a listener or a published container port.
     pub(crate) require_listening: BTreeSet<u16>,
+}
+
+/// How far a port is exposed, which decides what an unlisted port is worth.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Exposure<'a> {
+    /// Reachable from other machines.
+    Exposed,
+    /// On the loopback interface only; the phrase says how (`listens on`, `binds`).
+    Loopback(&'static str),
+    /// A setting that takes no effect, and why.
+    NoEffect(&'a str),
+    /// A reference, or a port open only inside a container's network.
+    Internal,
+}
+
+/// The policy's verdict on one port (or range): the port concerned, severity, rule, message.
+pub(crate) type Verdict = (u16, Severity, &'static str, String);
+
+impl Policy {
+    /// The one judgement both modes share: a forbidden port is a violation whatever its
+    /// exposure; an unlisted one is a violation only when exposed, a note on loopback or when
+    /// it has no effect, and nothing when internal. Allowed ports give nothing.
+    pub(crate) fn judge(
+        &self,
+        ports: RangeInclusive<u16>,
+        exposure: Exposure<'_>,
+        what: &str,
+    ) -> Option<Verdict> {
+        let why = match exposure {
+            Exposure::NoEffect(reason) => format!(" ({reason})"),
+            _ => String::new(),
+        };
+        if let Some(&p) = self.forbid.range(ports.clone()).next() {
+            let message = format!("port {p} is forbidden: {what}{why}");
+            return Some((p, Severity::Violation, "forbidden", message));
+        }
+        let p = ports.into_iter().find(|p| !self.allow.contains_key(p))?;
+        let (severity, message) = match exposure {
+            Exposure::Internal => return None,
+            Exposure::NoEffect(_) => (
+                Severity::Note,
+                format!("port {p} is not allowed, but the setting has no effect: {what}{why}"),
+            ),
+            Exposure::Loopback(verb) => (
+                Severity::Note,
+                format!("port {p} is not allowed, but {verb} loopback only: {what}"),
+            ),
+            Exposure::Exposed => (
+                Severity::Violation,
+                format!("port {p} is not allowed: {what}"),
+            ),
+        };
+        Some((p, severity, "unlisted", message))
+    }
 }
 
 /// Whether a finding fails the gate.
@@ -51,7 +106,52 @@ pub(crate) struct Finding {
     pub(crate) message: String,
 }
 
+impl Severity {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Severity::Violation => "violation",
+            Severity::Note => "note",
+        }
+    }
+}
+
+/// `3 violations, 1 note`.
+pub(crate) fn count_text(violations: usize, notes: usize) -> String {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{}, {}",
+        plural(violations, "violation"),
+        plural(notes, "note")
+    )
+}
+
 impl Finding {
+    /// `file:line:col` with `file` as given (the scan root joined to it, for a stage), when
+    /// the finding has a place.
+    pub(crate) fn place(&self, file: Option<&str>) -> Option<String> {
+        let file = file.or(self.file.as_deref())?;
+        Some(format!("{file}:{}:{}", self.line?, self.column?))
+    }
+
+    /// One line of human output: `place: severity[rule]: message`.
+    pub(crate) fn line_text(&self, place: Option<&str>) -> String {
+        let at = place.map(|p| format!("{p}: ")).unwrap_or_default();
+        format!(
+            "{at}{}[{}]: {}",
+            self.severity.as_str(),
+            self.rule,
+            self.message
+        )
+    }
+
+    /// A test case name that says where and what: `web/package.json:7:21 forbidden port 3000`.
+    pub(crate) fn case_name(&self, place: Option<&str>) -> String {
+        match place {
+            Some(p) => format!("{p} {} port {}", self.rule, self.port),
+            None => format!("{} port {}: {}", self.rule, self.port, self.message),
+        }
+    }
+
     /// A live-mode finding: no file position, host scope.
     pub(crate) fn live(
         port: u16,

@@ -16,7 +16,7 @@ use super::{BoxFuture, BuiltinStage, KindOutcome, StageContext};
 use crate::config::errors::ConfigError;
 use crate::config::validate::{Scope, Validator};
 use crate::config::yaml::{Node, NodeKind};
-use crate::ports::{Finding, Policy, Severity, live, scan};
+use crate::ports::{Finding, Policy, Severity, count_text, live, scan};
 use crate::runner::events::{CaseResult, CaseStatus};
 
 const KEYS: &[&str] = &["allow", "forbid", "require-listening", "scan", "live"];
@@ -181,12 +181,7 @@ impl BuiltinStage for Ports {
                         (written, full.is_file(), result)
                     })
                     .collect();
-                let live_findings = live.then(|| {
-                    let sockets = live::read_sockets();
-                    let inodes: BTreeSet<u64> = sockets.iter().map(|s| s.inode).collect();
-                    let owners = live::socket_owners(&inodes);
-                    live::evaluate(&policy, &sockets, &owners, &live::docker_published())
-                });
+                let live_findings = live.then(|| live::check(&policy));
                 (scanned, live_findings)
             });
             let (scanned, live_findings) = tokio::select! {
@@ -225,20 +220,12 @@ impl BuiltinStage for Ports {
             let mut outcome = KindOutcome::passed();
             let mut violations = 0;
             for (f, location) in &findings {
-                let at = match (location, f.line, f.column) {
-                    (Some(p), Some(l), Some(c)) => format!("{}:{l}:{c}: ", p.display()),
-                    _ => String::new(),
-                };
-                let severity = if f.severity == Severity::Violation {
-                    "violation"
-                } else {
-                    "note"
-                };
-                cx.log
-                    .line(&format!("{at}{severity}[{}]: {}", f.rule, f.message))
-                    .await;
+                let shown = location.as_ref().map(|p| p.display().to_string());
+                let place = f.place(shown.as_deref());
+                cx.log.line(&f.line_text(place.as_deref())).await;
                 let status = if f.severity == Severity::Violation {
                     violations += 1;
+                    let at = place.as_ref().map(|p| format!("{p}: ")).unwrap_or_default();
                     CaseStatus::Failed {
                         message: f.message.clone(),
                         body: format!("{at}{}", f.message),
@@ -247,7 +234,7 @@ impl BuiltinStage for Ports {
                     CaseStatus::Passed
                 };
                 outcome.cases.push(CaseResult {
-                    name: case_name(f, location.as_deref()),
+                    name: f.case_name(place.as_deref()),
                     status,
                     duration: Duration::ZERO,
                     location: location
@@ -262,17 +249,10 @@ impl BuiltinStage for Ports {
                     },
                 });
             }
-            let notes = findings.len() - violations;
-            let summary = format!(
-                "{violations} violation{}, {notes} note{}{}",
-                if violations == 1 { "" } else { "s" },
-                if notes == 1 { "" } else { "s" },
-                if self.scan.is_empty() {
-                    String::new()
-                } else {
-                    format!(" in {files} files scanned")
-                }
-            );
+            let mut summary = count_text(violations, findings.len() - violations);
+            if !self.scan.is_empty() {
+                summary.push_str(&format!(" in {files} files scanned"));
+            }
             cx.log.line(&summary).await;
             if outcome.cases.is_empty() {
                 outcome.cases.push(CaseResult {
@@ -309,13 +289,4 @@ fn normalise(path: &Path) -> PathBuf {
         }
     }
     out
-}
-
-fn case_name(f: &Finding, location: Option<&Path>) -> String {
-    match (location, f.line, f.column) {
-        (Some(p), Some(l), Some(c)) => {
-            format!("{}:{l}:{c} {} port {}", p.display(), f.rule, f.port)
-        }
-        _ => format!("{} port {}: {}", f.rule, f.port, f.message),
-    }
 }

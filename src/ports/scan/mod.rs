@@ -23,7 +23,7 @@ use std::sync::Mutex;
 
 use aho_corasick::AhoCorasick;
 
-use super::{Finding, Policy, Severity};
+use super::{Exposure, Finding, Policy, Severity, Verdict};
 use files::Project;
 use text::{CommentStyle, Lines, mask_comments};
 
@@ -665,62 +665,19 @@ fn judge_file(
     findings
 }
 
-/// The policy's verdict on one candidate: the port it concerns, severity, rule and message;
-/// `None` when there is nothing to say.
-fn judge(policy: &Policy, c: &Candidate) -> Option<(u16, Severity, &'static str, String)> {
+/// The policy's verdict on one candidate; `None` when there is nothing to say.
+fn judge(policy: &Policy, c: &Candidate) -> Option<Verdict> {
     if c.port == 0 {
-        return Some((
-            0,
-            Severity::Note,
-            "unverified",
-            format!("{}; check it by hand", c.what),
-        ));
+        let message = format!("{}; check it by hand", c.what);
+        return Some((0, Severity::Note, "unverified", message));
     }
-    let dead = c
-        .dead
-        .as_ref()
-        .map(|d| format!(" ({d})"))
-        .unwrap_or_default();
-    if let Some(&p) = policy.forbid.range(c.port..=c.end).next() {
-        return Some((
-            p,
-            Severity::Violation,
-            "forbidden",
-            format!("port {p} is forbidden: {}{dead}", c.what),
-        ));
-    }
-    let unlisted = (c.port..=c.end).find(|p| !policy.allow.contains_key(p))?;
-    if c.kind == Kind::Reference || c.scope == Scope::Container {
-        return None;
-    }
-    if c.dead.is_some() {
-        return Some((
-            unlisted,
-            Severity::Note,
-            "unlisted",
-            format!(
-                "port {unlisted} is not allowed, but the setting has no effect: {}{dead}",
-                c.what
-            ),
-        ));
-    }
-    if c.loopback {
-        return Some((
-            unlisted,
-            Severity::Note,
-            "unlisted",
-            format!(
-                "port {unlisted} is not allowed, but binds loopback only: {}",
-                c.what
-            ),
-        ));
-    }
-    Some((
-        unlisted,
-        Severity::Violation,
-        "unlisted",
-        format!("port {unlisted} is not allowed: {}", c.what),
-    ))
+    let exposure = match &c.dead {
+        _ if c.kind == Kind::Reference || c.scope == Scope::Container => Exposure::Internal,
+        Some(reason) => Exposure::NoEffect(reason),
+        None if c.loopback => Exposure::Loopback("binds"),
+        None => Exposure::Exposed,
+    };
+    policy.judge(c.port..=c.end, exposure, &c.what)
 }
 
 #[cfg(test)]
