@@ -19,7 +19,7 @@ mod text;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aho_corasick::AhoCorasick;
 
@@ -99,36 +99,29 @@ pub(crate) struct EnvFiles {
 }
 
 impl EnvFiles {
-    /// Reads `names` in `dir`, later files overriding earlier ones.
-    fn load(dir: &Path, names: &[&str]) -> EnvFiles {
-        let mut vars = HashMap::new();
-        for name in names {
-            let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
+    /// Parses one `.env`-style file into `vars`, overriding what is there.
+    fn read_into(vars: &mut HashMap<String, (String, String, u32)>, dir: &Path, name: &str) {
+        let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
+            return;
+        };
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_start();
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            if line.starts_with('#') {
                 continue;
-            };
-            for (n, line) in text.lines().enumerate() {
-                let line = line.trim_start();
-                let line = line.strip_prefix("export ").unwrap_or(line);
-                if line.starts_with('#') {
-                    continue;
-                }
-                if let Some((k, v)) = line.split_once('=') {
-                    let v = v
-                        .split(" #")
-                        .next()
-                        .unwrap_or(v)
-                        .trim()
-                        .trim_matches(['"', '\'']);
-                    vars.insert(
-                        k.trim().to_owned(),
-                        (v.to_owned(), (*name).to_owned(), n as u32 + 1),
-                    );
-                }
             }
-        }
-        EnvFiles {
-            vars,
-            gunicorn_conf: dir.join(command::GUNICORN_CONF).is_file(),
+            if let Some((k, v)) = line.split_once('=') {
+                let v = v
+                    .split(" #")
+                    .next()
+                    .unwrap_or(v)
+                    .trim()
+                    .trim_matches(['"', '\'']);
+                vars.insert(
+                    k.trim().to_owned(),
+                    (v.to_owned(), name.to_owned(), n as u32 + 1),
+                );
+            }
         }
     }
 
@@ -147,7 +140,65 @@ impl EnvFiles {
     }
 }
 
-/// The files a runtime loads into its environment, in increasing precedence.
+/// What a file's folder says about the settings in it, read once per folder and scan.
+#[derive(Debug, Default)]
+pub(crate) struct Folder {
+    /// The project `.env` alone: what Compose interpolates.
+    compose_env: EnvFiles,
+    /// Every file a runtime loads ([`LOADED_ENV`]), merged, and gunicorn's config file.
+    runtime_env: EnvFiles,
+    /// What its `package.json` uses.
+    project: Project,
+    /// It holds a `Dockerfile`: configs here are copied into an image.
+    dockerfile: bool,
+}
+
+impl Folder {
+    pub(crate) fn read(dir: &Path) -> Folder {
+        let gunicorn_conf = dir.join(command::GUNICORN_CONF).is_file();
+        let mut vars = HashMap::new();
+        EnvFiles::read_into(&mut vars, dir, ".env");
+        let compose_env = EnvFiles {
+            vars: vars.clone(),
+            gunicorn_conf,
+        };
+        for name in &LOADED_ENV[1..] {
+            EnvFiles::read_into(&mut vars, dir, name);
+        }
+        Folder {
+            compose_env,
+            runtime_env: EnvFiles {
+                vars,
+                gunicorn_conf,
+            },
+            project: Project::read(dir),
+            dockerfile: dir.join("Dockerfile").is_file(),
+        }
+    }
+}
+
+/// The folders read so far in one scan, shared by the walker's threads.
+#[derive(Debug, Default)]
+struct Folders(Mutex<HashMap<PathBuf, Arc<Folder>>>);
+
+impl Folders {
+    fn get(&self, dir: &Path) -> Arc<Folder> {
+        let cached = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(dir)
+            .cloned();
+        cached.unwrap_or_else(|| {
+            // Read outside the lock; two threads may read one folder, the first insert wins.
+            let folder = Arc::new(Folder::read(dir));
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(map.entry(dir.to_path_buf()).or_insert(folder))
+        })
+    }
+}
+
+/// The files a runtime loads into its environment, in increasing precedence; `.env` first.
 const LOADED_ENV: &[&str] = &[
     ".env",
     ".env.development",
@@ -373,6 +424,7 @@ pub(crate) struct ScanResult {
 /// relative to the root they were found under.
 pub(crate) fn scan(roots: &[PathBuf], policy: &Policy) -> ScanResult {
     let needles = Needles::new();
+    let folders = Folders::default();
     let mut result = ScanResult::default();
     for root in roots {
         let found = Mutex::new(Vec::new());
@@ -404,6 +456,7 @@ pub(crate) fn scan(roots: &[PathBuf], policy: &Policy) -> ScanResult {
             let errors = &errors;
             let files = &files;
             let needles = &needles;
+            let folders = &folders;
             Box::new(move |entry| {
                 let entry = match entry {
                     Ok(e) => e,
@@ -424,7 +477,7 @@ pub(crate) fn scan(roots: &[PathBuf], policy: &Policy) -> ScanResult {
                     return ignore::WalkState::Continue;
                 };
                 files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                match scan_file(path, name, kind, needles) {
+                match scan_file(path, name, kind, needles, folders) {
                     Ok(Some((text, candidates, comments)))
                         if !candidates.is_empty() || !comments.is_empty() =>
                     {
@@ -477,6 +530,7 @@ fn scan_file(
     name: &str,
     kind: FileKind,
     needles: &Needles,
+    folders: &Folders,
 ) -> std::io::Result<Option<Scanned>> {
     use std::io::Read;
     // One open and one fstat: the size check and the read share the handle.
@@ -501,14 +555,14 @@ fn scan_file(
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let (out, comments) = detect(dir, name, kind, &text);
+    let (out, comments) = detect(&|| folders.get(dir), name, kind, &text);
     Ok(Some((text, out, comments)))
 }
 
-/// Runs the detectors for a file's kind over its text; `dir` is its folder, where the
-/// `.env` files and `package.json` that decide what its settings mean are read.
+/// Runs the detectors for a file's kind over its text; `folder` gives what its folder says
+/// (`.env` files, `package.json`), asked only by the kinds whose meaning depends on it.
 fn detect(
-    dir: &Path,
+    folder: &dyn Fn() -> Arc<Folder>,
     name: &str,
     kind: FileKind,
     text: &str,
@@ -516,23 +570,21 @@ fn detect(
     let (masked, comments) = mask_comments(text, comment_style(kind));
     let mut out = Vec::new();
     match kind {
-        FileKind::PackageJson => {
-            files::package_json(&masked, &EnvFiles::load(dir, LOADED_ENV), &mut out)
-        }
-        FileKind::Env => files::env_file(name, &masked, &Project::read(dir), &mut out),
-        FileKind::Compose => compose::compose(&masked, &EnvFiles::load(dir, &[".env"]), &mut out),
+        FileKind::PackageJson => files::package_json(&masked, &folder().runtime_env, &mut out),
+        FileKind::Env => files::env_file(name, &masked, &folder().project, &mut out),
+        FileKind::Compose => compose::compose(&masked, &folder().compose_env, &mut out),
         FileKind::Workflow => compose::workflow(&masked, &mut out),
         FileKind::Yaml => {
             compose::kubernetes(&masked, &mut out);
         }
         FileKind::Dockerfile => files::dockerfile(&masked, &mut out),
         FileKind::Procfile | FileKind::Script => {
-            files::commands(&masked, &EnvFiles::load(dir, LOADED_ENV), &mut out)
+            files::commands(&masked, &folder().runtime_env, &mut out)
         }
         FileKind::Nginx => {
             // A config next to a Dockerfile is copied into an image: it binds inside the
             // container.
-            let scope = if dir.join("Dockerfile").is_file() {
+            let scope = if folder().dockerfile {
                 Scope::Container
             } else {
                 Scope::Host
@@ -824,7 +876,7 @@ mod tests {
             ..Policy::default()
         };
         for (kind, name) in KINDS {
-            let (candidates, comments) = detect(Path::new("/nonexistent"), name, *kind, text);
+            let (candidates, comments) = detect(&|| Arc::new(Folder::default()), name, *kind, text);
             for c in &candidates {
                 assert!(
                     c.offset <= text.len(),
@@ -855,8 +907,9 @@ mod tests {
     #[test]
     fn gunicorn_reads_its_config_file_from_its_folder() {
         let dir = tempfile::tempdir().expect("temp dir");
+        let folder = || Arc::new(Folder::read(dir.path()));
         let (without, _) = detect(
-            dir.path(),
+            &folder,
             "Procfile",
             FileKind::Procfile,
             "web: gunicorn app:app\n",
@@ -867,7 +920,7 @@ mod tests {
         );
         std::fs::write(dir.path().join("gunicorn.conf.py"), "bind = ':5555'\n").expect("write");
         let (with, _) = detect(
-            dir.path(),
+            &folder,
             "Procfile",
             FileKind::Procfile,
             "web: gunicorn app:app\n",
