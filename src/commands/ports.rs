@@ -13,8 +13,8 @@ use crate::report::junit::escape;
 pub(crate) fn ports(args: &PortsArgs) -> u8 {
     let policy = match policy(args) {
         Ok(policy) => policy,
-        Err(message) => {
-            print_error(&message, None);
+        Err((message, help)) => {
+            print_error(&message, Some(help));
             return exit_code::INVALID;
         }
     };
@@ -30,7 +30,12 @@ pub(crate) fn ports(args: &PortsArgs) -> u8 {
         let result = scan::scan(&roots, &policy);
         if !result.errors.is_empty() && result.files == 0 {
             for e in &result.errors {
-                print_error(&format!("cannot scan {e}"), None);
+                print_error(
+                    &format!("cannot scan {e}"),
+                    Some(
+                        "give folders or files that exist; relative PATHs start from the current folder",
+                    ),
+                );
             }
             return exit_code::INVALID;
         }
@@ -73,24 +78,28 @@ struct Report<'a> {
 
 /// Builds the policy; a port both allowed and forbidden, or a malformed `--allow`, is a usage
 /// error.
-fn policy(args: &PortsArgs) -> Result<Policy, String> {
+fn policy(args: &PortsArgs) -> Result<Policy, (String, &'static str)> {
     let mut policy = Policy {
         forbid: args.forbid.iter().copied().collect(),
         require_listening: args.require_listening.iter().copied().collect(),
         ..Policy::default()
     };
+    const FORM: &str = "write `--allow 3001` or `--allow 3001=frontend`";
     for a in &args.allow {
         let (port, role) = match a.split_once('=') {
             Some((port, role)) if !role.is_empty() => (port, Some(role.to_owned())),
-            Some(_) => return Err(format!("`--allow {a}` has an empty role")),
+            Some(_) => return Err((format!("`--allow {a}` has an empty role"), FORM)),
             None => (a.as_str(), None),
         };
-        let port: u16 =
-            port.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
-                format!("`--allow {a}` is not `PORT` or `PORT=ROLE` (PORT: 1-65535)")
-            })?;
+        let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+            let message = format!("`--allow {a}` is not `PORT` or `PORT=ROLE` (PORT: 1-65535)");
+            (message, FORM)
+        })?;
         if policy.forbid.contains(&port) {
-            return Err(format!("port `{port}` is both allowed and forbidden"));
+            return Err((
+                format!("port `{port}` is both allowed and forbidden"),
+                "keep it in one of `--allow` and `--forbid`",
+            ));
         }
         policy.allow.insert(port, role);
     }
