@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::cli::{PortsArgs, PortsFormat};
-use crate::commands::print_error;
+use crate::commands::{print_error, print_warning};
 use crate::exit_code;
 use crate::ports::{Finding, Policy, Severity, count_text};
 use crate::ports::{live, scan};
@@ -40,7 +40,7 @@ pub(crate) fn ports(args: &PortsArgs) -> u8 {
             return exit_code::INVALID;
         }
         for e in &result.errors {
-            print_error(&format!("skipped {e}"), None);
+            print_warning(&format!("skipped {e}"));
         }
         findings.extend(result.findings);
     }
