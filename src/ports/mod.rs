@@ -117,7 +117,7 @@ impl Severity {
 
 /// `3 violations, 1 note`.
 pub(crate) fn count_text(violations: usize, notes: usize) -> String {
-    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    use crate::report::terminal::plural;
     format!(
         "{}, {}",
         plural(violations, "violation"),

@@ -532,7 +532,8 @@ fn push_tail(buf: &mut String, tail: &[String], log: Option<&PathBuf>) {
     }
 }
 
-fn plural(n: usize, word: &str) -> String {
+/// `1 note`, `3 notes`.
+pub(crate) fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("1 {word}")
     } else {
