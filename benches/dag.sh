@@ -25,19 +25,11 @@ repo=$(cd "$here/.." && pwd)
 runs=${RUNS:-15}
 warmup=${WARMUP:-3}
 
-for tool in hyperfine make python3 cargo; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "dag.sh: \`$tool\` is not installed." >&2
-        if [[ $tool == hyperfine ]]; then
-            echo "  install it with: apt-get install -y hyperfine   (or: cargo install hyperfine)" >&2
-        fi
-        exit 2
-    fi
-done
-
-echo "building the release binary..." >&2
-(cd "$repo" && cargo build --release --quiet)
-bin="$repo/target/release/portcullis"
+source "$here/common.sh"
+require dag.sh hyperfine "apt-get install -y hyperfine, or: cargo install hyperfine"
+require dag.sh cargo "install Rust from https://rustup.rs"
+for tool in make python3; do require dag.sh "$tool"; done
+build_release
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-dag-bench.XXXXXX")
 results="$work/results"

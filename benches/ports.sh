@@ -29,16 +29,11 @@ files=${1:-100000}
 runs=${RUNS:-5}
 tree=${TREE:-/tmp/portcullis-ports-tree}
 
-for tool in hyperfine rg python3 cargo; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "ports.sh: \`$tool\` is not installed (apt-get install -y ${tool/rg/ripgrep})." >&2
-        exit 2
-    fi
-done
-
-echo "building the release binary..." >&2
-(cd "$repo" && cargo build --release --quiet)
-bin="$repo/target/release/portcullis"
+source "$here/common.sh"
+require ports.sh rg "apt-get install -y ripgrep"
+require ports.sh cargo "install Rust from https://rustup.rs"
+for tool in hyperfine python3; do require ports.sh "$tool"; done
+build_release
 
 if [[ ! -f "$tree/.files-$files" ]]; then
     python3 "$here/ports_tree.py" "$tree" "$files"
