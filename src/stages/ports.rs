@@ -8,7 +8,6 @@
 //! case whose output says why it is only a note. Both scans are blocking work, done on a
 //! blocking thread so the runner keeps streaming other stages' output meanwhile.
 
-use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -64,29 +63,26 @@ impl Ports {
                 ),
             }
         }
-        for (key, set) in [
-            ("forbid", &mut policy.forbid),
-            ("require-listening", &mut policy.require_listening),
-        ] {
-            if let Some(n) = f.get(key) {
-                *set = port_list(v, n, key);
-            }
+        if let Some(n) = f.get("require-listening") {
+            let ports = port_list(v, n, "require-listening");
+            policy.require_listening = ports.into_iter().map(|(p, _)| p).collect();
         }
-        if let Some(n) = f.get("forbid") {
-            for item in list_items(n) {
-                if let Some(p) = item.as_str().and_then(|s| s.parse::<u16>().ok())
-                    && policy.allow.contains_key(&p)
-                {
-                    v.error(
-                        ConfigError::new(
-                            format!("port {p} is both allowed and forbidden"),
-                            item.span.clone(),
-                            "also in `allow`",
-                        )
-                        .help("remove it from one of the two lists"),
-                    );
-                }
+        for (p, item) in f
+            .get("forbid")
+            .map(|n| port_list(v, n, "forbid"))
+            .unwrap_or_default()
+        {
+            if policy.allow.contains_key(&p) {
+                v.error(
+                    ConfigError::new(
+                        format!("port {p} is both allowed and forbidden"),
+                        item.span.clone(),
+                        "also in `allow`",
+                    )
+                    .help("remove it from one of the two lists"),
+                );
             }
+            policy.forbid.insert(p);
         }
         let live = f
             .get("live")
@@ -129,11 +125,12 @@ fn port(v: &mut Validator<'_>, n: &Node, what: &str) -> Option<u16> {
     v.uint(n, what, 1, 65535).map(|p| p as u16)
 }
 
-fn port_list(v: &mut Validator<'_>, n: &Node, key: &str) -> BTreeSet<u16> {
+/// A port or a list of ports, each with its node for errors.
+fn port_list<'n>(v: &mut Validator<'_>, n: &'n Node, key: &str) -> Vec<(u16, &'n Node)> {
     let what = format!("each entry of `{key}`");
     list_items(n)
         .iter()
-        .filter_map(|item| port(v, item, &what))
+        .filter_map(|item| port(v, item, &what).map(|p| (p, item)))
         .collect()
 }
 
