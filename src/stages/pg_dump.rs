@@ -553,8 +553,8 @@ impl PgDump {
                 return Err(e);
             }
         };
-        for line in dumped.warnings.lines() {
-            cx.log.line(&format!("pg_dump: {}", conn.mask(line))).await;
+        for line in conn.mask(&dumped.warnings).lines() {
+            cx.log.line(&format!("pg_dump: {line}")).await;
         }
         let dump_ms = started.elapsed().as_millis() as u64;
         Ok(Manifest {
