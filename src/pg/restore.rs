@@ -256,6 +256,20 @@ async fn missing_roles(admin: &tokio_postgres::Client, roles: &[String]) -> Resu
     }
 }
 
+/// Drops database `name` if it exists, ending its sessions.
+pub(crate) async fn drop_database(
+    admin: &tokio_postgres::Client,
+    name: &str,
+) -> Result<(), String> {
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            ident(name)
+        ))
+        .await
+        .map_err(|e| error_text(&e))
+}
+
 /// Creates `name`, restores into it in one transaction, compares row counts and applies the
 /// database-level properties; drops it again on any failure.
 async fn build_copy(
@@ -268,13 +282,7 @@ async fn build_copy(
     let db = &prepared.manifest.database;
     let started = Instant::now();
     let create = async {
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                ident(name)
-            ))
-            .await
-            .map_err(|e| error_text(&e))?;
+        drop_database(admin, name).await?;
         admin
             .batch_execute(&format!(
                 "CREATE DATABASE {} TEMPLATE template0 OWNER {} ENCODING {} LC_COLLATE {} LC_CTYPE {}",
@@ -298,13 +306,7 @@ async fn build_copy(
     let ok = fill_copy(prepared, name, target, report).await;
     if !ok {
         let started = Instant::now();
-        let dropped = admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                ident(name)
-            ))
-            .await
-            .map_err(|e| error_text(&e));
+        let dropped = drop_database(admin, name).await;
         report.record(&format!("drop `{name}`"), started, dropped, |()| {
             "the incomplete copy is gone; the live database was not touched".into()
         });

@@ -644,13 +644,7 @@ impl PgDump {
             .map_err(|e| crate::pg::conn::error_text(&e))?
         {
             let old: String = row.get(0);
-            admin
-                .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    crate::pg::ident(&old)
-                ))
-                .await
-                .map_err(|e| crate::pg::conn::error_text(&e))?;
+            restore::drop_database(&admin, &old).await?;
             cx.log
                 .line(&format!("dropped the earlier rehearsal database `{old}`"))
                 .await;
