@@ -45,11 +45,7 @@ fn version_of(pg_dump: &Path) -> Option<String> {
 /// Finds a `pg_dump`/`pg_restore` pair that can dump a server of major `server_major`.
 pub(crate) fn find(server_major: u32, env: &[(String, String)]) -> Result<Tools, String> {
     let mut candidates: Vec<PathBuf> = Vec::new();
-    let path = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map_or("/usr/local/bin:/usr/bin:/bin", |(_, v)| v.as_str());
+    let path = crate::runner::process::search_path(env);
     for dir in std::env::split_paths(path) {
         candidates.push(dir.join("pg_dump"));
     }

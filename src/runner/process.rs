@@ -88,11 +88,7 @@ fn resolve_program(program: &str, env: &[(String, String)]) -> PathBuf {
     if program.contains('/') {
         return PathBuf::from(program);
     }
-    let path = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map_or("/usr/local/bin:/usr/bin:/bin", |(_, v)| v.as_str());
+    let path = search_path(env);
     let key = (program.to_owned(), path.to_owned());
     if let Some(found) = FOUND
         .lock()
@@ -112,6 +108,14 @@ fn resolve_program(program: &str, env: &[(String, String)]) -> PathBuf {
         }
     }
     PathBuf::from(program)
+}
+
+/// The `PATH` a child started with `env` searches: its last `PATH`, else the usual default.
+pub(crate) fn search_path(env: &[(String, String)]) -> &str {
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map_or("/usr/local/bin:/usr/bin:/bin", |(_, v)| v.as_str())
 }
 
 fn is_executable(path: &std::path::Path) -> bool {
