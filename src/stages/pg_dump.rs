@@ -315,12 +315,19 @@ impl PgDump {
         let id = format!("{}-{}", cx.run_id, file_safe(&conn.dbname));
         let partial = store::partial_path(&dir, &id);
         let started = Instant::now();
+        // One password file for pg_dump and then pg_restore's verification.
+        let passfile = match PassFile::create(&conn, &std::env::temp_dir()) {
+            Ok(p) => p,
+            Err(e) => return steps.fail(cx, "dump", started, conn.mask(&e)).await,
+        };
+        let env = conn.child_env(&cx.env, passfile.as_ref());
         let dumped = self
             .dump(
                 cx,
                 &conn,
                 &client,
                 &tools,
+                &env,
                 &partial,
                 &id,
                 &version,
@@ -349,14 +356,6 @@ impl PgDump {
             .await;
 
         let started = Instant::now();
-        let passfile = match PassFile::create(&conn, &std::env::temp_dir()) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&partial);
-                return steps.fail(cx, "verify", started, e).await;
-            }
-        };
-        let env = conn.child_env(&cx.env, passfile.as_ref());
         let file = partial.join(&manifest.file);
         let (verified, counts) = tokio::join!(
             tools::verify_dump(&tools, &file, &env, &cx.cancel),
@@ -516,6 +515,7 @@ impl PgDump {
         conn: &ConnInfo,
         client: &tokio_postgres::Client,
         tools: &tools::Tools,
+        env: &[(String, String)],
         partial: &std::path::Path,
         id: &str,
         version: &str,
@@ -529,8 +529,6 @@ impl PgDump {
         let mut database = dump::database_properties(client).await?;
         database.host = conn.host.clone();
         database.port = conn.port;
-        let passfile = PassFile::create(conn, &std::env::temp_dir())?;
-        let env = conn.child_env(&cx.env, passfile.as_ref());
         let file = format!("{}.dump", file_safe(&conn.dbname));
         let started = Instant::now();
         let target = partial.join(&file);
@@ -541,7 +539,7 @@ impl PgDump {
             tools,
             &snapshot,
             self.lock_wait_timeout.as_millis(),
-            &env,
+            env,
             &target,
             &cx.cancel,
         )
