@@ -123,9 +123,13 @@ fn is_executable(path: &std::path::Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Signals a process group; a group that no longer exists is not an error.
+/// Signals a process group; a group that no longer exists is not an error. A `pgid` below 1
+/// (a child whose id was unknown) signals nothing: `killpg(0)` would reach portcullis's own
+/// group.
 pub(crate) fn signal_group(pgid: i32, signal: Signal) {
-    let _ = killpg(Pid::from_raw(pgid), signal);
+    if pgid > 0 {
+        let _ = killpg(Pid::from_raw(pgid), signal);
+    }
 }
 
 fn group_alive(pgid: i32) -> bool {
