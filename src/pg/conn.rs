@@ -156,11 +156,14 @@ impl ConnInfo {
         }
     }
 
-    /// Replaces the password, wherever it appears in `text`, by `***`.
+    /// Replaces the password, wherever it appears in `text` (also percent-encoded, base64 or
+    /// JSON-escaped), by `***`, with the rules of [`crate::redact::Redactor`].
     pub(crate) fn mask(&self, text: &str) -> String {
         match &self.password {
-            Some(p) if p.len() >= 3 => text.replace(p.as_str(), crate::redact::MASK),
-            _ => text.to_owned(),
+            Some(p) => crate::redact::Redactor::new([p.clone()])
+                .redact_str(text)
+                .into_owned(),
+            None => text.to_owned(),
         }
     }
 
@@ -727,5 +730,10 @@ mod tests {
         let back = ConnInfo::parse(&url, &e);
         assert!(back.is_ok());
         assert_eq!(c.mask("x hunter22 y"), "x *** y");
+        let c = ConnInfo::parse("postgresql://app:hunter%4022@h/shop", &env(&[])).unwrap();
+        assert_eq!(
+            c.mask("hunter@22 in postgresql://app:hunter%4022@h/shop"),
+            "*** in postgresql://app:***@h/shop"
+        );
     }
 }

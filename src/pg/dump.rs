@@ -9,9 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Stdio;
 
 use nix::sys::signal::Signal;
 use sha2::{Digest, Sha256};
@@ -211,19 +209,13 @@ pub(crate) async fn dump_to_file(
     file: &Path,
     cancel: &CancellationToken,
 ) -> Result<Dumped, String> {
-    let mut child = std::process::Command::new(&tools.pg_dump)
-        .args([
-            "--format=custom".to_owned(),
-            "--no-password".to_owned(),
-            format!("--snapshot={snapshot}"),
-            format!("--lock-wait-timeout={lock_wait_timeout_ms}"),
-        ])
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
+    let args = [
+        "--format=custom".to_owned(),
+        "--no-password".to_owned(),
+        format!("--snapshot={snapshot}"),
+        format!("--lock-wait-timeout={lock_wait_timeout_ms}"),
+    ];
+    let mut child = super::tools::command(&tools.pg_dump, args, env)
         .spawn()
         .map_err(|e| format!("cannot start `{}`: {e}", tools.pg_dump.display()))?;
     let pgid = i32::try_from(child.id()).unwrap_or(0);
@@ -287,10 +279,9 @@ pub(crate) async fn dump_to_file(
         .map_err(|e| format!("lost pg_dump: {e}"))?
         .map_err(|e| format!("lost pg_dump: {e}"))?;
     if !status.success() {
-        let tail: Vec<&str> = stderr_text.lines().collect();
         return Err(format!(
             "pg_dump failed ({status}): {}",
-            tail[tail.len().saturating_sub(15)..].join("\n")
+            super::tools::tail(&stderr_text)
         ));
     }
     match hashed {

@@ -141,24 +141,14 @@ pub(crate) async fn restore(backup: &Path, target: &Target<'_>) -> Report {
     let stamp = stamp();
     let fresh = format!("{live}__restore_{stamp}");
     let failed = format!("{live}__failed_{stamp}");
-    let Some((manifest, tools, admin)) = prepare(backup, target, &mut report).await else {
+    let Some(prepared) = prepare(backup, target, &mut report).await else {
         return report;
     };
-    if !build_copy(
-        backup,
-        &manifest,
-        &tools,
-        &admin,
-        &fresh,
-        target,
-        &mut report,
-    )
-    .await
-    {
+    if !build_copy(&prepared, &fresh, target, &mut report).await {
         return report;
     }
     let started = Instant::now();
-    let swapped = swap(&admin, &live, &fresh, &failed).await;
+    let swapped = swap(&prepared.admin, &live, &fresh, &failed).await;
     report.record("swap", started, swapped, |kept| match kept {
         true => format!("`{fresh}` is now `{live}`; the replaced database is kept as `{failed}`"),
         false => format!("`{fresh}` is now `{live}` (there was no database `{live}`)"),
@@ -169,19 +159,27 @@ pub(crate) async fn restore(backup: &Path, target: &Target<'_>) -> Report {
 /// Restores `backup` into a new database `name` (dropped first if a previous run left it).
 pub(crate) async fn restore_copy(backup: &Path, name: &str, target: &Target<'_>) -> Report {
     let mut report = Report::new(target);
-    let Some((manifest, tools, admin)) = prepare(backup, target, &mut report).await else {
+    let Some(prepared) = prepare(backup, target, &mut report).await else {
         return report;
     };
-    build_copy(backup, &manifest, &tools, &admin, name, target, &mut report).await;
+    build_copy(&prepared, name, target, &mut report).await;
     report
 }
 
+/// A checked backup, the tools to restore it, and a connection to the maintenance database.
+struct Prepared<'a> {
+    backup: &'a Path,
+    manifest: Manifest,
+    tools: Tools,
+    admin: tokio_postgres::Client,
+}
+
 /// Checks the backup and the roles, finds the tools, and connects to the maintenance database.
-async fn prepare(
-    backup: &Path,
+async fn prepare<'a>(
+    backup: &'a Path,
     target: &Target<'_>,
     report: &mut Report,
-) -> Option<(Manifest, Tools, tokio_postgres::Client)> {
+) -> Option<Prepared<'a>> {
     let started = Instant::now();
     let manifest = report.record("check backup", started, check_backup(backup).await, |m| {
         format!(
@@ -212,7 +210,12 @@ async fn prepare(
         tools::find(major, target.env),
         |t| format!("`{}`", t.pg_restore.display()),
     )?;
-    Some((manifest, tools, admin))
+    Some(Prepared {
+        backup,
+        manifest,
+        tools,
+        admin,
+    })
 }
 
 /// The manifest checks out and the dump's sha256 is the recorded one.
@@ -253,27 +256,33 @@ async fn missing_roles(admin: &tokio_postgres::Client, roles: &[String]) -> Resu
     }
 }
 
+/// Drops database `name` if it exists, ending its sessions.
+pub(crate) async fn drop_database(
+    admin: &tokio_postgres::Client,
+    name: &str,
+) -> Result<(), String> {
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            ident(name)
+        ))
+        .await
+        .map_err(|e| error_text(&e))
+}
+
 /// Creates `name`, restores into it in one transaction, compares row counts and applies the
 /// database-level properties; drops it again on any failure.
 async fn build_copy(
-    backup: &Path,
-    manifest: &Manifest,
-    tools: &Tools,
-    admin: &tokio_postgres::Client,
+    prepared: &Prepared<'_>,
     name: &str,
     target: &Target<'_>,
     report: &mut Report,
 ) -> bool {
-    let db = &manifest.database;
+    let admin = &prepared.admin;
+    let db = &prepared.manifest.database;
     let started = Instant::now();
     let create = async {
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                ident(name)
-            ))
-            .await
-            .map_err(|e| error_text(&e))?;
+        drop_database(admin, name).await?;
         admin
             .batch_execute(&format!(
                 "CREATE DATABASE {} TEMPLATE template0 OWNER {} ENCODING {} LC_COLLATE {} LC_CTYPE {}",
@@ -294,16 +303,10 @@ async fn build_copy(
     {
         return false;
     }
-    let ok = fill_copy(backup, manifest, tools, admin, name, target, report).await;
+    let ok = fill_copy(prepared, name, target, report).await;
     if !ok {
         let started = Instant::now();
-        let dropped = admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                ident(name)
-            ))
-            .await
-            .map_err(|e| error_text(&e));
+        let dropped = drop_database(admin, name).await;
         report.record(&format!("drop `{name}`"), started, dropped, |()| {
             "the incomplete copy is gone; the live database was not touched".into()
         });
@@ -312,14 +315,17 @@ async fn build_copy(
 }
 
 async fn fill_copy(
-    backup: &Path,
-    manifest: &Manifest,
-    tools: &Tools,
-    admin: &tokio_postgres::Client,
+    prepared: &Prepared<'_>,
     name: &str,
     target: &Target<'_>,
     report: &mut Report,
 ) -> bool {
+    let Prepared {
+        backup,
+        manifest,
+        tools,
+        admin,
+    } = prepared;
     let conn = target.conn.with_dbname(name);
     let started = Instant::now();
     let restored = async {

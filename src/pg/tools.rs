@@ -6,6 +6,7 @@
 //! libpq environment of [`super::conn::ConnInfo::child_env`], and is killed with its group when
 //! the stage is cancelled.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -44,11 +45,7 @@ fn version_of(pg_dump: &Path) -> Option<String> {
 /// Finds a `pg_dump`/`pg_restore` pair that can dump a server of major `server_major`.
 pub(crate) fn find(server_major: u32, env: &[(String, String)]) -> Result<Tools, String> {
     let mut candidates: Vec<PathBuf> = Vec::new();
-    let path = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map_or("/usr/local/bin:/usr/bin:/bin", |(_, v)| v.as_str());
+    let path = crate::runner::process::search_path(env);
     for dir in std::env::split_paths(path) {
         candidates.push(dir.join("pg_dump"));
     }
@@ -109,9 +106,33 @@ impl ToolRun {
 
     /// The last lines of stderr, for a failure message.
     pub(crate) fn stderr_tail(&self) -> String {
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
+        tail(&self.stderr)
     }
+}
+
+/// The last 15 lines of a tool's stderr, for a failure message.
+pub(crate) fn tail(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// A tool's command: only the libpq environment `env`, no stdin, stdout and stderr piped, and
+/// its own process group, so that a cancel can kill everything it started.
+pub(crate) fn command(
+    program: &Path,
+    args: impl IntoIterator<Item = impl AsRef<std::ffi::OsStr>>,
+    env: &[(String, String)],
+) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    command
 }
 
 /// Runs a tool to the end (or until `cancel`), collecting its output; stdout is kept only up to
@@ -123,14 +144,7 @@ pub(crate) async fn run(
     cancel: &CancellationToken,
     max_stdout: usize,
 ) -> Result<ToolRun, String> {
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
+    let mut child = tokio::process::Command::from(command(program, args, env))
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start `{}`: {e}", program.display()))?;

@@ -88,11 +88,7 @@ fn resolve_program(program: &str, env: &[(String, String)]) -> PathBuf {
     if program.contains('/') {
         return PathBuf::from(program);
     }
-    let path = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map_or("/usr/local/bin:/usr/bin:/bin", |(_, v)| v.as_str());
+    let path = search_path(env);
     let key = (program.to_owned(), path.to_owned());
     if let Some(found) = FOUND
         .lock()
@@ -114,14 +110,26 @@ fn resolve_program(program: &str, env: &[(String, String)]) -> PathBuf {
     PathBuf::from(program)
 }
 
+/// The `PATH` a child started with `env` searches: its last `PATH`, else the usual default.
+pub(crate) fn search_path(env: &[(String, String)]) -> &str {
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map_or("/usr/local/bin:/usr/bin:/bin", |(_, v)| v.as_str())
+}
+
 fn is_executable(path: &std::path::Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Signals a process group; a group that no longer exists is not an error.
+/// Signals a process group; a group that no longer exists is not an error. A `pgid` below 1
+/// (a child whose id was unknown) signals nothing: `killpg(0)` would reach portcullis's own
+/// group.
 pub(crate) fn signal_group(pgid: i32, signal: Signal) {
-    let _ = killpg(Pid::from_raw(pgid), signal);
+    if pgid > 0 {
+        let _ = killpg(Pid::from_raw(pgid), signal);
+    }
 }
 
 fn group_alive(pgid: i32) -> bool {

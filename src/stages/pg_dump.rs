@@ -152,6 +152,17 @@ impl Steps {
     }
 }
 
+/// What the preflight found, and the lock on the backup folder, held until the stage ends.
+struct Preflight {
+    client: tokio_postgres::Client,
+    tools: tools::Tools,
+    /// The database's size in bytes.
+    size: i64,
+    version: String,
+    version_num: i64,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
 /// The stage log, with the connection's password masked in every line.
 struct MaskedLog<'a> {
     log: &'a mut crate::runner::output::OutputSink,
@@ -293,7 +304,7 @@ impl PgDump {
             Err(e) => return steps.fail(cx, "preflight", started, e).await,
         };
         let preflight = self.preflight(cx, &conn, &dir).await;
-        let (client, tools, size, version, version_num, _lock) = match preflight {
+        let found = match preflight {
             Ok(p) => p,
             Err(e) => return steps.fail(cx, "preflight", started, conn.mask(&e)).await,
         };
@@ -303,11 +314,12 @@ impl PgDump {
                 "preflight",
                 started,
                 format!(
-                    "{} is PostgreSQL {version}, {}; `{}`; {} of data",
+                    "{} is PostgreSQL {}, {}; `{}`; {} of data",
                     conn.display(),
-                    tools.version,
-                    tools.pg_dump.display(),
-                    mb(size as u64)
+                    found.version,
+                    found.tools.version,
+                    found.tools.pg_dump.display(),
+                    mb(found.size as u64)
                 ),
             )
             .await;
@@ -315,18 +327,13 @@ impl PgDump {
         let id = format!("{}-{}", cx.run_id, file_safe(&conn.dbname));
         let partial = store::partial_path(&dir, &id);
         let started = Instant::now();
-        let dumped = self
-            .dump(
-                cx,
-                &conn,
-                &client,
-                &tools,
-                &partial,
-                &id,
-                &version,
-                version_num,
-            )
-            .await;
+        // One password file for pg_dump and then pg_restore's verification.
+        let passfile = match PassFile::create(&conn, &std::env::temp_dir()) {
+            Ok(p) => p,
+            Err(e) => return steps.fail(cx, "dump", started, conn.mask(&e)).await,
+        };
+        let env = conn.child_env(&cx.env, passfile.as_ref());
+        let dumped = self.dump(cx, &conn, &found, &env, &partial, &id).await;
         let mut manifest = match dumped {
             Ok(m) => m,
             Err(e) => {
@@ -349,20 +356,12 @@ impl PgDump {
             .await;
 
         let started = Instant::now();
-        let passfile = match PassFile::create(&conn, &std::env::temp_dir()) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&partial);
-                return steps.fail(cx, "verify", started, e).await;
-            }
-        };
-        let env = conn.child_env(&cx.env, passfile.as_ref());
         let file = partial.join(&manifest.file);
         let (verified, counts) = tokio::join!(
-            tools::verify_dump(&tools, &file, &env, &cx.cancel),
-            dump::row_counts(&client)
+            tools::verify_dump(&found.tools, &file, &env, &cx.cancel),
+            dump::row_counts(&found.client)
         );
-        let _ = client.batch_execute("ROLLBACK").await;
+        let _ = found.client.batch_execute("ROLLBACK").await;
         match (verified, counts) {
             (Ok((toc, entries)), Ok(counts)) => {
                 manifest.toc_sha256 = toc;
@@ -458,17 +457,7 @@ impl PgDump {
         cx: &mut StageContext,
         conn: &ConnInfo,
         dir: &std::path::Path,
-    ) -> Result<
-        (
-            tokio_postgres::Client,
-            tools::Tools,
-            i64,
-            String,
-            i64,
-            nix::fcntl::Flock<std::fs::File>,
-        ),
-        String,
-    > {
+    ) -> Result<Preflight, String> {
         let client = conn.connect().await?;
         let (version, version_num, size) = dump::server_facts(&client).await?;
         let tools = tools::find((version_num / 10_000) as u32, &cx.env)?;
@@ -506,21 +495,32 @@ impl PgDump {
                 ))
                 .await;
         }
-        Ok((client, tools, size, version, version_num, lock))
+        Ok(Preflight {
+            client,
+            tools,
+            size,
+            version,
+            version_num,
+            _lock: lock,
+        })
     }
 
-    #[expect(clippy::too_many_arguments, reason = "a private step of `backup`")]
     async fn dump(
         &self,
         cx: &mut StageContext,
         conn: &ConnInfo,
-        client: &tokio_postgres::Client,
-        tools: &tools::Tools,
+        found: &Preflight,
+        env: &[(String, String)],
         partial: &std::path::Path,
         id: &str,
-        version: &str,
-        version_num: i64,
     ) -> Result<Manifest, String> {
+        let Preflight {
+            client,
+            tools,
+            version,
+            version_num,
+            ..
+        } = found;
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(partial)
@@ -529,8 +529,6 @@ impl PgDump {
         let mut database = dump::database_properties(client).await?;
         database.host = conn.host.clone();
         database.port = conn.port;
-        let passfile = PassFile::create(conn, &std::env::temp_dir())?;
-        let env = conn.child_env(&cx.env, passfile.as_ref());
         let file = format!("{}.dump", file_safe(&conn.dbname));
         let started = Instant::now();
         let target = partial.join(&file);
@@ -541,7 +539,7 @@ impl PgDump {
             tools,
             &snapshot,
             self.lock_wait_timeout.as_millis(),
-            &env,
+            env,
             &target,
             &cx.cancel,
         )
@@ -553,8 +551,8 @@ impl PgDump {
                 return Err(e);
             }
         };
-        for line in dumped.warnings.lines() {
-            cx.log.line(&format!("pg_dump: {}", conn.mask(line))).await;
+        for line in conn.mask(&dumped.warnings).lines() {
+            cx.log.line(&format!("pg_dump: {line}")).await;
         }
         let dump_ms = started.elapsed().as_millis() as u64;
         Ok(Manifest {
@@ -566,7 +564,7 @@ impl PgDump {
             finished_at: String::new(),
             database,
             server_version: version.to_owned(),
-            server_version_num: version_num,
+            server_version_num: *version_num,
             pg_dump_version: tools.version.clone(),
             snapshot,
             file,
@@ -644,13 +642,7 @@ impl PgDump {
             .map_err(|e| crate::pg::conn::error_text(&e))?
         {
             let old: String = row.get(0);
-            admin
-                .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    crate::pg::ident(&old)
-                ))
-                .await
-                .map_err(|e| crate::pg::conn::error_text(&e))?;
+            restore::drop_database(&admin, &old).await?;
             cx.log
                 .line(&format!("dropped the earlier rehearsal database `{old}`"))
                 .await;

@@ -668,23 +668,13 @@ fn retention_over_runs_and_verify_rejects_truncated_and_flipped_dumps() {
     assert_eq!(list.stdout.matches(" corrupt ").count(), 1, "{list:?}");
 }
 
-#[test]
-fn a_dump_killed_midway_never_looks_like_a_backup() {
-    let Some(c) = cluster() else { return };
-    let db = app_database(c, "kill");
-    // A session holding a lock on `orders` stops pg_dump right after it started.
-    let mut locker = Command::new(format!("{}/psql", *BIN))
-        .args([
-            "-X",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-p",
-            &c.port.to_string(),
-            "-d",
-            &db,
-        ])
+/// Starts `run backup` while a session holds a lock on `orders`, and returns once pg_dump waits
+/// for that lock (its snapshot already taken): the locking `psql`, the test and the running
+/// portcullis.
+fn backup_waiting_on_a_lock(c: &Cluster, db: &str) -> (Child, Test, Child) {
+    let locker = Command::new(format!("{}/psql", *BIN))
+        .args(["-X", "-h", "127.0.0.1", "-U", "postgres"])
+        .args(["-p", &c.port.to_string(), "-d", db])
         .args([
             "-c",
             "begin; lock table orders in access exclusive mode; select pg_sleep(120);",
@@ -695,11 +685,11 @@ fn a_dump_killed_midway_never_looks_like_a_backup() {
         .stderr(Stdio::null())
         .spawn()
         .expect("psql");
-    let t = test_for(c, &db).pipeline(
+    let t = test_for(c, db).pipeline(
         "backup",
         &BACKUP_PIPELINE.replace("keep: 3", "keep: 3\n      lock-wait-timeout: 5m"),
     );
-    let mut run = t.spawn(&["run", "backup"]);
+    let run = t.spawn(&["run", "backup"]);
     let waiting = format!(
         "select count(*) from pg_stat_activity where datname = '{db}' and wait_event_type = 'Lock'"
     );
@@ -711,6 +701,24 @@ fn a_dump_killed_midway_never_looks_like_a_backup() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    (locker, t, run)
+}
+
+/// Ends the session of [`backup_waiting_on_a_lock`], releasing its lock.
+fn release_lock(c: &Cluster, db: &str, mut locker: Child) {
+    c.sql(
+        "postgres",
+        &format!("select pg_terminate_backend(pid) from pg_stat_activity where datname = '{db}' and query like '%pg_sleep(120)%'"),
+    );
+    let _ = locker.wait();
+}
+
+#[test]
+fn a_dump_killed_midway_never_looks_like_a_backup() {
+    let Some(c) = cluster() else { return };
+    let db = app_database(c, "kill");
+    // A session holding a lock on `orders` stops pg_dump right after it started.
+    let (locker, t, mut run) = backup_waiting_on_a_lock(c, &db);
     let partial: Vec<PathBuf> = walk(&t.path().join("backups"));
     assert!(
         partial
@@ -725,8 +733,7 @@ fn a_dump_killed_midway_never_looks_like_a_backup() {
     .expect("kill -9");
     let _ = run.wait();
     // Release the lock: the orphaned pg_dump goes on and finds its reader gone.
-    c.sql("postgres", &format!("select pg_terminate_backend(pid) from pg_stat_activity where datname = '{db}' and query like '%pg_sleep(120)%'"));
-    let _ = locker.wait();
+    release_lock(c, &db, locker);
     let start = Instant::now();
     while c.sql("postgres", &format!("select count(*) from pg_stat_activity where datname = '{db}' and application_name = 'portcullis'")) != "0" {
         assert!(start.elapsed() < Duration::from_secs(60), "pg_dump still running");
@@ -904,45 +911,13 @@ fn two_backups_into_one_folder_do_not_run_at_once() {
 fn row_counts_come_from_the_snapshot_the_dump_used() {
     let Some(c) = cluster() else { return };
     let db = app_database(c, "snap");
-    let mut locker = Command::new(format!("{}/psql", *BIN))
-        .args(["-X", "-h", "127.0.0.1", "-U", "postgres"])
-        .args(["-p", &c.port.to_string(), "-d", &db])
-        .args([
-            "-c",
-            "begin; lock table orders in access exclusive mode; select pg_sleep(120);",
-        ])
-        .env("PGPASSWORD", PASSWORD)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("psql");
-    let t = test_for(c, &db).pipeline(
-        "backup",
-        &BACKUP_PIPELINE.replace("keep: 3", "keep: 3\n      lock-wait-timeout: 5m"),
-    );
-    let mut run = t.spawn(&["run", "backup"]);
-    let waiting = format!(
-        "select count(*) from pg_stat_activity where datname = '{db}' and wait_event_type = 'Lock'"
-    );
-    let start = Instant::now();
-    while c.sql("postgres", &waiting) == "0" {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "pg_dump never started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (locker, t, mut run) = backup_waiting_on_a_lock(c, &db);
     // The snapshot is taken; these rows come after it and are in neither the dump nor the counts.
     c.sql(
         &db,
         "insert into customers select g, 'late' from generate_series(21, 70) g",
     );
-    c.sql(
-        "postgres",
-        &format!("select pg_terminate_backend(pid) from pg_stat_activity where datname = '{db}' and query like '%pg_sleep(120)%'"),
-    );
-    let _ = locker.wait();
+    release_lock(c, &db, locker);
     let status = run.wait().expect("portcullis");
     assert!(status.success(), "{}", t.log("backup"));
     let id = format!(
