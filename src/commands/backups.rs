@@ -10,7 +10,7 @@ use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BackupsAction, BackupsArgs};
-use crate::commands::{print_error, write_data};
+use crate::commands::{print_error, print_warning, write_data};
 use crate::exit_code;
 use crate::pg::conn::ConnInfo;
 use crate::pg::restore::{self, Target};
@@ -55,10 +55,11 @@ fn list(dir: &Path) -> u8 {
         return exit_code::STAGE_FAILED;
     };
     if entries.is_empty() {
-        print_error(
-            &format!("no backups in `{}`", dir.display()),
-            Some("pass the folder of the `pg-dump` stage with `--dir`"),
-        );
+        // Nothing to list is an answer, not a failure: a warning, and exit 0.
+        print_warning(&format!(
+            "no backups in `{}` (the folder of the `pg-dump` stage goes in `--dir`)",
+            dir.display()
+        ));
         return exit_code::PASSED;
     }
     let mut out = String::new();
