@@ -724,7 +724,8 @@ impl BlueGreen {
         let env = cx.env.clone();
         let router = self.router(engine, resolved, &env);
         let colours = engine.colours(&self.service).await?;
-        let live = router.live(&colours).await?.cloned();
+        let snapshot = router.snapshot().await?;
+        let live = router.live(&colours, snapshot.as_deref()).await?.cloned();
         if live.is_none()
             && let Some(running) = colours.iter().find(|c| c.running)
         {
@@ -759,7 +760,6 @@ impl BlueGreen {
                     .await;
             }
         }
-        let snapshot = router.snapshot().await?;
         let container = engine
             .start_colour(
                 &self.service,
@@ -955,7 +955,8 @@ impl BlueGreen {
         let env = cx.env.clone();
         let router = self.router(engine, resolved, &env);
         let colours = engine.colours(&self.service).await?;
-        let live = router.live(&colours).await?.cloned();
+        let snapshot = router.snapshot().await?;
+        let live = router.live(&colours, snapshot.as_deref()).await?.cloned();
         let Some(live) = live.filter(|l| l.colour == deployed) else {
             return Err(format!(
                 "the live colour of `{}` is no longer `{deployed}` (another deploy ran since); \

@@ -46,14 +46,15 @@ pub(crate) fn address(colour: &Colour, port: u16) -> Option<String> {
 
 impl Router<'_> {
     /// The colour the router sends traffic to now, among `colours`; `None` on a first deploy.
+    /// `snapshot` is the upstream file as [`Router::snapshot`] read it (nginx only).
     pub(crate) async fn live<'c>(
         &self,
         colours: &'c [Colour],
+        snapshot: Option<&str>,
     ) -> Result<Option<&'c Colour>, String> {
         match self.spec {
-            SwitchSpec::Nginx { upstream_file, .. } => {
-                let text = self.read_upstream(upstream_file).await?.unwrap_or_default();
-                let primaries = primary_servers(&text);
+            SwitchSpec::Nginx { .. } => {
+                let primaries = primary_servers(snapshot.unwrap_or_default());
                 Ok(colours
                     .iter()
                     .find(|c| address(c, self.port).is_some_and(|a| primaries.contains(&a))))
@@ -189,7 +190,7 @@ impl Router<'_> {
         }
     }
 
-    /// The upstream file's text before a deploy, for [`Router::restore`].
+    /// The upstream file's text before a deploy, for [`Router::live`] and [`Router::restore`].
     pub(crate) async fn snapshot(&self) -> Result<Option<String>, String> {
         match self.spec {
             SwitchSpec::Nginx { upstream_file, .. } => self.read_upstream(upstream_file).await,
