@@ -92,6 +92,30 @@ fn valid_name(name: &str) -> bool {
         && name.len() <= 100
 }
 
+/// The string at `n`, when it is a [`valid_name`] for Docker; `object` is what it names, as
+/// in "cannot name {object[0]}" and "not a {object[1]} name".
+fn named(
+    n: &Node,
+    v: &mut Validator<'_>,
+    what: &str,
+    object: [&str; 2],
+    help: &str,
+) -> Option<String> {
+    let s = v.string(n, what)?;
+    if valid_name(&s) {
+        return Some(s);
+    }
+    v.error(
+        ConfigError::new(
+            format!("`{s}` cannot name {}", object[0]),
+            n.span.clone(),
+            format!("not a {} name", object[1]),
+        )
+        .help(help),
+    );
+    None
+}
+
 impl BlueGreen {
     pub(crate) fn validate(
         with: &Node,
@@ -111,21 +135,13 @@ impl BlueGreen {
             );
         };
         let service = match f.get("service") {
-            Some(n) => v.string(n, "`service`").and_then(|s| {
-                if valid_name(&s) {
-                    Some(s)
-                } else {
-                    v.error(
-                        ConfigError::new(
-                            format!("`{s}` cannot name containers"),
-                            n.span.clone(),
-                            "not a container name",
-                        )
-                        .help("use letters, digits, `_`, `.` and `-`, starting with a letter or digit"),
-                    );
-                    None
-                }
-            }),
+            Some(n) => named(
+                n,
+                v,
+                "`service`",
+                ["containers", "container"],
+                "use letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+            ),
             None => {
                 missing("service", "web", v);
                 None
@@ -148,20 +164,13 @@ impl BlueGreen {
             }
         };
         let network = f.get("network").and_then(|n| {
-            let s = v.string(n, "`network`")?;
-            if valid_name(&s) {
-                Some(s)
-            } else {
-                v.error(
-                    ConfigError::new(
-                        format!("`{s}` cannot name a network"),
-                        n.span.clone(),
-                        "not a network name",
-                    )
-                    .help("use letters, digits, `_`, `.` and `-`"),
-                );
-                None
-            }
+            named(
+                n,
+                v,
+                "`network`",
+                ["a network", "network"],
+                "use letters, digits, `_`, `.` and `-`",
+            )
         });
         let mut env = Vec::new();
         if let Some(n) = f.get("env") {
