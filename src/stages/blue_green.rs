@@ -783,30 +783,31 @@ impl BlueGreen {
             spec: &self.health,
             cancel: &cx.cancel,
         };
-        let new = match self
-            .started(engine, &container, next, &resolved.image)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = engine.remove(&container).await;
-                return Err(e);
-            }
-        };
-        let health_url = match self.health_url(&new) {
-            Ok(u) => u,
-            Err(e) => {
-                let _ = engine.remove(&container).await;
-                return Err(e);
-            }
-        };
-        if let Err(e) = probe.gate(&container, &health_url, &mut cx.log).await {
-            let _ = engine.remove(&container).await;
-            return Err(format!(
-                "the new colour never became healthy, so live traffic was not touched and \
-                 `{container}` was removed: {e}"
-            ));
+        // Until it is healthy, the new colour is removed on any failure.
+        let gated = async {
+            let new = self
+                .started(engine, &container, next, &resolved.image)
+                .await?;
+            let health_url = self.health_url(&new)?;
+            probe
+                .gate(&container, &health_url, &mut cx.log)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "the new colour never became healthy, so live traffic was not touched \
+                         and `{container}` was removed: {e}"
+                    )
+                })?;
+            Ok::<_, String>((new, health_url))
         }
+        .await;
+        let (new, health_url) = match gated {
+            Ok(g) => g,
+            Err(e) => {
+                let _ = engine.remove(&container).await;
+                return Err(e);
+            }
+        };
         cx.log
             .line(&format!("`{container}` is healthy at {health_url}"))
             .await;
