@@ -92,6 +92,30 @@ fn valid_name(name: &str) -> bool {
         && name.len() <= 100
 }
 
+/// The string at `n`, when it is a [`valid_name`] for Docker; `object` is what it names, as
+/// in "cannot name {object[0]}" and "not a {object[1]} name".
+fn named(
+    n: &Node,
+    v: &mut Validator<'_>,
+    what: &str,
+    object: [&str; 2],
+    help: &str,
+) -> Option<String> {
+    let s = v.string(n, what)?;
+    if valid_name(&s) {
+        return Some(s);
+    }
+    v.error(
+        ConfigError::new(
+            format!("`{s}` cannot name {}", object[0]),
+            n.span.clone(),
+            format!("not a {} name", object[1]),
+        )
+        .help(help),
+    );
+    None
+}
+
 impl BlueGreen {
     pub(crate) fn validate(
         with: &Node,
@@ -111,21 +135,13 @@ impl BlueGreen {
             );
         };
         let service = match f.get("service") {
-            Some(n) => v.string(n, "`service`").and_then(|s| {
-                if valid_name(&s) {
-                    Some(s)
-                } else {
-                    v.error(
-                        ConfigError::new(
-                            format!("`{s}` cannot name containers"),
-                            n.span.clone(),
-                            "not a container name",
-                        )
-                        .help("use letters, digits, `_`, `.` and `-`, starting with a letter or digit"),
-                    );
-                    None
-                }
-            }),
+            Some(n) => named(
+                n,
+                v,
+                "`service`",
+                ["containers", "container"],
+                "use letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+            ),
             None => {
                 missing("service", "web", v);
                 None
@@ -148,20 +164,13 @@ impl BlueGreen {
             }
         };
         let network = f.get("network").and_then(|n| {
-            let s = v.string(n, "`network`")?;
-            if valid_name(&s) {
-                Some(s)
-            } else {
-                v.error(
-                    ConfigError::new(
-                        format!("`{s}` cannot name a network"),
-                        n.span.clone(),
-                        "not a network name",
-                    )
-                    .help("use letters, digits, `_`, `.` and `-`"),
-                );
-                None
-            }
+            named(
+                n,
+                v,
+                "`network`",
+                ["a network", "network"],
+                "use letters, digits, `_`, `.` and `-`",
+            )
         });
         let mut env = Vec::new();
         if let Some(n) = f.get("env") {
@@ -724,7 +733,8 @@ impl BlueGreen {
         let env = cx.env.clone();
         let router = self.router(engine, resolved, &env);
         let colours = engine.colours(&self.service).await?;
-        let live = router.live(&colours).await?.cloned();
+        let snapshot = router.snapshot().await?;
+        let live = router.live(&colours, snapshot.as_deref()).await?.cloned();
         if live.is_none()
             && let Some(running) = colours.iter().find(|c| c.running)
         {
@@ -759,7 +769,6 @@ impl BlueGreen {
                     .await;
             }
         }
-        let snapshot = router.snapshot().await?;
         let container = engine
             .start_colour(
                 &self.service,
@@ -774,30 +783,31 @@ impl BlueGreen {
             spec: &self.health,
             cancel: &cx.cancel,
         };
-        let new = match self
-            .started(engine, &container, next, &resolved.image)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = engine.remove(&container).await;
-                return Err(e);
-            }
-        };
-        let health_url = match self.health_url(&new) {
-            Ok(u) => u,
-            Err(e) => {
-                let _ = engine.remove(&container).await;
-                return Err(e);
-            }
-        };
-        if let Err(e) = probe.gate(&container, &health_url, &mut cx.log).await {
-            let _ = engine.remove(&container).await;
-            return Err(format!(
-                "the new colour never became healthy, so live traffic was not touched and \
-                 `{container}` was removed: {e}"
-            ));
+        // Until it is healthy, the new colour is removed on any failure.
+        let gated = async {
+            let new = self
+                .started(engine, &container, next, &resolved.image)
+                .await?;
+            let health_url = self.health_url(&new)?;
+            probe
+                .gate(&container, &health_url, &mut cx.log)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "the new colour never became healthy, so live traffic was not touched \
+                         and `{container}` was removed: {e}"
+                    )
+                })?;
+            Ok::<_, String>((new, health_url))
         }
+        .await;
+        let (new, health_url) = match gated {
+            Ok(g) => g,
+            Err(e) => {
+                let _ = engine.remove(&container).await;
+                return Err(e);
+            }
+        };
         cx.log
             .line(&format!("`{container}` is healthy at {health_url}"))
             .await;
@@ -955,7 +965,8 @@ impl BlueGreen {
         let env = cx.env.clone();
         let router = self.router(engine, resolved, &env);
         let colours = engine.colours(&self.service).await?;
-        let live = router.live(&colours).await?.cloned();
+        let snapshot = router.snapshot().await?;
+        let live = router.live(&colours, snapshot.as_deref()).await?.cloned();
         let Some(live) = live.filter(|l| l.colour == deployed) else {
             return Err(format!(
                 "the live colour of `{}` is no longer `{deployed}` (another deploy ran since); \

@@ -160,6 +160,14 @@ impl Service {
         lines
     }
 
+    /// What [`Service::containers`] lists when exactly `colours` run.
+    fn running(&self, colours: &[&str]) -> Vec<String> {
+        colours
+            .iter()
+            .map(|c| format!("{}-{c} running", self.0))
+            .collect()
+    }
+
     fn ip(&self, colour: &str) -> String {
         let out = Command::new("docker")
             .args([
@@ -401,6 +409,42 @@ stages:
     )
 }
 
+/// A new service and test directory, with their own nginx in front.
+fn fresh() -> (Service, Test, Nginx) {
+    let service = Service::new();
+    let t = Test::new();
+    let nginx = Nginx::start(&t, &service.0);
+    (service, t, nginx)
+}
+
+/// [`fresh`], then a first deploy that must pass: `blue` is live.
+fn blue_live() -> (Service, Test, Nginx) {
+    let (service, t, nginx) = fresh();
+    let (t, run) = deploy(t, &service, &nginx, &Spec::default());
+    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+    (service, t, nginx)
+}
+
+/// A watch long enough for a test to act while the stage is in it.
+fn long_watch() -> Spec<'static> {
+    Spec {
+        watch: "60s",
+        ..Spec::default()
+    }
+}
+
+/// Starts the written pipeline and returns once the stage watches the new `green`.
+fn spawn_until_watching(t: &Test, service: &Service) -> std::process::Child {
+    let child = t.spawn(&["run", "deploy"]);
+    wait_log(t, &format!("watching `{}-green`", service.0));
+    child
+}
+
+/// The stage's rollback log of the latest run; empty when there was no rollback.
+fn rollback_log(t: &Test) -> String {
+    std::fs::read_to_string(t.latest_run().join("cutover.rollback.log")).unwrap_or_default()
+}
+
 /// Writes the pipeline and runs it.
 fn deploy(t: Test, service: &Service, nginx: &Nginx, spec: &Spec<'_>) -> (Test, Run) {
     let t = t.pipeline("deploy", &pipeline(service, nginx, spec));
@@ -415,9 +459,7 @@ fn first_deploy_then_cutover_switches_traffic() {
     if !components() {
         return;
     }
-    let service = Service::new();
-    let t = Test::new();
-    let nginx = Nginx::start(&t, &service.0);
+    let (service, t, nginx) = fresh();
     let after = "  after:\n    needs: [cutover]\n    run: echo \"${cutover.colour} ${cutover.previous-colour} ${cutover.image}\" > out.txt\n";
     let spec = Spec {
         after,
@@ -437,10 +479,7 @@ fn first_deploy_then_cutover_switches_traffic() {
             .contains(&format!("server {}:8080;", service.ip("blue")))
     );
     assert_eq!(t.read("out.txt").trim(), format!("blue  {}", image()));
-    assert_eq!(
-        service.containers(),
-        vec![format!("{}-blue running", service.0)]
-    );
+    assert_eq!(service.containers(), service.running(&["blue"]));
 
     let (t, run) = deploy(t, &service, &nginx, &spec);
     assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
@@ -450,10 +489,7 @@ fn first_deploy_then_cutover_switches_traffic() {
     assert!(!upstream.contains("backup"), "{upstream}");
     assert_eq!(t.read("out.txt").trim(), format!("green blue {}", image()));
     // Without keep-old the old colour is removed once drained.
-    assert_eq!(
-        service.containers(),
-        vec![format!("{}-green running", service.0)]
-    );
+    assert_eq!(service.containers(), service.running(&["green"]));
     assert_schema_valid(&t.latest_run().join("junit.xml"));
     let junit = t.junit();
     assert!(
@@ -469,11 +505,7 @@ fn unhealthy_new_colour_leaves_live_traffic_alone() {
     if !components() {
         return;
     }
-    let service = Service::new();
-    let t = Test::new();
-    let nginx = Nginx::start(&t, &service.0);
-    let (t, run) = deploy(t, &service, &nginx, &Spec::default());
-    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+    let (service, t, nginx) = blue_live();
     let before = nginx.upstream();
 
     let sick = Spec {
@@ -490,10 +522,7 @@ fn unhealthy_new_colour_leaves_live_traffic_alone() {
     assert!(log.contains("Docker health log:"), "{log}");
     assert_eq!(nginx.upstream(), before);
     assert_eq!(nginx.colour(), "blue");
-    assert_eq!(
-        service.containers(),
-        vec![format!("{}-blue running", service.0)]
-    );
+    assert_eq!(service.containers(), service.running(&["blue"]));
 }
 
 /// `nginx -t` rejects the new configuration (here: the upstream file names an upstream that
@@ -504,11 +533,7 @@ fn rejected_nginx_config_changes_nothing() {
     if !components() {
         return;
     }
-    let service = Service::new();
-    let t = Test::new();
-    let nginx = Nginx::start(&t, &service.0);
-    let (t, run) = deploy(t, &service, &nginx, &Spec::default());
-    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+    let (service, t, nginx) = blue_live();
     let before = nginx.upstream();
     let bad = Spec {
         upstream: Some("elsewhere"),
@@ -523,10 +548,7 @@ fn rejected_nginx_config_changes_nothing() {
     );
     assert_eq!(nginx.upstream(), before);
     assert_eq!(nginx.colour(), "blue");
-    assert_eq!(
-        service.containers(),
-        vec![format!("{}-blue running", service.0)]
-    );
+    assert_eq!(service.containers(), service.running(&["blue"]));
 
     // An upstream file that points at no colour while a colour runs: refused before anything
     // starts, rather than replacing a colour the router may use.
@@ -616,21 +638,12 @@ fn colour_dying_during_watch_is_rolled_back() {
     if !components() {
         return;
     }
-    let service = Service::new();
-    let t = Test::new();
-    let nginx = Nginx::start(&t, &service.0);
-    let (t, run) = deploy(t, &service, &nginx, &Spec::default());
-    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+    let (service, t, nginx) = blue_live();
 
-    let long_watch = Spec {
-        watch: "60s",
-        ..Spec::default()
-    };
-    let t = t.pipeline("deploy", &pipeline(&service, &nginx, &long_watch));
+    let t = t.pipeline("deploy", &pipeline(&service, &nginx, &long_watch()));
     let stop = Arc::new(AtomicBool::new(false));
     let traffic = load(nginx.port, stop.clone());
-    let child = t.spawn(&["run", "deploy"]);
-    wait_log(&t, &format!("watching `{}-green`", service.0));
+    let child = spawn_until_watching(&t, &service);
     assert!(works("docker", &["kill", &format!("{}-green", service.0)]));
     let out = child.wait_with_output().expect("wait");
     stop.store(true, Ordering::SeqCst);
@@ -640,10 +653,7 @@ fn colour_dying_during_watch_is_rolled_back() {
     assert!(log.contains("traffic is back on"), "{log}");
     assert_eq!(nginx.colour(), "blue");
     assert!(!nginx.upstream().contains("backup"));
-    assert_eq!(
-        service.containers(),
-        vec![format!("{}-blue running", service.0)]
-    );
+    assert_eq!(service.containers(), service.running(&["blue"]));
     assert!(ok > 0, "no request went through");
     assert!(
         failed.is_empty(),
@@ -661,19 +671,10 @@ fn runner_killed_mid_watch_next_deploy_recovers() {
     if !components() {
         return;
     }
-    let service = Service::new();
-    let t = Test::new();
-    let nginx = Nginx::start(&t, &service.0);
-    let (t, run) = deploy(t, &service, &nginx, &Spec::default());
-    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+    let (service, t, nginx) = blue_live();
 
-    let long_watch = Spec {
-        watch: "60s",
-        ..Spec::default()
-    };
-    let t = t.pipeline("deploy", &pipeline(&service, &nginx, &long_watch));
-    let mut child = t.spawn(&["run", "deploy"]);
-    wait_log(&t, &format!("watching `{}-green`", service.0));
+    let t = t.pipeline("deploy", &pipeline(&service, &nginx, &long_watch()));
+    let mut child = spawn_until_watching(&t, &service);
     child.kill().expect("SIGKILL portcullis");
     child.wait().expect("reap");
     assert!(nginx.upstream().contains("backup"), "{}", nginx.upstream());
@@ -688,10 +689,7 @@ fn runner_killed_mid_watch_next_deploy_recovers() {
     );
     assert_eq!(nginx.colour(), "blue");
     assert!(!nginx.upstream().contains("backup"));
-    assert_eq!(
-        service.containers(),
-        vec![format!("{}-blue running", service.0)]
-    );
+    assert_eq!(service.containers(), service.running(&["blue"]));
 }
 
 /// The new colour starts failing its HTTP probe during the watch (it still runs): after
@@ -701,19 +699,10 @@ fn failing_probes_during_watch_switch_back() {
     if !components() {
         return;
     }
-    let service = Service::new();
-    let t = Test::new();
-    let nginx = Nginx::start(&t, &service.0);
-    let (t, run) = deploy(t, &service, &nginx, &Spec::default());
-    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+    let (service, t, nginx) = blue_live();
 
-    let long_watch = Spec {
-        watch: "60s",
-        ..Spec::default()
-    };
-    let t = t.pipeline("deploy", &pipeline(&service, &nginx, &long_watch));
-    let child = t.spawn(&["run", "deploy"]);
-    wait_log(&t, &format!("watching `{}-green`", service.0));
+    let t = t.pipeline("deploy", &pipeline(&service, &nginx, &long_watch()));
+    let child = spawn_until_watching(&t, &service);
     assert!(works(
         "docker",
         &[
@@ -733,10 +722,7 @@ fn failing_probes_during_watch_switch_back() {
     );
     assert!(log.contains("traffic is back on"), "{log}");
     assert_eq!(nginx.colour(), "blue");
-    assert_eq!(
-        service.containers(),
-        vec![format!("{}-blue running", service.0)]
-    );
+    assert_eq!(service.containers(), service.running(&["blue"]));
 }
 
 /// Ctrl-C during the watch: the stage is told to stop, switches back to the old colour and
@@ -746,19 +732,10 @@ fn interrupt_during_watch_switches_back() {
     if !components() {
         return;
     }
-    let service = Service::new();
-    let t = Test::new();
-    let nginx = Nginx::start(&t, &service.0);
-    let (t, run) = deploy(t, &service, &nginx, &Spec::default());
-    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+    let (service, t, nginx) = blue_live();
 
-    let long_watch = Spec {
-        watch: "60s",
-        ..Spec::default()
-    };
-    let t = t.pipeline("deploy", &pipeline(&service, &nginx, &long_watch));
-    let child = t.spawn(&["run", "deploy"]);
-    wait_log(&t, &format!("watching `{}-green`", service.0));
+    let t = t.pipeline("deploy", &pipeline(&service, &nginx, &long_watch()));
+    let child = spawn_until_watching(&t, &service);
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
     let out = child.wait_with_output().expect("wait");
@@ -770,10 +747,7 @@ fn interrupt_during_watch_switches_back() {
     );
     assert_eq!(nginx.colour(), "blue");
     assert!(!nginx.upstream().contains("backup"));
-    assert_eq!(
-        service.containers(),
-        vec![format!("{}-blue running", service.0)]
-    );
+    assert_eq!(service.containers(), service.running(&["blue"]));
 }
 
 /// An image without a HEALTHCHECK is gated on the HTTP probes alone, and a colour that never
@@ -802,9 +776,7 @@ fn without_healthcheck_the_deadline_decides() {
         String::from_utf8_lossy(&built.stderr)
     );
 
-    let service = Service::new();
-    let t = Test::new();
-    let nginx = Nginx::start(&t, &service.0);
+    let (service, t, nginx) = fresh();
     let healthy = Spec {
         image: Some(&plain),
         ..Spec::default()
@@ -828,10 +800,7 @@ fn without_healthcheck_the_deadline_decides() {
     assert!(log.contains("not healthy within 2s"), "{log}");
     assert!(log.contains("answered 404, expected 200"), "{log}");
     assert_eq!(nginx.colour(), "blue");
-    assert_eq!(
-        service.containers(),
-        vec![format!("{}-blue running", service.0)]
-    );
+    assert_eq!(service.containers(), service.running(&["blue"]));
 }
 
 /// A later stage fails: the pipeline's rollback starts the kept old colour, switches back to
@@ -841,9 +810,7 @@ fn later_failing_stage_switches_back() {
     if !components() {
         return;
     }
-    let service = Service::new();
-    let t = Test::new();
-    let nginx = Nginx::start(&t, &service.0);
+    let (service, t, nginx) = fresh();
     let keep = Spec {
         keep_old: true,
         ..Spec::default()
@@ -858,18 +825,14 @@ fn later_failing_stage_switches_back() {
     };
     let (t, run) = deploy(t, &service, &nginx, &failing);
     assert_eq!(run.code, 1, "{run:?}");
-    let rollback =
-        std::fs::read_to_string(t.latest_run().join("cutover.rollback.log")).unwrap_or_default();
+    let rollback = rollback_log(&t);
     assert!(
         rollback.contains("starting the kept"),
         "{rollback}\n{run:?}"
     );
     assert!(rollback.contains("switched"), "{rollback}");
     assert_eq!(nginx.colour(), "blue");
-    assert_eq!(
-        service.containers(),
-        vec![format!("{}-blue running", service.0)]
-    );
+    assert_eq!(service.containers(), service.running(&["blue"]));
 }
 
 /// Without keep-old the old colour was removed after the drain; the rollback recreates it
@@ -879,25 +842,17 @@ fn rollback_recreates_a_removed_old_colour() {
     if !components() {
         return;
     }
-    let service = Service::new();
-    let t = Test::new();
-    let nginx = Nginx::start(&t, &service.0);
-    let (t, run) = deploy(t, &service, &nginx, &Spec::default());
-    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+    let (service, t, nginx) = blue_live();
     let failing = Spec {
         after: "  smoke:\n    needs: [cutover]\n    run: exit 1\n",
         ..Spec::default()
     };
     let (t, run) = deploy(t, &service, &nginx, &failing);
     assert_eq!(run.code, 1, "{run:?}");
-    let rollback =
-        std::fs::read_to_string(t.latest_run().join("cutover.rollback.log")).unwrap_or_default();
+    let rollback = rollback_log(&t);
     assert!(rollback.contains("recreating it from"), "{rollback}");
     assert_eq!(nginx.colour(), "blue");
-    assert_eq!(
-        service.containers(),
-        vec![format!("{}-blue running", service.0)]
-    );
+    assert_eq!(service.containers(), service.running(&["blue"]));
 }
 
 /// Two deploys of one service started at once: one takes the lock, the other is refused and
@@ -907,11 +862,7 @@ fn concurrent_deploys_never_overlap() {
     if !components() {
         return;
     }
-    let service = Service::new();
-    let t = Test::new();
-    let nginx = Nginx::start(&t, &service.0);
-    let (t, run) = deploy(t, &service, &nginx, &Spec::default());
-    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+    let (service, t, nginx) = blue_live();
 
     let other = Test::new().pipeline(
         "deploy",
@@ -955,10 +906,7 @@ fn concurrent_deploys_never_overlap() {
     };
     assert!(refused.contains("holds the lock"), "{refused}");
     assert_eq!(nginx.colour(), "green");
-    assert_eq!(
-        service.containers(),
-        vec![format!("{}-green running", service.0)]
-    );
+    assert_eq!(service.containers(), service.running(&["green"]));
 }
 
 /// This process's start time, as the lock records its holder.
@@ -1012,9 +960,7 @@ fn lock_of_a_live_holder_refuses_and_of_a_dead_one_is_broken() {
     if !components() {
         return;
     }
-    let service = Service::new();
-    let t = Test::new();
-    let nginx = Nginx::start(&t, &service.0);
+    let (service, t, nginx) = fresh();
     let me = std::process::id();
     plant_lock(&service, me, &start_time(me));
     let (t, run) = deploy(t, &service, &nginx, &Spec::default());
@@ -1260,9 +1206,7 @@ fn command_switch_runs_the_users_router_command() {
     if !components() {
         return;
     }
-    let service = Service::new();
-    let t = Test::new();
-    let nginx = Nginx::start(&t, &service.0);
+    let (service, t, nginx) = fresh();
     let args = nginx.args().join(" ");
     let up = nginx.dir.join("upstream.conf");
     let yaml = |after: &str| {
@@ -1319,10 +1263,7 @@ stages:
         String::from_utf8_lossy(&on_net.stdout).trim(),
         format!("{}-green", service.0)
     );
-    assert_eq!(
-        service.containers(),
-        vec![format!("{}-green running", service.0)]
-    );
+    assert_eq!(service.containers(), service.running(&["green"]));
 }
 
 /// `switch: alias`: the live colour holds the alias on the live network, and only it does; a

@@ -161,11 +161,7 @@ impl Engine {
     }
 
     pub(crate) fn ip_of(&self, info: &ContainerInspectResponse) -> Option<String> {
-        info.network_settings
-            .as_ref()?
-            .networks
-            .as_ref()?
-            .get(&self.network)?
+        endpoint(info, &self.network)?
             .ip_address
             .clone()
             .filter(|ip| !ip.is_empty())
@@ -311,17 +307,9 @@ impl Engine {
         alias: &str,
     ) -> Result<(), String> {
         if let Some(info) = self.inspect(container).await?
-            && let Some(endpoint) = info
-                .network_settings
-                .as_ref()
-                .and_then(|n| n.networks.as_ref())
-                .and_then(|n| n.get(network))
+            && let Some(endpoint) = endpoint(&info, network)
         {
-            if endpoint
-                .aliases
-                .as_ref()
-                .is_some_and(|a| a.iter().any(|a| a == alias))
-            {
+            if holds(endpoint, alias) {
                 return Ok(());
             }
             // Aliases cannot be edited on a live endpoint: reconnect.
@@ -376,14 +364,10 @@ impl Engine {
         container: &str,
         alias: &str,
     ) -> Result<bool, String> {
-        Ok(self.inspect(container).await?.is_some_and(|info| {
-            info.network_settings
-                .as_ref()
-                .and_then(|n| n.networks.as_ref())
-                .and_then(|n| n.get(network))
-                .and_then(|e| e.aliases.as_ref())
-                .is_some_and(|a| a.iter().any(|a| a == alias))
-        }))
+        Ok(self
+            .inspect(container)
+            .await?
+            .is_some_and(|info| endpoint(&info, network).is_some_and(|e| holds(e, alias))))
     }
 
     /// Takes the service's deploy lock, breaking it only when its holder is provably gone.
@@ -469,6 +453,23 @@ impl Engine {
 #[derive(Debug)]
 pub(crate) struct Lock {
     name: String,
+}
+
+/// The container's endpoint on `network`, when it is connected to it.
+fn endpoint<'i>(info: &'i ContainerInspectResponse, network: &str) -> Option<&'i EndpointSettings> {
+    info.network_settings
+        .as_ref()?
+        .networks
+        .as_ref()?
+        .get(network)
+}
+
+/// Whether the endpoint carries `alias`.
+fn holds(endpoint: &EndpointSettings, alias: &str) -> bool {
+    endpoint
+        .aliases
+        .as_ref()
+        .is_some_and(|a| a.iter().any(|a| a == alias))
 }
 
 fn container_name(info: &ContainerInspectResponse) -> Option<String> {

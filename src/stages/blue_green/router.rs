@@ -7,7 +7,7 @@
 //! new colour that dies mid-watch is failed over by nginx itself before the stage switches back.
 //! `alias` moves a Docker network alias; `command` runs the user's own switch command.
 
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 
 use super::docker::{Colour, Engine};
 use crate::runner::output::OutputSink;
@@ -46,14 +46,15 @@ pub(crate) fn address(colour: &Colour, port: u16) -> Option<String> {
 
 impl Router<'_> {
     /// The colour the router sends traffic to now, among `colours`; `None` on a first deploy.
+    /// `snapshot` is the upstream file as [`Router::snapshot`] read it (nginx only).
     pub(crate) async fn live<'c>(
         &self,
         colours: &'c [Colour],
+        snapshot: Option<&str>,
     ) -> Result<Option<&'c Colour>, String> {
         match self.spec {
-            SwitchSpec::Nginx { upstream_file, .. } => {
-                let text = self.read_upstream(upstream_file).await?.unwrap_or_default();
-                let primaries = primary_servers(&text);
+            SwitchSpec::Nginx { .. } => {
+                let primaries = primary_servers(snapshot.unwrap_or_default());
                 Ok(colours
                     .iter()
                     .find(|c| address(c, self.port).is_some_and(|a| primaries.contains(&a))))
@@ -189,7 +190,7 @@ impl Router<'_> {
         }
     }
 
-    /// The upstream file's text before a deploy, for [`Router::restore`].
+    /// The upstream file's text before a deploy, for [`Router::live`] and [`Router::restore`].
     pub(crate) async fn snapshot(&self) -> Result<Option<String>, String> {
         match self.spec {
             SwitchSpec::Nginx { upstream_file, .. } => self.read_upstream(upstream_file).await,
@@ -232,37 +233,56 @@ impl Router<'_> {
         log: &mut OutputSink,
     ) -> Result<(), String> {
         let (program, args) = argv.split_first().ok_or("the switch command is empty")?;
-        let output = tokio::process::Command::new(program)
-            .args(args)
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("PORTCULLIS_BG_ADDRESS", target)
-            .env("PORTCULLIS_BG_COLOUR", &to.colour)
-            .env("PORTCULLIS_BG_CONTAINER", &to.container)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
+        let (status, text) = self
+            .on_host(
+                program,
+                args,
+                &[
+                    ("PORTCULLIS_BG_ADDRESS", target),
+                    ("PORTCULLIS_BG_COLOUR", &to.colour),
+                    ("PORTCULLIS_BG_CONTAINER", &to.container),
+                ],
+            )
             .await
             .map_err(|e| format!("cannot run the switch command `{program}`: {e}"))?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
         for line in text.lines() {
             log.line(line).await;
         }
-        if !output.status.success() {
+        if !status.success() {
             return Err(format!(
-                "the switch command to `{}` failed ({}): {}",
+                "the switch command to `{}` failed ({status}): {}",
                 to.colour,
-                output.status,
                 text.trim()
             ));
         }
         log.line(&format!("switch command: traffic -> {target}"))
             .await;
         Ok(())
+    }
+
+    /// Runs `program` on the host in the stage's environment plus `extra`; returns how it
+    /// ended and its stdout then stderr.
+    async fn on_host(
+        &self,
+        program: &str,
+        args: &[String],
+        extra: &[(&str, &str)],
+    ) -> std::io::Result<(ExitStatus, String)> {
+        let output = tokio::process::Command::new(program)
+            .args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(extra.iter().copied())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok((output.status, text))
     }
 
     async fn read_upstream(&self, file: &str) -> Result<Option<String>, String> {
@@ -341,23 +361,11 @@ impl Router<'_> {
             }
             None => {
                 let (program, args) = argv.split_first().ok_or("the nginx command is empty")?;
-                let output = tokio::process::Command::new(program)
-                    .args(args)
-                    .env_clear()
-                    .envs(self.env.iter().map(|(k, v)| (k, v)))
-                    .stdin(Stdio::null())
-                    .kill_on_drop(true)
-                    .output()
+                let (status, out) = self
+                    .on_host(program, args, &[])
                     .await
                     .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
-                (
-                    output.status.success(),
-                    format!(
-                        "{}{}",
-                        String::from_utf8_lossy(&output.stdout),
-                        String::from_utf8_lossy(&output.stderr)
-                    ),
-                )
+                (status.success(), out)
             }
         };
         if ok {
