@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Run, Test, assert_schema_valid, required};
+use crate::harness::{Run, Test, assert_schema_valid, free_port, required};
 
 const START: &str = r#"#!/bin/sh
 # A colour for the tests: MODE=sick never serves /healthz.
@@ -238,10 +238,7 @@ impl Nginx {
     fn start(t: &Test, service: &str) -> Nginx {
         let dir = t.path().join("nginx");
         std::fs::create_dir_all(dir.join("tmp")).expect("mkdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         let d = dir.display();
         let conf = format!(
             "worker_processes 1;\nuser root;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Test, assert_schema_valid, required};
+use crate::harness::{Test, assert_schema_valid, free_port, required};
 
 /// PostgreSQL 15's server programs, or the newest installed when 15 is not there.
 static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -57,13 +57,6 @@ fn server_command(program: &str) -> Command {
     } else {
         Command::new(format!("{}/{program}", *BIN))
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 #[expect(clippy::print_stderr, reason = "a skipped test says why")]

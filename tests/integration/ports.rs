@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::harness::{Run, Test, assert_schema_valid, required};
+use crate::harness::{Run, Test, assert_schema_valid, free_port, required};
 
 fn findings(run: &Run) -> Vec<Value> {
     let json: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
@@ -24,14 +24,6 @@ fn about(findings: &[Value], port: u16) -> Vec<Value> {
         .filter(|f| f["port"] == u64::from(port))
         .cloned()
         .collect()
-}
-
-/// A port nothing listens on now: bound, read, released.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// A Docker engine that is not there, so the machine's own Docker does not interfere.
