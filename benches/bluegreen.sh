@@ -30,12 +30,11 @@ drain=${DRAIN:-1s}
 keepalive_timeout=${KEEPALIVE_TIMEOUT:-75s}
 clients=${CLIENTS:-close keepalive retry}
 
-for tool in docker nginx busybox python3 cargo; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "bluegreen.sh: \`$tool\` is not installed." >&2
-        exit 2
-    fi
-done
+source "$here/common.sh"
+require bluegreen.sh docker "see https://docs.docker.com/engine/install/"
+require bluegreen.sh busybox "apt-get install -y busybox-static"
+require bluegreen.sh cargo "install Rust from https://rustup.rs"
+for tool in nginx python3; do require bluegreen.sh "$tool"; done
 
 cargo build --quiet --manifest-path "$repo/Cargo.toml" </dev/null
 bin="${CARGO_TARGET_DIR:-$repo/target}/debug/portcullis"
