@@ -4,10 +4,12 @@
 //! filters. The same module renders the pipeline for `plan`, `run --dry-run` and `graph`
 //! (Mermaid and DOT), so all three agree on order and wording.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::config::errors::suggest;
 use crate::config::pipeline::{Action, Condition, Pipeline, StageIdx};
+use crate::config::template::{Outputs, Values};
 use crate::graph;
 
 /// Which stages run; a stage left out carries the reason.
@@ -119,10 +121,8 @@ fn edges(pipeline: &Pipeline) -> Vec<Vec<StageIdx>> {
 }
 
 /// What a stage does, in one line: its script's first line, its argv, or its kind.
-pub(crate) fn describe_action(
-    action: &Action,
-    expand: &dyn Fn(&crate::config::pipeline::Template) -> String,
-) -> String {
+pub(crate) fn describe_action(action: &Action, pipeline: &Pipeline, values: Values<'_>) -> String {
+    let expand = |t: &crate::config::pipeline::Template| t.render(values).text;
     match action {
         Action::Run { script, .. } => {
             let text = expand(script);
@@ -139,7 +139,11 @@ pub(crate) fn describe_action(
             let words: Vec<String> = argv.iter().map(|t| shell_quote(&expand(t))).collect();
             format!("command: {}", words.join(" "))
         }
-        Action::Uses(kind) => format!("uses: {} ({})", kind.kind(), kind.describe()),
+        Action::Uses(uses) => format!(
+            "uses: {} ({})",
+            uses.kind,
+            crate::stages::describe(uses, pipeline, values)
+        ),
     }
 }
 
@@ -159,8 +163,13 @@ fn shell_quote(word: &str) -> String {
 pub(crate) fn render_plan(
     pipeline: &Pipeline,
     selection: Option<&Selection>,
-    expand: &dyn Fn(&crate::config::pipeline::Template) -> String,
+    vars: &HashMap<String, String>,
 ) -> String {
+    let outputs = Outputs::new();
+    let values = Values {
+        vars,
+        outputs: &outputs,
+    };
     let edges = edges(pipeline);
     let order = graph::topological(&edges);
     let levels = graph::levels(&edges);
@@ -210,7 +219,7 @@ pub(crate) fn render_plan(
             out,
             "     {:<width$}  {}",
             "",
-            describe_action(&stage.action, expand)
+            describe_action(&stage.action, pipeline, values)
         );
         let mut extras = Vec::new();
         if stage.retries.count > 0 {
@@ -219,8 +228,7 @@ pub(crate) fn render_plan(
         if stage.allow_failure {
             extras.push("allow-failure".to_owned());
         }
-        if stage.rollback.is_some() || matches!(&stage.action, Action::Uses(k) if k.has_rollback())
-        {
+        if stage.rollback.is_some() || matches!(&stage.action, Action::Uses(k) if k.has_rollback) {
             extras.push("has rollback".to_owned());
         }
         extras.push(format!(

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use crate::cli::{ExportArgs, ExportTarget};
 use crate::commands::load;
 use crate::config;
-use crate::config::pipeline::{Action, Condition, Pipeline, SecretSource, Stage, TemplatePart};
+use crate::config::pipeline::{
+    Action, Condition, Pipeline, SecretSource, Stage, Template, TemplatePart,
+};
 use crate::exit_code;
 
 pub(crate) fn export(args: &ExportArgs) -> u8 {
@@ -216,8 +218,7 @@ fn job_comments(out: &mut String, stage: &Stage) {
         );
         out.push_str("    # fails where it reads them; run those stages in one job instead.\n");
     }
-    if stage.rollback.is_some()
-        || matches!(&stage.action, Action::Uses(kind) if kind.has_rollback())
+    if stage.rollback.is_some() || matches!(&stage.action, Action::Uses(kind) if kind.has_rollback)
     {
         out.push_str(
             "    # Its rollback never runs here: this job runs the stage alone, and a later\n",
@@ -235,16 +236,16 @@ fn job_comments(out: &mut String, stage: &Stage) {
 
 /// Every `${STAGE.KEY}` a stage reads, as written, in order and without repeats.
 fn outputs_read(stage: &Stage) -> Vec<String> {
-    let mut templates = Vec::new();
+    let mut templates: Vec<Template> = Vec::new();
     for action in std::iter::once(&stage.action).chain(stage.rollback.as_ref()) {
         match action {
-            Action::Run { script, .. } => templates.push(script),
-            Action::Command { argv } => templates.extend(argv),
-            Action::Uses(kind) => templates.extend(kind.templates()),
+            Action::Run { script, .. } => templates.push(script.clone()),
+            Action::Command { argv } => templates.extend(argv.iter().cloned()),
+            Action::Uses(uses) => templates.extend(uses.templates()),
         }
     }
-    templates.extend(stage.env.values());
-    templates.extend(stage.workdir.as_ref());
+    templates.extend(stage.env.values().cloned());
+    templates.extend(stage.workdir.iter().cloned());
     let mut reads: Vec<String> = Vec::new();
     for part in templates.iter().flat_map(|t| &t.parts) {
         if let TemplatePart::Output { stage, key } = part {

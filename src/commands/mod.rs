@@ -183,8 +183,7 @@ pub(crate) fn parse_vars(vars: &[String]) -> Result<Vec<(String, String)>, Strin
 
 /// Loads a pipeline, printing diagnostics on failure.
 pub(crate) fn load(path: &Path, vars: &[(String, String)]) -> Option<Pipeline> {
-    let names: Vec<String> = vars.iter().map(|(k, _)| k.clone()).collect();
-    match config::load(path, &names) {
+    match config::load(path, vars, &crate::stages::REGISTRY) {
         Ok(p) => Some(p),
         Err(e) => {
             report_load_error(&e);

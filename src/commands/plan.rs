@@ -13,7 +13,7 @@ pub(crate) fn plan(args: &PlanArgs) -> u8 {
     let Some(pipeline) = load(&config::resolve(args.pipeline.as_deref()), &vars) else {
         return exit_code::INVALID;
     };
-    let text = plan::render_plan(&pipeline, None, &|t| t.source());
+    let text = plan::render_plan(&pipeline, None, &pipeline.preview_vars(&vars));
     write_data(text.as_bytes())
 }
 

@@ -1,6 +1,5 @@
 //! `portcullis run`: validate, select, resolve secrets, run, report.
 
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::RunArgs;
 use crate::commands::{load, parse_vars, print_error, stderr_color};
-use crate::config::pipeline::{Pipeline, Template, TemplatePart};
+use crate::config::pipeline::Pipeline;
 use crate::exit_code;
 use crate::plan::{self, SelectOptions, Selection};
 use crate::redact::Redactor;
@@ -134,28 +133,7 @@ async fn run_pipeline(
         let _ = out.flush();
     }
 
-    // `${NAME}` values: secrets, then pipeline env in file order (each may use what came before
-    // it), with `--var` overriding a pipeline env entry of the same name.
-    let mut vars: HashMap<String, String> = resolved.iter().cloned().collect();
-    let overrides: HashMap<&str, &str> = cli_vars
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let mut env_pairs = Vec::new();
-    for (name, template) in &pipeline.env {
-        let value = match overrides.get(name.as_str()) {
-            Some(v) => (*v).to_owned(),
-            None => expand_plain(template, &vars),
-        };
-        vars.insert(name.clone(), value.clone());
-        env_pairs.push((name.clone(), value));
-    }
-    for (k, v) in &cli_vars {
-        if !pipeline.env.contains_key(k) {
-            vars.insert(k.clone(), v.clone());
-            env_pairs.push((k.clone(), v.clone()));
-        }
-    }
+    let (vars, env_pairs) = pipeline.layer_vars(&resolved, &cli_vars);
     let mut base_env: Vec<(String, String)> = std::env::vars().collect();
     base_env.extend(env_pairs);
     base_env.extend(resolved.iter().cloned());
@@ -274,45 +252,9 @@ fn random_token() -> String {
     format!("portcullis-{:016x}", hasher.finish())
 }
 
-fn expand_plain(template: &Template, vars: &HashMap<String, String>) -> String {
-    template.expand(&mut |part| match part {
-        TemplatePart::Var(name) => vars.get(name).cloned(),
-        _ => None,
-    })
-}
-
 /// `--dry-run`: the plan, with `${NAME}`s expanded and secrets shown as `***`.
 fn dry_run(pipeline: &Pipeline, selection: &Selection, cli_vars: &[(String, String)]) -> u8 {
-    let mut vars: HashMap<String, String> = pipeline
-        .secrets
-        .keys()
-        .map(|k| (k.clone(), "***".to_owned()))
-        .collect();
-    let overrides: HashMap<&str, &str> = cli_vars
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    for (name, template) in &pipeline.env {
-        let value = overrides
-            .get(name.as_str())
-            .map_or_else(|| expand_plain(template, &vars), |v| (*v).to_owned());
-        vars.insert(name.clone(), value);
-    }
-    for (k, v) in cli_vars {
-        vars.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    let expand = |t: &Template| {
-        t.expand(&mut |part| match part {
-            TemplatePart::Var(name) => Some(
-                vars.get(name)
-                    .cloned()
-                    .unwrap_or_else(|| format!("${{{name}}}")),
-            ),
-            TemplatePart::Output { stage, key } => Some(format!("${{{stage}.{key}}}")),
-            TemplatePart::Literal(_) => None,
-        })
-    };
-    let mut text = plan::render_plan(pipeline, Some(selection), &expand);
+    let mut text = plan::render_plan(pipeline, Some(selection), &pipeline.preview_vars(cli_vars));
     let count = selection.selected.iter().filter(|s| **s).count();
     text.push_str(&format!(
         "dry run: {count} of {} stages would run; nothing was run\n",
@@ -346,16 +288,4 @@ fn changed_files(base: &str) -> Result<Vec<String>, String> {
     files.sort();
     files.dedup();
     Ok(files)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pipeline_env_expands_in_order() {
-        let (t, _) = crate::config::template::parse("${A}-x").expect("template");
-        let vars: HashMap<String, String> = [("A".to_owned(), "1".to_owned())].into();
-        assert_eq!(expand_plain(&t, &vars), "1-x");
-    }
 }

@@ -1,8 +1,10 @@
 //! `portcullis schema`: a JSON Schema (draft-07) of the pipeline format, for editors.
 //!
 //! The main function is [`pipeline_schema`]. The pipeline is checked by hand in
-//! `config::validate`, not through serde types, so there is nothing to derive a schema from: this
-//! one is written out to follow the validator key for key. It cannot express everything the
+//! `config::validate`, not through serde types, so there is nothing to derive a schema from: the
+//! file's own keys are written out here to follow the validator key for key, and each built-in
+//! kind's `with:` block comes from the kind itself (`Kind::with_schema`, beside its validator),
+//! through `stages::REGISTRY`. It cannot express everything the
 //! validator checks (that `needs` name real stages, that `${NAME}` is defined, that the graph has
 //! no cycle), but it rejects every unknown key and every value of the wrong shape, which is what
 //! an editor's completion and squiggles need. `fixtures/pipeline.schema.json` holds a copy that a
@@ -12,6 +14,7 @@
 use serde_json::{Value, json};
 
 use crate::exit_code;
+use crate::stages::REGISTRY;
 
 pub(crate) fn schema() -> u8 {
     let text = match serde_json::to_string_pretty(&pipeline_schema()) {
@@ -98,7 +101,12 @@ pub(crate) fn pipeline_schema() -> Value {
 }
 
 fn definitions() -> Value {
-    json!({
+    let mut defs = json!({
+        "template": {
+            "description": "A value given through `${NAME}` or `${STAGE.KEY}`, checked once expanded.",
+            "type": "string",
+            "pattern": "\\$\\{"
+        },
         "duration": {
             "description": "A number and a unit (ms, s, m, h, d), repeatable: `500ms`, `90s`, `15m`, `1h30m`.",
             "type": "string",
@@ -207,34 +215,6 @@ fn definitions() -> Value {
                 }
             ]
         },
-        "httpWith": {
-            "description": "Settings of `uses: http`: poll URLs until each answers `expect`.",
-            "type": "object",
-            "additionalProperties": false,
-            "anyOf": [{ "required": ["url"] }, { "required": ["urls"] }],
-            "properties": {
-                "url": { "description": "A plain `http://` URL to poll.", "type": "string" },
-                "urls": {
-                    "description": "Several plain `http://` URLs, each its own JUnit case.",
-                    "$ref": "#/definitions/stringOrList"
-                },
-                "expect": {
-                    "description": "The status each URL must answer (default 200).",
-                    "type": "integer",
-                    "minimum": 100,
-                    "maximum": 599
-                },
-                "contains": { "description": "A text the body must contain.", "type": "string" },
-                "within": {
-                    "description": "How long to keep polling each URL (default 30s).",
-                    "$ref": "#/definitions/duration"
-                },
-                "interval": {
-                    "description": "Time between polls (default 1s).",
-                    "$ref": "#/definitions/duration"
-                }
-            }
-        },
         "port": { "type": "integer", "minimum": 1, "maximum": 65535 },
         "portList": {
             "oneOf": [
@@ -242,220 +222,81 @@ fn definitions() -> Value {
                 { "type": "array", "items": { "$ref": "#/definitions/port" } }
             ]
         },
-        "portsWith": ports_with(),
-        "blueGreenWith": blue_green_with(),
-        "postgresCheckWith": postgres_check_with(),
-        "pgDumpWith": pg_dump_with(),
         "stage": stage()
-    })
-}
-
-/// `with:` of `uses: ports` (its own `json!` call: one for every definition is too deep for the
-/// macro).
-fn ports_with() -> Value {
-    json!({
-        "description": "Settings of `uses: ports`: the port law, over source trees (`scan`) and this machine (`live`).",
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "allow": {
-                "description": "Ports that may be exposed: `{ 3001: frontend }` (port to role) or `[3001, 5555]`.",
-                "oneOf": [
-                    {
-                        "type": "object",
-                        "propertyNames": { "pattern": "^[1-9][0-9]{0,4}$" },
-                        "additionalProperties": { "type": ["string", "null"] }
-                    },
-                    { "type": "array", "items": { "$ref": "#/definitions/port" } }
-                ]
-            },
-            "forbid": {
-                "description": "Ports that must not appear anywhere: a violation in every file and on every address.",
-                "$ref": "#/definitions/portList"
-            },
-            "require-listening": {
-                "description": "With `live: true`: ports that must have a listener or a published container port.",
-                "$ref": "#/definitions/portList"
-            },
-            "scan": {
-                "description": "Folders or files to scan for declared ports (default `.` unless `live` is set).",
-                "$ref": "#/definitions/stringOrList"
-            },
-            "live": {
-                "description": "Check this machine's listening sockets and Docker's published ports.",
-                "type": "boolean"
-            }
-        }
-    })
-}
-
-/// `with:` of `uses: blue-green`.
-fn blue_green_with() -> Value {
-    json!({
-        "description": "Settings of `uses: blue-green`: cut a service over between two colour containers.",
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["service", "image", "port", "switch"],
-        "properties": {
-            "service": {
-                "description": "The service; its containers are `SERVICE-blue` and `SERVICE-green`.",
-                "type": "string",
-                "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-            },
-            "image": { "description": "The image of the new colour; must be on the engine (never pulled).", "type": "string" },
-            "port": { "description": "The container port that serves.", "type": "integer", "minimum": 1, "maximum": 65535 },
-            "network": { "description": "The Docker network the colours join (default `bridge`); created when absent.", "type": "string" },
-            "env": { "description": "`NAME=VALUE` entries for the colour's environment.", "$ref": "#/definitions/stringOrList" },
-            "health": {
-                "description": "How a colour proves it is healthy, before and after the switch.",
-                "type": "object",
-                "additionalProperties": false,
-                "properties": {
-                    "path": { "description": "The HTTP path probed on the colour (default `/healthz`).", "type": "string" },
-                    "expect": { "description": "The status a healthy colour answers (default 200).", "type": "integer", "minimum": 100, "maximum": 599 },
-                    "interval": { "description": "Time between probes (default 1s).", "$ref": "#/definitions/duration" },
-                    "timeout": { "description": "How long one probe may take (default 2s).", "$ref": "#/definitions/duration" },
-                    "healthy-after": { "description": "Consecutive passing probes that make a colour healthy (default 3).", "type": "integer", "minimum": 1, "maximum": 1000 },
-                    "unhealthy-after": { "description": "Consecutive failing probes that make it unhealthy (default 3).", "type": "integer", "minimum": 1, "maximum": 1000 },
-                    "within": { "description": "The deadline for a new colour to become healthy (default 60s).", "$ref": "#/definitions/duration" }
-                }
-            },
-            "switch": {
-                "description": "How traffic is switched: exactly one of `nginx`, `alias`, `command`.",
-                "type": "object",
-                "additionalProperties": false,
-                "minProperties": 1,
-                "maxProperties": 1,
-                "properties": {
-                    "nginx": {
-                        "type": "object",
-                        "additionalProperties": false,
-                        "required": ["upstream-file"],
-                        "properties": {
-                            "upstream-file": { "description": "The file holding the service's `upstream` block, included by nginx.", "type": "string" },
-                            "upstream": { "description": "The upstream's name (default: the service).", "type": "string" },
-                            "container": { "description": "nginx runs in this container, reached with `docker exec`.", "type": "string" },
-                            "command": { "description": "The nginx invocation `-t` and `-s reload` are appended to (default `nginx`).", "$ref": "#/definitions/stringOrList" }
-                        }
-                    },
-                    "alias": {
-                        "type": "object",
-                        "additionalProperties": false,
-                        "required": ["network"],
-                        "properties": {
-                            "network": { "description": "The network on which the live colour holds the alias.", "type": "string" },
-                            "name": { "description": "The alias (default: the service).", "type": "string" }
-                        }
-                    },
-                    "command": { "description": "A command that points your router at `$PORTCULLIS_BG_ADDRESS`.", "$ref": "#/definitions/stringOrList" }
-                }
-            },
-            "drain": { "description": "How long the colour being left keeps serving in-flight requests (default 10s).", "$ref": "#/definitions/duration" },
-            "watch": { "description": "How long the new colour is watched after the switch (default 10s).", "$ref": "#/definitions/duration" },
-            "watch-url": { "description": "A URL through the router, probed during the watch.", "type": "string" },
-            "keep-old": { "description": "Keep the old colour's container, stopped, for rollback (default false).", "type": "boolean" }
-        }
-    })
-}
-
-/// `with:` of `uses: postgres-check`, mirroring `stages::postgres_check`.
-fn postgres_check_with() -> Value {
-    let common = json!({
-        "name": { "description": "The check's name in reports (default: its SQL, objects or script).", "type": "string" },
-        "severity": {
-            "description": "`error` (default) fails the stage; `warn` only reports.",
-            "enum": ["error", "warn"]
-        },
-        "timeout": {
-            "description": "This check's statement timeout (SQL) or run time limit (script, default 5m).",
-            "$ref": "#/definitions/duration"
-        }
     });
-    let with = |key: &str, value: Value, extra: Value| {
-        let mut properties = common.clone();
-        if let (Some(p), Some(e)) = (properties.as_object_mut(), extra.as_object()) {
-            p.insert(key.to_owned(), value);
-            p.extend(e.clone());
+    if let Value::Object(map) = &mut defs {
+        for kind in REGISTRY.kinds() {
+            map.insert(
+                with_definition(kind.name),
+                accept_templates((kind.schema)()),
+            );
         }
-        json!({
-            "type": "object",
-            "additionalProperties": false,
-            "required": [key],
-            "properties": properties
-        })
-    };
-    let number = json!({ "type": ["number", "string"] });
-    json!({
-        "description": "Settings of `uses: postgres-check`: integrity checks in one read-only transaction, each a JUnit case.",
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["url", "checks"],
-        "properties": {
-            "url": { "description": "A `postgresql://` URL or `key=value` string; `PG*` variables and `.pgpass` fill the rest.", "type": "string" },
-            "statement-timeout": {
-                "description": "Each SQL check's `statement_timeout` (default 30s); the server cancels a query that takes longer.",
-                "$ref": "#/definitions/duration"
-            },
-            "checks": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "oneOf": [
-                        with("sql", json!({ "description": "One query; by default it must return no rows.", "type": "string" }), json!({
-                            "expect": {
-                                "description": "`no-rows` (default), `{ rows: N }`, `{ value: V }` or `{ min: A, max: B }`.",
-                                "oneOf": [
-                                    { "const": "no-rows" },
-                                    { "type": "object", "additionalProperties": false, "required": ["rows"], "properties": { "rows": { "type": "integer", "minimum": 0 } } },
-                                    { "type": "object", "additionalProperties": false, "required": ["value"], "properties": { "value": { "type": ["string", "number", "boolean"] } } },
-                                    { "type": "object", "additionalProperties": false, "minProperties": 1, "properties": { "min": number, "max": number } }
-                                ]
-                            }
-                        })),
-                        with("exists", json!({
-                            "description": "Objects that must exist: `KIND NAME` with KIND one of table, view, column, index, sequence, function, extension, schema.",
-                            "oneOf": [
-                                { "type": "string", "pattern": "^(table|view|column|index|sequence|function|extension|schema) " },
-                                { "type": "array", "items": { "type": "string", "pattern": "^(table|view|column|index|sequence|function|extension|schema) " } }
-                            ]
-                        }), json!({})),
-                        with("script", json!({
-                            "description": "A program run with the connection in `PG*` variables: a string for `sh -c`, or an argv list. Exit 0 passes, 1 to 125 fails.",
-                            "oneOf": [
-                                { "type": "string" },
-                                { "type": "array", "minItems": 1, "items": { "type": "string" } }
-                            ]
-                        }), json!({}))
-                    ]
-                }
-            }
-        }
-    })
+    }
+    defs
 }
 
-/// `with:` of `uses: pg-dump`, mirroring `stages::pg_dump`.
-fn pg_dump_with() -> Value {
-    json!({
-        "description": "Settings of `uses: pg-dump`: a verified backup before a deploy, restored when the run fails.",
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["url", "dir"],
-        "properties": {
-            "url": { "description": "A `postgresql://` URL or `key=value` string; `PG*` variables and `.pgpass` fill the rest.", "type": "string" },
-            "dir": { "description": "The folder of backups, one subfolder each (created 0700).", "type": "string" },
-            "keep": { "description": "Keep this many newest backups (with `max-age`: kept when either keeps it).", "type": "integer", "minimum": 1 },
-            "max-age": { "description": "Keep backups younger than this.", "$ref": "#/definitions/duration" },
-            "dry-run-retention": { "description": "Only report what retention would delete.", "type": "boolean" },
-            "restore-on-failure": { "description": "The stage's rollback restores this backup when the run fails (default true).", "type": "boolean" },
-            "rehearse": { "description": "Also restore the backup into a scratch database, published as the output `rehearsal-url`.", "type": "boolean" },
-            "lock-wait-timeout": { "description": "How long pg_dump waits for its table locks (default 30s).", "$ref": "#/definitions/duration" },
-            "maintenance-db": { "description": "The database used to create and rename databases when restoring (default `postgres`).", "type": "string" }
+/// Any value in `with:` may be written as `${NAME}` and is read once expanded, so wherever a kind
+/// takes a number, a boolean, a list or a mapping, a string holding a reference is also valid.
+fn accept_templates(mut schema: Value) -> Value {
+    let Value::Object(map) = &mut schema else {
+        return schema;
+    };
+    for key in ["properties", "additionalProperties"] {
+        match map.get_mut(key) {
+            Some(Value::Object(props)) if key == "properties" => {
+                for value in props.values_mut() {
+                    *value = accept_templates(std::mem::take(value));
+                }
+            }
+            Some(value @ Value::Object(_)) => *value = accept_templates(std::mem::take(value)),
+            _ => {}
         }
-    })
+    }
+    if let Some(items) = map.get_mut("items") {
+        *items = accept_templates(std::mem::take(items));
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(Value::Array(branches)) = map.get_mut(key) {
+            for branch in branches.iter_mut() {
+                *branch = accept_templates(std::mem::take(branch));
+            }
+        }
+    }
+    let plain_string = map.get("type") == Some(&json!("string"))
+        && !map.contains_key("pattern")
+        && !map.contains_key("enum");
+    let is_with_block = map.contains_key("properties");
+    if plain_string || is_with_block || map.is_empty() {
+        return schema;
+    }
+    let description = map.remove("description");
+    let mut wrapped = json!({ "anyOf": [schema, { "$ref": "#/definitions/template" }] });
+    if let Some(d) = description {
+        wrapped["description"] = d;
+    }
+    wrapped
+}
+
+/// The definition name of a kind's `with:` block: `pg-dump` -> `pgDumpWith`.
+fn with_definition(kind: &str) -> String {
+    let mut name = String::new();
+    let mut upper = false;
+    for c in kind.chars() {
+        if c == '-' {
+            upper = true;
+        } else if upper {
+            name.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            name.push(c);
+        }
+    }
+    name.push_str("With");
+    name
 }
 
 fn stage() -> Value {
-    json!({
+    let mut stage = json!({
         "type": "object",
         "additionalProperties": false,
         // A stage does exactly one thing; the validator rejects none and two alike.
@@ -465,41 +306,6 @@ fn stage() -> Value {
             { "required": ["uses"] }
         ],
         "dependencies": { "with": ["uses"] },
-        // One branch per built-in kind; a new kind adds its own `with:` here.
-        "allOf": [
-            {
-                "if": { "required": ["uses"], "properties": { "uses": { "const": "http" } } },
-                "then": {
-                    "required": ["with"],
-                    "properties": { "with": { "$ref": "#/definitions/httpWith" } }
-                }
-            },
-            {
-                "if": { "required": ["uses"], "properties": { "uses": { "const": "ports" } } },
-                "then": { "properties": { "with": { "$ref": "#/definitions/portsWith" } } }
-            },
-            {
-                "if": { "required": ["uses"], "properties": { "uses": { "const": "blue-green" } } },
-                "then": {
-                    "required": ["with"],
-                    "properties": { "with": { "$ref": "#/definitions/blueGreenWith" } }
-                }
-            },
-            {
-                "if": { "required": ["uses"], "properties": { "uses": { "const": "postgres-check" } } },
-                "then": {
-                    "required": ["with"],
-                    "properties": { "with": { "$ref": "#/definitions/postgresCheckWith" } }
-                }
-            },
-            {
-                "if": { "required": ["uses"], "properties": { "uses": { "const": "pg-dump" } } },
-                "then": {
-                    "required": ["with"],
-                    "properties": { "with": { "$ref": "#/definitions/pgDumpWith" } }
-                }
-            }
-        ],
         "properties": {
             "name": { "description": "The stage's name in reports; defaults to its key.", "type": "string" },
             "needs": {
@@ -523,7 +329,7 @@ fn stage() -> Value {
             },
             "uses": {
                 "description": "A built-in kind, configured by `with:`.",
-                "enum": crate::stages::KINDS
+                "enum": REGISTRY.kinds().iter().map(|k| k.name).collect::<Vec<_>>()
             },
             "with": {
                 "description": "Settings of the built-in kind named by `uses:`.",
@@ -557,5 +363,28 @@ fn stage() -> Value {
                 "$ref": "#/definitions/stringOrList"
             }
         }
-    })
+    });
+    // One branch per built-in kind: `with:` follows the kind named by `uses:`.
+    let branches: Vec<Value> = REGISTRY
+        .kinds()
+        .iter()
+        .map(|kind| {
+            let with = json!({ "$ref": format!("#/definitions/{}", with_definition(kind.name)) });
+            let mut then = json!({ "properties": { "with": with } });
+            if requires_with(&(kind.schema)()) {
+                then["required"] = json!(["with"]);
+            }
+            json!({
+                "if": { "required": ["uses"], "properties": { "uses": { "const": kind.name } } },
+                "then": then
+            })
+        })
+        .collect();
+    stage["allOf"] = Value::Array(branches);
+    stage
+}
+
+/// A kind whose `with:` has required keys (or one of several) cannot be used without `with:`.
+fn requires_with(schema: &Value) -> bool {
+    schema.get("required").is_some() || schema.get("anyOf").is_some()
 }

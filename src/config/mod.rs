@@ -6,6 +6,7 @@
 
 pub(crate) mod duration;
 pub(crate) mod errors;
+pub(crate) mod kind;
 pub(crate) mod pipeline;
 pub(crate) mod template;
 pub(crate) mod validate;
@@ -51,7 +52,11 @@ pub(crate) fn resolve(arg: Option<&str>) -> PathBuf {
     }
 }
 
-pub(crate) fn load(path: &Path, vars: &[String]) -> Result<Pipeline, LoadError> {
+pub(crate) fn load(
+    path: &Path,
+    vars: &[(String, String)],
+    kinds: &dyn kind::KindRegistry,
+) -> Result<Pipeline, LoadError> {
     let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
         path: path.to_path_buf(),
         source,
@@ -84,7 +89,7 @@ pub(crate) fn load(path: &Path, vars: &[String]) -> Result<Pipeline, LoadError> 
         text: text.clone(),
     };
     let cpus = std::thread::available_parallelism().map_or(2, usize::from);
-    parse_and_validate(&text, path, vars, cpus).map_err(|errors| LoadError::Invalid {
+    parse_and_validate(&text, path, vars, cpus, kinds).map_err(|errors| LoadError::Invalid {
         errors: ConfigErrors { file, errors },
     })
 }
@@ -92,8 +97,9 @@ pub(crate) fn load(path: &Path, vars: &[String]) -> Result<Pipeline, LoadError> 
 pub(crate) fn parse_and_validate(
     text: &str,
     path: &Path,
-    vars: &[String],
+    vars: &[(String, String)],
     cpus: usize,
+    kinds: &dyn kind::KindRegistry,
 ) -> Result<Pipeline, Vec<ConfigError>> {
     let root = yaml::parse(text).map_err(|e| {
         let help = if e.message.contains("mapping values are not allowed") {
@@ -107,7 +113,7 @@ pub(crate) fn parse_and_validate(
         let message = format!("invalid YAML: {}", e.message);
         vec![ConfigError::new(message, e.offset..e.offset + 1, "here").help(help)]
     })?;
-    validate::validate(&root, text, path, vars, cpus)
+    validate::validate(&root, text, path, vars, cpus, kinds)
 }
 
 /// No input may panic the loader, the validator or the diagnostic renderer: arbitrary text,
@@ -171,7 +177,13 @@ mod fuzz {
 
     fn check(text: &str) {
         let path = Path::new("pipelines/fuzz.yml");
-        if let Err(errors) = parse_and_validate(text, path, &["V".to_owned()], 2) {
+        if let Err(errors) = parse_and_validate(
+            text,
+            path,
+            &[("V".to_owned(), String::new())],
+            2,
+            &crate::stages::REGISTRY,
+        ) {
             assert!(!errors.is_empty());
             let file = SourceFile {
                 path: path.to_path_buf(),
@@ -265,7 +277,13 @@ mod fuzz {
     #[test]
     fn seeds_are_valid() {
         for seed in SEEDS {
-            let result = parse_and_validate(seed, Path::new("seed.yml"), &[], 2);
+            let result = parse_and_validate(
+                seed,
+                Path::new("seed.yml"),
+                &[],
+                2,
+                &crate::stages::REGISTRY,
+            );
             assert!(result.is_ok(), "{:?}", result.err());
         }
     }

@@ -9,6 +9,12 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use std::collections::HashMap;
+
+use super::template::{Outputs, Values};
+pub(crate) use super::template::{Template, TemplatePart};
+use super::yaml::Node;
+
 /// A stage's position in [`Pipeline::stages`], which is file order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct StageIdx(pub(crate) usize);
@@ -27,6 +33,8 @@ pub(crate) struct Pipeline {
     pub(crate) concurrency: usize,
     /// Stages in file order; [`StageIdx`] indexes this.
     pub(crate) stages: Vec<Stage>,
+    /// The file's text, for errors found when a kind is bound to its values at run time.
+    pub(crate) source: std::sync::Arc<str>,
 }
 
 impl Pipeline {
@@ -36,6 +44,53 @@ impl Pipeline {
 
     pub(crate) fn stage(&self, idx: StageIdx) -> &Stage {
         &self.stages[idx.0]
+    }
+
+    /// The values of `${NAME}` for a run: secrets, then the pipeline's `env` in file order (each
+    /// entry may use what came before it), with a `--var` replacing the `env` entry of its name
+    /// and adding the others. Returns the values and the variables stages get in their
+    /// environment besides the secrets. `run` passes resolved secrets; `plan` and `--dry-run`
+    /// pass `***` for each.
+    pub(crate) fn layer_vars(
+        &self,
+        secrets: &[(String, String)],
+        cli_vars: &[(String, String)],
+    ) -> (HashMap<String, String>, Vec<(String, String)>) {
+        let mut vars: HashMap<String, String> = secrets.iter().cloned().collect();
+        let outputs = Outputs::new();
+        let mut env = Vec::new();
+        for (name, template) in &self.env {
+            let value = match cli_vars.iter().rev().find(|(k, _)| k == name) {
+                Some((_, v)) => v.clone(),
+                None => {
+                    template
+                        .render(Values {
+                            vars: &vars,
+                            outputs: &outputs,
+                        })
+                        .text
+                }
+            };
+            vars.insert(name.clone(), value.clone());
+            env.push((name.clone(), value));
+        }
+        for (k, v) in cli_vars {
+            if !self.env.contains_key(k) {
+                vars.insert(k.clone(), v.clone());
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        (vars, env)
+    }
+
+    /// `${NAME}` values for showing the pipeline without running it: secrets read `***`.
+    pub(crate) fn preview_vars(&self, cli_vars: &[(String, String)]) -> HashMap<String, String> {
+        let masked: Vec<(String, String)> = self
+            .secrets
+            .keys()
+            .map(|k| (k.clone(), "***".to_owned()))
+            .collect();
+        self.layer_vars(&masked, cli_vars).0
     }
 }
 
@@ -92,8 +147,33 @@ pub(crate) enum Action {
     Run { script: Template, shell: Shell },
     /// An argv list, no shell.
     Command { argv: Vec<Template> },
-    /// A built-in kind, its `with:` block already checked and typed by the kind.
-    Uses(std::sync::Arc<dyn crate::stages::BuiltinStage>),
+    /// A built-in kind. Its `with:` block was checked at validation; the kind is bound to its
+    /// expanded values when the stage starts.
+    Uses(Uses),
+}
+
+/// `uses: KIND` with its `with:` block, as written.
+#[derive(Debug, Clone)]
+pub(crate) struct Uses {
+    /// The kind's `uses:` name, as registered.
+    pub(crate) kind: &'static str,
+    /// The `with:` tree as written; every `${...}` in it was checked to resolve in this stage.
+    pub(crate) with: Node,
+    /// Whether the kind, as configured, undoes what it did when a later stage fails.
+    pub(crate) has_rollback: bool,
+}
+
+impl Uses {
+    /// Every template in `with:`, for what looks at a stage from outside the runner.
+    pub(crate) fn templates(&self) -> Vec<Template> {
+        let mut out = Vec::new();
+        self.with.visit_scalars(&mut |_, text| {
+            if let Ok((t, _)) = super::template::parse(text) {
+                out.push(t);
+            }
+        });
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,56 +221,4 @@ pub(crate) enum SecretSource {
     Env(String),
     File(PathBuf),
     Command(Vec<String>),
-}
-
-/// A string with `${NAME}` and `${STAGE.KEY}` references, already checked to resolve.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Template {
-    pub(crate) parts: Vec<TemplatePart>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum TemplatePart {
-    Literal(String),
-    /// `${NAME}`: pipeline env, a secret, or a `--var`.
-    Var(String),
-    /// `${STAGE.KEY}`: an output of an ancestor stage.
-    Output {
-        stage: String,
-        key: String,
-    },
-}
-
-impl Template {
-    /// A template with no references.
-    pub(crate) fn literal(text: &str) -> Template {
-        Template {
-            parts: vec![TemplatePart::Literal(text.to_owned())],
-        }
-    }
-
-    /// Expands every reference with `lookup`; a reference it cannot answer becomes empty.
-    pub(crate) fn expand(&self, lookup: &mut dyn FnMut(&TemplatePart) -> Option<String>) -> String {
-        let mut out = String::new();
-        for part in &self.parts {
-            match part {
-                TemplatePart::Literal(s) => out.push_str(s),
-                other => out.push_str(&lookup(other).unwrap_or_default()),
-            }
-        }
-        out
-    }
-
-    /// The text as written, for `plan` and `--dry-run`.
-    pub(crate) fn source(&self) -> String {
-        let mut out = String::new();
-        for part in &self.parts {
-            match part {
-                TemplatePart::Literal(s) => out.push_str(&s.replace("${", "$${")),
-                TemplatePart::Var(n) => out.push_str(&format!("${{{n}}}")),
-                TemplatePart::Output { stage, key } => out.push_str(&format!("${{{stage}.{key}}}")),
-            }
-        }
-        out
-    }
 }

@@ -13,10 +13,12 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::errors::{ConfigError, suggest};
+use super::kind::KindRegistry;
 use super::pipeline::{
     Action, Condition, Pipeline, Retries, SecretSource, Shell, Stage, StageIdx, Template,
-    TemplatePart,
+    TemplatePart, Uses,
 };
+use super::template::{ExpandedNode, Outputs, Values};
 use super::yaml::{Node, NodeKind};
 use super::{duration, template};
 
@@ -62,18 +64,22 @@ const STAGE_KEYS: &[&str] = &[
     "paths",
 ];
 
-/// Validates a parsed file. `vars` are the `--var` names given on the command line; `cpus`
-/// is the default concurrency.
+/// Validates a parsed file. `vars` are the `--var`s given on the command line; `cpus`
+/// is the default concurrency; `kinds` checks each `uses:` stage's `with:`.
 pub(crate) fn validate(
     root: &Node,
     text: &str,
     file: &Path,
-    vars: &[String],
+    vars: &[(String, String)],
     cpus: usize,
+    kinds: &dyn KindRegistry,
 ) -> Result<Pipeline, Vec<ConfigError>> {
     let mut v = Validator {
         text,
         errors: Vec::new(),
+        deferred: Vec::new(),
+        substituted: Vec::new(),
+        kinds: Some(kinds),
     };
     let pipeline = v.pipeline(root, file, vars, cpus);
     match pipeline {
@@ -86,6 +92,13 @@ pub(crate) fn validate(
 pub(crate) struct Validator<'a> {
     text: &'a str,
     pub(crate) errors: Vec<ConfigError>,
+    /// Spans of values whose references get their values only at run time (secrets, outputs,
+    /// `--var`): a kind's complaint about such a value waits until the stage starts, when the
+    /// kind is bound to the real value.
+    deferred: Vec<Range<usize>>,
+    /// Spans of values that were expanded, with what they became, named in errors about them.
+    substituted: Vec<(Range<usize>, String)>,
+    kinds: Option<&'a dyn KindRegistry>,
 }
 
 /// The keys of one mapping, checked for unknown and duplicate entries.
@@ -120,10 +133,32 @@ pub(crate) struct Scope<'s> {
     /// `None` where outputs cannot be used at all (pipeline-level `env`).
     pub(crate) ancestors: Option<&'s crate::graph::StageSet>,
     pub(crate) stages: &'s [String],
+    /// Values already known at validation (pipeline and stage `env` entries that depend on
+    /// nothing given at run time), for checking a kind's `with:` before anything runs.
+    pub(crate) known: &'s HashMap<String, String>,
 }
 
-impl Validator<'_> {
-    pub(crate) fn error(&mut self, error: ConfigError) {
+impl<'a> Validator<'a> {
+    /// A validator for one expanded `with:` tree: errors inside its deferred spans are dropped,
+    /// and errors about an expanded value say what it became.
+    pub(crate) fn for_values(text: &'a str, expanded: &ExpandedNode) -> Validator<'a> {
+        Validator {
+            text,
+            errors: Vec::new(),
+            deferred: expanded.deferred.clone(),
+            substituted: expanded.substituted.clone(),
+            kinds: None,
+        }
+    }
+
+    pub(crate) fn error(&mut self, mut error: ConfigError) {
+        let within = |d: &Range<usize>| d.start <= error.span.start && error.span.end <= d.end;
+        if self.deferred.iter().any(within) {
+            return;
+        }
+        if let Some((_, value)) = self.substituted.iter().find(|(d, _)| within(d)) {
+            error.label = format!("{} (reads `{value}` once expanded)", error.label);
+        }
         self.errors.push(error);
     }
 
@@ -197,6 +232,30 @@ impl Validator<'_> {
             NodeKind::Scalar { value, .. } if !node.is_null() => Some(value.clone()),
             _ => {
                 self.mismatch(node, what, "a string");
+                None
+            }
+        }
+    }
+
+    /// A string field of a kind's `with:` that must be there.
+    pub(crate) fn required_string(
+        &mut self,
+        f: &Fields<'_>,
+        key: &str,
+        kind: &str,
+        help: &str,
+    ) -> Option<String> {
+        match f.get(key) {
+            Some(n) => self.string(n, &format!("`{key}`")),
+            None => {
+                self.error(
+                    ConfigError::new(
+                        format!("`{kind}` needs `{key}`"),
+                        f.span.clone(),
+                        format!("no `{key}`"),
+                    )
+                    .help(help),
+                );
                 None
             }
         }
@@ -394,7 +453,7 @@ impl Validator<'_> {
         &mut self,
         root: &Node,
         file: &Path,
-        cli_vars: &[String],
+        cli_vars: &[(String, String)],
         cpus: usize,
     ) -> Option<Pipeline> {
         if root.is_null() {
@@ -448,7 +507,7 @@ impl Validator<'_> {
             .map(|n| self.secrets(n))
             .unwrap_or_default();
         let mut vars: HashSet<String> = BUILTIN_VARS.iter().map(|s| (*s).to_owned()).collect();
-        vars.extend(cli_vars.iter().cloned());
+        vars.extend(cli_vars.iter().map(|(k, _)| k.clone()));
         vars.extend(secrets.keys().cloned());
         let env_node = top.get("env");
         if let Some(fields) = env_node.and_then(|n| self.fields(n, "`env`", &[])) {
@@ -474,16 +533,20 @@ impl Validator<'_> {
             .as_ref()
             .map(|f| f.iter().map(|(k, _, _)| k.to_owned()).collect())
             .unwrap_or_default();
+        let nothing_known = HashMap::new();
         let env = {
             let scope = Scope {
                 vars: &vars,
                 ancestors: None,
                 stages: &stage_ids,
+                known: &nothing_known,
             };
             env_node
                 .map(|n| self.env(n, &scope, "`env`"))
                 .unwrap_or_default()
         };
+        let cli_names: Vec<String> = cli_vars.iter().map(|(k, _)| k.clone()).collect();
+        let known = known_values(&env, &cli_names, cli_vars.iter().cloned().collect());
 
         let defaults = top
             .get("defaults")
@@ -581,6 +644,7 @@ impl Validator<'_> {
                 vars: &vars,
                 ancestors: Some(&ancestors[pos]),
                 stages: &stage_ids,
+                known: &known,
             };
             if let Some(stage) = self.stage(id, key, node, edges[pos].clone(), &scope, &defaults) {
                 stages.push(stage);
@@ -596,6 +660,7 @@ impl Validator<'_> {
             secrets,
             concurrency,
             stages,
+            source: std::sync::Arc::from(self.text),
         })
     }
 
@@ -837,10 +902,12 @@ impl Validator<'_> {
             }
             None => IndexMap::new(),
         };
+        let stage_known = known_values(&env, &[], scope.known.clone());
         let stage_scope = Scope {
             vars: &stage_vars,
             ancestors: scope.ancestors,
             stages: scope.stages,
+            known: &stage_known,
         };
 
         let action = self.action(&f, &what, key, &stage_scope, &defaults.shell);
@@ -959,7 +1026,7 @@ impl Validator<'_> {
                 kind: NodeKind::Map(Vec::new()),
             };
             let with = f.get("with").unwrap_or(&empty);
-            return crate::stages::validate_kind(&kind, n, with, self, scope).map(Action::Uses);
+            return self.uses(&kind, n, with, scope).map(Action::Uses);
         }
         self.error(
             ConfigError::new(
@@ -972,6 +1039,82 @@ impl Validator<'_> {
             ),
         );
         None
+    }
+
+    /// `uses:` and `with:`. Every reference anywhere in `with:` must resolve here, like one in a
+    /// script; then the kind checks the tree expanded with what is known now. A value that holds
+    /// a secret, an output or a `--var` is checked again, with its real value, when the stage
+    /// starts (`stages::bind`).
+    fn uses(
+        &mut self,
+        kind: &str,
+        kind_node: &Node,
+        with: &Node,
+        scope: &Scope<'_>,
+    ) -> Option<Uses> {
+        let kinds = self.kinds?;
+        let names = kinds.names();
+        let Some(name) = names.iter().copied().find(|k| *k == kind) else {
+            let help = match suggest(kind, names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("available kinds: {}", names.join(", ")),
+            };
+            self.error(
+                ConfigError::new(
+                    format!("unknown stage kind `{kind}`"),
+                    kind_node.span.clone(),
+                    "unknown kind",
+                )
+                .help(help),
+            );
+            return None;
+        };
+        let errors_before = self.errors.len();
+        with.visit_keys(&mut |key| {
+            if key.as_str().is_some_and(|k| k.contains("${")) {
+                self.error(
+                    ConfigError::new(
+                        "a key in `with:` cannot hold `${...}`",
+                        key.span.clone(),
+                        "a name, not a value",
+                    )
+                    .help(
+                        "keys name settings and are read as written; put the variable in the value",
+                    ),
+                );
+            }
+        });
+        with.visit_scalars(&mut |node, text| {
+            self.template(node, text, scope);
+        });
+        if self.errors.len() != errors_before {
+            return None;
+        }
+        let outputs = Outputs::new();
+        let expanded = template::expand_node(
+            with,
+            Values {
+                vars: scope.known,
+                outputs: &outputs,
+            },
+        );
+        let outer = (
+            std::mem::replace(&mut self.deferred, expanded.deferred),
+            std::mem::replace(&mut self.substituted, expanded.substituted),
+        );
+        let checked = kinds.check(name, &expanded.node, self);
+        (self.deferred, self.substituted) = outer;
+        let has_rollback = match checked {
+            Some(r) => r,
+            // Invalid only through a value known at run time: bound then, rollback assumed.
+            None if self.errors.len() == errors_before => true,
+            None => return None,
+        };
+        Some(Uses {
+            kind: name,
+            with: with.clone(),
+            has_rollback,
+        })
     }
 
     fn argv(&mut self, node: &Node, scope: &Scope<'_>) -> Option<Vec<Template>> {
@@ -1096,6 +1239,32 @@ struct StageDefaults {
     timeout: Duration,
     grace: Duration,
     shell: Shell,
+}
+
+/// The values known before the run: `--var`s (already in `known`), and each `env` entry whose
+/// references all resolve to values known before it. A `--var` replaces the pipeline `env`
+/// entry of its name; a stage's own `env` entry replaces both.
+fn known_values(
+    env: &IndexMap<String, Template>,
+    overridden: &[String],
+    mut known: HashMap<String, String>,
+) -> HashMap<String, String> {
+    let outputs = Outputs::new();
+    for (name, template) in env {
+        if overridden.contains(name) {
+            continue;
+        }
+        let rendered = template.render(Values {
+            vars: &known,
+            outputs: &outputs,
+        });
+        if rendered.missing.is_none() {
+            known.insert(name.clone(), rendered.text);
+        } else {
+            known.remove(name);
+        }
+    }
+    known
 }
 
 fn is_env_name(name: &str) -> bool {

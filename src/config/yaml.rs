@@ -44,6 +44,27 @@ impl Node {
         }
     }
 
+    /// Calls `f` with every scalar value of the tree (not mapping keys), with its node.
+    pub(crate) fn visit_scalars<'n>(&'n self, f: &mut dyn FnMut(&'n Node, &'n str)) {
+        match &self.kind {
+            NodeKind::Scalar { value, .. } => f(self, value),
+            NodeKind::Seq(items) => items.iter().for_each(|n| n.visit_scalars(f)),
+            NodeKind::Map(pairs) => pairs.iter().for_each(|(_, v)| v.visit_scalars(f)),
+        }
+    }
+
+    /// Calls `f` with every mapping key of the tree.
+    pub(crate) fn visit_keys<'n>(&'n self, f: &mut dyn FnMut(&'n Node)) {
+        match &self.kind {
+            NodeKind::Scalar { .. } => {}
+            NodeKind::Seq(items) => items.iter().for_each(|n| n.visit_keys(f)),
+            NodeKind::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+                f(k);
+                v.visit_keys(f);
+            }),
+        }
+    }
+
     /// What the node is, for "expected X, found Y" messages.
     pub(crate) fn describe(&self) -> &'static str {
         match &self.kind {

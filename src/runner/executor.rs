@@ -21,7 +21,8 @@ use super::events::{
 use super::output::OutputSink;
 use super::process::{self, Exit, ProcessSpec};
 use crate::config::pipeline::{Action, Pipeline, Stage, StageIdx};
-use crate::stages::{BuiltinStage, KindOutcome, StageContext, expand};
+use crate::config::template::{Outputs, Values};
+use crate::stages::{BuiltinStage, KindOutcome, StageContext};
 
 pub(super) struct StageJob {
     pub(super) pipeline: Arc<Pipeline>,
@@ -67,7 +68,10 @@ fn prepare(
     // What this stage adds to the run's environment; the run's own was de-duplicated once.
     let mut extra: Vec<(String, String)> = Vec::with_capacity(stage.env.len() + 5);
     for (name, template) in &stage.env {
-        let value = expand(template, &vars, outputs)?;
+        let value = template.expand(Values {
+            vars: &vars,
+            outputs,
+        })?;
         vars.insert(name.clone(), value.clone());
         extra.push((name.clone(), value));
     }
@@ -95,7 +99,10 @@ fn prepare(
         .collect();
     env.extend(extra);
     let workdir = match &stage.workdir {
-        Some(t) => setup.root.join(expand(t, &vars, outputs)?),
+        Some(t) => setup.root.join(t.expand(Values {
+            vars: &vars,
+            outputs,
+        })?),
         None => setup.root.clone(),
     };
     Ok(Prepared {
@@ -109,17 +116,21 @@ fn prepare(
 fn argv_for(
     action: &Action,
     p: &Prepared,
-    outputs: &HashMap<String, HashMap<String, String>>,
+    outputs: &Outputs,
 ) -> Result<Option<Vec<String>>, String> {
+    let values = Values {
+        vars: &p.vars,
+        outputs,
+    };
     match action {
         Action::Run { script, shell } => {
             let mut argv = shell.argv.clone();
-            argv.push(expand(script, &p.vars, outputs)?);
+            argv.push(script.expand(values)?);
             Ok(Some(argv))
         }
         Action::Command { argv } => argv
             .iter()
-            .map(|t| expand(t, &p.vars, outputs))
+            .map(|t| t.expand(values))
             .collect::<Result<_, _>>()
             .map(Some),
         Action::Uses(_) => Ok(None),
@@ -337,12 +348,20 @@ async fn attempt(
         };
         return (end, Vec::new(), HashMap::new());
     }
-    let Action::Uses(kind) = &stage.action else {
+    let Action::Uses(uses) = &stage.action else {
         return (
             AttemptEnd::Failed("nothing to run".into()),
             Vec::new(),
             HashMap::new(),
         );
+    };
+    let values = Values {
+        vars: &prepared.vars,
+        outputs: &job.outputs,
+    };
+    let kind = match crate::stages::bind(uses, &job.pipeline, values) {
+        Ok(kind) => kind,
+        Err(reason) => return (AttemptEnd::Failed(reason), Vec::new(), HashMap::new()),
     };
     let placeholder = OutputSink::open(
         &stage.id,
@@ -417,7 +436,6 @@ fn kind_context(
         stage: stage.id.clone(),
         workdir: prepared.workdir.clone(),
         env: prepared.env.clone(),
-        vars: prepared.vars.clone(),
         outputs: outputs.clone(),
         log,
         cancel: CancellationToken::new(),
@@ -566,7 +584,15 @@ pub(super) async fn run_rollback(job: RollbackJob) -> RollbackStatus {
                 ),
                 Err(reason) => (RollbackStatus::Failed, Some(reason)),
             },
-            (None, Action::Uses(kind)) => {
+            (None, Action::Uses(uses)) => 'kind: {
+                let values = Values {
+                    vars: &prepared.vars,
+                    outputs: &job.outputs,
+                };
+                let kind = match crate::stages::bind(uses, &job.pipeline, values) {
+                    Ok(kind) => kind,
+                    Err(reason) => break 'kind (RollbackStatus::Failed, Some(reason)),
+                };
                 let placeholder =
                     OutputSink::open(&label, log.clone(), &setup.redactor, job.emitter.clone());
                 let log = std::mem::replace(&mut sink, placeholder);

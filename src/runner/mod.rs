@@ -456,7 +456,7 @@ impl Dispatcher {
     fn has_rollback(&self, idx: StageIdx) -> bool {
         let stage = self.pipeline.stage(idx);
         stage.rollback.is_some()
-            || matches!(&stage.action, crate::config::pipeline::Action::Uses(kind) if kind.has_rollback())
+            || matches!(&stage.action, crate::config::pipeline::Action::Uses(kind) if kind.has_rollback)
     }
 
     async fn start_rollbacks(&mut self) {

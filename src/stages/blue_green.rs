@@ -11,10 +11,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::{BoxFuture, BuiltinStage, KindOutcome, StageContext};
+use serde_json::{Value, json};
+
+use super::{BoxFuture, BuiltinStage, Kind, KindOutcome, StageContext};
 use crate::config::errors::ConfigError;
-use crate::config::pipeline::Template;
-use crate::config::validate::{Scope, Validator};
+use crate::config::validate::Validator;
 use crate::config::yaml::Node;
 use crate::runner::events::{CaseResult, CaseStatus};
 use crate::runner::output::OutputSink;
@@ -54,34 +55,17 @@ const NGINX_KEYS: &[&str] = &["upstream-file", "upstream", "container", "command
 const ALIAS_KEYS: &[&str] = &["network", "name"];
 
 #[derive(Debug)]
-enum SwitchTemplate {
-    Nginx {
-        upstream_file: Template,
-        upstream: String,
-        container: Option<String>,
-        command: Vec<Template>,
-    },
-    Alias {
-        network: String,
-        name: String,
-    },
-    Command {
-        argv: Vec<Template>,
-    },
-}
-
-#[derive(Debug)]
 pub(crate) struct BlueGreen {
     service: String,
-    image: Template,
+    image: String,
     port: u16,
     network: Option<String>,
-    env: Vec<Template>,
+    env: Vec<String>,
     health: HealthSpec,
-    switch: SwitchTemplate,
+    switch: SwitchSpec,
     drain: Duration,
     watch: Duration,
-    watch_url: Option<Template>,
+    watch_url: Option<String>,
     keep_old: bool,
 }
 
@@ -116,12 +100,10 @@ fn named(
     None
 }
 
-impl BlueGreen {
-    pub(crate) fn validate(
-        with: &Node,
-        v: &mut Validator<'_>,
-        scope: &Scope<'_>,
-    ) -> Option<BlueGreen> {
+impl Kind for BlueGreen {
+    const NAME: &'static str = "blue-green";
+
+    fn validate(with: &Node, v: &mut Validator<'_>) -> Option<BlueGreen> {
         let f = v.fields(with, "`with` of `blue-green`", KEYS)?;
         let before = v.errors.len();
         let missing = |key: &str, example: &str, v: &mut Validator<'_>| {
@@ -148,9 +130,7 @@ impl BlueGreen {
             }
         };
         let image = match f.get("image") {
-            Some(n) => v
-                .string(n, "`image`")
-                .and_then(|s| v.template(n, &s, scope)),
+            Some(n) => v.string(n, "`image`"),
             None => {
                 missing("image", "myorg/web:${GIT_SHA}", v);
                 None
@@ -186,12 +166,12 @@ impl BlueGreen {
                     );
                     continue;
                 }
-                env.extend(v.template(node, &text, scope));
+                env.push(text);
             }
         }
         let health = Self::validate_health(f.get("health"), v);
         let switch = match f.get("switch") {
-            Some(n) => Self::validate_switch(n, v, scope, service.as_deref(), network.as_deref()),
+            Some(n) => Self::validate_switch(n, v, service.as_deref(), network.as_deref()),
             None => {
                 missing(
                     "switch",
@@ -211,7 +191,7 @@ impl BlueGreen {
             .unwrap_or(Duration::from_secs(10));
         let watch_url = f.get("watch-url").and_then(|n| {
             let s = v.string(n, "`watch-url`")?;
-            if !s.starts_with("http://") && !s.starts_with("${") {
+            if !s.starts_with("http://") {
                 v.error(
                     ConfigError::new(
                         format!("`{s}` is not an `http://` URL"),
@@ -222,7 +202,7 @@ impl BlueGreen {
                 );
                 return None;
             }
-            v.template(n, &s, scope)
+            Some(s)
         });
         let keep_old = f
             .get("keep-old")
@@ -246,6 +226,76 @@ impl BlueGreen {
         })
     }
 
+    fn with_schema() -> Value {
+        json!({
+            "description": "Settings of `uses: blue-green`: cut a service over between two colour containers.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["service", "image", "port", "switch"],
+            "properties": {
+                "service": {
+                    "description": "The service; its containers are `SERVICE-blue` and `SERVICE-green`.",
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+                },
+                "image": { "description": "The image of the new colour; must be on the engine (never pulled).", "type": "string" },
+                "port": { "description": "The container port that serves.", "type": "integer", "minimum": 1, "maximum": 65535 },
+                "network": { "description": "The Docker network the colours join (default `bridge`); created when absent.", "type": "string" },
+                "env": { "description": "`NAME=VALUE` entries for the colour's environment.", "$ref": "#/definitions/stringOrList" },
+                "health": {
+                    "description": "How a colour proves it is healthy, before and after the switch.",
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "path": { "description": "The HTTP path probed on the colour (default `/healthz`).", "type": "string" },
+                        "expect": { "description": "The status a healthy colour answers (default 200).", "type": "integer", "minimum": 100, "maximum": 599 },
+                        "interval": { "description": "Time between probes (default 1s).", "$ref": "#/definitions/duration" },
+                        "timeout": { "description": "How long one probe may take (default 2s).", "$ref": "#/definitions/duration" },
+                        "healthy-after": { "description": "Consecutive passing probes that make a colour healthy (default 3).", "type": "integer", "minimum": 1, "maximum": 1000 },
+                        "unhealthy-after": { "description": "Consecutive failing probes that make it unhealthy (default 3).", "type": "integer", "minimum": 1, "maximum": 1000 },
+                        "within": { "description": "The deadline for a new colour to become healthy (default 60s).", "$ref": "#/definitions/duration" }
+                    }
+                },
+                "switch": {
+                    "description": "How traffic is switched: exactly one of `nginx`, `alias`, `command`.",
+                    "type": "object",
+                    "additionalProperties": false,
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                    "properties": {
+                        "nginx": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["upstream-file"],
+                            "properties": {
+                                "upstream-file": { "description": "The file holding the service's `upstream` block, included by nginx.", "type": "string" },
+                                "upstream": { "description": "The upstream's name (default: the service).", "type": "string" },
+                                "container": { "description": "nginx runs in this container, reached with `docker exec`.", "type": "string" },
+                                "command": { "description": "The nginx invocation `-t` and `-s reload` are appended to (default `nginx`).", "$ref": "#/definitions/stringOrList" }
+                            }
+                        },
+                        "alias": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["network"],
+                            "properties": {
+                                "network": { "description": "The network on which the live colour holds the alias.", "type": "string" },
+                                "name": { "description": "The alias (default: the service).", "type": "string" }
+                            }
+                        },
+                        "command": { "description": "A command that points your router at `$PORTCULLIS_BG_ADDRESS`.", "$ref": "#/definitions/stringOrList" }
+                    }
+                },
+                "drain": { "description": "How long the colour being left keeps serving in-flight requests (default 10s).", "$ref": "#/definitions/duration" },
+                "watch": { "description": "How long the new colour is watched after the switch (default 10s).", "$ref": "#/definitions/duration" },
+                "watch-url": { "description": "A URL through the router, probed during the watch.", "type": "string" },
+                "keep-old": { "description": "Keep the old colour's container, stopped, for rollback (default false).", "type": "boolean" }
+            }
+        })
+    }
+}
+
+impl BlueGreen {
     fn validate_health(node: Option<&Node>, v: &mut Validator<'_>) -> Option<HealthSpec> {
         let mut spec = HealthSpec {
             path: "/healthz".into(),
@@ -301,10 +351,9 @@ impl BlueGreen {
     fn validate_switch(
         node: &Node,
         v: &mut Validator<'_>,
-        scope: &Scope<'_>,
         service: Option<&str>,
         network: Option<&str>,
-    ) -> Option<SwitchTemplate> {
+    ) -> Option<SwitchSpec> {
         let f = v.fields(node, "`switch`", SWITCH_KEYS)?;
         let chosen: Vec<_> = f.iter().collect();
         let [(method, key, value)] = chosen.as_slice() else {
@@ -322,9 +371,7 @@ impl BlueGreen {
             "nginx" => {
                 let n = v.fields(value, "`switch.nginx`", NGINX_KEYS)?;
                 let upstream_file = match n.get("upstream-file") {
-                    Some(node) => v
-                        .string(node, "`upstream-file`")
-                        .and_then(|s| v.template(node, &s, scope)),
+                    Some(node) => v.string(node, "`upstream-file`"),
                     None => {
                         v.error(
                             ConfigError::new(
@@ -360,14 +407,11 @@ impl BlueGreen {
                                 .help("write the nginx invocation, e.g. `[nginx, -c, /etc/nginx/nginx.conf]`"),
                             );
                         }
-                        words
-                            .into_iter()
-                            .filter_map(|(w, node)| v.template(node, &w, scope))
-                            .collect()
+                        words.into_iter().map(|(w, _)| w).collect()
                     }
-                    None => vec![Template::literal("nginx")],
+                    None => vec!["nginx".to_owned()],
                 };
-                Some(SwitchTemplate::Nginx {
+                Some(SwitchSpec::Nginx {
                     upstream_file: upstream_file?,
                     upstream,
                     container,
@@ -406,7 +450,7 @@ impl BlueGreen {
                     .get("name")
                     .and_then(|node| v.string(node, "`switch.alias.name`"))
                     .or_else(|| service.map(str::to_owned))?;
-                Some(SwitchTemplate::Alias {
+                Some(SwitchSpec::Alias {
                     network: alias_network,
                     name,
                 })
@@ -426,17 +470,14 @@ impl BlueGreen {
                     );
                     return None;
                 }
-                let argv = words
-                    .into_iter()
-                    .filter_map(|(w, node)| v.template(node, &w, scope))
-                    .collect();
-                Some(SwitchTemplate::Command { argv })
+                let argv = words.into_iter().map(|(w, _)| w).collect();
+                Some(SwitchSpec::Command { argv })
             }
         }
     }
 }
 
-/// The `with:` block with every `${...}` expanded.
+/// The settings of one cutover or rollback.
 struct Resolved {
     image: String,
     env: Vec<String>,
@@ -453,46 +494,22 @@ struct Done {
 }
 
 impl BuiltinStage for BlueGreen {
-    fn kind(&self) -> &'static str {
-        "blue-green"
-    }
-
     fn describe(&self) -> String {
         let method = match &self.switch {
-            SwitchTemplate::Nginx { .. } => "an nginx upstream",
-            SwitchTemplate::Alias { .. } => "a network alias",
-            SwitchTemplate::Command { .. } => "a switch command",
+            SwitchSpec::Nginx { .. } => "an nginx upstream",
+            SwitchSpec::Alias { .. } => "a network alias",
+            SwitchSpec::Command { .. } => "a switch command",
         };
         format!(
             "cut `{}` over to {} through {method}",
-            self.service,
-            self.image.source()
+            self.service, self.image
         )
-    }
-
-    fn templates(&self) -> Vec<&Template> {
-        let mut all = vec![&self.image];
-        all.extend(&self.env);
-        all.extend(&self.watch_url);
-        match &self.switch {
-            SwitchTemplate::Nginx {
-                upstream_file,
-                command,
-                ..
-            } => {
-                all.push(upstream_file);
-                all.extend(command);
-            }
-            SwitchTemplate::Command { argv } => all.extend(argv),
-            SwitchTemplate::Alias { .. } => {}
-        }
-        all
     }
 
     fn run<'a>(&'a self, cx: &'a mut StageContext) -> BoxFuture<'a, KindOutcome> {
         Box::pin(async move {
             let started = Instant::now();
-            let resolved = match self.resolve(cx) {
+            let resolved = match self.resolve() {
                 Ok(r) => r,
                 Err(e) => return KindOutcome::failed(e),
             };
@@ -566,7 +583,7 @@ impl BuiltinStage for BlueGreen {
     fn rollback<'a>(&'a self, cx: &'a mut StageContext) -> BoxFuture<'a, KindOutcome> {
         Box::pin(async move {
             let mine = cx.outputs.get(&cx.stage).cloned().unwrap_or_default();
-            let resolved = match self.resolve(cx) {
+            let resolved = match self.resolve() {
                 Ok(r) => r,
                 Err(e) => return KindOutcome::failed(e),
             };
@@ -627,33 +644,13 @@ enum Mode {
 }
 
 impl BlueGreen {
-    fn resolve(&self, cx: &StageContext) -> Result<Resolved, String> {
-        let all = |ts: &[Template]| -> Result<Vec<String>, String> {
-            ts.iter().map(|t| cx.expand(t)).collect()
-        };
-        let switch = match &self.switch {
-            SwitchTemplate::Nginx {
-                upstream_file,
-                upstream,
-                container,
-                command,
-            } => SwitchSpec::Nginx {
-                upstream_file: cx.expand(upstream_file)?,
-                upstream: upstream.clone(),
-                container: container.clone(),
-                command: all(command)?,
-            },
-            SwitchTemplate::Alias { network, name } => SwitchSpec::Alias {
-                network: network.clone(),
-                name: name.clone(),
-            },
-            SwitchTemplate::Command { argv } => SwitchSpec::Command { argv: all(argv)? },
-        };
+    /// The settings a cutover works from.
+    fn resolve(&self) -> Result<Resolved, String> {
         Ok(Resolved {
-            image: cx.expand(&self.image)?,
-            env: all(&self.env)?,
-            switch,
-            watch_url: self.watch_url.as_ref().map(|t| cx.expand(t)).transpose()?,
+            image: self.image.clone(),
+            env: self.env.clone(),
+            switch: self.switch.clone(),
+            watch_url: self.watch_url.clone(),
         })
     }
 

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{BoxFuture, BuiltinStage, KindOutcome, StageContext};
+use serde_json::{Value, json};
+
+use super::{BoxFuture, BuiltinStage, Kind, KindOutcome, StageContext};
 use crate::config::errors::ConfigError;
-use crate::config::pipeline::Template;
-use crate::config::validate::{Scope, Validator};
+use crate::config::validate::Validator;
 use crate::config::yaml::Node;
 use crate::runner::events::{CaseResult, CaseStatus};
 
@@ -25,15 +26,17 @@ const MAX_BODY: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct Http {
-    urls: Vec<Template>,
+    urls: Vec<String>,
     expect: u16,
     contains: Option<String>,
     within: Duration,
     interval: Duration,
 }
 
-impl Http {
-    pub(crate) fn validate(with: &Node, v: &mut Validator<'_>, scope: &Scope<'_>) -> Option<Http> {
+impl Kind for Http {
+    const NAME: &'static str = "http";
+
+    fn validate(with: &Node, v: &mut Validator<'_>) -> Option<Http> {
         let f = v.fields(with, "`with` of `http`", KEYS)?;
         let mut urls = Vec::new();
         let mut nodes = Vec::new();
@@ -51,7 +54,7 @@ impl Http {
             return None;
         }
         for (text, node) in nodes {
-            if !text.starts_with("http://") && !text.starts_with("${") {
+            if !text.starts_with("http://") {
                 v.error(
                     ConfigError::new(
                         format!("`{text}` is not an `http://` URL"),
@@ -64,7 +67,7 @@ impl Http {
                 );
                 continue;
             }
-            urls.extend(v.template(node, &text, scope));
+            urls.push(text);
         }
         let expect = f
             .get("expect")
@@ -87,38 +90,61 @@ impl Http {
             interval,
         })
     }
+
+    fn with_schema() -> Value {
+        json!({
+            "description": "Settings of `uses: http`: poll URLs until each answers `expect`.",
+            "type": "object",
+            "additionalProperties": false,
+            "anyOf": [{ "required": ["url"] }, { "required": ["urls"] }],
+            "properties": {
+                "url": { "description": "A plain `http://` URL to poll.", "type": "string" },
+                "urls": {
+                    "description": "Several plain `http://` URLs, each its own JUnit case.",
+                    "$ref": "#/definitions/stringOrList"
+                },
+                "expect": {
+                    "description": "The status each URL must answer (default 200).",
+                    "type": "integer",
+                    "minimum": 100,
+                    "maximum": 599
+                },
+                "contains": { "description": "A text the body must contain.", "type": "string" },
+                "within": {
+                    "description": "How long to keep polling each URL (default 30s).",
+                    "$ref": "#/definitions/duration"
+                },
+                "interval": {
+                    "description": "Time between polls (default 1s).",
+                    "$ref": "#/definitions/duration"
+                }
+            }
+        })
+    }
 }
 
 impl BuiltinStage for Http {
-    fn kind(&self) -> &'static str {
-        "http"
-    }
-
     fn describe(&self) -> String {
-        let urls: Vec<String> = self.urls.iter().map(Template::source).collect();
+        let contains = self
+            .contains
+            .as_ref()
+            .map(|c| format!(" containing `{c}`"))
+            .unwrap_or_default();
         format!(
-            "expect {} from {} within {}",
+            "expect {}{contains} from {} within {}",
             self.expect,
-            urls.join(", "),
+            self.urls.join(", "),
             crate::config::duration::format(self.within)
         )
-    }
-
-    fn templates(&self) -> Vec<&Template> {
-        self.urls.iter().collect()
     }
 
     fn run<'a>(&'a self, cx: &'a mut StageContext) -> BoxFuture<'a, KindOutcome> {
         Box::pin(async move {
             let mut outcome = KindOutcome::passed();
             let mut statuses = Vec::new();
-            for template in &self.urls {
-                let url = match cx.expand(template) {
-                    Ok(u) => u,
-                    Err(e) => return KindOutcome::failed(e),
-                };
+            for url in &self.urls {
                 let started = Instant::now();
-                let (case, status) = self.check(&url, cx).await;
+                let (case, status) = self.check(url, cx).await;
                 statuses.push(status.map_or_else(|| "none".to_owned(), |s| s.to_string()));
                 if let CaseStatus::Failed { message, .. } | CaseStatus::Errored { message, .. } =
                     &case
@@ -153,6 +179,10 @@ impl Http {
         // Something answered, but not in HTTP: the check could not run, which JUnit calls an
         // error rather than a failure.
         let mut not_http;
+        // A poll that answers as the one before is counted, not logged again: a failing stage's
+        // log (and its JUnit tail) says each distinct answer once, with how often it repeated.
+        let mut shown: Option<String> = None;
+        let mut repeats = 0u32;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let answer = tokio::select! {
@@ -168,6 +198,7 @@ impl Http {
                         .as_ref()
                         .is_none_or(|c| body.contains(c.as_str()));
                     if status == self.expect && body_ok {
+                        flush_repeats(cx, url, &shown, repeats).await;
                         cx.log.line(&format!("GET {url}: {status}")).await;
                         return (CaseStatus::Passed, last_status);
                     }
@@ -189,8 +220,16 @@ impl Http {
                     last = "no answer".into();
                 }
             }
-            cx.log.line(&format!("GET {url}: {last}")).await;
+            if shown.as_deref() == Some(last.as_str()) {
+                repeats += 1;
+            } else {
+                flush_repeats(cx, url, &shown, repeats).await;
+                repeats = 0;
+                cx.log.line(&format!("GET {url}: {last}")).await;
+                shown = Some(last.clone());
+            }
             if Instant::now() + self.interval >= deadline {
+                flush_repeats(cx, url, &shown, repeats).await;
                 let message = format!(
                     "GET {url}: expected {} within {}, last answer: {last}",
                     self.expect,
@@ -209,6 +248,18 @@ impl Http {
                 () = cx.cancel.cancelled() => return (CaseStatus::Skipped { message: "cancelled".into() }, last_status),
             }
         }
+    }
+}
+
+/// Says how many more polls gave the answer last logged.
+async fn flush_repeats(cx: &mut StageContext, url: &str, shown: &Option<String>, repeats: u32) {
+    if let Some(answer) = shown
+        && repeats > 0
+    {
+        let times = if repeats == 1 { "time" } else { "times" };
+        cx.log
+            .line(&format!("GET {url}: {answer} ({repeats} more {times})"))
+            .await;
     }
 }
 

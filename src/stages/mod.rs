@@ -1,25 +1,27 @@
 //! Built-in stage kinds (`uses:`) and the one interface they all implement.
 //!
-//! The main type is the [`BuiltinStage`] trait. A kind checks and types its own `with:` block at
-//! validation time ([`validate_kind`]), so its errors point into the pipeline file like any
-//! other; at run time it gets a [`StageContext`] (environment, working directory, a log that is
-//! masked and streamed like a script's, cancellation) and returns a [`KindOutcome`]: pass or
-//! fail, the JUnit test cases it wants reported (one per finding or check), and the outputs it
-//! publishes for later stages. A kind that changes the world brings its own rollback. The runner
-//! knows nothing else about kinds, so adding one touches only this folder.
+//! The main type is the [`BuiltinStage`] trait; [`Kind`] adds what a kind declares once, beside
+//! its code: its `uses:` name, how it reads its `with:` block and that block's JSON Schema.
+//! [`REGISTRY`] lists every kind in one place; `config::load` is handed it. A kind never sees a
+//! `${...}`: at validation it checks the `with:` tree expanded with what is known then, and when
+//! its stage starts [`bind`] expands the tree with the run's values and the kind reads typed,
+//! final values. At run time it gets a [`StageContext`] (environment, working directory, a log
+//! that is masked and streamed like a script's, cancellation) and returns a [`KindOutcome`]:
+//! pass or fail, the JUnit test cases it wants reported (one per finding or check), and the
+//! outputs it publishes for later stages. A kind that changes the world brings its own rollback.
+//! Adding a kind touches only this folder.
 
-use std::collections::HashMap;
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::errors::{ConfigError, suggest};
-use crate::config::pipeline::{Template, TemplatePart};
-use crate::config::validate::{Scope, Validator};
+use crate::config::kind::KindRegistry;
+use crate::config::pipeline::{Pipeline, Uses};
+use crate::config::template::{Outputs, TemplatePart, Values, expand_node};
+use crate::config::validate::Validator;
 use crate::config::yaml::Node;
+use crate::pg::conn::ConnInfo;
 use crate::runner::events::CaseResult;
 use crate::runner::output::OutputSink;
 
@@ -29,21 +31,12 @@ pub(crate) mod pg_dump;
 pub(crate) mod ports;
 pub(crate) mod postgres_check;
 
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) use futures_util::future::BoxFuture;
 
 /// A built-in kind, configured from one stage's `with:` block.
 pub(crate) trait BuiltinStage: Send + Sync + std::fmt::Debug {
-    /// The `uses:` name.
-    fn kind(&self) -> &'static str;
-
     /// One line saying what the stage will do, for `plan` and `--dry-run`.
     fn describe(&self) -> String;
-
-    /// The templates of its `with:` block, so that what looks at a stage from outside the runner
-    /// (`export` noting which stages read outputs) sees them like a script's.
-    fn templates(&self) -> Vec<&Template> {
-        Vec::new()
-    }
 
     fn run<'a>(&'a self, cx: &'a mut StageContext) -> BoxFuture<'a, KindOutcome>;
 
@@ -69,46 +62,19 @@ pub(crate) struct StageContext {
     /// The stage's whole environment (inherited, pipeline, secrets, stage `env`, `PORTCULLIS_*`),
     /// for child processes the kind starts.
     pub(crate) env: Vec<(String, String)>,
-    /// Values for `${NAME}`.
-    pub(crate) vars: HashMap<String, String>,
     /// Outputs of the stages that ran, by stage then key; for a rollback, this stage's own too.
-    pub(crate) outputs: HashMap<String, HashMap<String, String>>,
+    pub(crate) outputs: Outputs,
     /// The stage log: masked, written to `<stage>.log` and streamed to the reporters.
     pub(crate) log: OutputSink,
     /// Cancelled when the run aborts; a kind stops what it is doing and returns.
     pub(crate) cancel: CancellationToken,
 }
 
-impl StageContext {
-    /// Expands a template from `with:`; fails when it reads an output the stage did not publish.
-    pub(crate) fn expand(&self, template: &Template) -> Result<String, String> {
-        expand(template, &self.vars, &self.outputs)
-    }
-}
-
-pub(crate) fn expand(
-    template: &Template,
-    vars: &HashMap<String, String>,
-    outputs: &HashMap<String, HashMap<String, String>>,
-) -> Result<String, String> {
-    let mut missing = None;
-    let value = template.expand(&mut |part| match part {
-        TemplatePart::Var(name) => vars.get(name).cloned(),
-        TemplatePart::Output { stage, key } => {
-            let found = outputs.get(stage).and_then(|o| o.get(key)).cloned();
-            if found.is_none() && missing.is_none() {
-                missing = Some(format!(
-                    "`${{{stage}.{key}}}`: stage `{stage}` published no output `{key}`"
-                ));
-            }
-            found
-        }
-        TemplatePart::Literal(_) => None,
-    });
-    match missing {
-        Some(m) => Err(m),
-        None => Ok(value),
-    }
+/// A kind's database connection from its `url:`; `PG*` variables of the stage's environment
+/// fill in what the URL leaves out.
+pub(crate) fn conn_from(cx: &StageContext, url: &str) -> Result<ConnInfo, String> {
+    let env: std::collections::HashMap<String, String> = cx.env.iter().cloned().collect();
+    ConnInfo::parse(url, &env).map_err(|e| format!("`url`: {e}"))
 }
 
 /// How a kind's run or rollback ended.
@@ -137,45 +103,132 @@ impl KindOutcome {
     }
 }
 
-/// Every built-in kind, by its `uses:` name.
-pub(crate) const KINDS: &[&str] = &["http", "ports", "postgres-check", "pg-dump", "blue-green"];
+/// A built-in kind: its `uses:` name, how it reads its `with:`, and the schema of that block.
+/// Both are declared once, in the kind's file, side by side.
+pub(crate) trait Kind: BuiltinStage + Sized + 'static {
+    const NAME: &'static str;
 
-/// Checks a stage's `with:` for its kind and builds the kind; errors go to `v`.
-pub(crate) fn validate_kind(
-    kind: &str,
-    kind_node: &Node,
-    with: &Node,
-    v: &mut Validator<'_>,
-    scope: &Scope<'_>,
-) -> Option<Arc<dyn BuiltinStage>> {
-    match kind {
-        "http" => {
-            http::Http::validate(with, v, scope).map(|k| Arc::new(k) as Arc<dyn BuiltinStage>)
-        }
-        "ports" => {
-            ports::Ports::validate(with, v, scope).map(|k| Arc::new(k) as Arc<dyn BuiltinStage>)
-        }
-        "blue-green" => blue_green::BlueGreen::validate(with, v, scope)
-            .map(|k| Arc::new(k) as Arc<dyn BuiltinStage>),
-        "postgres-check" => postgres_check::PostgresCheck::validate(with, v, scope)
-            .map(|k| Arc::new(k) as Arc<dyn BuiltinStage>),
-        "pg-dump" => {
-            pg_dump::PgDump::validate(with, v, scope).map(|k| Arc::new(k) as Arc<dyn BuiltinStage>)
-        }
-        other => {
-            let help = match suggest(other, KINDS.iter().copied()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!("available kinds: {}", KINDS.join(", ")),
-            };
-            v.error(
-                ConfigError::new(
-                    format!("unknown stage kind `{other}`"),
-                    kind_node.span.clone(),
-                    "unknown kind",
-                )
-                .help(help),
+    /// Checks and types a `with:` tree whose values are already expanded; errors go to `v`.
+    fn validate(with: &Node, v: &mut Validator<'_>) -> Option<Self>;
+
+    /// The JSON Schema of the `with:` block, for `portcullis schema`.
+    fn with_schema() -> serde_json::Value;
+}
+
+/// One entry of the registry.
+pub(crate) struct KindDef {
+    pub(crate) name: &'static str,
+    bind: fn(&Node, &mut Validator<'_>) -> Option<Arc<dyn BuiltinStage>>,
+    pub(crate) schema: fn() -> serde_json::Value,
+}
+
+fn bind_as<K: Kind>(with: &Node, v: &mut Validator<'_>) -> Option<Arc<dyn BuiltinStage>> {
+    K::validate(with, v).map(|k| Arc::new(k) as Arc<dyn BuiltinStage>)
+}
+
+const fn def<K: Kind>() -> KindDef {
+    KindDef {
+        name: K::NAME,
+        bind: bind_as::<K>,
+        schema: K::with_schema,
+    }
+}
+
+/// Every built-in kind, in the one place they are listed. `config::load` is handed this.
+pub(crate) struct Registry(&'static [KindDef]);
+
+pub(crate) static REGISTRY: Registry = Registry(&[
+    def::<http::Http>(),
+    def::<ports::Ports>(),
+    def::<postgres_check::PostgresCheck>(),
+    def::<pg_dump::PgDump>(),
+    def::<blue_green::BlueGreen>(),
+]);
+
+impl Registry {
+    pub(crate) fn kinds(&self) -> &'static [KindDef] {
+        self.0
+    }
+
+    fn find(&self, name: &str) -> Option<&'static KindDef> {
+        self.0.iter().find(|k| k.name == name)
+    }
+}
+
+impl KindRegistry for Registry {
+    fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|k| k.name).collect()
+    }
+
+    fn check(&self, kind: &str, with: &Node, v: &mut Validator<'_>) -> Option<bool> {
+        let def = self.find(kind)?;
+        (def.bind)(with, v).map(|k| k.has_rollback())
+    }
+}
+
+/// Binds a `uses:` stage to its values when it starts: the `with:` tree is expanded (the one
+/// expansion, [`expand_node`]) and the kind reads the result. A value that only now became
+/// known and does not fit fails the stage, with the file position of what was written.
+pub(crate) fn bind(
+    uses: &Uses,
+    pipeline: &Pipeline,
+    values: Values<'_>,
+) -> Result<Arc<dyn BuiltinStage>, String> {
+    let expanded = expand_node(&uses.with, values);
+    if let Some(part) = expanded.missing {
+        return Err(match part {
+            TemplatePart::Output { stage, key } => {
+                format!("`${{{stage}.{key}}}`: stage `{stage}` published no output `{key}`")
+            }
+            other => format!("`{}` has no value", other.source()),
+        });
+    }
+    let def = REGISTRY
+        .find(uses.kind)
+        .ok_or_else(|| format!("unknown stage kind `{}`", uses.kind))?;
+    let mut v = Validator::for_values(&pipeline.source, &expanded);
+    match (def.bind)(&expanded.node, &mut v) {
+        Some(kind) if v.errors.is_empty() => Ok(kind),
+        _ => {
+            let first = v.errors.first().map_or_else(
+                || "its `with:` is invalid".to_owned(),
+                |e| {
+                    let (line, col) = line_col(&pipeline.source, e.span.start);
+                    let help = e
+                        .help
+                        .as_deref()
+                        .map(|h| format!("; {h}"))
+                        .unwrap_or_default();
+                    format!(
+                        "{}:{line}:{col}: {}: {}{help}",
+                        pipeline.file.display(),
+                        e.message,
+                        e.label
+                    )
+                },
             );
-            None
+            Err(first)
         }
     }
+}
+
+/// What a `uses:` stage will do, for `plan` and `--dry-run`: the kind bound to the values at
+/// hand, where secrets read `***` and outputs of stages not yet run stay as written.
+pub(crate) fn describe(uses: &Uses, pipeline: &Pipeline, values: Values<'_>) -> String {
+    let expanded = expand_node(&uses.with, values);
+    let mut v = Validator::for_values(&pipeline.source, &expanded);
+    match REGISTRY
+        .find(uses.kind)
+        .and_then(|d| (d.bind)(&expanded.node, &mut v))
+    {
+        Some(kind) => kind.describe(),
+        None => "settings known when it runs".to_owned(),
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
 }

@@ -9,14 +9,14 @@
 //! restored into a scratch database whose URL is published). The rollback restores this run's
 //! backup through [`crate::pg::restore::restore`].
 
-use std::collections::HashMap;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{BoxFuture, BuiltinStage, KindOutcome, StageContext};
-use crate::config::pipeline::Template;
-use crate::config::validate::{Scope, Validator};
+use serde_json::{Value, json};
+
+use super::{BoxFuture, BuiltinStage, Kind, KindOutcome, StageContext, conn_from};
+use crate::config::validate::Validator;
 use crate::config::yaml::Node;
 use crate::pg::conn::{ConnInfo, PassFile};
 use crate::pg::store::{self, Manifest, Retention};
@@ -37,8 +37,8 @@ const KEYS: &[&str] = &[
 
 #[derive(Debug)]
 pub(crate) struct PgDump {
-    url: Template,
-    dir: Template,
+    url: String,
+    dir: String,
     retention: Retention,
     dry_run_retention: bool,
     restore_on_failure: bool,
@@ -47,27 +47,21 @@ pub(crate) struct PgDump {
     maintenance_db: String,
 }
 
-impl PgDump {
-    pub(crate) fn validate(
-        with: &Node,
-        v: &mut Validator<'_>,
-        scope: &Scope<'_>,
-    ) -> Option<PgDump> {
+impl Kind for PgDump {
+    const NAME: &'static str = "pg-dump";
+
+    fn validate(with: &Node, v: &mut Validator<'_>) -> Option<PgDump> {
         let f = v.fields(with, "`with` of `pg-dump`", KEYS)?;
-        let url = super::postgres_check::required_template(
-            v,
+        let url = v.required_string(
             &f,
             "url",
             "pg-dump",
-            scope,
             "add `url: ${DATABASE_URL}` (a `postgresql://` URL or `key=value` string)",
         )?;
-        let dir = super::postgres_check::required_template(
-            v,
+        let dir = v.required_string(
             &f,
             "dir",
             "pg-dump",
-            scope,
             "add `dir: backups/`: the folder that holds one subfolder per backup",
         )?;
         let keep = f
@@ -100,6 +94,26 @@ impl PgDump {
             rehearse,
             lock_wait_timeout,
             maintenance_db,
+        })
+    }
+
+    fn with_schema() -> Value {
+        json!({
+            "description": "Settings of `uses: pg-dump`: a verified backup before a deploy, restored when the run fails.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["url", "dir"],
+            "properties": {
+                "url": { "description": "A `postgresql://` URL or `key=value` string; `PG*` variables and `.pgpass` fill the rest.", "type": "string" },
+                "dir": { "description": "The folder of backups, one subfolder each (created 0700).", "type": "string" },
+                "keep": { "description": "Keep this many newest backups (with `max-age`: kept when either keeps it).", "type": "integer", "minimum": 1 },
+                "max-age": { "description": "Keep backups younger than this.", "$ref": "#/definitions/duration" },
+                "dry-run-retention": { "description": "Only report what retention would delete.", "type": "boolean" },
+                "restore-on-failure": { "description": "The stage's rollback restores this backup when the run fails (default true).", "type": "boolean" },
+                "rehearse": { "description": "Also restore the backup into a scratch database, published as the output `rehearsal-url`.", "type": "boolean" },
+                "lock-wait-timeout": { "description": "How long pg_dump waits for its table locks (default 30s).", "$ref": "#/definitions/duration" },
+                "maintenance-db": { "description": "The database used to create and rename databases when restoring (default `postgres`).", "type": "string" }
+            }
         })
     }
 }
@@ -175,12 +189,6 @@ impl restore::Progress for MaskedLog<'_> {
     }
 }
 
-pub(crate) fn conn_from(cx: &StageContext, url: &Template) -> Result<ConnInfo, String> {
-    let url = cx.expand(url)?;
-    let env: HashMap<String, String> = cx.env.iter().cloned().collect();
-    ConnInfo::parse(&url, &env).map_err(|e| format!("`url`: {e}"))
-}
-
 /// A database name as part of a file or folder name.
 fn file_safe(name: &str) -> String {
     name.chars()
@@ -214,15 +222,11 @@ fn mb(bytes: u64) -> String {
 }
 
 impl BuiltinStage for PgDump {
-    fn kind(&self) -> &'static str {
-        "pg-dump"
-    }
-
     fn describe(&self) -> String {
         let mut text = format!(
             "back up {} into {}",
-            crate::pg::conn::hide_password(&self.url.source()),
-            self.dir.source()
+            crate::pg::conn::hide_password(&self.url),
+            self.dir
         );
         if let Some(k) = self.retention.keep {
             text.push_str(&format!(", keep {k}"));
@@ -234,10 +238,6 @@ impl BuiltinStage for PgDump {
             text.push_str(", rehearse into a scratch database");
         }
         text
-    }
-
-    fn templates(&self) -> Vec<&Template> {
-        vec![&self.url, &self.dir]
     }
 
     fn has_rollback(&self) -> bool {
@@ -299,10 +299,7 @@ impl PgDump {
             Ok(c) => c,
             Err(e) => return steps.fail(cx, "preflight", started, e).await,
         };
-        let dir = match cx.expand(&self.dir) {
-            Ok(d) => cx.workdir.join(d),
-            Err(e) => return steps.fail(cx, "preflight", started, e).await,
-        };
+        let dir = cx.workdir.join(&self.dir);
         let preflight = self.preflight(cx, &conn, &dir).await;
         let found = match preflight {
             Ok(p) => p,

@@ -11,9 +11,11 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{BoxFuture, BuiltinStage, KindOutcome, StageContext};
+use serde_json::{Value, json};
+
+use super::{BoxFuture, BuiltinStage, Kind, KindOutcome, StageContext};
 use crate::config::errors::ConfigError;
-use crate::config::validate::{Scope, Validator};
+use crate::config::validate::Validator;
 use crate::config::yaml::{Node, NodeKind};
 use crate::ports::{Finding, Policy, Severity, count_text, live, scan};
 use crate::runner::events::{CaseResult, CaseStatus};
@@ -27,12 +29,10 @@ pub(crate) struct Ports {
     live: bool,
 }
 
-impl Ports {
-    pub(crate) fn validate(
-        with: &Node,
-        v: &mut Validator<'_>,
-        _scope: &Scope<'_>,
-    ) -> Option<Ports> {
+impl Kind for Ports {
+    const NAME: &'static str = "ports";
+
+    fn validate(with: &Node, v: &mut Validator<'_>) -> Option<Ports> {
         let f = v.fields(with, "`with` of `ports`", KEYS)?;
         let mut policy = Policy::default();
         let before = v.errors.len();
@@ -112,6 +112,43 @@ impl Ports {
         }
         (v.errors.len() == before).then_some(Ports { policy, scan, live })
     }
+
+    fn with_schema() -> Value {
+        json!({
+            "description": "Settings of `uses: ports`: the port law, over source trees (`scan`) and this machine (`live`).",
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "allow": {
+                    "description": "Ports that may be exposed: `{ 3001: frontend }` (port to role) or `[3001, 5555]`.",
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "propertyNames": { "pattern": "^[1-9][0-9]{0,4}$" },
+                            "additionalProperties": { "type": ["string", "null"] }
+                        },
+                        { "type": "array", "items": { "$ref": "#/definitions/port" } }
+                    ]
+                },
+                "forbid": {
+                    "description": "Ports that must not appear anywhere: a violation in every file and on every address.",
+                    "$ref": "#/definitions/portList"
+                },
+                "require-listening": {
+                    "description": "With `live: true`: ports that must have a listener or a published container port.",
+                    "$ref": "#/definitions/portList"
+                },
+                "scan": {
+                    "description": "Folders or files to scan for declared ports (default `.` unless `live` is set).",
+                    "$ref": "#/definitions/stringOrList"
+                },
+                "live": {
+                    "description": "Check this machine's listening sockets and Docker's published ports.",
+                    "type": "boolean"
+                }
+            }
+        })
+    }
 }
 
 fn list_items(n: &Node) -> &[Node] {
@@ -135,10 +172,6 @@ fn port_list<'n>(v: &mut Validator<'_>, n: &'n Node, key: &str) -> Vec<(u16, &'n
 }
 
 impl BuiltinStage for Ports {
-    fn kind(&self) -> &'static str {
-        "ports"
-    }
-
     fn describe(&self) -> String {
         let list = |ports: &mut dyn Iterator<Item = &u16>| {
             ports.map(u16::to_string).collect::<Vec<_>>().join(", ")
@@ -150,6 +183,9 @@ impl BuiltinStage for Ports {
         }
         if self.live {
             modes.push("check this machine's sockets and containers".into());
+        }
+        if modes.is_empty() {
+            modes.push("scan nothing".into());
         }
         format!(
             "{}: allow [{}], forbid [{}]",

@@ -18,10 +18,11 @@ use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::{BoxFuture, BuiltinStage, KindOutcome, StageContext};
+use serde_json::{Value, json};
+
+use super::{BoxFuture, BuiltinStage, Kind, KindOutcome, StageContext, conn_from};
 use crate::config::errors::ConfigError;
-use crate::config::pipeline::Template;
-use crate::config::validate::{Fields, Scope, Validator};
+use crate::config::validate::Validator;
 use crate::config::yaml::{Node, NodeKind};
 use crate::pg::conn::{ConnInfo, PassFile, error_text};
 use crate::runner::events::{CaseResult, CaseStatus};
@@ -47,7 +48,7 @@ const SCRIPT_TAIL_LINES: usize = 30;
 
 #[derive(Debug)]
 pub(crate) struct PostgresCheck {
-    url: Template,
+    url: String,
     statement_timeout: Duration,
     checks: Vec<Check>,
 }
@@ -62,9 +63,9 @@ struct Check {
 
 #[derive(Debug)]
 enum What {
-    Sql { sql: Template, expect: Expect },
+    Sql { sql: String, expect: Expect },
     Exists(Vec<(String, String)>),
-    Script { argv: Vec<Template>, shell: bool },
+    Script { argv: Vec<String>, shell: bool },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,47 +76,15 @@ enum Expect {
     Range { min: Option<f64>, max: Option<f64> },
 }
 
-/// A `with:` value that must be there and may hold `${…}`.
-pub(crate) fn required_template(
-    v: &mut Validator<'_>,
-    f: &Fields<'_>,
-    key: &str,
-    kind: &str,
-    scope: &Scope<'_>,
-    help: &str,
-) -> Option<Template> {
-    match f.get(key) {
-        Some(n) => {
-            let text = v.string(n, &format!("`{key}`"))?;
-            v.template(n, &text, scope)
-        }
-        None => {
-            v.error(
-                ConfigError::new(
-                    format!("`{kind}` needs `{key}`"),
-                    f.span.clone(),
-                    format!("no `{key}`"),
-                )
-                .help(help),
-            );
-            None
-        }
-    }
-}
+impl Kind for PostgresCheck {
+    const NAME: &'static str = "postgres-check";
 
-impl PostgresCheck {
-    pub(crate) fn validate(
-        with: &Node,
-        v: &mut Validator<'_>,
-        scope: &Scope<'_>,
-    ) -> Option<PostgresCheck> {
+    fn validate(with: &Node, v: &mut Validator<'_>) -> Option<PostgresCheck> {
         let f = v.fields(with, "`with` of `postgres-check`", KEYS)?;
-        let url = required_template(
-            v,
+        let url = v.required_string(
             &f,
             "url",
             "postgres-check",
-            scope,
             "add `url: ${DATABASE_URL}` (a `postgresql://` URL or `key=value` string)",
         );
         let statement_timeout = f
@@ -126,7 +95,7 @@ impl PostgresCheck {
         match f.get("checks").map(|n| (n, &n.kind)) {
             Some((_, NodeKind::Seq(items))) if !items.is_empty() => {
                 for item in items {
-                    checks.extend(check(item, v, scope));
+                    checks.extend(check(item, v));
                 }
             }
             Some((n, _)) => v.error(
@@ -154,9 +123,83 @@ impl PostgresCheck {
             checks,
         })
     }
+
+    fn with_schema() -> Value {
+        let common = json!({
+            "name": { "description": "The check's name in reports (default: its SQL, objects or script).", "type": "string" },
+            "severity": {
+                "description": "`error` (default) fails the stage; `warn` only reports.",
+                "enum": ["error", "warn"]
+            },
+            "timeout": {
+                "description": "This check's statement timeout (SQL) or run time limit (script, default 5m).",
+                "$ref": "#/definitions/duration"
+            }
+        });
+        let with = |key: &str, value: Value, extra: Value| {
+            let mut properties = common.clone();
+            if let (Some(p), Some(e)) = (properties.as_object_mut(), extra.as_object()) {
+                p.insert(key.to_owned(), value);
+                p.extend(e.clone());
+            }
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": [key],
+                "properties": properties
+            })
+        };
+        let number = json!({ "type": ["number", "string"] });
+        json!({
+            "description": "Settings of `uses: postgres-check`: integrity checks in one read-only transaction, each a JUnit case.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["url", "checks"],
+            "properties": {
+                "url": { "description": "A `postgresql://` URL or `key=value` string; `PG*` variables and `.pgpass` fill the rest.", "type": "string" },
+                "statement-timeout": {
+                    "description": "Each SQL check's `statement_timeout` (default 30s); the server cancels a query that takes longer.",
+                    "$ref": "#/definitions/duration"
+                },
+                "checks": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "oneOf": [
+                            with("sql", json!({ "description": "One query; by default it must return no rows.", "type": "string" }), json!({
+                                "expect": {
+                                    "description": "`no-rows` (default), `{ rows: N }`, `{ value: V }` or `{ min: A, max: B }`.",
+                                    "oneOf": [
+                                        { "const": "no-rows" },
+                                        { "type": "object", "additionalProperties": false, "required": ["rows"], "properties": { "rows": { "type": "integer", "minimum": 0 } } },
+                                        { "type": "object", "additionalProperties": false, "required": ["value"], "properties": { "value": { "type": ["string", "number", "boolean"] } } },
+                                        { "type": "object", "additionalProperties": false, "minProperties": 1, "properties": { "min": number, "max": number } }
+                                    ]
+                                }
+                            })),
+                            with("exists", json!({
+                                "description": "Objects that must exist: `KIND NAME` with KIND one of table, view, column, index, sequence, function, extension, schema.",
+                                "oneOf": [
+                                    { "type": "string", "pattern": "^(table|view|column|index|sequence|function|extension|schema) " },
+                                    { "type": "array", "items": { "type": "string", "pattern": "^(table|view|column|index|sequence|function|extension|schema) " } }
+                                ]
+                            }), json!({})),
+                            with("script", json!({
+                                "description": "A program run with the connection in `PG*` variables: a string for `sh -c`, or an argv list. Exit 0 passes, 1 to 125 fails.",
+                                "oneOf": [
+                                    { "type": "string" },
+                                    { "type": "array", "minItems": 1, "items": { "type": "string" } }
+                                ]
+                            }), json!({}))
+                        ]
+                    }
+                }
+            }
+        })
+    }
 }
 
-fn check(item: &Node, v: &mut Validator<'_>, scope: &Scope<'_>) -> Option<Check> {
+fn check(item: &Node, v: &mut Validator<'_>) -> Option<Check> {
     let f = v.fields(item, "a check", CHECK_KEYS)?;
     let present: Vec<&str> = ["sql", "exists", "script"]
         .into_iter()
@@ -230,7 +273,7 @@ fn check(item: &Node, v: &mut Validator<'_>, scope: &Scope<'_>) -> Option<Check>
             };
             let first_line: String = trimmed.split_whitespace().collect::<Vec<_>>().join(" ");
             let short: String = first_line.chars().take(60).collect();
-            let sql = v.template(n, &trimmed, scope)?;
+            let sql = trimmed;
             (What::Sql { sql, expect }, short)
         }
         "exists" => {
@@ -295,11 +338,8 @@ fn check(item: &Node, v: &mut Validator<'_>, scope: &Scope<'_>) -> Option<Check>
                     true,
                 ),
             };
-            let mut templates = Vec::new();
-            for (text, node) in &argv {
-                templates.extend(v.template(node, text, scope));
-            }
-            if templates.is_empty() {
+            let words: Vec<String> = argv.iter().map(|(t, _)| t.clone()).collect();
+            if words.is_empty() {
                 return None;
             }
             let label = format!(
@@ -309,13 +349,7 @@ fn check(item: &Node, v: &mut Validator<'_>, scope: &Scope<'_>) -> Option<Check>
                     .collect::<Vec<_>>()
                     .join(" ")
             );
-            (
-                What::Script {
-                    argv: templates,
-                    shell,
-                },
-                label,
-            )
+            (What::Script { argv: words, shell }, label)
         }
     };
     Some(Check {
@@ -381,28 +415,12 @@ fn expect(node: &Node, v: &mut Validator<'_>) -> Option<Expect> {
 }
 
 impl BuiltinStage for PostgresCheck {
-    fn kind(&self) -> &'static str {
-        "postgres-check"
-    }
-
     fn describe(&self) -> String {
         format!(
             "{} checks on {}",
             self.checks.len(),
-            crate::pg::conn::hide_password(&self.url.source())
+            crate::pg::conn::hide_password(&self.url)
         )
-    }
-
-    fn templates(&self) -> Vec<&Template> {
-        let mut all = vec![&self.url];
-        for c in &self.checks {
-            match &c.what {
-                What::Sql { sql, .. } => all.push(sql),
-                What::Script { argv, .. } => all.extend(argv),
-                What::Exists(_) => {}
-            }
-        }
-        all
     }
 
     fn run<'a>(&'a self, cx: &'a mut StageContext) -> BoxFuture<'a, KindOutcome> {
@@ -419,7 +437,7 @@ enum Verdict {
 
 impl PostgresCheck {
     async fn run_checks(&self, cx: &mut StageContext) -> KindOutcome {
-        let conn = match super::pg_dump::conn_from(cx, &self.url) {
+        let conn = match conn_from(cx, &self.url) {
             Ok(c) => c,
             Err(e) => return KindOutcome::failed(e),
         };
@@ -555,17 +573,11 @@ impl PostgresCheck {
         &self,
         cx: &mut StageContext,
         conn: &ConnInfo,
-        argv: &[Template],
+        argv: &[String],
         shell: bool,
         timeout: Duration,
     ) -> Verdict {
-        let mut words = Vec::new();
-        for t in argv {
-            match cx.expand(t) {
-                Ok(w) => words.push(w),
-                Err(e) => return Verdict::Error(e, String::new()),
-            }
-        }
+        let words = argv.to_vec();
         let argv = if shell {
             vec!["sh".to_owned(), "-c".to_owned(), words.join(" ")]
         } else {
@@ -670,7 +682,7 @@ async fn guarded(
         let reason = error_text(&e);
         return (Verdict::Error(reason.clone(), String::new()), Some(reason));
     }
-    let body = evaluate(client, cx, check, timeout);
+    let body = evaluate(client, check, timeout);
     let limit = timeout + Duration::from_secs(5);
     let mut body = std::pin::pin!(body);
     let first = tokio::select! {
@@ -730,19 +742,13 @@ fn sql_error(e: &tokio_postgres::Error, timeout_label: &str) -> Verdict {
     }
 }
 
-async fn evaluate(client: &Client, cx: &StageContext, check: &Check, timeout: Duration) -> Verdict {
+async fn evaluate(client: &Client, check: &Check, timeout: Duration) -> Verdict {
     let label = crate::config::duration::format(timeout);
     match &check.what {
-        What::Sql { sql, expect } => {
-            let sql = match cx.expand(sql) {
-                Ok(s) => s,
-                Err(e) => return Verdict::Error(e, String::new()),
-            };
-            match sql_check(client, &sql, expect).await {
-                Ok(v) => v,
-                Err(e) => sql_error(&e, &label),
-            }
-        }
+        What::Sql { sql, expect } => match sql_check(client, sql, expect).await {
+            Ok(v) => v,
+            Err(e) => sql_error(&e, &label),
+        },
         What::Exists(objects) => {
             let mut missing = Vec::new();
             for (kind, name) in objects {
