@@ -27,6 +27,7 @@ mod run_dir;
 mod runner;
 mod secrets;
 mod stages;
+mod text;
 
 use std::process::ExitCode;
 

@@ -13,12 +13,11 @@ use crate::config::pipeline::Pipeline;
 use crate::exit_code;
 use crate::plan::{self, SelectOptions, Selection};
 use crate::redact::Redactor;
-use crate::report::Reporters;
 use crate::report::github::GithubReporter;
 use crate::report::junit::JunitReport;
 use crate::report::terminal::{TerminalMode, TerminalReporter};
+use crate::report::{ReportError, Reporters};
 use crate::runner::emitter::Emitter;
-use crate::runner::events::RunStatus;
 use crate::runner::{Dispatcher, RunSetup};
 use crate::{config, run_dir, secrets};
 
@@ -154,7 +153,7 @@ async fn run_pipeline(
     // Output events carry up to 64 KiB each; a short queue bounds what a chatty stage can pile
     // up ahead of a slow terminal, and backpressure slows the stage instead.
     let (tx, rx) = mpsc::channel(16);
-    let emitter = Emitter::new(tx, start);
+    let emitter = Emitter::new(tx, start, redactor.clone());
 
     let stderr = std::io::stderr();
     let terminal = if github {
@@ -207,37 +206,45 @@ async fn run_pipeline(
     };
     let mut targets = vec![dir.join("junit.xml")];
     targets.extend(args.junit.clone());
+    let mut failures: Vec<ReportError> = Vec::new();
     for target in &targets {
-        if let Err(e) = reporters.junit.write_atomic(target) {
-            print_error(
-                &format!("cannot write the JUnit report `{}`: {e}", target.display()),
-                None,
-            );
+        if let Err(source) = write_junit(&reporters.junit, target) {
+            failures.push(ReportError::Junit {
+                path: target.clone(),
+                source,
+            });
         }
     }
-    if reporters.github.is_some()
-        && let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|s| !s.is_empty())
-    {
-        let junit = root.join(targets.last().unwrap_or(&dir));
-        let text = format!("status={}\njunit={}\n", status.as_str(), junit.display());
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(text.as_bytes()));
-        if let Err(e) = written {
-            let shown = Path::new(&path).display().to_string();
-            print_error(
-                &format!("cannot write `$GITHUB_OUTPUT` (`{shown}`): {e}"),
-                None,
-            );
+    if let Some(github) = &reporters.github {
+        failures.extend(github.summary_error());
+        if let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|s| !s.is_empty()) {
+            let junit = root.join(targets.last().unwrap_or(&dir));
+            let text = format!("status={}\njunit={}\n", status.as_str(), junit.display());
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(text.as_bytes()));
+            if let Err(source) = written {
+                failures.push(ReportError::GithubOutput {
+                    path: PathBuf::from(path),
+                    source,
+                });
+            }
         }
     }
-    match status {
-        RunStatus::Passed => exit_code::PASSED,
-        RunStatus::Failed => exit_code::STAGE_FAILED,
-        RunStatus::Interrupted => exit_code::INTERRUPTED,
+    for failure in &failures {
+        print_error(&failure.to_string(), Some(failure.help()));
     }
+    exit_code::of_run(status, failures.is_empty())
+}
+
+/// Writes one JUnit report, creating the folders it goes in.
+fn write_junit(report: &JunitReport, target: &Path) -> std::io::Result<()> {
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    report.write_atomic(target)
 }
 
 /// A token nothing else can guess, for `::stop-commands::`; std's hasher keys are random per

@@ -117,7 +117,7 @@ impl Severity {
 
 /// `3 violations, 1 note`.
 pub(crate) fn count_text(violations: usize, notes: usize) -> String {
-    use crate::report::terminal::plural;
+    use crate::text::plural;
     format!(
         "{}, {}",
         plural(violations, "violation"),

@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use crate::runner::events::StageNames;
 use crate::runner::events::{
     CaseStatus, PlannedStage, RollbackStatus, RunEvent, RunEventKind, RunStatus, StageResult,
     StageStatus,
@@ -30,6 +31,7 @@ pub(crate) struct GithubReporter {
     pipeline: String,
     file: PathBuf,
     stages: Vec<PlannedStage>,
+    names: StageNames,
     results: Vec<StageResult>,
     /// Every rollback that ran: stage, status, reason.
     rollbacks: Vec<(String, RollbackStatus, String)>,
@@ -38,6 +40,10 @@ pub(crate) struct GithubReporter {
     suppressed: usize,
     /// Token for `::stop-commands::`, unguessable by the stages whose output it fences.
     token: String,
+    /// Warnings of stages that did not fail, for the summary.
+    warnings: Vec<String>,
+    /// Why the job summary could not be written, if it could not.
+    summary_error: Option<(PathBuf, io::Error)>,
 }
 
 impl GithubReporter {
@@ -48,13 +54,31 @@ impl GithubReporter {
             pipeline: String::new(),
             file: PathBuf::new(),
             stages: Vec::new(),
+            names: StageNames::default(),
             results: Vec::new(),
             rollbacks: Vec::new(),
             first_failure: None,
             annotations: 0,
             suppressed: 0,
             token,
+            summary_error: None,
+            warnings: Vec::new(),
         }
+    }
+
+    /// Stops writing workflow commands (stdout is closed); the summary is still written.
+    pub(crate) fn stdout_lost(&mut self) {
+        self.out = Box::new(io::sink());
+    }
+
+    /// Takes the error of writing the job summary, if there was one.
+    pub(crate) fn summary_error(&self) -> Option<crate::report::ReportError> {
+        self.summary_error
+            .as_ref()
+            .map(|(path, e)| crate::report::ReportError::StepSummary {
+                path: path.clone(),
+                source: io::Error::new(e.kind(), e.to_string()),
+            })
     }
 
     pub(crate) fn handle(&mut self, event: &RunEvent) -> io::Result<()> {
@@ -68,12 +92,16 @@ impl GithubReporter {
                 self.pipeline.clone_from(pipeline);
                 self.file.clone_from(file);
                 self.stages.clone_from(stages);
+                self.names = StageNames::new(stages);
             }
             RunEventKind::StageFinished(result) => self.stage_finished(result)?,
             RunEventKind::RollbackFinished(rollback) => {
                 let reason = rollback.reason.clone().unwrap_or_default();
                 if rollback.status != RollbackStatus::Passed {
-                    let title = format!("portcullis: rollback of `{}` failed", rollback.stage);
+                    let title = format!(
+                        "portcullis: rollback of `{}` failed",
+                        self.names.get(&rollback.stage)
+                    );
                     self.annotate("error", None, &title, &reason)?;
                 }
                 self.rollbacks
@@ -93,11 +121,14 @@ impl GithubReporter {
                 }
                 if let Some(path) = self.summary.clone() {
                     let text = self.summary_markdown(*status, duration.as_secs_f64());
-                    let mut file = std::fs::OpenOptions::new()
+                    let written = std::fs::OpenOptions::new()
                         .create(true)
                         .append(true)
-                        .open(path)?;
-                    file.write_all(text.as_bytes())?;
+                        .open(&path)
+                        .and_then(|mut file| file.write_all(text.as_bytes()));
+                    if let Err(e) = written {
+                        self.summary_error = Some((path, e));
+                    }
                 }
             }
             _ => {}
@@ -106,10 +137,11 @@ impl GithubReporter {
     }
 
     fn stage_finished(&mut self, result: &StageResult) -> io::Result<()> {
+        let name = self.names.get(&result.stage).into_owned();
         if let Some(log) = &result.log {
             let title = match &result.reason {
-                Some(reason) => format!("{} ({}: {reason})", result.stage, result.status.as_str()),
-                None => format!("{} ({})", result.stage, result.status.as_str()),
+                Some(reason) => format!("{name} ({}: {reason})", result.status.as_str()),
+                None => format!("{name} ({})", result.status.as_str()),
             };
             writeln!(self.out, "::group::{}", escape_data(&title))?;
             writeln!(self.out, "::stop-commands::{}", self.token)?;
@@ -123,18 +155,23 @@ impl GithubReporter {
             .find(|s| s.id == result.stage)
             .map(|s| s.line);
         let at = line.map(|l| (self.file.clone(), l, 0));
+        for warning in &result.warnings {
+            let title = format!("portcullis: stage `{name}`");
+            self.annotate("warning", at.as_ref(), &title, warning)?;
+            self.warnings.push(format!("`{name}`: {warning}"));
+        }
         let reason = result.reason.clone().unwrap_or_default();
         match result.status {
             StageStatus::Failed => {
                 if self.first_failure.is_none() {
                     self.first_failure = Some(self.results.len());
                 }
-                let title = format!("portcullis: stage `{}` failed", result.stage);
+                let title = format!("portcullis: stage `{name}` failed");
                 let body = tail_text(&reason, &result.tail);
                 self.annotate("error", at.as_ref(), &title, &body)?;
             }
             StageStatus::Warned => {
-                let title = format!("portcullis: stage `{}` failed (allowed)", result.stage);
+                let title = format!("portcullis: stage `{name}` failed (allowed)");
                 self.annotate("warning", at.as_ref(), &title, &reason)?;
             }
             _ => {}
@@ -218,7 +255,7 @@ impl GithubReporter {
             let _ = writeln!(
                 md,
                 "| `{}` | {status} | {duration} | {} |",
-                stage.id,
+                stage.name,
                 table_cell(&reason)
             );
         }
@@ -230,9 +267,16 @@ impl GithubReporter {
             };
             let _ = writeln!(
                 md,
-                "| rollback of `{stage}` | {status} | | {} |",
+                "| rollback of `{}` | {status} | | {} |",
+                self.names.get(stage),
                 table_cell(reason)
             );
+        }
+        if !self.warnings.is_empty() {
+            md.push_str("\n**Warnings**\n\n");
+            for warning in &self.warnings {
+                let _ = writeln!(md, "- {}", table_cell(warning));
+            }
         }
         md.push_str("\n```mermaid\nflowchart LR\n");
         for (i, stage) in self.stages.iter().enumerate() {
@@ -244,7 +288,7 @@ impl GithubReporter {
             let _ = writeln!(
                 md,
                 "    s{i}[\"{}\"]:::{class}",
-                stage.id.replace('"', "#quot;")
+                stage.name.replace('"', "#quot;")
             );
         }
         for (i, stage) in self.stages.iter().enumerate() {
@@ -263,7 +307,7 @@ impl GithubReporter {
             let _ = writeln!(
                 md,
                 "\n### First failure: `{}` ({})\n",
-                first.stage,
+                self.names.get(&first.stage),
                 first.reason.as_deref().unwrap_or("failed")
             );
             let start = first.tail.len().saturating_sub(MAX_SUMMARY_TAIL);
@@ -386,6 +430,7 @@ mod tests {
             cases: Vec::new(),
             junit_files: Vec::new(),
             outputs: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -406,6 +451,7 @@ mod tests {
             .enumerate()
             .map(|(i, id)| PlannedStage {
                 id: (*id).into(),
+                name: (*id).into(),
                 needs: if i == 0 {
                     Vec::new()
                 } else {

@@ -27,6 +27,7 @@ use std::str::Chars;
 use std::time::Duration;
 
 use super::junit_import;
+use crate::runner::events::StageNames;
 use crate::runner::events::{
     CaseResult, CaseStatus, RollbackResult, RollbackStatus, RunEvent, RunEventKind, RunStatus,
     StageResult, StageStatus, TAIL_LINES,
@@ -49,6 +50,7 @@ pub(crate) struct JunitReport {
     file: PathBuf,
     timestamp: Option<String>,
     stages: Vec<StageState>,
+    names: StageNames,
     /// Each rollback with the time it started, and its result once it finished.
     rollbacks: Vec<(String, Duration, Option<RollbackResult>)>,
     /// The latest `elapsed` seen, the clock of an unfinished run.
@@ -103,6 +105,7 @@ impl JunitReport {
                 self.run_id.clone_from(run_id);
                 self.file.clone_from(file);
                 self.timestamp = Some(timestamp.clone());
+                self.names = StageNames::new(stages);
                 for s in stages {
                     self.stage_mut(&s.id).selected = s.selected;
                 }
@@ -114,7 +117,11 @@ impl JunitReport {
                 }
             }
             RunEventKind::StageOutput { stage, lines } => {
-                let state = self.stage_mut(stage);
+                // Only a stage's own output is kept for an interrupted run's report; a rollback's
+                // output (`ID.rollback`) reaches its case through `RollbackFinished`.
+                let Some(state) = self.stages.iter_mut().find(|s| s.id == *stage) else {
+                    return;
+                };
                 for line in lines.lines() {
                     if state.lines.len() == TAIL_LINES {
                         state.lines.pop_front();
@@ -223,11 +230,12 @@ impl JunitReport {
     /// The suites a finished stage adds: its built-in cases (and one error case per JUnit
     /// file that could not be read), then the suites of its JUnit files.
     fn stage_suites(&self, r: &StageResult) -> Vec<Suite> {
-        let name = format!("{} / {}", self.pipeline, r.stage);
+        let label = self.names.get(&r.stage);
+        let name = format!("{} / {label}", self.pipeline);
         let mut cases: Vec<Case> = r.cases.iter().map(|c| builtin_case(&name, c)).collect();
         let mut imported = Vec::new();
         for path in &r.junit_files {
-            let (suites, error) = junit_import::read(path, &r.stage, &|s| self.mask(s));
+            let (suites, error) = junit_import::read(path, &label, &|s| self.mask(s));
             imported.extend(suites);
             if let Some(e) = error {
                 let message = self.mask(&format!("could not read JUnit file: {e}"));
@@ -260,7 +268,7 @@ impl JunitReport {
                 .filter(|r| r.status == StageStatus::Warned)
             {
                 let why = reason(r.reason.as_deref(), "failed");
-                properties.push((format!("warning: {}", s.id), why));
+                properties.push((format!("warning: {}", self.names.get(&s.id)), why));
             }
             cases.push(self.stage_case(s));
         }
@@ -278,7 +286,7 @@ impl JunitReport {
     }
 
     fn stage_case(&self, s: &StageState) -> Case {
-        let mut case = Case::new(s.id.clone(), &self.pipeline);
+        let mut case = Case::new(self.names.get(&s.id).into_owned(), &self.pipeline);
         let Some(r) = &s.result else {
             let message = match s.started {
                 Some(started) => {
@@ -308,13 +316,19 @@ impl JunitReport {
             });
         }
         let out = tail(r.tail.iter());
+        for warning in &r.warnings {
+            case.out.push_str(&format!("warning: {warning}\n"));
+        }
         let why = |default| reason(r.reason.as_deref(), default);
         let problem = match r.status {
             StageStatus::Passed => None,
             StageStatus::Warned => {
-                case.out = format!(
-                    "warning: failed but allow-failure is set: {}\n",
-                    why("failed")
+                case.out.insert_str(
+                    0,
+                    &format!(
+                        "warning: failed but allow-failure is set: {}\n",
+                        why("failed")
+                    ),
                 );
                 None
             }
@@ -342,7 +356,10 @@ impl JunitReport {
     /// A cancelled rollback is a failure rather than a skip: it stopped halfway, and the
     /// system it was restoring is in a state nobody checked.
     fn rollback_case(&self, stage: &str, started: Duration, r: Option<&RollbackResult>) -> Case {
-        let mut case = Case::new(format!("rollback: {stage}"), &self.pipeline);
+        let mut case = Case::new(
+            format!("rollback: {}", self.names.get(stage)),
+            &self.pipeline,
+        );
         let Some(r) = r else {
             case.time = Some(self.elapsed.saturating_sub(started));
             case.problems
@@ -793,6 +810,7 @@ AssertionError: expected Infinity to be +0 // Object.is equality
     fn run_started(stages: &[&str]) -> RunEventKind {
         let planned = |id: &&str| PlannedStage {
             id: (*id).to_owned(),
+            name: (*id).to_owned(),
             needs: Vec::new(),
             line: 0,
             selected: *id != "docs",
@@ -820,6 +838,7 @@ AssertionError: expected Infinity to be +0 // Object.is equality
             log: None,
             cases: vec![],
             junit_files: vec![],
+            warnings: vec![],
             outputs: vec![],
         }
     }
@@ -1421,7 +1440,7 @@ AssertionError: expected Infinity to be +0 // Object.is equality
             if let RunEventKind::RunStarted { pipeline: p, stages, timestamp: t, .. } = &mut run {
                 (*p, *t) = (pipeline, timestamp);
                 let id = stage.clone();
-                stages.push(PlannedStage { id, needs: Vec::new(), line: 0, selected: true });
+                stages.push(PlannedStage { name: id.clone(), id, needs: Vec::new(), line: 0, selected: true });
             }
             let status = CaseStatus::Errored { message, body: body.clone() };
             let case = CaseResult { output: line.clone(), ..case(&name, status, Some((&body, 0, u32::MAX))) };

@@ -8,6 +8,7 @@ pub(crate) mod junit;
 pub(crate) mod junit_import;
 pub(crate) mod terminal;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -16,6 +17,40 @@ use crate::runner::events::RunEvent;
 use github::GithubReporter;
 use junit::JunitReport;
 use terminal::TerminalReporter;
+
+/// A report the user asked for that could not be written. Any of them fails the run: a CI job
+/// reading a report that is not there would otherwise pass on no evidence.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReportError {
+    #[error("cannot write the JUnit report `{}`: {source}", path.display())]
+    Junit {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write `$GITHUB_OUTPUT` (`{}`): {source}", path.display())]
+    GithubOutput {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the job summary `$GITHUB_STEP_SUMMARY` (`{}`): {source}", path.display())]
+    StepSummary {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ReportError {
+    pub(crate) fn help(&self) -> &'static str {
+        match self {
+            ReportError::Junit { .. } => {
+                "check that the folder of `--junit` is writable and that the path is not a folder"
+            }
+            ReportError::GithubOutput { .. } | ReportError::StepSummary { .. } => {
+                "the runner sets this file; check the job's disk and the step's environment"
+            }
+        }
+    }
+}
 
 /// How often the live view redraws spinners and elapsed times.
 const TICK: Duration = Duration::from_millis(100);
@@ -50,7 +85,9 @@ impl Reporters {
                     if let Some(github) = &mut self.github
                         && github.handle(&event).is_err()
                     {
-                        self.github = None;
+                        // Stdout went away: the workflow commands have no reader, but the job
+                        // summary and `$GITHUB_OUTPUT` are files and are still written.
+                        github.stdout_lost();
                     }
                 }
                 _ = tick.tick() => {

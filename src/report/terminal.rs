@@ -21,9 +21,11 @@ use std::path::PathBuf;
 use std::str::Chars;
 use std::time::Duration;
 
+use crate::runner::events::StageNames;
 use crate::runner::events::{
     RollbackResult, RollbackStatus, RunEvent, RunEventKind, RunStatus, StageResult, StageStatus,
 };
+use crate::text::plural;
 
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 /// A block taller than the screen cannot be moved over and would leave copies of itself behind,
@@ -72,8 +74,9 @@ pub(crate) struct TerminalReporter {
     out: Box<dyn Write + Send>,
     mode: TerminalMode,
     color: bool,
-    /// The longest stage id of the plan, so that prefixes and result lines line up.
+    /// The longest stage name of the plan, so that prefixes and result lines line up.
     id_width: usize,
+    names: StageNames,
     unselected: HashSet<String>,
     run_dir: Option<PathBuf>,
     /// The latest time since the run started that an event or a tick reported.
@@ -98,6 +101,7 @@ impl TerminalReporter {
             mode,
             color,
             id_width: 0,
+            names: StageNames::default(),
             unselected: HashSet::new(),
             run_dir: None,
             now: Duration::ZERO,
@@ -133,9 +137,10 @@ impl TerminalReporter {
                 concurrency,
                 ..
             } => {
+                self.names = StageNames::new(stages);
                 self.id_width = stages
                     .iter()
-                    .map(|s| s.id.chars().count())
+                    .map(|s| s.name.chars().count())
                     .max()
                     .unwrap_or(0);
                 self.unselected = stages
@@ -190,7 +195,8 @@ impl TerminalReporter {
             }
             RunEventKind::StageOutput { .. } if !self.stream_output => return Ok(()),
             RunEventKind::StageOutput { stage, lines } => {
-                let prefix = self.paint(DIM, &format!("{stage:<w$} |", w = self.id_width));
+                let name = self.names.get(stage);
+                let prefix = self.paint(DIM, &format!("{name:<w$} |", w = self.id_width));
                 for line in lines.split_terminator('\n') {
                     let line = sanitize(line, self.color);
                     let sep = if line.is_empty() { "" } else { " " };
@@ -223,6 +229,9 @@ impl TerminalReporter {
                     self.first_failure = Some(self.finished.len());
                 }
                 push_line(&mut text, &self.result_line(result));
+                for warning in &result.warnings {
+                    push_line(&mut text, &self.warning_line(&result.stage, warning));
+                }
                 self.finished.push(result.clone());
             }
             RunEventKind::RollbackStarted { stage, .. } => {
@@ -317,7 +326,8 @@ impl TerminalReporter {
         let mut rows: Vec<String> = (self.running[..shown].iter())
             .map(|r| {
                 let elapsed = format_duration(self.now.saturating_sub(r.since));
-                let mut rest = format!("{:<w$}  {elapsed:>5}", r.stage, w = self.id_width);
+                let name = self.names.get(&r.stage);
+                let mut rest = format!("{name:<w$}  {elapsed:>5}", w = self.id_width);
                 for part in r.note.iter().chain([&r.latest]).filter(|p| !p.is_empty()) {
                     rest = format!("{rest}  {part}");
                 }
@@ -343,6 +353,7 @@ impl TerminalReporter {
     /// One line about a stage: `{symbol} {stage}  {word}{rest}`, with the symbol and the status
     /// word in colour (the whole line dimmed for stages that were skipped or cancelled).
     fn row(&self, paint: &str, symbol: &str, stage: &str, word: &str, rest: &str) -> String {
+        let stage = self.names.get(stage);
         if word.is_empty() && rest.is_empty() {
             return format!("{symbol} {stage}");
         }
@@ -394,17 +405,42 @@ impl TerminalReporter {
         self.row(paint, symbol, &result.stage, word, &rest)
     }
 
+    fn warning_line(&self, stage: &str, warning: &str) -> String {
+        let name = self.names.get(stage);
+        format!(
+            "{} {name}: {}",
+            self.paint(YELLOW, "! warning:"),
+            sanitize(warning, false)
+        )
+    }
+
     fn summary(&self, status: RunStatus, duration: Duration) -> String {
         let mut s = String::new();
         let warned = self.count(StageStatus::Warned);
         self.list(&mut s, "warnings:", |_, r| r.status == StageStatus::Warned);
+        let notes: Vec<String> = self
+            .finished
+            .iter()
+            .flat_map(|r| r.warnings.iter().map(|w| self.warning_line(&r.stage, w)))
+            .collect();
+        if !notes.is_empty() {
+            if !s.contains("warnings:") {
+                push_line(&mut s, "warnings:");
+            }
+            for note in notes {
+                push_line(&mut s, &format!("  {note}"));
+            }
+        }
         if let Some(first) = self.first_failure {
             let cause = &self.finished[first];
             self.list(&mut s, "root cause:", |i, _| i == first);
             push_tail(&mut s, &cause.tail, cause.log.as_ref());
             // Each reason names the failure it follows from; the list only gathers them, so a
             // `--keep-going` run with several failures is still described truthfully.
-            let title = format!("cancelled and skipped after `{}` failed:", cause.stage);
+            let title = format!(
+                "cancelled and skipped after `{}` failed:",
+                self.names.get(&cause.stage)
+            );
             self.list(&mut s, &title, |i, r| {
                 i > first
                     && matches!(r.status, StageStatus::Cancelled | StageStatus::Skipped)
@@ -529,15 +565,6 @@ fn push_tail(buf: &mut String, tail: &[String], log: Option<&PathBuf>) {
     }
     if let Some(log) = log {
         push_line(buf, &format!("    log: `{}`", log.display()));
-    }
-}
-
-/// `1 note`, `3 notes`.
-pub(crate) fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
     }
 }
 
@@ -729,6 +756,7 @@ mod tests {
     fn run_started(ids: &[&str]) -> K {
         let stage = |id: &&str| PlannedStage {
             id: (*id).into(),
+            name: (*id).into(),
             needs: Vec::new(),
             line: 0,
             selected: true,
@@ -774,6 +802,7 @@ mod tests {
             cases: Vec::new(),
             junit_files: Vec::new(),
             outputs: Vec::new(),
+            warnings: Vec::new(),
         })
     }
 

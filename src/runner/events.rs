@@ -2,11 +2,15 @@
 //!
 //! The main type is [`RunEvent`]. The runner never prints: it emits events, in order, on one
 //! channel, and every reporter (terminal, JUnit, GitHub) renders them. Every text an event
-//! carries (output lines, tails, reasons, test-case bodies) has already been through the
-//! redactor, so a reporter can write it as it is.
+//! carries (output lines, tails, reasons, test-case bodies) has been masked by the time a
+//! reporter sees it: by [`RunEventKind::masked`], which the emitter applies to every event,
+//! or, for streamed output, by the stream masker; so a reporter writes it as it is.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::redact::Redactor;
 
 /// One thing that happened during a run.
 #[derive(Debug, Clone)]
@@ -65,10 +69,107 @@ pub(crate) enum RunEventKind {
     },
 }
 
+impl RunEventKind {
+    /// The event with every secret value in its texts replaced by `***`. Streamed output lines
+    /// and tails are left alone: the stream masker produced them.
+    pub(crate) fn masked(self, redactor: &Redactor) -> RunEventKind {
+        let m = |s: String| match redactor.redact_str(&s) {
+            Cow::Borrowed(_) => s,
+            Cow::Owned(masked) => masked,
+        };
+        let mo = |s: Option<String>| s.map(m);
+        match self {
+            RunEventKind::StageRetrying {
+                stage,
+                attempt,
+                reason,
+                retry_in,
+            } => RunEventKind::StageRetrying {
+                stage,
+                attempt,
+                reason: m(reason),
+                retry_in,
+            },
+            RunEventKind::StageFinished(mut r) => {
+                r.reason = mo(r.reason);
+                for a in &mut r.failed_attempts {
+                    a.reason = m(std::mem::take(&mut a.reason));
+                }
+                r.cases = r.cases.into_iter().map(|c| c.masked(redactor)).collect();
+                r.outputs = r.outputs.into_iter().map(|(k, v)| (k, m(v))).collect();
+                r.warnings = r.warnings.into_iter().map(m).collect();
+                RunEventKind::StageFinished(r)
+            }
+            RunEventKind::RollbackFinished(mut r) => {
+                r.reason = mo(r.reason);
+                RunEventKind::RollbackFinished(r)
+            }
+            other => other,
+        }
+    }
+}
+
+impl CaseResult {
+    fn masked(mut self, redactor: &Redactor) -> CaseResult {
+        let r = |s: &str| redactor.redact_str(s).into_owned();
+        self.name = r(&self.name);
+        self.output = r(&self.output);
+        self.status = match self.status {
+            CaseStatus::Failed { message, body } => CaseStatus::Failed {
+                message: r(&message),
+                body: r(&body),
+            },
+            CaseStatus::Errored { message, body } => CaseStatus::Errored {
+                message: r(&message),
+                body: r(&body),
+            },
+            CaseStatus::Skipped { message } => CaseStatus::Skipped {
+                message: r(&message),
+            },
+            CaseStatus::Passed => CaseStatus::Passed,
+        };
+        self
+    }
+}
+
+/// Each stage's name in reports, by id, from the plan of `RunStarted`. Output of a rollback is
+/// labelled `ID.rollback` by the runner and named `NAME (rollback)` here.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StageNames(std::collections::HashMap<String, String>);
+
+impl StageNames {
+    pub(crate) fn new(stages: &[PlannedStage]) -> Self {
+        StageNames(
+            stages
+                .iter()
+                .map(|s| (s.id.clone(), s.name.clone()))
+                .collect(),
+        )
+    }
+
+    pub(crate) fn get<'a>(&'a self, id: &'a str) -> std::borrow::Cow<'a, str> {
+        if let Some(name) = self.0.get(id) {
+            return std::borrow::Cow::Borrowed(name);
+        }
+        match id
+            .strip_suffix(".rollback")
+            .and_then(|base| self.0.get(base))
+        {
+            Some(name) if name != id.trim_end_matches(".rollback") => {
+                std::borrow::Cow::Owned(format!("{name} (rollback)"))
+            }
+            _ => std::borrow::Cow::Borrowed(id),
+        }
+    }
+}
+
 /// A stage as the plan sees it, for reporters that draw the whole graph.
 #[derive(Debug, Clone)]
 pub(crate) struct PlannedStage {
     pub(crate) id: String,
+    /// How reports name it: its `name:`, else its id; with ` (id)` added when two stages share
+    /// a `name:`, so every report names each stage once and unambiguously.
+    pub(crate) name: String,
     /// The stages it needs, by id.
     pub(crate) needs: Vec<String>,
     /// 1-based line of the stage's key in the pipeline file, for annotations.
@@ -100,6 +201,9 @@ pub(crate) struct StageResult {
     pub(crate) junit_files: Vec<PathBuf>,
     /// Outputs the stage published (`$PORTCULLIS_OUTPUT` or a built-in kind), masked.
     pub(crate) outputs: Vec<(String, String)>,
+    /// What the user should know although the stage did not fail (a `junit:` glob that
+    /// matched no file).
+    pub(crate) warnings: Vec<String>,
 }
 
 /// How many log lines a failure shows and the JUnit report keeps.

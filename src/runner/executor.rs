@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::RunSetup;
 use super::emitter::Emitter;
 use super::events::{
-    CaseResult, CaseStatus, FailedAttempt, RollbackResult, RollbackStatus, RunEventKind,
-    StageResult, StageStatus,
+    CaseResult, FailedAttempt, RollbackResult, RollbackStatus, RunEventKind, StageResult,
+    StageStatus,
 };
 use super::output::OutputSink;
 use super::process::{self, Exit, ProcessSpec};
@@ -165,7 +165,6 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
                     tail,
                     Some(log),
                     cases,
-                    setup,
                 ),
                 outputs: HashMap::new(),
             };
@@ -202,7 +201,7 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
                         None,
                         tail,
                         outputs,
-                        prepared.workdir.clone(),
+                        prepared.output_file.clone(),
                     );
                 }
                 AttemptEnd::Cancelled => {
@@ -211,7 +210,7 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
                         Some("cancelled".into()),
                         tail,
                         HashMap::new(),
-                        prepared.workdir.clone(),
+                        prepared.output_file.clone(),
                     );
                 }
                 AttemptEnd::Failed(reason)
@@ -234,7 +233,7 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
                     tokio::select! {
                         () = tokio::time::sleep(retry_in) => {}
                         () = job.cancel.cancelled() => {
-                            break (StageStatus::Cancelled, Some("cancelled".into()), Vec::new(), HashMap::new(), prepared.workdir.clone());
+                            break (StageStatus::Cancelled, Some("cancelled".into()), Vec::new(), HashMap::new(), prepared.output_file.clone());
                         }
                     }
                 }
@@ -249,13 +248,13 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
                         Some(reason),
                         tail,
                         HashMap::new(),
-                        prepared.workdir.clone(),
+                        prepared.output_file.clone(),
                     );
                 }
             }
         },
     };
-    let (status, reason, tail, outputs, workdir) = end;
+    let (status, reason, tail, outputs, output_file) = end;
     // The log exists only if some attempt printed something.
     let log = log_written.then_some(log);
     let mut res = result(
@@ -268,12 +267,28 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
         tail,
         log,
         cases,
-        setup,
     );
-    res.junit_files = junit_files(&workdir, &stage.junit);
+    if res.attempts > 0 && status != StageStatus::Cancelled {
+        let (files, unmatched) = junit_files(&setup.root, &stage.junit);
+        res.junit_files = files;
+        res.warnings.extend(unmatched.into_iter().map(|glob| {
+            format!(
+                "`junit: {glob}` matched no file; the stage's test results are not in the report"
+            )
+        }));
+    }
+    if status == StageStatus::Passed {
+        // Every output lands in the run folder, a built-in kind's like a script's.
+        if let Err(e) = write_outputs(&output_file, &outputs) {
+            res.warnings.push(format!(
+                "cannot write the outputs to `{}`: {e}",
+                output_file.display()
+            ));
+        }
+    }
     res.outputs = outputs
         .iter()
-        .map(|(k, v)| (k.clone(), setup.redactor.redact_str(v).into_owned()))
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     res.outputs.sort();
     Attempted {
@@ -296,23 +311,20 @@ fn result(
     tail: Vec<String>,
     log: Option<PathBuf>,
     cases: Vec<CaseResult>,
-    setup: &RunSetup,
 ) -> StageResult {
     StageResult {
         stage: stage.id.clone(),
         status,
         duration: start.elapsed(),
-        reason: reason.map(|r| setup.redactor.redact_str(&r).into_owned()),
+        reason,
         attempts,
         failed_attempts,
         tail,
         log,
-        cases: cases
-            .into_iter()
-            .map(|c| redact_case(c, &setup.redactor))
-            .collect(),
+        cases,
         junit_files: Vec::new(),
         outputs: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 
@@ -397,29 +409,6 @@ async fn attempt(
         ),
         KindEnd::Cancelled => (AttemptEnd::Cancelled, Vec::new(), HashMap::new()),
     }
-}
-
-/// A kind's test case can quote what it found (a failing query's rows, a script's output), so
-/// it is masked like the log before any reporter sees it.
-fn redact_case(mut case: CaseResult, redactor: &crate::redact::Redactor) -> CaseResult {
-    let r = |s: &str| redactor.redact_str(s).into_owned();
-    case.name = r(&case.name);
-    case.output = r(&case.output);
-    case.status = match case.status {
-        CaseStatus::Failed { message, body } => CaseStatus::Failed {
-            message: r(&message),
-            body: r(&body),
-        },
-        CaseStatus::Errored { message, body } => CaseStatus::Errored {
-            message: r(&message),
-            body: r(&body),
-        },
-        CaseStatus::Skipped { message } => CaseStatus::Skipped {
-            message: r(&message),
-        },
-        CaseStatus::Passed => CaseStatus::Passed,
-    };
-    case
 }
 
 /// What a built-in kind's run or rollback sees; `log` is the attempt's sink, handed back after.
@@ -513,18 +502,51 @@ fn read_outputs(path: &Path) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-/// The files the stage's `junit:` globs match, relative to its working directory.
-fn junit_files(workdir: &Path, globs: &[String]) -> Vec<PathBuf> {
+/// The files the stage's `junit:` globs match, relative to the project root (the folder
+/// portcullis runs in, whatever the stage's `workdir`), and the globs that matched none.
+fn junit_files(root: &Path, globs: &[String]) -> (Vec<PathBuf>, Vec<String>) {
     let mut files = Vec::new();
+    let mut unmatched = Vec::new();
     for pattern in globs {
-        let full = workdir.join(pattern);
+        let full = root.join(pattern);
+        let before = files.len();
         if let Ok(paths) = glob::glob(&full.to_string_lossy()) {
             files.extend(paths.filter_map(Result::ok).filter(|p| p.is_file()));
+        }
+        if files.len() == before {
+            unmatched.push(pattern.clone());
         }
     }
     files.sort();
     files.dedup();
-    files
+    (files, unmatched)
+}
+
+/// Writes a stage's outputs in the `$PORTCULLIS_OUTPUT` syntax, replacing what a script wrote
+/// there with the full set (the script's own lines and a built-in kind's).
+fn write_outputs(path: &Path, outputs: &HashMap<String, String>) -> std::io::Result<()> {
+    if outputs.is_empty() {
+        return Ok(());
+    }
+    let mut keys: Vec<&String> = outputs.keys().collect();
+    keys.sort();
+    let mut text = String::new();
+    for key in keys {
+        let value = &outputs[key];
+        if value.contains('\n') {
+            let mut delim = "PORTCULLIS_EOF".to_owned();
+            while value.lines().any(|l| l == delim) {
+                delim.push('_');
+            }
+            text.push_str(&format!("{key}<<{delim}\n{value}\n{delim}\n"));
+        } else {
+            text.push_str(&format!("{key}={value}\n"));
+        }
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, text)
 }
 
 pub(super) struct RollbackJob {
@@ -630,7 +652,6 @@ pub(super) async fn run_rollback(job: RollbackJob) -> RollbackStatus {
     };
     let tail = sink.finish().await;
     let log = sink.log_file();
-    let reason = reason.map(|r| setup.redactor.redact_str(&r).into_owned());
     job.emitter
         .emit(RunEventKind::RollbackFinished(RollbackResult {
             stage: stage.id.clone(),

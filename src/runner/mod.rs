@@ -140,6 +140,18 @@ impl Dispatcher {
             .enumerate()
             .map(|(i, s)| PlannedStage {
                 id: s.id.clone(),
+                name: if self
+                    .pipeline
+                    .stages
+                    .iter()
+                    .filter(|o| o.display_name == s.display_name)
+                    .count()
+                    > 1
+                {
+                    format!("{} ({})", s.display_name, s.id)
+                } else {
+                    s.display_name.clone()
+                },
                 needs: s
                     .needs
                     .iter()
@@ -405,12 +417,13 @@ impl Dispatcher {
         let stage = self.pipeline.stage(idx);
         let mut result = attempted.result;
         if result.status == StageStatus::Cancelled && !self.interrupted {
-            result.reason = Some(match &self.first_failure {
-                Some(first) => format!("cancelled: `{first}` failed"),
-                None => "cancelled".into(),
-            });
+            // The status says "cancelled"; the reason says only why.
+            result.reason = match &self.first_failure {
+                Some(first) => Some(format!("`{first}` failed")),
+                None => None,
+            };
         } else if result.status == StageStatus::Cancelled {
-            result.reason = Some("cancelled: interrupted".into());
+            result.reason = Some("interrupted".into());
         }
         match result.status {
             StageStatus::Passed | StageStatus::Warned => {
@@ -449,6 +462,7 @@ impl Dispatcher {
             cases: Vec::new(),
             junit_files: Vec::new(),
             outputs: Vec::new(),
+            warnings: Vec::new(),
         };
         self.emitter.emit(RunEventKind::StageFinished(result)).await;
     }

@@ -417,8 +417,8 @@ fn expect(node: &Node, v: &mut Validator<'_>) -> Option<Expect> {
 impl BuiltinStage for PostgresCheck {
     fn describe(&self) -> String {
         format!(
-            "{} checks on {}",
-            self.checks.len(),
+            "{} on {}",
+            crate::text::plural(self.checks.len(), "check"),
             crate::pg::conn::hide_password(&self.url)
         )
     }
