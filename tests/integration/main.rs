@@ -19,6 +19,8 @@ mod plan;
 mod github;
 // Built-in stage kinds through the kind interface.
 mod kinds;
+// Where the parts meet: `${...}` in `with:`, plan and dry run, report identity, outputs, masking.
+mod seams;
 // Bounded memory with a stage that prints a gigabyte.
 mod memory;
 // `schema`: the JSON Schema matches every shipped pipeline and rejects invalid ones.
@@ -35,3 +37,6 @@ mod ports_static;
 mod bluegreen;
 // `postgres-check`, `pg-dump` and `backups` against a PostgreSQL cluster the tests start.
 mod pg;
+// A real deploy end to end: `fixtures/deploy-app` through every built-in kind, on PostgreSQL,
+// Docker and nginx: a clean release, a failed migration rolled back, a port-law violation.
+mod deploy;
