@@ -9,8 +9,13 @@ require() {
     fi
 }
 
-# build_release: builds the release binary and sets `bin` to it.
+# build_release: builds the release binary and sets `bin` to it. With PORTCULLIS_BIN set, uses
+# that binary instead (to compare two builds on the same machine and graphs).
 build_release() {
+    if [ -n "${PORTCULLIS_BIN:-}" ]; then
+        bin=$PORTCULLIS_BIN
+        return
+    fi
     echo "building the release binary..." >&2
     (cd "$repo" && cargo build --release --quiet)
     bin="$repo/target/release/portcullis"

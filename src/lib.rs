@@ -36,7 +36,7 @@ use clap::Parser;
 /// Parses the command line and runs the subcommand; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let code = match cli.command {
+    let result = match cli.command {
         cli::Command::Run(args) => commands::run::run(args),
         cli::Command::Validate(args) => commands::validate::validate(&args),
         cli::Command::Plan(args) => commands::plan::plan(&args),
@@ -49,5 +49,9 @@ pub fn main() -> ExitCode {
         cli::Command::Ports(args) => commands::ports::ports(&args),
         cli::Command::Backups(args) => commands::backups::backups(&args),
     };
+    let code = result.unwrap_or_else(|e| {
+        e.print();
+        e.exit_code()
+    });
     ExitCode::from(code)
 }

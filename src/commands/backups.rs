@@ -10,24 +10,15 @@ use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BackupsAction, BackupsArgs};
-use crate::commands::{print_error, print_warning, write_data};
+use crate::commands::{Error, print_warning, write_data};
 use crate::exit_code;
 use crate::pg::conn::ConnInfo;
 use crate::pg::restore::{self, Target};
 use crate::pg::store::{self, Listed};
 use crate::pg::tools;
 
-pub(crate) fn backups(args: &BackupsArgs) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            print_error(&format!("cannot start the async runtime: {e}"), None);
-            return exit_code::STAGE_FAILED;
-        }
-    };
+pub(crate) fn backups(args: &BackupsArgs) -> Result<u8, Error> {
+    let runtime = crate::commands::runtime()?;
     match &args.action {
         BackupsAction::List(a) => list(&a.dir),
         BackupsAction::Verify(a) => runtime.block_on(verify(&a.dir, &a.ids)),
@@ -37,30 +28,20 @@ pub(crate) fn backups(args: &BackupsArgs) -> u8 {
     }
 }
 
-fn listing(dir: &Path) -> Option<Vec<Listed>> {
-    match store::list(dir) {
-        Ok(l) => Some(l),
-        Err(e) => {
-            print_error(
-                &e,
-                Some("pass the folder of the `pg-dump` stage with `--dir`"),
-            );
-            None
-        }
-    }
+fn listing(dir: &Path) -> Result<Vec<Listed>, Error> {
+    store::list(dir)
+        .map_err(|e| Error::failed(e).help("pass the folder of the `pg-dump` stage with `--dir`"))
 }
 
-fn list(dir: &Path) -> u8 {
-    let Some(entries) = listing(dir) else {
-        return exit_code::STAGE_FAILED;
-    };
+fn list(dir: &Path) -> Result<u8, Error> {
+    let entries = listing(dir)?;
     if entries.is_empty() {
         // Nothing to list is an answer, not a failure: a warning, and exit 0.
         print_warning(&format!(
             "no backups in `{}` (the folder of the `pg-dump` stage goes in `--dir`)",
             dir.display()
         ));
-        return exit_code::PASSED;
+        return Ok(exit_code::PASSED);
     }
     let mut out = String::new();
     for entry in &entries {
@@ -85,10 +66,8 @@ fn list(dir: &Path) -> u8 {
     write_data(out.as_bytes())
 }
 
-async fn verify(dir: &Path, ids: &[String]) -> u8 {
-    let Some(entries) = listing(dir) else {
-        return exit_code::STAGE_FAILED;
-    };
+async fn verify(dir: &Path, ids: &[String]) -> Result<u8, Error> {
+    let entries = listing(dir)?;
     let mut failures = 0;
     let mut checked = 0;
     let mut out = String::new();
@@ -129,25 +108,20 @@ async fn verify(dir: &Path, ids: &[String]) -> u8 {
             }
         }
     }
-    let code = write_data(out.as_bytes());
+    let code = write_data(out.as_bytes())?;
     if checked == 0 && failures == 0 {
-        print_error(
-            &format!("no backups to verify in `{}`", dir.display()),
-            None,
-        );
-        return exit_code::STAGE_FAILED;
+        return Err(Error::failed(format!(
+            "no backups to verify in `{}`",
+            dir.display()
+        )));
     }
     if failures > 0 {
-        print_error(
-            &format!(
-                "{failures} of {} backups failed verification",
-                checked.max(failures)
-            ),
-            None,
-        );
-        return exit_code::STAGE_FAILED;
+        return Err(Error::failed(format!(
+            "{failures} of {} backups failed verification",
+            checked.max(failures)
+        )));
     }
-    code
+    Ok(code)
 }
 
 /// The manifest, the sha256, every block, and the table of contents.
@@ -172,42 +146,31 @@ async fn verify_one(
     ))
 }
 
-async fn restore_one(dir: &Path, id: &str, url: &str, maintenance_db: &str) -> u8 {
-    let Some(entries) = listing(dir) else {
-        return exit_code::STAGE_FAILED;
-    };
+async fn restore_one(dir: &Path, id: &str, url: &str, maintenance_db: &str) -> Result<u8, Error> {
+    let entries = listing(dir)?;
+    let unchanged = "nothing was changed; choose another with `portcullis backups list`";
     let path = match entries.iter().find(|e| e.id() == id) {
         Some(Listed::Valid { path, .. }) => path.clone(),
         Some(Listed::Corrupt { reason, .. }) => {
-            print_error(
-                &format!("`{id}` is not a valid backup: {reason}"),
-                Some("nothing was changed; choose another with `portcullis backups list`"),
+            return Err(
+                Error::failed(format!("`{id}` is not a valid backup: {reason}")).help(unchanged),
             );
-            return exit_code::STAGE_FAILED;
         }
         Some(Listed::Incomplete { .. }) => {
-            print_error(
-                &format!("`{id}` is incomplete: its run was killed or it is still being written"),
-                Some("nothing was changed; choose another with `portcullis backups list`"),
-            );
-            return exit_code::STAGE_FAILED;
+            return Err(Error::failed(format!(
+                "`{id}` is incomplete: its run was killed or it is still being written"
+            ))
+            .help(unchanged));
         }
         None => {
-            print_error(
-                &format!("no backup `{id}` in `{}`", dir.display()),
-                Some("see `portcullis backups list --dir DIR`"),
+            return Err(
+                Error::usage(format!("no backup `{id}` in `{}`", dir.display()))
+                    .help("see `portcullis backups list --dir DIR`"),
             );
-            return exit_code::INVALID;
         }
     };
     let env: HashMap<String, String> = std::env::vars().collect();
-    let conn = match ConnInfo::parse(url, &env) {
-        Ok(c) => c,
-        Err(e) => {
-            print_error(&format!("`--url`: {e}"), None);
-            return exit_code::INVALID;
-        }
-    };
+    let conn = ConnInfo::parse(url, &env).map_err(|e| Error::usage(format!("`--url`: {e}")))?;
     let env: Vec<(String, String)> = env.into_iter().collect();
     let cancel = CancellationToken::new();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -222,11 +185,8 @@ async fn restore_one(dir: &Path, id: &str, url: &str, maintenance_db: &str) -> u
     let mut out = Stderr { conn: &conn };
     let report = restore::reporting(restore::restore(&path, &target), rx, &mut out).await;
     match report.error() {
-        None => exit_code::PASSED,
-        Some(e) => {
-            print_error(&conn.mask(&format!("restore failed at {e}")), None);
-            exit_code::STAGE_FAILED
-        }
+        None => Ok(exit_code::PASSED),
+        Some(e) => Err(Error::failed(conn.mask(&format!("restore failed at {e}")))),
     }
 }
 

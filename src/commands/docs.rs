@@ -4,20 +4,18 @@
 use clap::CommandFactory;
 
 use crate::cli::Cli;
-use crate::commands::{print_error, write_data};
-use crate::exit_code;
+use crate::commands::{Error, write_data};
 
-pub(crate) fn completions(shell: clap_complete::Shell) -> u8 {
+pub(crate) fn completions(shell: clap_complete::Shell) -> Result<u8, Error> {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "portcullis", &mut out);
     write_data(&out)
 }
 
-pub(crate) fn man() -> u8 {
+pub(crate) fn man() -> Result<u8, Error> {
     let mut out = Vec::new();
-    if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut out) {
-        print_error(&format!("cannot render the man page: {e}"), None);
-        return exit_code::STAGE_FAILED;
-    }
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .map_err(|e| Error::failed(format!("cannot render the man page: {e}")))?;
     write_data(&out)
 }

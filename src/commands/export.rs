@@ -18,18 +18,14 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{ExportArgs, ExportTarget};
-use crate::commands::load;
+use crate::commands::{Error, load};
 use crate::config;
 use crate::config::pipeline::{
     Action, Condition, Pipeline, SecretSource, Stage, Template, TemplatePart,
 };
-use crate::exit_code;
-
-pub(crate) fn export(args: &ExportArgs) -> u8 {
+pub(crate) fn export(args: &ExportArgs) -> Result<u8, Error> {
     let path = config::resolve(args.pipeline.as_deref());
-    let Some(pipeline) = load(&path, &[]) else {
-        return exit_code::INVALID;
-    };
+    let pipeline = load(&path, &[])?;
     let text = match args.target {
         ExportTarget::Github => github_workflow(&pipeline, &workflow_path(&path), &args.action),
     };

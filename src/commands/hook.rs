@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{HookAction, HookArgs, HookInstallArgs, HookUninstallArgs};
-use crate::commands::print_error;
+use crate::commands::Error;
 use crate::{config, exit_code};
 
 /// The line that marks a hook as written by portcullis. The version is there so that a later
@@ -97,18 +97,19 @@ impl HookError {
     }
 }
 
-pub(crate) fn hook(args: &HookArgs) -> u8 {
+pub(crate) fn hook(args: &HookArgs) -> Result<u8, Error> {
     let result = match &args.action {
         HookAction::Install(a) => install(a),
         HookAction::Uninstall(a) => uninstall(a),
     };
-    match result {
-        Ok(()) => exit_code::PASSED,
-        Err(e) => {
-            print_error(&e.to_string(), e.help().as_deref());
-            exit_code::INVALID
+    result.map(|()| exit_code::PASSED).map_err(|e| {
+        let help = e.help();
+        let error = Error::usage(e.to_string());
+        match help {
+            Some(h) => error.help(h),
+            None => error,
         }
-    }
+    })
 }
 
 fn install(args: &HookInstallArgs) -> Result<(), HookError> {

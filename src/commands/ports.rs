@@ -4,20 +4,14 @@
 use std::path::PathBuf;
 
 use crate::cli::{PortsArgs, PortsFormat};
-use crate::commands::{print_error, print_warning};
+use crate::commands::{Error, print_warning};
 use crate::exit_code;
 use crate::ports::{Finding, Policy, Severity, count_text};
 use crate::ports::{live, scan};
 use crate::report::junit::escape;
 
-pub(crate) fn ports(args: &PortsArgs) -> u8 {
-    let policy = match policy(args) {
-        Ok(policy) => policy,
-        Err((message, help)) => {
-            print_error(&message, Some(help));
-            return exit_code::INVALID;
-        }
-    };
+pub(crate) fn ports(args: &PortsArgs) -> Result<u8, Error> {
+    let policy = policy(args).map_err(|(message, help)| Error::usage(message).help(help))?;
     let mut findings = Vec::new();
     // Static mode for the PATHs given, or for the current folder when neither PATHs nor
     // `--live` are.
@@ -29,15 +23,10 @@ pub(crate) fn ports(args: &PortsArgs) -> u8 {
     if !roots.is_empty() {
         let result = scan::scan(&roots, &policy);
         if !result.errors.is_empty() && result.files == 0 {
-            for e in &result.errors {
-                print_error(
-                    &format!("cannot scan {e}"),
-                    Some(
-                        "give folders or files that exist; relative PATHs start from the current folder",
-                    ),
-                );
-            }
-            return exit_code::INVALID;
+            let what: Vec<String> = result.errors.iter().map(ToString::to_string).collect();
+            return Err(Error::usage(format!("cannot scan {}", what.join("; "))).help(
+                "give folders or files that exist; relative PATHs start from the current folder",
+            ));
         }
         for e in &result.errors {
             print_warning(&format!("skipped {e}"));
@@ -59,14 +48,11 @@ pub(crate) fn ports(args: &PortsArgs) -> u8 {
         }
         PortsFormat::Junit => junit(&findings),
     };
-    let written = crate::commands::write_data(text.as_bytes());
-    if written != exit_code::PASSED {
-        return written;
-    }
+    crate::commands::write_data(text.as_bytes())?;
     if findings.iter().any(|f| f.severity == Severity::Violation) {
-        exit_code::STAGE_FAILED
+        Ok(exit_code::STAGE_FAILED)
     } else {
-        exit_code::PASSED
+        Ok(exit_code::PASSED)
     }
 }
 

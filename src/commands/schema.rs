@@ -13,17 +13,11 @@
 
 use serde_json::{Value, json};
 
-use crate::exit_code;
 use crate::stages::REGISTRY;
 
-pub(crate) fn schema() -> u8 {
-    let text = match serde_json::to_string_pretty(&pipeline_schema()) {
-        Ok(text) => text,
-        Err(e) => {
-            crate::commands::print_error(&format!("cannot write the schema: {e}"), None);
-            return exit_code::INVALID;
-        }
-    };
+pub(crate) fn schema() -> Result<u8, crate::commands::Error> {
+    let text = serde_json::to_string_pretty(&pipeline_schema())
+        .map_err(|e| crate::commands::Error::failed(format!("cannot write the schema: {e}")))?;
     crate::commands::write_data(format!("{text}\n").as_bytes())
 }
 

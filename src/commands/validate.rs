@@ -4,26 +4,17 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::cli::ValidateArgs;
-use crate::commands::{list_pipelines, load, parse_vars, print_error};
+use crate::commands::{Error, list_pipelines, load, parse_vars};
 use crate::config;
 use crate::exit_code;
 
-pub(crate) fn validate(args: &ValidateArgs) -> u8 {
-    let vars = match parse_vars(&args.vars) {
-        Ok(v) => v,
-        Err(e) => {
-            print_error(&e, None);
-            return exit_code::INVALID;
-        }
-    };
+pub(crate) fn validate(args: &ValidateArgs) -> Result<u8, Error> {
+    let vars = parse_vars(&args.vars)?;
     let paths: Vec<PathBuf> = if args.pipelines.is_empty() {
         let names = list_pipelines();
         if names.is_empty() {
-            print_error(
-                "no pipelines to validate in `pipelines/`",
-                Some("name a pipeline file, or create `pipelines/ci.yml`"),
-            );
-            return exit_code::INVALID;
+            return Err(Error::usage("no pipelines to validate in `pipelines/`")
+                .help("name a pipeline file, or create `pipelines/ci.yml`"));
         }
         names.iter().map(|n| config::resolve(Some(n))).collect()
     } else {
@@ -32,10 +23,11 @@ pub(crate) fn validate(args: &ValidateArgs) -> u8 {
             .map(|p| config::resolve(Some(p)))
             .collect()
     };
-    let mut code = exit_code::PASSED;
+    // Every file is checked and reported; the last invalid one decides the exit code.
+    let mut invalid = None;
     for path in paths {
         match load(&path, &vars) {
-            Some(p) => {
+            Ok(p) => {
                 let _ = writeln!(
                     std::io::stdout(),
                     "{}: valid, {} stages",
@@ -43,8 +35,15 @@ pub(crate) fn validate(args: &ValidateArgs) -> u8 {
                     p.stages.len()
                 );
             }
-            None => code = exit_code::INVALID,
+            Err(e) => {
+                if let Some(previous) = invalid.replace(e) {
+                    previous.print();
+                }
+            }
         }
     }
-    code
+    match invalid {
+        Some(e) => Err(e),
+        None => Ok(exit_code::PASSED),
+    }
 }

@@ -418,10 +418,10 @@ impl Dispatcher {
         let mut result = attempted.result;
         if result.status == StageStatus::Cancelled && !self.interrupted {
             // The status says "cancelled"; the reason says only why.
-            result.reason = match &self.first_failure {
-                Some(first) => Some(format!("`{first}` failed")),
-                None => None,
-            };
+            result.reason = self
+                .first_failure
+                .as_ref()
+                .map(|first| format!("`{first}` failed"));
         } else if result.status == StageStatus::Cancelled {
             result.reason = Some("interrupted".into());
         }
