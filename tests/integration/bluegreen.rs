@@ -28,7 +28,7 @@ const DOCKERFILE: &str = "FROM scratch\nCOPY rootfs/ /\n\
 HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD [\"/bin/busybox\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8080/healthz\"]\n\
 ENTRYPOINT [\"/bin/sh\", \"/start\"]\n";
 
-fn works(program: &str, args: &[&str]) -> bool {
+pub(crate) fn works(program: &str, args: &[&str]) -> bool {
     Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -41,7 +41,7 @@ fn works(program: &str, args: &[&str]) -> bool {
 /// Whether Docker, nginx and busybox are here; when one is missing the test is skipped,
 /// unless `PORTCULLIS_REQUIRE` names it.
 #[expect(clippy::print_stderr, reason = "a skipped test says why")]
-fn components() -> bool {
+pub(crate) fn components() -> bool {
     let checks = [
         ("docker", works("docker", &["info"]), "`docker info` fails"),
         ("nginx", works("nginx", &["-v"]), "`nginx -v` fails"),
@@ -127,10 +127,10 @@ fn image() -> &'static str {
 }
 
 /// A service name no other test uses; its containers are removed when this is dropped.
-struct Service(String);
+pub(crate) struct Service(pub(crate) String);
 
 impl Service {
-    fn new() -> Service {
+    pub(crate) fn new() -> Service {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         Service(format!(
             "bgt{}n{}",
@@ -140,7 +140,7 @@ impl Service {
     }
 
     /// `name status` of each container of the service.
-    fn containers(&self) -> Vec<String> {
+    pub(crate) fn containers(&self) -> Vec<String> {
         let out = Command::new("docker")
             .args([
                 "ps",
@@ -161,14 +161,14 @@ impl Service {
     }
 
     /// What [`Service::containers`] lists when exactly `colours` run.
-    fn running(&self, colours: &[&str]) -> Vec<String> {
+    pub(crate) fn running(&self, colours: &[&str]) -> Vec<String> {
         colours
             .iter()
             .map(|c| format!("{}-{c} running", self.0))
             .collect()
     }
 
-    fn ip(&self, colour: &str) -> String {
+    pub(crate) fn ip(&self, colour: &str) -> String {
         let out = Command::new("docker")
             .args([
                 "inspect",
@@ -227,15 +227,15 @@ impl Drop for Networks {
 }
 
 /// One nginx master proxying `/` to the service's upstream; stopped when dropped.
-struct Nginx {
-    dir: PathBuf,
-    port: u16,
+pub(crate) struct Nginx {
+    pub(crate) dir: PathBuf,
+    pub(crate) port: u16,
     /// The master's pid: the temp dir (config, pid file) may be gone by the time this drops.
     master: i32,
 }
 
 impl Nginx {
-    fn start(t: &Test, service: &str) -> Nginx {
+    pub(crate) fn start(t: &Test, service: &str) -> Nginx {
         let dir = t.path().join("nginx");
         std::fs::create_dir_all(dir.join("tmp")).expect("mkdir");
         let port = free_port();
@@ -287,12 +287,12 @@ impl Nginx {
         ]
     }
 
-    fn upstream(&self) -> String {
+    pub(crate) fn upstream(&self) -> String {
         std::fs::read_to_string(self.dir.join("upstream.conf")).expect("upstream.conf")
     }
 
     /// `GET path` through nginx: the status and body, or why it failed.
-    fn get(&self, path: &str) -> Result<(u16, String), String> {
+    pub(crate) fn get(&self, path: &str) -> Result<(u16, String), String> {
         get(self.port, path)
     }
 

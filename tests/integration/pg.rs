@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{Test, assert_schema_valid, free_port, required};
 
 /// PostgreSQL 15's server programs, or the newest installed when 15 is not there.
-static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+pub(crate) static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let mut majors: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -33,10 +33,10 @@ static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     };
     format!("/usr/lib/postgresql/{}/bin", major.unwrap_or(15))
 });
-const PASSWORD: &str = "Pw-s3cret-for-tests";
+pub(crate) const PASSWORD: &str = "Pw-s3cret-for-tests";
 
-struct Cluster {
-    port: u16,
+pub(crate) struct Cluster {
+    pub(crate) port: u16,
     /// Keeps the watchdog's stdin open until this process exits.
     _watchdog: Mutex<ChildStdin>,
 }
@@ -60,7 +60,7 @@ fn server_command(program: &str) -> Command {
 }
 
 #[expect(clippy::print_stderr, reason = "a skipped test says why")]
-fn cluster() -> Option<&'static Cluster> {
+pub(crate) fn cluster() -> Option<&'static Cluster> {
     static CLUSTER: OnceLock<Option<Cluster>> = OnceLock::new();
     CLUSTER
         .get_or_init(|| {
@@ -176,7 +176,7 @@ fn start_cluster() -> Cluster {
 }
 
 impl Cluster {
-    fn url(&self, db: &str) -> String {
+    pub(crate) fn url(&self, db: &str) -> String {
         format!(
             "postgresql://postgres:{PASSWORD}@127.0.0.1:{}/{db}",
             self.port
@@ -184,7 +184,7 @@ impl Cluster {
     }
 
     /// Runs SQL through psql; panics with its error when it fails.
-    fn sql(&self, db: &str, sql: &str) -> String {
+    pub(crate) fn sql(&self, db: &str, sql: &str) -> String {
         let out = self.psql(db, sql);
         assert!(
             out.status.success(),
@@ -213,7 +213,7 @@ impl Cluster {
     }
 
     /// A new empty database for one test.
-    fn database(&self, label: &str) -> String {
+    pub(crate) fn database(&self, label: &str) -> String {
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "{label}_{}_{}",
@@ -234,7 +234,7 @@ fn test_for(c: &Cluster, db: &str) -> Test {
 
 /// Every file portcullis left (logs, reports, outputs) and what it printed: none may hold the
 /// password.
-fn assert_no_password(t: &Test, printed: &str) {
+pub(crate) fn assert_no_password(t: &Test, printed: &str) {
     assert!(
         !printed.contains(PASSWORD),
         "the password was printed:\n{printed}"
