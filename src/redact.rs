@@ -304,6 +304,14 @@ fn patterns_for(value: &str) -> Vec<Vec<u8>> {
     for style in JSON_STYLES {
         out.push(json_escape(value, style));
     }
+    // How shells quote the value when they print it: `set -x` (bash, and `printf %q`'s
+    // single-quote form) writes `'a'\''b'` for a value holding `'`, and a word of only safe
+    // characters is printed bare (already covered).
+    if value.contains('\'') {
+        let quoted = value.replace('\'', r"'\''");
+        out.push(format!("'{quoted}'"));
+        out.push(quoted);
+    }
     if value.contains('\n') {
         let lines = value.lines().map(str::trim);
         out.extend(

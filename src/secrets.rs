@@ -167,6 +167,16 @@ pub(crate) async fn resolve(
     if errors.is_empty() {
         Ok(values)
     } else {
+        // A failing command's stderr is shown to help; it may name the values that did resolve
+        // (a vault client printing the token it rejected), so those are masked in it.
+        let redactor = crate::redact::Redactor::new(values.into_iter().map(|(_, v)| v));
+        for error in &mut errors {
+            if let SecretError::Command { stderr_tail, .. } = error {
+                for line in stderr_tail.iter_mut() {
+                    *line = redactor.redact_str(line).into_owned();
+                }
+            }
+        }
         Err(errors)
     }
 }

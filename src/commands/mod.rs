@@ -19,6 +19,7 @@ use miette::{GraphicalReportHandler, GraphicalTheme};
 
 pub(crate) use error::{Error, print_error};
 
+use crate::config::errors::LineIndex;
 use crate::config::pipeline::Pipeline;
 use crate::config::{self, LoadError};
 use crate::exit_code;
@@ -65,6 +66,11 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))
 }
 
+/// Errors drawn with their source lines; the rest are one line each.
+const MAX_DRAWN_ERRORS: usize = 100;
+/// A line longer than this is not drawn (a generated one-line pipeline).
+const MAX_DRAWN_LINE: usize = 2000;
+
 /// Renders every diagnostic of a failed load on stderr.
 pub(crate) fn report_load_error(error: &LoadError) {
     match error {
@@ -99,9 +105,31 @@ pub(crate) fn report_load_error(error: &LoadError) {
                 usize::MAX / 4
             };
             let handler = GraphicalReportHandler::new_themed(theme).with_width(width);
+            let index = LineIndex::new(&errors.file.text);
             let mut out = String::new();
-            for diagnostic in errors.diagnostics() {
-                let _ = handler.render_report(&mut out, &diagnostic);
+            for (n, diagnostic) in errors.diagnostics().enumerate() {
+                let error = &diagnostic.error;
+                let spans =
+                    std::iter::once(&error.span).chain(error.related.iter().map(|(r, _)| r));
+                // The renderer pads to the column, which cannot pass 65,535; and past the first
+                // errors, drawing each with its source would take time quadratic in their count.
+                let long_line = spans
+                    .map(|r| index.locate(&errors.file.text, r.start).2)
+                    .any(|len| len > MAX_DRAWN_LINE);
+                if n < MAX_DRAWN_ERRORS && !long_line {
+                    let _ = handler.render_report(&mut out, &diagnostic);
+                } else {
+                    let (line, col, _) = index.locate(&errors.file.text, error.span.start);
+                    out.push_str(&format!(
+                        "  × {}:{line}:{col}: {}: {}\n",
+                        errors.file.path.display(),
+                        error.message,
+                        error.label
+                    ));
+                    if let Some(help) = &error.help {
+                        out.push_str(&format!("  help: {help}\n"));
+                    }
+                }
                 out.push('\n');
             }
             if crate::report::github::enabled() {

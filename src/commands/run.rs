@@ -12,7 +12,7 @@ use crate::commands::{Error, load, parse_vars, stderr_color};
 use crate::config::pipeline::Pipeline;
 use crate::exit_code;
 use crate::plan::{self, SelectOptions, Selection};
-use crate::redact::Redactor;
+use crate::redact::{MIN_SECRET_CHARS, Redactor};
 use crate::report::github::GithubReporter;
 use crate::report::junit::JunitReport;
 use crate::report::terminal::{TerminalMode, TerminalReporter};
@@ -72,17 +72,29 @@ async fn run_pipeline(
         Err(errors) => return Err(Error::Secrets { errors }),
     };
     let redactor = Arc::new(Redactor::new(resolved.iter().map(|(_, v)| v.clone())));
+    let maskable = |value: &str| value.trim().chars().count() >= MIN_SECRET_CHARS;
+    for (name, _) in resolved.iter().filter(|(_, v)| !maskable(v)) {
+        crate::commands::print_warning(&format!(
+            "secret `{name}` is shorter than {MIN_SECRET_CHARS} characters and is not masked \
+             (masking it would hide every such word of every log)"
+        ));
+    }
     let github = crate::report::github::enabled();
     if github {
         // Before anything else is printed: GitHub masks a value only in output that follows
-        // its `add-mask` line. Each line of a multi-line value is registered on its own.
+        // its `add-mask` line. Each line of a multi-line value is registered on its own, and
+        // escaped as the runner unescapes command data (`%`, CR, LF).
         let mut out = std::io::stdout().lock();
         for line in resolved
             .iter()
             .flat_map(|(_, v)| v.lines())
-            .filter(|l| !l.trim().is_empty())
+            .filter(|l| maskable(l))
         {
-            let _ = writeln!(out, "::add-mask::{line}");
+            let _ = writeln!(
+                out,
+                "::add-mask::{}",
+                crate::report::github::escape_data(line)
+            );
         }
         let _ = out.flush();
     }
@@ -92,8 +104,7 @@ async fn run_pipeline(
     base_env.extend(env_pairs);
     base_env.extend(resolved.iter().cloned());
 
-    let run_id = run_dir::new_run_id();
-    let dir = run_dir::create(&root, &run_id).map_err(|e| {
+    let (run_id, dir) = run_dir::create(&root).map_err(|e| {
         Error::failed(format!(
             "cannot create the run folder under `.portcullis/runs`: {e}"
         ))
@@ -158,7 +169,7 @@ async fn run_pipeline(
     targets.extend(args.junit.clone());
     let mut failures: Vec<ReportError> = Vec::new();
     for target in &targets {
-        if let Err(source) = write_junit(&reporters.junit, target) {
+        if let Err(source) = write_junit(&reporters.junit, target, &dir) {
             failures.push(ReportError::Junit {
                 path: target.clone(),
                 source,
@@ -169,7 +180,10 @@ async fn run_pipeline(
         failures.extend(github.summary_error());
         if let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|s| !s.is_empty()) {
             let junit = root.join(targets.last().unwrap_or(&dir));
-            let text = format!("status={}\njunit={}\n", status.as_str(), junit.display());
+            let text = crate::report::github::output_lines(&[
+                ("status", status.as_str()),
+                ("junit", &junit.display().to_string()),
+            ]);
             let written = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -194,11 +208,12 @@ async fn run_pipeline(
 }
 
 /// Writes one JUnit report, creating the folders it goes in.
-fn write_junit(report: &JunitReport, target: &Path) -> std::io::Result<()> {
+fn write_junit(report: &JunitReport, target: &Path, run_folder: &Path) -> std::io::Result<()> {
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    report.write_atomic(target)
+    let private = target.starts_with(run_folder);
+    report.write_atomic(target, if private { 0o600 } else { 0o644 })
 }
 
 /// A token nothing else can guess, for `::stop-commands::`; std's hasher keys are random per
@@ -230,6 +245,11 @@ fn dry_run(
 
 /// Files changed between `base` and the working tree, tracked or new.
 fn changed_files(base: &str) -> Result<Vec<String>, String> {
+    // A ref never starts with `-`; one that does would reach git as an option
+    // (`--base=--output=FILE` truncates FILE).
+    if base.starts_with('-') {
+        return Err(format!("`--base {base}` is not a commit, branch or tag"));
+    }
     let git = |args: &[&str]| -> Result<String, String> {
         let out = std::process::Command::new("git")
             .args(args)
@@ -241,10 +261,17 @@ fn changed_files(base: &str) -> Result<Vec<String>, String> {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    let mut files: Vec<String> = git(&["diff", "--name-only", "--no-renames", base, "--"])?
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let commit = git(&[
+        "rev-parse",
+        "--verify",
+        "--end-of-options",
+        &format!("{base}^{{commit}}"),
+    ])?;
+    let mut files: Vec<String> =
+        git(&["diff", "--name-only", "--no-renames", commit.trim(), "--"])?
+            .lines()
+            .map(str::to_owned)
+            .collect();
     files.extend(
         git(&["ls-files", "--others", "--exclude-standard"])?
             .lines()

@@ -67,6 +67,33 @@ impl SourceFile {
     }
 }
 
+/// Line starts of a text, to place many offsets in time linear in the text and the offsets.
+pub(crate) struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub(crate) fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
+        LineIndex { starts }
+    }
+
+    /// The 1-based line and column (in characters) of a byte offset, and the line's length in
+    /// bytes.
+    pub(crate) fn locate(&self, text: &str, offset: usize) -> (usize, usize, usize) {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.starts[line - 1];
+        let end = self.starts.get(line).map_or(text.len(), |&s| s - 1);
+        let col = text[start..offset].chars().count() + 1;
+        (line, col, end.saturating_sub(start))
+    }
+}
+
 /// A [`ConfigError`] together with its file, ready for miette to render.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", error.message)]

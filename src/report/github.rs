@@ -20,6 +20,27 @@ use crate::runner::events::{
     StageStatus,
 };
 
+/// `$GITHUB_OUTPUT` lines in the multi-line form (`NAME<<DELIMITER`, value, `DELIMITER`) for
+/// every value, so no value, whatever it holds (a newline in a `--junit` path), can add a line
+/// of its own. The delimiter is random and checked against the value.
+pub(crate) fn output_lines(values: &[(&str, &str)]) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut text = String::new();
+    for (name, value) in values {
+        let mut delimiter;
+        loop {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write(value.as_bytes());
+            delimiter = format!("ghadelimiter_{:016x}", hasher.finish());
+            if !value.contains(&delimiter) {
+                break;
+            }
+        }
+        text.push_str(&format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"));
+    }
+    text
+}
+
 /// GitHub displays this many error annotations per step.
 pub(crate) const MAX_ANNOTATIONS: usize = 10;
 /// A step summary may hold 1 MiB; the log tail in it is bounded well below that.

@@ -19,7 +19,7 @@
 //! suite repeats it as a `<property name="warning: STAGE" value="REASON"/>`.
 
 use std::collections::VecDeque;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::iter::Peekable;
 use std::path::{Path, PathBuf};
@@ -183,28 +183,38 @@ impl JunitReport {
         w.flush()
     }
 
-    /// Writes the report to `path` atomically: to `path.tmp` first, then renamed, so a
-    /// reader never sees half a report, even if portcullis is killed while writing. There is
-    /// no fsync: a report is rewritten by the next run, and an fsync was measured to take up
-    /// to 210 ms on a busy disk, at the end of every run.
+    /// Writes the report to `path` atomically: to a new temporary file in the same folder
+    /// first, then renamed, so a reader never sees half a report, even if portcullis is killed
+    /// while writing. The temporary file has an unpredictable name and is created exclusively
+    /// (`O_EXCL`, which never follows a symlink), so a file planted beside the report cannot
+    /// redirect the write, and runs writing the same report at once each write their own and
+    /// the last rename wins whole. There is no fsync: a report is rewritten by the next run, and
+    /// an fsync was measured to take up to 210 ms on a busy disk, at the end of every run.
     ///
     /// A target that exists but is not a regular file (`/dev/null`, a FIFO, `/dev/stdout`) is
-    /// written in place: renaming over it would replace the device or pipe with a file.
-    pub(crate) fn write_atomic(&self, path: &Path) -> io::Result<()> {
+    /// written in place: renaming over it would replace the device or pipe with a file. `mode`
+    /// is the new file's permissions: `0o600` in the run folder, `0o644` for a `--junit` report
+    /// that dashboards and artifact uploads read.
+    pub(crate) fn write_atomic(&self, path: &Path, mode: u32) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
         if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
             let mut target = fs::OpenOptions::new().write(true).open(path)?;
             return self.write_to(&mut target);
         }
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let written = File::create(&tmp).and_then(|mut f| self.write_to(&mut f));
-        let renamed = written.and_then(|()| fs::rename(&tmp, path));
-        if renamed.is_err() {
-            // The temporary file is useless now; failing to remove it changes nothing.
-            let _ = fs::remove_file(&tmp);
-        }
-        renamed
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".portcullis-junit-")
+            .suffix(".tmp")
+            .tempfile_in(folder)?;
+        self.write_to(tmp.as_file_mut())?;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))?;
+        // A dropped temporary file removes itself, whatever failed.
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
     }
 
     fn stage_mut(&mut self, id: &str) -> &mut StageState {
@@ -1281,7 +1291,7 @@ AssertionError: expected Infinity to be +0 // Object.is equality
             std::thread::spawn(move || fs::read_to_string(fifo).expect("read the pipe"))
         };
         JunitReport::new()
-            .write_atomic(&fifo)
+            .write_atomic(&fifo, 0o644)
             .expect("write into the pipe");
         let text = reader.join().expect("reader");
         assert!(text.contains("<testsuites"), "{text}");
@@ -1303,13 +1313,13 @@ AssertionError: expected Infinity to be +0 // Object.is equality
             elapsed: Duration::ZERO,
             kind: run_started(&["a"]),
         });
-        report.write_atomic(&path).expect("write report");
+        report.write_atomic(&path, 0o644).expect("write report");
         let finished = RunEventKind::StageFinished(result("a", StageStatus::Passed, None));
         report.handle(&RunEvent {
             elapsed: Duration::from_secs(2),
             kind: finished,
         });
-        report.write_atomic(&path).expect("rewrite report");
+        report.write_atomic(&path, 0o644).expect("rewrite report");
         let xml = fs::read_to_string(&path).expect("read report");
         assert!(
             xml.contains(r#"<testcase name="a" classname="deploy" time="1.500">"#),

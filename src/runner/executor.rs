@@ -543,10 +543,16 @@ fn write_outputs(path: &Path, outputs: &HashMap<String, String>) -> std::io::Res
             text.push_str(&format!("{key}={value}\n"));
         }
     }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(path, text)
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // The stage may have created the file under its own umask; outputs are for this user only.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
 }
 
 pub(super) struct RollbackJob {

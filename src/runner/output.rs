@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -95,6 +96,7 @@ impl OutputSink {
         }
         if let LogFile::NotYet = self.file {
             let opened = std::fs::OpenOptions::new()
+                .mode(0o600)
                 .create(true)
                 .append(true)
                 .open(&self.path);

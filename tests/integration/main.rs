@@ -11,6 +11,9 @@ mod run;
 mod signals;
 // Secrets: resolved from env, file and command, masked everywhere.
 mod secrets;
+// Hostile input and shared machines: private run folders, exclusive report files, concurrent
+// runs, forged GitHub outputs, git options in refs, huge diagnostics, secret edge cases.
+mod hardening;
 // The JUnit report: schema-valid whatever a stage prints, imported results merged.
 mod junit;
 // `plan`, `graph` and the pipelines shipped in `pipelines/`.

@@ -1,0 +1,249 @@
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::harness::{Test, assert_schema_valid};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The run folder is its user's alone: the folder 0700, logs, outputs and the report 0600,
+/// whatever the umask and however the stage created its output file.
+#[test]
+fn run_folder_and_its_files_are_private() {
+    let t = Test::new().pipeline(
+        "p",
+        "version: 1\nstages:\n  a:\n    run: |\n      umask 000\n      echo token=abc123 >> \"$PORTCULLIS_OUTPUT\"\n      echo printed\n",
+    );
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let dir = std::fs::canonicalize(t.latest_run()).expect("run folder");
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("outputs")), 0o700);
+    assert_eq!(mode(&dir.join("a.log")), 0o600);
+    assert_eq!(mode(&dir.join("outputs/a.env")), 0o600);
+    assert_eq!(mode(&dir.join("junit.xml")), 0o600);
+}
+
+/// A file planted where a fixed temporary name would be is never written through: the report
+/// goes through an exclusive, unpredictable temporary file.
+#[test]
+fn junit_is_never_written_through_a_planted_file() {
+    let t = Test::new()
+        .file("victim/precious.txt", "keep me\n")
+        .pipeline("p", "version: 1\nstages:\n  a:\n    run: 'true'\n");
+    std::os::unix::fs::symlink(
+        t.path().join("victim/precious.txt"),
+        t.path().join("report.xml.tmp"),
+    )
+    .expect("plant");
+    let r = t.run(&["run", "p", "--junit", "report.xml"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(t.read("victim/precious.txt"), "keep me\n");
+    assert!(
+        !std::fs::symlink_metadata(t.path().join("report.xml"))
+            .expect("report")
+            .file_type()
+            .is_symlink()
+    );
+    assert_schema_valid(&t.path().join("report.xml"));
+}
+
+/// Runs started together each get their own run folder and each write the shared `--junit`
+/// report whole; none loses its report or exits 0 without one.
+#[test]
+fn concurrent_runs_never_share_a_folder_or_lose_a_report() {
+    let t = Test::new().pipeline(
+        "p",
+        "version: 1\nstages:\n  a:\n    run: echo \"run $PPID\"\n",
+    );
+    let children: Vec<_> = (0..24)
+        .map(|_| t.spawn(&["run", "p", "--junit", "shared/report.xml"]))
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let runs: Vec<_> = std::fs::read_dir(t.path().join(".portcullis/runs"))
+        .expect("runs")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|f| f.is_dir()))
+        .collect();
+    assert_eq!(runs.len(), 24);
+    for run in runs {
+        let log = std::fs::read_to_string(run.path().join("a.log")).expect("log");
+        assert_eq!(log.lines().count(), 1, "one run per folder: {log}");
+    }
+    assert_schema_valid(&t.path().join("shared/report.xml"));
+    let leftovers: Vec<_> = std::fs::read_dir(t.path().join("shared"))
+        .expect("shared")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+}
+
+/// Every `$GITHUB_OUTPUT` value is written with a delimiter, so a newline in `--junit` cannot
+/// forge a `status` line.
+#[test]
+fn github_output_values_cannot_add_lines() {
+    let t = Test::new().pipeline("p", "version: 1\nstages:\n  a:\n    run: exit 1\n");
+    let output = t.path().join("gh-output");
+    let r = t
+        .command(&["run", "p", "--junit", "j.xml\nstatus=passed"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &output)
+        .output()
+        .expect("run");
+    assert_eq!(r.status.code(), Some(1));
+    let text = std::fs::read_to_string(&output).expect("output");
+    // Read it as the runner does: `NAME=VALUE` lines and `NAME<<DELIMITER` blocks.
+    let mut values = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((name, delimiter)) = line.split_once("<<") {
+            let value: Vec<&str> = lines.by_ref().take_while(|l| *l != delimiter).collect();
+            values.push((name.to_owned(), value.join("\n")));
+        } else if let Some((name, value)) = line.split_once('=') {
+            values.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    let statuses: Vec<&str> = values
+        .iter()
+        .filter(|(n, _)| n == "status")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(statuses, ["failed"], "{text}");
+    let junit = values.iter().find(|(n, _)| n == "junit").expect("junit");
+    assert!(junit.1.ends_with("j.xml\nstatus=passed"), "{text}");
+}
+
+/// `--base` is a ref, never an option for git.
+#[test]
+fn base_starting_with_a_dash_is_refused() {
+    let t = Test::new().pipeline(
+        "p",
+        "version: 1\nstages:\n  a:\n    run: 'true'\n    paths: [src/**]\n",
+    );
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(t.path())
+            .output()
+            .expect("git")
+            .status
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&[
+        "-c",
+        "user.email=t@t",
+        "-c",
+        "user.name=t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "x",
+    ]);
+    let r = t.run(&["run", "p", "--base=--output=INJECTED"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("is not a commit, branch or tag"), "{r:?}");
+    assert!(!t.path().join("INJECTED").exists());
+}
+
+/// A mistake far along a very long line, and thousands of mistakes, are reported like any
+/// other: exit 2 with each error at its line and column, no crash.
+#[test]
+fn long_lines_and_many_errors_are_reported_not_crashed_on() {
+    let long = format!(
+        "version: 1\nstages: {{ a: {{ run: '{}', bogus: 1 }} }}\n",
+        "x".repeat(70_000)
+    );
+    let t = Test::new().pipeline("long", &long);
+    let r = t.run(&["validate", "long"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("pipelines/long.yml:2:"),
+        "{}",
+        &r.stderr[..r.stderr.len().min(500)]
+    );
+    assert!(r.stderr.contains("unknown key `bogus`"));
+
+    let mut many = String::from("version: 1\nstages:\n  a:\n    run: 'true'\n");
+    for i in 0..3000 {
+        many.push_str(&format!("    bogus{i}: 1\n"));
+    }
+    let t = Test::new().pipeline("many", &many);
+    let r = t.run(&["validate", "many"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("3000 errors"),
+        "{}",
+        &r.stderr[r.stderr.len() - 300..]
+    );
+    assert!(
+        r.stderr
+            .contains("pipelines/many.yml:3004:5: unknown key `bogus2999`")
+    );
+}
+
+/// Secrets shorter than the masker's minimum are announced; a secret with a `'` is masked in
+/// the form `set -x` prints it; a failing secret command's stderr is masked.
+#[test]
+fn secret_edge_cases_are_masked_or_announced() {
+    let t = Test::new()
+        .pipeline(
+            "p",
+            r#"version: 1
+secrets:
+  SHORT: { env: SHORT_SECRET }
+  QUOTED: { env: QUOTED_SECRET }
+stages:
+  trace:
+    run: |
+      set -x
+      true "$QUOTED"
+"#,
+        )
+        .env("SHORT_SECRET", "ab")
+        .env("QUOTED_SECRET", "p@ss w'rd&<x>");
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("secret `SHORT` is shorter than 3 characters"),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("w'\\''rd"), "{r:?}");
+    assert!(!t.log("trace").contains("rd&<x>"), "{}", t.log("trace"));
+    assert!(t.log("trace").contains("+ true ***"), "{}", t.log("trace"));
+
+    let t = Test::new()
+        .pipeline(
+            "q",
+            r#"version: 1
+secrets:
+  TOKEN: { env: TOKEN_SECRET }
+  VAULT: { command: [sh, -c, "echo \"token $TOKEN_SECRET rejected\" >&2; exit 3"] }
+stages:
+  a:
+    run: 'true'
+"#,
+        )
+        .env("TOKEN_SECRET", "tok-9f8e7d6c");
+    let r = t.run(&["run", "q"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("token *** rejected"), "{r:?}");
+    assert!(!r.stderr.contains("tok-9f8e7d6c"), "{r:?}");
+}
