@@ -41,9 +41,11 @@ pub(crate) fn create(root: &Path) -> std::io::Result<(String, PathBuf)> {
         let dir = runs.join(&run_id);
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {
-                std::fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(dir.join("outputs"))?;
+                for sub in ["outputs", "scripts"] {
+                    std::fs::DirBuilder::new()
+                        .mode(0o700)
+                        .create(dir.join(sub))?;
+                }
                 finish(&base, &runs, &run_id);
                 return Ok((run_id, dir));
             }

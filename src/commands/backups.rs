@@ -19,6 +19,7 @@ use crate::pg::tools;
 
 pub(crate) fn backups(args: &BackupsArgs) -> Result<u8, Error> {
     let runtime = crate::commands::runtime()?;
+    crate::pg::conn::sweep_stale_passfiles(&std::env::temp_dir());
     match &args.action {
         BackupsAction::List(a) => list(&a.dir),
         BackupsAction::Verify(a) => runtime.block_on(verify(&a.dir, &a.ids)),

@@ -55,6 +55,8 @@ async fn run_pipeline(
     args: &RunArgs,
 ) -> Result<u8, Error> {
     let root = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    // Password files a killed run left behind go before anything else runs.
+    crate::pg::conn::sweep_stale_passfiles(&std::env::temp_dir());
     let secret_list: Vec<_> = pipeline
         .secrets
         .iter()

@@ -178,16 +178,17 @@ impl Uses {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Shell {
-    /// The shell program and its flags; the script is appended as the last argument.
+    /// The shell program and its flags; the path of the script file is appended. The script
+    /// itself never appears in an argv, where every user of the machine could read it.
     pub(crate) argv: Vec<String>,
 }
 
 impl Shell {
     pub(crate) fn named(name: &str) -> Option<Shell> {
         let argv: &[&str] = match name {
-            "bash" => &["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"],
-            "sh" => &["sh", "-e", "-c"],
-            "zsh" => &["zsh", "-e", "-o", "pipefail", "-c"],
+            "bash" => &["bash", "--noprofile", "--norc", "-eo", "pipefail"],
+            "sh" => &["sh", "-e"],
+            "zsh" => &["zsh", "-e", "-o", "pipefail"],
             _ => return None,
         };
         Some(Shell {

@@ -136,6 +136,8 @@ pub(crate) struct Scope<'s> {
     /// Values already known at validation (pipeline and stage `env` entries that depend on
     /// nothing given at run time), for checking a kind's `with:` before anything runs.
     pub(crate) known: &'s HashMap<String, String>,
+    /// Secrets, and `env` entries whose value holds one: never expanded into an argv.
+    pub(crate) secret_bearing: &'s HashSet<String>,
 }
 
 impl<'a> Validator<'a> {
@@ -534,12 +536,14 @@ impl<'a> Validator<'a> {
             .map(|f| f.iter().map(|(k, _, _)| k.to_owned()).collect())
             .unwrap_or_default();
         let nothing_known = HashMap::new();
+        let secret_names: HashSet<String> = secrets.keys().cloned().collect();
         let env = {
             let scope = Scope {
                 vars: &vars,
                 ancestors: None,
                 stages: &stage_ids,
                 known: &nothing_known,
+                secret_bearing: &secret_names,
             };
             env_node
                 .map(|n| self.env(n, &scope, "`env`"))
@@ -547,6 +551,7 @@ impl<'a> Validator<'a> {
         };
         let cli_names: Vec<String> = cli_vars.iter().map(|(k, _)| k.clone()).collect();
         let known = known_values(&env, &cli_names, cli_vars.iter().cloned().collect());
+        let secret_bearing = bearing_secrets(&env, secret_names.clone());
 
         let defaults = top
             .get("defaults")
@@ -645,6 +650,7 @@ impl<'a> Validator<'a> {
                 ancestors: Some(&ancestors[pos]),
                 stages: &stage_ids,
                 known: &known,
+                secret_bearing: &secret_bearing,
             };
             if let Some(stage) = self.stage(id, key, node, edges[pos].clone(), &scope, &defaults) {
                 stages.push(stage);
@@ -903,11 +909,13 @@ impl<'a> Validator<'a> {
             None => IndexMap::new(),
         };
         let stage_known = known_values(&env, &[], scope.known.clone());
+        let stage_bearing = bearing_secrets(&env, scope.secret_bearing.clone());
         let stage_scope = Scope {
             vars: &stage_vars,
             ancestors: scope.ancestors,
             stages: scope.stages,
             known: &stage_known,
+            secret_bearing: &stage_bearing,
         };
 
         let action = self.action(&f, &what, key, &stage_scope, &defaults.shell);
@@ -1117,6 +1125,35 @@ impl<'a> Validator<'a> {
         })
     }
 
+    /// A program's arguments are readable by every user of the machine (`ps`) for as long as it
+    /// runs, so a secret is never expanded into one; it reaches the stage through its
+    /// environment instead.
+    fn no_secret_in_argv(&mut self, node: &Node, template: &Template, scope: &Scope<'_>) -> bool {
+        let mut ok = true;
+        for part in &template.parts {
+            if let TemplatePart::Var(name) = part
+                && scope.secret_bearing.contains(name)
+            {
+                ok = false;
+                let source = part.source();
+                let span = self.locate(node, &source);
+                self.error(
+                    ConfigError::new(
+                        format!("`{source}` would put a secret on the command line"),
+                        span,
+                        "a secret in argv",
+                    )
+                    .help(format!(
+                        "every user of the machine can read a program's arguments; the stage \
+                         sees `{name}` in its environment: read it there, as `\"${name}\"` in a `run:` \
+                         script or in the program itself"
+                    )),
+                );
+            }
+        }
+        ok
+    }
+
     fn argv(&mut self, node: &Node, scope: &Scope<'_>) -> Option<Vec<Template>> {
         let NodeKind::Seq(items) = &node.kind else {
             self.error(
@@ -1140,7 +1177,10 @@ impl<'a> Validator<'a> {
                 .string(item, "each argument of `command`")
                 .and_then(|s| self.template(item, &s, scope))
             {
-                Some(t) => argv.push(t),
+                Some(t) => {
+                    ok &= self.no_secret_in_argv(item, &t, scope);
+                    argv.push(t);
+                }
                 None => ok = false,
             }
         }
@@ -1239,6 +1279,26 @@ struct StageDefaults {
     timeout: Duration,
     grace: Duration,
     shell: Shell,
+}
+
+/// The names whose value holds a secret: the secrets, then each `env` entry that references
+/// one of them (in file order, so an entry sees those before it).
+fn bearing_secrets(
+    env: &IndexMap<String, Template>,
+    mut names: HashSet<String>,
+) -> HashSet<String> {
+    for (name, template) in env {
+        let holds = template
+            .parts
+            .iter()
+            .any(|p| matches!(p, TemplatePart::Var(v) if names.contains(v)));
+        if holds {
+            names.insert(name.clone());
+        } else {
+            names.remove(name);
+        }
+    }
+    names
 }
 
 /// The values known before the run: `--var`s (already in `known`), and each `env` entry whose

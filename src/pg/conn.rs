@@ -359,8 +359,14 @@ impl PassFile {
         let Some(password) = &info.password else {
             return Ok(None);
         };
-        let salt = std::process::id() ^ jiff::Timestamp::now().subsec_nanosecond().unsigned_abs();
-        let path = dir.join(format!(".portcullis-pgpass-{salt:08x}"));
+        sweep_stale_passfiles(dir);
+        let salt = jiff::Timestamp::now().subsec_nanosecond().unsigned_abs();
+        // The pid in the name lets a later portcullis remove the file if this one is killed
+        // before `Drop` runs.
+        let path = dir.join(format!(
+            "{PASSFILE_PREFIX}{}-{salt:08x}",
+            std::process::id()
+        ));
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -386,6 +392,37 @@ impl PassFile {
         let escaped = password.replace('\\', "\\\\").replace(':', "\\:");
         file.write_all(format!("*:*:*:*:{escaped}\n").as_bytes())
             .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+    }
+}
+
+const PASSFILE_PREFIX: &str = ".portcullis-pgpass-";
+
+/// Removes password files that a killed portcullis left in `dir`: files of this user named
+/// after a process that no longer runs. A file whose process still runs is left alone, even if
+/// that pid was reused: keeping a file a little longer is safe, removing a live one is not.
+pub(crate) fn sweep_stale_passfiles(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let uid = nix::unistd::getuid().as_raw();
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PASSFILE_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split_once('-')
+            .and_then(|(p, _)| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let ours = entry
+            .metadata()
+            .is_ok_and(|m| m.is_file() && m.uid() == uid);
+        if ours && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

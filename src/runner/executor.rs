@@ -113,10 +113,14 @@ fn prepare(
     })
 }
 
+/// The argv of a `run` or `command` action. A script is written, expanded, to `script_file`
+/// (0600, in the 0700 run folder) and the shell is given its path: a script's text, and any
+/// value expanded into it, never appears in an argv, which every user can read through `ps`.
 fn argv_for(
     action: &Action,
     p: &Prepared,
     outputs: &Outputs,
+    script_file: &Path,
 ) -> Result<Option<Vec<String>>, String> {
     let values = Values {
         vars: &p.vars,
@@ -124,8 +128,14 @@ fn argv_for(
     };
     match action {
         Action::Run { script, shell } => {
+            write_private(script_file, &script.expand(values)?).map_err(|e| {
+                format!(
+                    "cannot write the script to `{}`: {e}",
+                    script_file.display()
+                )
+            })?;
             let mut argv = shell.argv.clone();
-            argv.push(script.expand(values)?);
+            argv.push(script_file.display().to_string());
             Ok(Some(argv))
         }
         Action::Command { argv } => argv
@@ -334,11 +344,17 @@ async fn attempt(
     prepared: &Prepared,
     sink: &mut OutputSink,
 ) -> (AttemptEnd, Vec<CaseResult>, HashMap<String, String>) {
-    let argv = match argv_for(&stage.action, prepared, &job.outputs) {
+    let script_file = job
+        .setup
+        .run_dir
+        .join("scripts")
+        .join(format!("{}.sh", stage.id));
+    let argv = match argv_for(&stage.action, prepared, &job.outputs, &script_file) {
         Ok(argv) => argv,
         Err(reason) => return (AttemptEnd::Failed(reason), Vec::new(), HashMap::new()),
     };
     if let Some(argv) = argv {
+        let _remove = RemoveOnDrop(&script_file);
         let spec = ProcessSpec {
             argv,
             env: prepared.env.clone(),
@@ -522,6 +538,27 @@ fn junit_files(root: &Path, globs: &[String]) -> (Vec<PathBuf>, Vec<String>) {
     (files, unmatched)
 }
 
+/// Removes a stage's script file once its process has ended, however the attempt ends.
+struct RemoveOnDrop<'a>(&'a Path);
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        // A script that was never written (a `command:`) leaves nothing to remove.
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+}
+
 /// Writes a stage's outputs in the `$PORTCULLIS_OUTPUT` syntax, replacing what a script wrote
 /// there with the full set (the script's own lines and a built-in kind's).
 fn write_outputs(path: &Path, outputs: &HashMap<String, String>) -> std::io::Result<()> {
@@ -577,12 +614,17 @@ pub(super) async fn run_rollback(job: RollbackJob) -> RollbackStatus {
         .await;
     let start = Instant::now();
     let mut sink = OutputSink::open(&label, log.clone(), &setup.redactor, job.emitter.clone());
+    let script_file = setup
+        .run_dir
+        .join("scripts")
+        .join(format!("{}.rollback.sh", stage.id));
     let never = CancellationToken::new();
     let (status, reason) = match prepare(stage, setup, &job.outputs, job.status) {
         Err(reason) => (RollbackStatus::Failed, Some(reason)),
         Ok(prepared) => match (&stage.rollback, &stage.action) {
-            (Some(action), _) => match argv_for(action, &prepared, &job.outputs) {
+            (Some(action), _) => match argv_for(action, &prepared, &job.outputs, &script_file) {
                 Ok(Some(argv)) => {
+                    let _remove = RemoveOnDrop(&script_file);
                     let spec = ProcessSpec {
                         argv,
                         env: prepared.env.clone(),

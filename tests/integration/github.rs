@@ -83,13 +83,16 @@ stages:
     );
 
     let outputs = t.read("gh-output");
-    assert!(outputs.contains("status=failed\n"), "{outputs}");
-    let junit_line = outputs
-        .lines()
-        .find(|l| l.starts_with("junit="))
-        .unwrap_or_default();
+    let value = |name: &str| {
+        let mut lines = outputs.lines();
+        let header = format!("{name}<<");
+        lines.find(|l| l.starts_with(&header))?;
+        lines.next().map(str::to_owned)
+    };
+    assert_eq!(value("status").as_deref(), Some("failed"), "{outputs}");
+    let junit = value("junit").unwrap_or_default();
     assert!(
-        junit_line.ends_with("/out/junit.xml") && Path::new(&junit_line[6..]).is_file(),
+        junit.ends_with("/out/junit.xml") && Path::new(&junit).is_file(),
         "{outputs}"
     );
 

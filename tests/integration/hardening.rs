@@ -247,3 +247,85 @@ stages:
     assert!(r.stderr.contains("token *** rejected"), "{r:?}");
     assert!(!r.stderr.contains("tok-9f8e7d6c"), "{r:?}");
 }
+
+/// A script reaches its shell as a private file, never in an argv that every user reads
+/// through `ps`; a secret in a `command:` argv is refused at validation, also through an `env`
+/// entry that holds it.
+#[test]
+fn secrets_never_reach_an_argv() {
+    let t = Test::new()
+        .pipeline(
+            "p",
+            r#"version: 1
+secrets: { TOKEN: { env: TOKEN_SECRET } }
+stages:
+  call:
+    run: |
+      echo "calling with ${TOKEN}" > /dev/null
+      tr '\0' ' ' < /proc/$$/cmdline > "$PORTCULLIS_RUN_DIR/cmdline"
+"#,
+        )
+        .env("TOKEN_SECRET", "tok-5a4b3c2d");
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let cmdline = std::fs::read_to_string(t.latest_run().join("cmdline")).expect("cmdline");
+    assert!(!cmdline.contains("tok-5a4b3c2d"), "{cmdline}");
+    assert!(!cmdline.contains("calling with"), "{cmdline}");
+    assert!(cmdline.contains("scripts/call.sh"), "{cmdline}");
+    assert!(
+        !t.latest_run().join("scripts/call.sh").exists(),
+        "the script file is removed when the stage ends"
+    );
+
+    let t = Test::new().pipeline(
+        "q",
+        r#"version: 1
+secrets: { TOKEN: { env: TOKEN_SECRET } }
+env: { AUTH: "Bearer ${TOKEN}", PLAIN: x }
+stages:
+  direct:
+    command: [curl, -H, "Authorization: Bearer ${TOKEN}", "${PLAIN}"]
+  indirect:
+    command: [curl, -H, "${AUTH}"]
+"#,
+    );
+    let r = t.run(&["validate", "q"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("`${TOKEN}` would put a secret on the command line"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr
+            .contains("`${AUTH}` would put a secret on the command line"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("2 errors"), "{r:?}");
+}
+
+/// A password file a killed portcullis left behind is removed by the next run; one of a
+/// process that still runs is left alone.
+#[test]
+fn stale_password_files_are_swept_by_the_next_run() {
+    let t = Test::new().pipeline("p", "version: 1\nstages:\n  a:\n    run: 'true'\n");
+    let tmp = t.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("tmp");
+    // Pids above the kernel's limit never run.
+    let dead = tmp.join(".portcullis-pgpass-4194399-deadbeef");
+    let live = tmp.join(format!(
+        ".portcullis-pgpass-{}-0000beef",
+        std::process::id()
+    ));
+    for file in [&dead, &live] {
+        std::fs::write(file, "*:*:*:*:hunter2\n").expect("plant");
+    }
+    let r = t
+        .command(&["run", "p"])
+        .env("TMPDIR", &tmp)
+        .output()
+        .expect("run");
+    assert_eq!(r.status.code(), Some(0));
+    assert!(!dead.exists(), "a dead run's password file is removed");
+    assert!(live.exists(), "a live process's password file is kept");
+}
