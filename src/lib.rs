@@ -31,6 +31,43 @@ mod text;
 
 use std::process::ExitCode;
 
+/// Entry points for the fuzz targets under `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// Loads a pipeline from bytes as `portcullis validate` does, and draws its diagnostics at
+    /// a narrow and an unbounded width. Returns how many errors it found.
+    pub fn load(bytes: &[u8]) -> usize {
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return 0;
+        };
+        let path = Path::new("pipelines/fuzz.yml");
+        let Err(errors) = crate::config::parse_and_validate(
+            text,
+            path,
+            &[("V".to_owned(), "3001".to_owned())],
+            2,
+            &crate::stages::REGISTRY,
+        ) else {
+            return 0;
+        };
+        let errors = crate::config::errors::ConfigErrors {
+            file: crate::config::errors::SourceFile {
+                path: path.to_path_buf(),
+                text: Arc::from(text),
+            },
+            errors,
+        };
+        for width in [40, usize::MAX / 4] {
+            let theme = miette::GraphicalTheme::unicode_nocolor();
+            crate::commands::render_diagnostics(&errors, theme, width);
+        }
+        errors.errors.len()
+    }
+}
+
 use clap::Parser;
 
 /// Parses the command line and runs the subcommand; returns the process exit code.

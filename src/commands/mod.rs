@@ -104,34 +104,7 @@ pub(crate) fn report_load_error(error: &LoadError) {
             } else {
                 usize::MAX / 4
             };
-            let handler = GraphicalReportHandler::new_themed(theme).with_width(width);
-            let index = LineIndex::new(&errors.file.text);
-            let mut out = String::new();
-            for (n, diagnostic) in errors.diagnostics().enumerate() {
-                let error = &diagnostic.error;
-                let spans =
-                    std::iter::once(&error.span).chain(error.related.iter().map(|(r, _)| r));
-                // The renderer pads to the column, which cannot pass 65,535; and past the first
-                // errors, drawing each with its source would take time quadratic in their count.
-                let long_line = spans
-                    .map(|r| index.locate(&errors.file.text, r.start).2)
-                    .any(|len| len > MAX_DRAWN_LINE);
-                if n < MAX_DRAWN_ERRORS && !long_line {
-                    let _ = handler.render_report(&mut out, &diagnostic);
-                } else {
-                    let (line, col, _) = index.locate(&errors.file.text, error.span.start);
-                    out.push_str(&format!(
-                        "  × {}:{line}:{col}: {}: {}\n",
-                        errors.file.path.display(),
-                        error.message,
-                        error.label
-                    ));
-                    if let Some(help) = &error.help {
-                        out.push_str(&format!("  help: {help}\n"));
-                    }
-                }
-                out.push('\n');
-            }
+            let mut out = render_diagnostics(errors, theme, width);
             if crate::report::github::enabled() {
                 annotate_config_errors(errors);
             }
@@ -144,6 +117,42 @@ pub(crate) fn report_load_error(error: &LoadError) {
             let _ = std::io::stderr().lock().write_all(out.as_bytes());
         }
     }
+}
+
+/// Every diagnostic of a file, drawn for a terminal `width` columns wide.
+pub(crate) fn render_diagnostics(
+    errors: &crate::config::errors::ConfigErrors,
+    theme: GraphicalTheme,
+    width: usize,
+) -> String {
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(width);
+    let index = LineIndex::new(&errors.file.text);
+    let mut out = String::new();
+    for (n, diagnostic) in errors.diagnostics().enumerate() {
+        let error = &diagnostic.error;
+        let spans = std::iter::once(&error.span).chain(error.related.iter().map(|(r, _)| r));
+        // The renderer pads to the column, which cannot pass 65,535; and past the first
+        // errors, drawing each with its source would take time quadratic in their count.
+        let long_line = spans
+            .map(|r| index.locate(&errors.file.text, r.start).2)
+            .any(|len| len > MAX_DRAWN_LINE);
+        if n < MAX_DRAWN_ERRORS && !long_line {
+            let _ = handler.render_report(&mut out, &diagnostic);
+        } else {
+            let (line, col, _) = index.locate(&errors.file.text, error.span.start);
+            out.push_str(&format!(
+                "  × {}:{line}:{col}: {}: {}\n",
+                errors.file.path.display(),
+                error.message,
+                error.label
+            ));
+            if let Some(help) = &error.help {
+                out.push_str(&format!("  help: {help}\n"));
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// In GitHub mode, each diagnostic also becomes an `::error` annotation at its line and column

@@ -227,6 +227,28 @@ impl ConnInfo {
 
     /// The libpq environment of a child tool: every inherited `PG*` variable removed, then this
     /// connection's, with the password in `passfile`.
+    /// The environment of `pg_dump` and `pg_restore`: [`ConnInfo::child_env`] without any
+    /// variable whose value holds the password (the pipeline's `DATABASE_URL`), so the password
+    /// reaches the tool through the password file only. A user's `script:` check gets the
+    /// stage's variables whole: it may read `DATABASE_URL` itself.
+    pub(crate) fn tool_env(
+        &self,
+        inherited: &[(String, String)],
+        passfile: Option<&PassFile>,
+    ) -> Vec<(String, String)> {
+        let holds_password = |v: &str| {
+            self.password
+                .as_deref()
+                .is_some_and(|p| !p.is_empty() && v.contains(p))
+        };
+        let kept: Vec<(String, String)> = inherited
+            .iter()
+            .filter(|(_, v)| !holds_password(v))
+            .cloned()
+            .collect();
+        self.child_env(&kept, passfile)
+    }
+
     pub(crate) fn child_env(
         &self,
         inherited: &[(String, String)],
@@ -711,6 +733,21 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         let c = ConnInfo::parse("host=db1 user=app dbname=x", &e).unwrap();
         assert_eq!(c.password, None);
+    }
+
+    #[test]
+    fn tools_never_inherit_a_variable_holding_the_password() {
+        let url = "postgresql://app:Pw-9z@db:5432/shop";
+        let c = ConnInfo::parse(url, &env(&[])).unwrap();
+        let inherited = [
+            ("DATABASE_URL".to_owned(), url.to_owned()),
+            ("APP_ENV".to_owned(), "production".to_owned()),
+        ];
+        let tool = c.tool_env(&inherited, None);
+        assert!(!tool.iter().any(|(_, v)| v.contains("Pw-9z")), "{tool:?}");
+        assert!(tool.contains(&("APP_ENV".into(), "production".into())));
+        let script = c.child_env(&inherited, None);
+        assert!(script.contains(&("DATABASE_URL".into(), url.into())));
     }
 
     #[test]

@@ -278,6 +278,22 @@ pub(crate) async fn dump_to_file(
     let status = status
         .map_err(|e| format!("lost pg_dump: {e}"))?
         .map_err(|e| format!("lost pg_dump: {e}"))?;
+    // A write that failed (the disk is full) is the cause; pg_dump then dies of SIGPIPE, which
+    // says nothing. Say the cause first.
+    if let Some(Err(e)) = &hashed {
+        let folder = file.parent().unwrap_or(file);
+        let why = if e.raw_os_error() == Some(nix::libc::ENOSPC) {
+            let free = crate::pg::store::free_bytes(folder)
+                .map_or_else(String::new, |b| format!(" ({b} bytes free)"));
+            format!("the disk is full: `{}`{free}", folder.display())
+        } else {
+            e.to_string()
+        };
+        return Err(format!(
+            "cannot write the dump to `{}`: {why}",
+            file.display()
+        ));
+    }
     if !status.success() {
         return Err(format!(
             "pg_dump failed ({status}): {}",

@@ -222,6 +222,17 @@ async fn prepare<'a>(
 pub(crate) async fn check_backup(backup: &Path) -> Result<Manifest, String> {
     let manifest = Manifest::read(backup)?;
     let file = backup.join(&manifest.file);
+    // Opening a FIFO or a device would block or read forever; a dump is a plain file.
+    match std::fs::symlink_metadata(&file) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => {
+            return Err(format!(
+                "`{}` is not a regular file: a dump is a plain file written by `pg-dump`",
+                manifest.file
+            ));
+        }
+        Err(e) => return Err(format!("cannot read `{}`: {e}", manifest.file)),
+    }
     let hashed = tokio::task::spawn_blocking(move || hash_file(&file))
         .await
         .map_err(|e| format!("cannot hash the dump: {e}"))?
@@ -330,7 +341,7 @@ async fn fill_copy(
     let started = Instant::now();
     let restored = async {
         let passfile = PassFile::create(&conn, &std::env::temp_dir())?;
-        let env = conn.child_env(target.env, passfile.as_ref());
+        let env = conn.tool_env(target.env, passfile.as_ref());
         let run = tools::run(
             &tools.pg_restore,
             &[

@@ -129,6 +129,14 @@ impl Manifest {
     }
 }
 
+/// Bytes an unprivileged writer may still put in the file system holding `dir`, from
+/// `statvfs(dir)` itself: a disk list (which leaves out tmpfs and bind mounts) would answer for
+/// another file system.
+pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
+    let stat = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(stat.blocks_available().saturating_mul(stat.fragment_size()))
+}
+
 pub(crate) fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }

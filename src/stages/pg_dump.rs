@@ -202,17 +202,6 @@ fn file_safe(name: &str) -> String {
         .collect()
 }
 
-fn free_space(dir: &std::path::Path) -> Option<u64> {
-    let dir = dir.canonicalize().ok()?;
-    let disks = sysinfo::Disks::new_with_refreshed_list();
-    disks
-        .list()
-        .iter()
-        .filter(|d| dir.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(sysinfo::Disk::available_space)
-}
-
 fn mb(bytes: u64) -> String {
     if bytes < 1_000_000 {
         format!("{bytes} bytes")
@@ -329,7 +318,7 @@ impl PgDump {
             Ok(p) => p,
             Err(e) => return steps.fail(cx, "dump", started, conn.mask(&e)).await,
         };
-        let env = conn.child_env(&cx.env, passfile.as_ref());
+        let env = conn.tool_env(&cx.env, passfile.as_ref());
         let dumped = self.dump(cx, &conn, &found, &env, &partial, &id).await;
         let mut manifest = match dumped {
             Ok(m) => m,
@@ -465,7 +454,7 @@ impl PgDump {
                 .create(dir)
                 .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
         }
-        match free_space(dir) {
+        match crate::pg::store::free_bytes(dir) {
             Some(free) if free < size as u64 => {
                 return Err(format!(
                     "`{}` has {} free, less than the database's {}; free space or choose another `dir`",

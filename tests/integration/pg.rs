@@ -928,3 +928,96 @@ fn row_counts_come_from_the_snapshot_the_dump_used() {
     );
     assert_eq!(c.sql(&db, "select count(*) from customers"), "20");
 }
+
+/// A backup whose dump was replaced by a FIFO (its manifest re-signed to match) is refused by
+/// `backups verify` at once instead of blocking on the pipe.
+#[test]
+fn verify_refuses_a_dump_that_is_not_a_plain_file() {
+    let Some(c) = cluster() else { return };
+    let db = app_database(c, "fifo");
+    let t = test_for(c, &db).pipeline("backup", BACKUP_PIPELINE);
+    let out = t.run(&["run", "backup"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = format!(
+        "{}-{db}",
+        std::fs::read_link(t.latest_run())
+            .expect("latest")
+            .display()
+    );
+    let folder = t.path().join("backups").join(&id);
+    let dump = folder.join(format!("{db}.dump"));
+    std::fs::remove_file(&dump).expect("remove dump");
+    let made = Command::new("mkfifo").arg(&dump).status().expect("mkfifo");
+    assert!(made.success());
+    // Re-sign the manifest for a 0-byte dump, as portcullis signs it: sha256 of the compact
+    // JSON, fields in order, without its own checksum.
+    let resign = r#"
+import hashlib, json, sys
+path = sys.argv[1]
+m = json.load(open(path))
+m.pop("manifest_sha256")
+m["size_bytes"] = 0
+m["sha256"] = hashlib.sha256(b"").hexdigest()
+m["manifest_sha256"] = hashlib.sha256(json.dumps(m, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+json.dump(m, open(path, "w"), indent=2)
+"#;
+    let signed = Command::new("python3")
+        .args(["-c", resign])
+        .arg(folder.join("manifest.json"))
+        .status()
+        .expect("python3");
+    assert!(signed.success());
+    let list = backups(&t, &["list"]);
+    assert!(
+        list.stdout.contains(&format!("{id}  valid")),
+        "re-signed: {list:?}"
+    );
+    let mut verify = t.spawn(&["backups", "verify", &id]);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = verify.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = verify.kill();
+            panic!("`backups verify` blocked on the FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = verify.wait_with_output().expect("output");
+    assert_eq!(status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("is not a regular file"), "{stdout}");
+}
+
+/// The free-space preflight asks the file system that holds the backup folder itself, so a
+/// small tmpfs is seen as small and the backup is refused before `pg_dump` starts. Needs root
+/// to mount the tmpfs; skipped otherwise.
+#[test]
+#[expect(clippy::print_stderr, reason = "a skipped test says why")]
+fn preflight_sees_the_free_space_of_a_small_tmpfs() {
+    let Some(c) = cluster() else { return };
+    if !is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let db = app_database(c, "tmpfs");
+    let t = test_for(c, &db).pipeline("backup", BACKUP_PIPELINE);
+    let mount = t.path().join("backups");
+    std::fs::create_dir(&mount).expect("mount point");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    let out = t.run(&["run", "backup"]);
+    let _ = Command::new("umount").arg(&mount).status();
+    assert_eq!(out.code, 1, "{out:?}");
+    let log = t.log("backup");
+    assert!(log.contains("free, less than the database's"), "{log}");
+    assert!(!log.contains("SIGPIPE"), "{log}");
+}
