@@ -39,6 +39,9 @@ pub(crate) enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff), e.g. `portcullis man | man -l -`.
     Man,
+    /// Started by `run`: stops the run's processes once portcullis has exited.
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog { run_id: String },
 }
 
 #[derive(Debug, Args)]

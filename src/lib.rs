@@ -27,6 +27,7 @@ mod run_dir;
 mod runner;
 mod secrets;
 mod stages;
+mod supervisor;
 mod text;
 
 use std::process::ExitCode;
@@ -85,6 +86,7 @@ pub fn main() -> ExitCode {
         cli::Command::Hook(args) => commands::hook::hook(&args),
         cli::Command::Ports(args) => commands::ports::ports(&args),
         cli::Command::Backups(args) => commands::backups::backups(&args),
+        cli::Command::Watchdog { run_id } => Ok(supervisor::watchdog(&run_id)),
     };
     let code = result.unwrap_or_else(|e| {
         e.print();

@@ -314,6 +314,9 @@ async fn run_command(
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw);
+    // Dropped unfinished (an interrupt while secrets resolve), the whole group is killed, not
+    // only the command: `sh -c 'sleep 25; …'` leaves no `sleep` behind.
+    let _group_guard = GroupGuard(group);
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let run = async {
         tokio::join!(
@@ -364,6 +367,15 @@ async fn run_command(
     let text = String::from_utf8(stdout)
         .map_err(|_| failed("printed output that is not valid UTF-8".to_owned(), &stderr))?;
     Ok(strip_one_newline(text))
+}
+
+/// Kills a command's process group when dropped.
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0);
+    }
 }
 
 /// Sends SIGKILL to a command's process group.

@@ -33,6 +33,9 @@ pub(crate) enum Error {
     /// Secrets could not be resolved; nothing ran.
     #[error("{} secret(s) could not be resolved; nothing was run", errors.len())]
     Secrets { errors: Vec<SecretError> },
+    /// An interrupt came before the run started (while secrets resolved); nothing ran.
+    #[error("interrupted before the run started; nothing was run")]
+    Interrupted,
     /// Reports the user asked for could not be written after a run that ended as `run`.
     #[error("{} report(s) could not be written", errors.len())]
     Reports {
@@ -69,6 +72,7 @@ impl Error {
         match self {
             Error::Usage { .. } | Error::Load(_) | Error::Secrets { .. } => exit_code::INVALID,
             Error::Failed { .. } => exit_code::STAGE_FAILED,
+            Error::Interrupted => exit_code::INTERRUPTED,
             Error::Reports { run, .. } => exit_code::of_run(*run, false),
         }
     }
@@ -86,6 +90,7 @@ impl Error {
                 }
                 let _ = writeln!(std::io::stderr(), "{self}");
             }
+            Error::Interrupted => print_error(&self.to_string(), None),
             Error::Reports { errors, .. } => {
                 for e in errors {
                     print_error(&e.to_string(), Some(e.help()));

@@ -19,6 +19,7 @@ use crate::report::terminal::{TerminalMode, TerminalReporter};
 use crate::report::{ReportError, Reporters};
 use crate::runner::emitter::Emitter;
 use crate::runner::{Dispatcher, RunSetup};
+use crate::supervisor::{self, Signals};
 use crate::{config, run_dir, secrets};
 
 /// How long a `command:` secret may take to print its value.
@@ -54,6 +55,10 @@ async fn run_pipeline(
     cli_vars: Vec<(String, String)>,
     args: &RunArgs,
 ) -> Result<u8, Error> {
+    // Listening from the first instruction: an interrupt while secrets resolve ends the run like
+    // any other (exit 130), and stops the secret commands.
+    let mut signals = Signals::new(true);
+    supervisor::become_subreaper();
     let root = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     // Password files a killed run left behind go before anything else runs.
     crate::pg::conn::sweep_stale_passfiles(&std::env::temp_dir());
@@ -62,16 +67,15 @@ async fn run_pipeline(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let resolved = match secrets::resolve(
+    let resolving = secrets::resolve(
         &secret_list,
         &root,
         &|name| std::env::var(name).ok(),
         SECRET_COMMAND_TIMEOUT,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(errors) => return Err(Error::Secrets { errors }),
+    );
+    let resolved = tokio::select! {
+        resolved = resolving => resolved.map_err(|errors| Error::Secrets { errors })?,
+        () = signals.next() => return Err(Error::Interrupted),
     };
     let redactor = Arc::new(Redactor::new(resolved.iter().map(|(_, v)| v.clone())));
     let maskable = |value: &str| value.trim().chars().count() >= MIN_SECRET_CHARS;
@@ -112,6 +116,8 @@ async fn run_pipeline(
         ))
         .help("check that the directory is writable")
     })?;
+    // Stops what is left of this run if portcullis itself is killed; see `supervisor`.
+    let watchdog = supervisor::start_watchdog(&run_id, &root);
     let concurrency = args.jobs.map_or(pipeline.concurrency, usize::from);
     let start = Instant::now();
     // Output events carry up to 64 KiB each; a short queue bounds what a chatty stage can pile
@@ -159,11 +165,11 @@ async fn run_pipeline(
         vars,
         base_env: crate::runner::dedup_env(base_env),
         redactor,
-        handle_signals: true,
     };
     let status = Dispatcher::new(Arc::new(pipeline), setup, emitter)
-        .run()
+        .run_with(signals)
         .await;
+    drop(watchdog);
     let reporters = report_task
         .await
         .map_err(|e| Error::failed(format!("the reporters stopped: {e}")))?;

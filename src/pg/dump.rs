@@ -262,7 +262,7 @@ pub(crate) async fn dump_to_file(
     let status = tokio::select! {
         s = waited => s,
         () = cancel.cancelled() => {
-            crate::runner::process::signal_group(pgid, Signal::SIGKILL);
+            crate::supervisor::signal_group(pgid, Signal::SIGKILL);
             return Err("cancelled".into());
         }
     };

@@ -45,7 +45,7 @@ fn version_of(pg_dump: &Path) -> Option<String> {
 /// Finds a `pg_dump`/`pg_restore` pair that can dump a server of major `server_major`.
 pub(crate) fn find(server_major: u32, env: &[(String, String)]) -> Result<Tools, String> {
     let mut candidates: Vec<PathBuf> = Vec::new();
-    let path = crate::runner::process::search_path(env);
+    let path = crate::supervisor::search_path(env);
     for dir in std::env::split_paths(path) {
         candidates.push(dir.join("pg_dump"));
     }
@@ -185,7 +185,7 @@ pub(crate) async fn run(
         }),
         () = cancel.cancelled() => {
             if let Some(pgid) = pgid {
-                crate::runner::process::signal_group(pgid, Signal::SIGKILL);
+                crate::supervisor::signal_group(pgid, Signal::SIGKILL);
             }
             Err("cancelled".into())
         }

@@ -31,13 +31,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::pipeline::{Condition, Pipeline, StageIdx};
 use crate::plan::Selection;
 use crate::redact::Redactor;
+use crate::supervisor::Signals;
 use emitter::Emitter;
 use events::{PlannedStage, RollbackStatus, RunEventKind, RunStatus, StageResult, StageStatus};
 use executor::{Attempted, RollbackJob, StageJob};
@@ -57,8 +57,6 @@ pub(crate) struct RunSetup {
     /// without duplicate names ([`dedup_env`]).
     pub(crate) base_env: Vec<(String, String)>,
     pub(crate) redactor: Arc<Redactor>,
-    /// Whether SIGINT/SIGTERM/SIGHUP are handled (off in unit tests).
-    pub(crate) handle_signals: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,10 +127,10 @@ impl Dispatcher {
         }
     }
 
-    /// Runs the pipeline to its end and returns how it ended.
-    pub(crate) async fn run(mut self) -> RunStatus {
+    /// Runs the pipeline to its end and returns how it ended, listening to `signals` (created
+    /// by the caller before anything else, so no interrupt is ever lost).
+    pub(crate) async fn run_with(mut self, mut signals: Signals) -> RunStatus {
         let start = Instant::now();
-        let mut signals = Signals::new(self.setup.handle_signals);
         let stages = self
             .pipeline
             .stages
@@ -525,37 +523,4 @@ enum Decision {
     PassThrough(String),
     Start,
     Skip(String),
-}
-
-/// SIGINT, SIGTERM and SIGHUP as one stream; never fires when signals are not handled.
-struct Signals {
-    streams: Option<[tokio::signal::unix::Signal; 3]>,
-}
-
-impl Signals {
-    fn new(enabled: bool) -> Signals {
-        let streams = enabled
-            .then(|| {
-                Some([
-                    signal(SignalKind::interrupt()).ok()?,
-                    signal(SignalKind::terminate()).ok()?,
-                    signal(SignalKind::hangup()).ok()?,
-                ])
-            })
-            .flatten();
-        Signals { streams }
-    }
-
-    async fn next(&mut self) {
-        match &mut self.streams {
-            None => std::future::pending().await,
-            Some([int, term, hup]) => {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                    _ = hup.recv() => {}
-                }
-            }
-        }
-    }
 }

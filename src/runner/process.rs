@@ -14,6 +14,9 @@
 //!   jobs) gets the same SIGTERM, grace, SIGKILL treatment: no process a stage started outlives
 //!   the stage, and its output pipe closes.
 //! - A second Ctrl-C (`kill_now`) sends SIGKILL to the group at once.
+//! - A process that left the group (`setsid`, GNU `timeout`, `set -m`) is found among
+//!   portcullis's adopted children by the stage's marks in its environment and stopped the same
+//!   way when the stage ends ([`crate::supervisor::stop_escapees`]).
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -23,13 +26,13 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::runner::output::OutputSink;
+use crate::supervisor::{self, Tag, group_alive, search_path, signal_group};
 
 /// How long output is still read from processes that left the stage's group, once the group
 /// itself is gone.
@@ -110,30 +113,9 @@ fn resolve_program(program: &str, env: &[(String, String)]) -> PathBuf {
     PathBuf::from(program)
 }
 
-/// The `PATH` a child started with `env` searches: its last `PATH`, else the usual default.
-pub(crate) fn search_path(env: &[(String, String)]) -> &str {
-    env.iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map_or("/usr/local/bin:/usr/bin:/bin", |(_, v)| v.as_str())
-}
-
 fn is_executable(path: &std::path::Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// Signals a process group; a group that no longer exists is not an error. A `pgid` below 1
-/// (a child whose id was unknown) signals nothing: `killpg(0)` would reach portcullis's own
-/// group.
-pub(crate) fn signal_group(pgid: i32, signal: Signal) {
-    if pgid > 0 {
-        let _ = killpg(Pid::from_raw(pgid), signal);
-    }
-}
-
-fn group_alive(pgid: i32) -> bool {
-    killpg(Pid::from_raw(pgid), None).is_ok()
 }
 
 pub(crate) async fn run(
@@ -188,6 +170,8 @@ pub(crate) async fn run(
     let Some(pgid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
         return Exit::SpawnFailed("the process ended before it could be tracked".into());
     };
+    // The marks this stage's processes carry, to find those that leave its group.
+    let tag = Tag::of(&spec.env);
     let mut pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader)) {
         Ok(p) => Some(p),
         Err(e) => {
@@ -245,6 +229,11 @@ pub(crate) async fn run(
                     signal_group(pgid, Signal::SIGTERM);
                     kill_at.get_or_insert(Instant::now() + grace);
                 } else {
+                    // What left the group (`setsid`) may hold the pipe: told to stop now, so
+                    // the pipe closes, and stopped for good below.
+                    if let Some(tag) = &tag {
+                        supervisor::stop_escapees(tag, pgid, Duration::ZERO, kill_now).await;
+                    }
                     abandon_at = Some(Instant::now() + LEFT_GROUP_WAIT);
                 }
             }
@@ -274,6 +263,9 @@ pub(crate) async fn run(
     }
     if group_alive(pgid) {
         signal_group(pgid, Signal::SIGKILL);
+    }
+    if let Some(tag) = &tag {
+        supervisor::stop_escapees(tag, pgid, grace, kill_now).await;
     }
     if let Some(exit) = ended_by {
         return exit;

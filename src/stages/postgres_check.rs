@@ -634,9 +634,9 @@ impl PostgresCheck {
             () = cx.cancel.cancelled() => None,
         };
         let Some((text, status)) = ended else {
-            crate::runner::process::signal_group(pgid, Signal::SIGTERM);
+            crate::supervisor::signal_group(pgid, Signal::SIGTERM);
             tokio::time::sleep(Duration::from_secs(2)).await;
-            crate::runner::process::signal_group(pgid, Signal::SIGKILL);
+            crate::supervisor::signal_group(pgid, Signal::SIGKILL);
             return Verdict::Error(
                 format!(
                     "timed out after {}",
@@ -645,7 +645,7 @@ impl PostgresCheck {
                 String::new(),
             );
         };
-        crate::runner::process::signal_group(pgid, Signal::SIGKILL);
+        crate::supervisor::signal_group(pgid, Signal::SIGKILL);
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(SCRIPT_TAIL_LINES)..].join("\n");
         for line in &lines[lines.len().saturating_sub(SCRIPT_TAIL_LINES)..] {

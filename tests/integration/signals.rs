@@ -98,3 +98,128 @@ fn a_second_ctrl_c_kills_at_once() {
         assert!(!alive(pid), "process {pid} outlived portcullis");
     }
 }
+
+/// Processes that leave their stage's process group (`setsid`, GNU `timeout`, `set -m` jobs)
+/// are stopped when the stage ends, in a run that passes.
+#[test]
+fn processes_that_leave_the_group_do_not_outlive_their_stage() {
+    let t = Test::new().pipeline(
+        "p",
+        r#"version: 1
+defaults: { grace: 2s }
+stages:
+  escape:
+    run: |
+      setsid sh -c 'echo $$ >> pids; exec sleep 300' &
+      timeout 300 sh -c 'echo $$ >> pids; exec sleep 301' &
+      echo $! >> pids
+      set -m
+      sh -c 'echo $$ >> pids; exec sleep 302' &
+      set +m
+      while [ "$(wc -l < pids)" -lt 4 ]; do sleep 0.05; done
+      echo left them running
+  after:
+    needs: [escape]
+    run: 'true'
+"#,
+    );
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let started = pids(&t.read("pids"));
+    assert_eq!(started.len(), 4, "{started:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while started.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let survivors: Vec<i32> = started.into_iter().filter(|&p| alive(p)).collect();
+    for &pid in &survivors {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    assert!(survivors.is_empty(), "outlived the run: {survivors:?}");
+}
+
+/// After `kill -9` of portcullis itself, its watchdog stops every process of the run:
+/// children, grandchildren, background jobs, a `setsid` escape and one that ignores SIGTERM.
+#[test]
+fn nothing_survives_portcullis_being_killed() {
+    let t = Test::new().pipeline(
+        "p",
+        r#"version: 1
+stages:
+  tree:
+    run: |
+      bash -c 'sleep 301 & echo $! >> pids; sleep 302 & echo $! >> pids; wait' &
+      echo $$ >> pids
+      wait
+  escape:
+    run: |
+      setsid sh -c 'echo $$ >> pids; exec sleep 303' &
+      echo $$ >> pids
+      sleep 304
+  stubborn:
+    run: |
+      trap '' TERM
+      sh -c 'trap "" TERM; echo $$ >> pids; sleep 305' &
+      echo $$ >> pids
+      wait
+"#,
+    );
+    let mut child = t.spawn(&["run", "p", "-j", "4"]);
+    let start = Instant::now();
+    while pids(&t.read("pids")).len() < 7 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{}",
+            t.read("pids")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let started = pids(&t.read("pids"));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill -9");
+    let _ = child.wait();
+    let killed = Instant::now();
+    while started.iter().any(|&p| alive(p)) && killed.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let survivors: Vec<i32> = started.iter().copied().filter(|&p| alive(p)).collect();
+    for &pid in &survivors {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    assert!(
+        survivors.is_empty(),
+        "alive 15 s after kill -9: {survivors:?} of {started:?}"
+    );
+}
+
+/// An interrupt while a `command:` secret resolves ends portcullis with 130 and stops the
+/// command with everything it started.
+#[test]
+fn interrupt_while_a_secret_resolves_exits_130_and_stops_the_command() {
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let t = Test::new().pipeline(
+            "p",
+            r#"version: 1
+secrets:
+  SLOW: { command: [sh, -c, "echo $$ > secret.pid; sleep 25; echo value"] }
+stages:
+  a:
+    run: 'true'
+"#,
+        );
+        let mut child = t.spawn(&["run", "p"]);
+        t.wait_for("secret.pid");
+        let secret = pids(&t.read("secret.pid"));
+        kill(Pid::from_raw(child.id() as i32), signal).expect("signal");
+        let code = wait_exit(&mut child, Duration::from_secs(10));
+        assert_eq!(code, Some(130), "{signal:?}");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while secret.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !secret.iter().any(|&p| alive(p)),
+            "{signal:?}: the secret command survived"
+        );
+    }
+}
