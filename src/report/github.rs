@@ -158,7 +158,7 @@ impl GithubReporter {
     }
 
     fn stage_finished(&mut self, result: &StageResult) -> io::Result<()> {
-        let name = self.names.get(&result.stage).into_owned();
+        let name = self.names.get(&result.stage).to_owned();
         if let Some(log) = &result.log {
             let title = match &result.reason {
                 Some(reason) => format!("{name} ({}: {reason})", result.status.as_str()),

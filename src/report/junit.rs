@@ -116,12 +116,10 @@ impl JunitReport {
                     state.started.get_or_insert(event.elapsed);
                 }
             }
-            RunEventKind::StageOutput { stage, lines } => {
-                // Only a stage's own output is kept for an interrupted run's report; a rollback's
-                // output (`ID.rollback`) reaches its case through `RollbackFinished`.
-                let Some(state) = self.stages.iter_mut().find(|s| s.id == *stage) else {
-                    return;
-                };
+            // A rollback's output reaches its case through `RollbackFinished`.
+            RunEventKind::StageOutput { rollback: true, .. } => {}
+            RunEventKind::StageOutput { stage, lines, .. } => {
+                let state = self.stage_mut(stage);
                 for line in lines.lines() {
                     if state.lines.len() == TAIL_LINES {
                         state.lines.pop_front();
@@ -296,7 +294,7 @@ impl JunitReport {
     }
 
     fn stage_case(&self, s: &StageState) -> Case {
-        let mut case = Case::new(self.names.get(&s.id).into_owned(), &self.pipeline);
+        let mut case = Case::new(self.names.get(&s.id).to_owned(), &self.pipeline);
         let Some(r) = &s.result else {
             let message = match s.started {
                 Some(started) => {
@@ -1263,6 +1261,7 @@ AssertionError: expected Infinity to be +0 // Object.is equality
             started("deploy"),
             RunEventKind::StageOutput {
                 stage: "deploy".to_owned(),
+                rollback: false,
                 lines,
             },
             RunEventKind::RollbackStarted {
@@ -1465,7 +1464,7 @@ AssertionError: expected Infinity to be +0 // Object.is equality
             report(vec![
                 run,
                 started(&stage),
-                RunEventKind::StageOutput { stage: stage.clone(), lines: line.clone() },
+                RunEventKind::StageOutput { stage: stage.clone(), rollback: false, lines: line.clone() },
                 RunEventKind::StageFinished(StageResult {
                     tail: vec![line],
                     failed_attempts: vec![attempt(1, &reason)],

@@ -178,7 +178,7 @@ impl TerminalReporter {
                 entry.note = note;
                 entry.latest.clear();
             }
-            RunEventKind::StageOutput { stage, lines } if live => {
+            RunEventKind::StageOutput { stage, lines, .. } if live => {
                 let latest = lines
                     .split_terminator('\n')
                     .rev()
@@ -194,9 +194,18 @@ impl TerminalReporter {
                 return Ok(());
             }
             RunEventKind::StageOutput { .. } if !self.stream_output => return Ok(()),
-            RunEventKind::StageOutput { stage, lines } => {
+            RunEventKind::StageOutput {
+                stage,
+                rollback,
+                lines,
+            } => {
                 let name = self.names.get(stage);
-                let prefix = self.paint(DIM, &format!("{name:<w$} |", w = self.id_width));
+                let label = if *rollback {
+                    format!("{name}.rollback")
+                } else {
+                    name.to_owned()
+                };
+                let prefix = self.paint(DIM, &format!("{label:<w$} |", w = self.id_width));
                 for line in lines.split_terminator('\n') {
                     let line = sanitize(line, self.color);
                     let sep = if line.is_empty() { "" } else { " " };
@@ -783,6 +792,7 @@ mod tests {
     fn output(stage: &str, lines: &str) -> K {
         K::StageOutput {
             stage: stage.into(),
+            rollback: false,
             lines: lines.into(),
         }
     }

@@ -46,6 +46,8 @@ pub(crate) enum RunEventKind {
     /// Complete lines a stage printed (stdout and stderr interleaved), each ending in `\n`.
     StageOutput {
         stage: String,
+        /// The output of the stage's rollback rather than of the stage.
+        rollback: bool,
         lines: String,
     },
     /// An attempt failed and the stage will be retried after `retry_in`.
@@ -132,8 +134,7 @@ impl CaseResult {
     }
 }
 
-/// Each stage's name in reports, by id, from the plan of `RunStarted`. Output of a rollback is
-/// labelled `ID.rollback` by the runner and named `NAME (rollback)` here.
+/// Each stage's name in reports, by id, from the plan of `RunStarted`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StageNames(std::collections::HashMap<String, String>);
 
@@ -147,19 +148,9 @@ impl StageNames {
         )
     }
 
-    pub(crate) fn get<'a>(&'a self, id: &'a str) -> std::borrow::Cow<'a, str> {
-        if let Some(name) = self.0.get(id) {
-            return std::borrow::Cow::Borrowed(name);
-        }
-        match id
-            .strip_suffix(".rollback")
-            .and_then(|base| self.0.get(base))
-        {
-            Some(name) if name != id.trim_end_matches(".rollback") => {
-                std::borrow::Cow::Owned(format!("{name} (rollback)"))
-            }
-            _ => std::borrow::Cow::Borrowed(id),
-        }
+    /// The stage's name; an id the plan did not list names itself.
+    pub(crate) fn get<'a>(&'a self, id: &'a str) -> &'a str {
+        self.0.get(id).map_or(id, String::as_str)
     }
 }
 

@@ -606,14 +606,14 @@ pub(super) async fn run_rollback(job: RollbackJob) -> RollbackStatus {
     let stage = job.pipeline.stage(job.idx);
     let setup = &job.setup;
     let log = setup.run_dir.join(format!("{}.rollback.log", stage.id));
-    let label = format!("{}.rollback", stage.id);
     job.emitter
         .emit(RunEventKind::RollbackStarted {
             stage: stage.id.clone(),
         })
         .await;
     let start = Instant::now();
-    let mut sink = OutputSink::open(&label, log.clone(), &setup.redactor, job.emitter.clone());
+    let mut sink = OutputSink::open(&stage.id, log.clone(), &setup.redactor, job.emitter.clone())
+        .for_rollback();
     let script_file = setup
         .run_dir
         .join("scripts")
@@ -664,7 +664,8 @@ pub(super) async fn run_rollback(job: RollbackJob) -> RollbackStatus {
                     Err(reason) => break 'kind (RollbackStatus::Failed, Some(reason)),
                 };
                 let placeholder =
-                    OutputSink::open(&label, log.clone(), &setup.redactor, job.emitter.clone());
+                    OutputSink::open(&stage.id, log.clone(), &setup.redactor, job.emitter.clone())
+                        .for_rollback();
                 let log = std::mem::replace(&mut sink, placeholder);
                 let mut cx = kind_context(setup, stage, &prepared, &job.outputs, log);
                 let end = run_kind(

@@ -33,6 +33,8 @@ enum LogFile {
 
 pub(crate) struct OutputSink {
     stage: String,
+    /// The sink of a rollback: its events say so.
+    rollback: bool,
     path: PathBuf,
     file: LogFile,
     redact: RedactStream,
@@ -54,6 +56,7 @@ impl OutputSink {
     ) -> OutputSink {
         OutputSink {
             stage: stage.to_owned(),
+            rollback: false,
             path,
             file: LogFile::NotYet,
             redact: redactor.stream(),
@@ -62,6 +65,12 @@ impl OutputSink {
             masked: Vec::new(),
             tail: VecDeque::new(),
         }
+    }
+
+    /// The same sink, for a stage's rollback.
+    pub(crate) fn for_rollback(mut self) -> OutputSink {
+        self.rollback = true;
+        self
     }
 
     pub(crate) fn path(&self) -> &PathBuf {
@@ -124,6 +133,7 @@ impl OutputSink {
             self.emitter
                 .emit(RunEventKind::StageOutput {
                     stage: self.stage.clone(),
+                    rollback: self.rollback,
                     lines,
                 })
                 .await;
@@ -154,6 +164,7 @@ impl OutputSink {
             self.emitter
                 .emit(RunEventKind::StageOutput {
                     stage: self.stage.clone(),
+                    rollback: self.rollback,
                     lines,
                 })
                 .await;
