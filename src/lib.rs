@@ -44,23 +44,19 @@ pub mod fuzzing {
         let Ok(text) = std::str::from_utf8(bytes) else {
             return 0;
         };
-        let path = Path::new("pipelines/fuzz.yml");
+        let file = crate::config::errors::SourceFile {
+            path: Path::new("pipelines/fuzz.yml").to_path_buf(),
+            text: Arc::from(text),
+        };
         let Err(errors) = crate::config::parse_and_validate(
-            text,
-            path,
+            &file,
             &[("V".to_owned(), "3001".to_owned())],
             2,
             &crate::stages::REGISTRY,
         ) else {
             return 0;
         };
-        let errors = crate::config::errors::ConfigErrors {
-            file: crate::config::errors::SourceFile {
-                path: path.to_path_buf(),
-                text: Arc::from(text),
-            },
-            errors,
-        };
+        let errors = crate::config::errors::ConfigErrors { file, errors };
         for width in [40, usize::MAX / 4] {
             let theme = miette::GraphicalTheme::unicode_nocolor();
             crate::commands::render_diagnostics(&errors, theme, width);

@@ -86,22 +86,23 @@ pub(crate) fn load(
     };
     let file = SourceFile {
         path: path.to_path_buf(),
-        text: text.clone(),
+        text,
     };
     let cpus = std::thread::available_parallelism().map_or(2, usize::from);
-    parse_and_validate(&text, path, vars, cpus, kinds).map_err(|errors| LoadError::Invalid {
+    parse_and_validate(&file, vars, cpus, kinds).map_err(|errors| LoadError::Invalid {
         errors: ConfigErrors { file, errors },
     })
 }
 
+/// Parses and validates a file already read; the pipeline keeps `file` (its text is shared,
+/// not copied) for errors found when a kind is bound at run time.
 pub(crate) fn parse_and_validate(
-    text: &str,
-    path: &Path,
+    file: &SourceFile,
     vars: &[(String, String)],
     cpus: usize,
     kinds: &dyn kind::KindRegistry,
 ) -> Result<Pipeline, Vec<ConfigError>> {
-    let root = yaml::parse(text).map_err(|e| {
+    let root = yaml::parse(&file.text).map_err(|e| {
         let help = if e.message.contains("mapping values are not allowed") {
             "a `: ` inside an unquoted value starts a new key; quote the whole value, \
              or write it as a block (`run: |` and the script on the next lines)"
@@ -113,7 +114,7 @@ pub(crate) fn parse_and_validate(
         let message = format!("invalid YAML: {}", e.message);
         vec![ConfigError::new(message, e.offset..e.offset + 1, "here").help(help)]
     })?;
-    validate::validate(&root, text, path, vars, cpus, kinds)
+    validate::validate(&root, file, vars, cpus, kinds)
 }
 
 /// No input may panic the loader, the validator or the diagnostic renderer: arbitrary text,
@@ -177,9 +178,12 @@ mod fuzz {
 
     fn check(text: &str) {
         let path = Path::new("pipelines/fuzz.yml");
+        let source = SourceFile {
+            path: path.to_path_buf(),
+            text: Arc::from(text),
+        };
         if let Err(errors) = parse_and_validate(
-            text,
-            path,
+            &source,
             &[("V".to_owned(), String::new())],
             2,
             &crate::stages::REGISTRY,
@@ -277,13 +281,11 @@ mod fuzz {
     #[test]
     fn seeds_are_valid() {
         for seed in SEEDS {
-            let result = parse_and_validate(
-                seed,
-                Path::new("seed.yml"),
-                &[],
-                2,
-                &crate::stages::REGISTRY,
-            );
+            let source = SourceFile {
+                path: "seed.yml".into(),
+                text: Arc::from(*seed),
+            };
+            let result = parse_and_validate(&source, &[], 2, &crate::stages::REGISTRY);
             assert!(result.is_ok(), "{:?}", result.err());
         }
     }

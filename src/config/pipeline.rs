@@ -34,7 +34,7 @@ pub(crate) struct Pipeline {
     /// Stages in file order; [`StageIdx`] indexes this.
     pub(crate) stages: Vec<Stage>,
     /// The file's text, for errors found when a kind is bound to its values at run time.
-    pub(crate) source: std::sync::Arc<str>,
+    pub(crate) source: super::errors::SourceFile,
 }
 
 impl Pipeline {

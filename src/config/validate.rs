@@ -7,12 +7,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::path::Path;
 use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use super::errors::{ConfigError, suggest};
+use super::errors::{ConfigError, SourceFile, suggest};
 use super::kind::KindRegistry;
 use super::pipeline::{
     Action, Condition, Pipeline, Retries, SecretSource, Shell, Stage, StageIdx, Template,
@@ -68,20 +67,19 @@ const STAGE_KEYS: &[&str] = &[
 /// is the default concurrency; `kinds` checks each `uses:` stage's `with:`.
 pub(crate) fn validate(
     root: &Node,
-    text: &str,
-    file: &Path,
+    source: &SourceFile,
     vars: &[(String, String)],
     cpus: usize,
     kinds: &dyn KindRegistry,
 ) -> Result<Pipeline, Vec<ConfigError>> {
     let mut v = Validator {
-        text,
+        text: &source.text,
         errors: Vec::new(),
         deferred: Vec::new(),
         substituted: Vec::new(),
         kinds: Some(kinds),
     };
-    let pipeline = v.pipeline(root, file, vars, cpus);
+    let pipeline = v.pipeline(root, source, vars, cpus);
     match pipeline {
         Some(p) if v.errors.is_empty() => Ok(p),
         _ => Err(v.errors),
@@ -454,7 +452,7 @@ impl<'a> Validator<'a> {
     fn pipeline(
         &mut self,
         root: &Node,
-        file: &Path,
+        source: &SourceFile,
         cli_vars: &[(String, String)],
         cpus: usize,
     ) -> Option<Pipeline> {
@@ -492,7 +490,8 @@ impl<'a> Validator<'a> {
         }
         let name = match top.get("name") {
             Some(node) => self.string(node, "`name`").unwrap_or_default(),
-            None => file
+            None => source
+                .path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "pipeline".into()),
@@ -661,12 +660,12 @@ impl<'a> Validator<'a> {
         }
         Some(Pipeline {
             name,
-            file: file.to_path_buf(),
+            file: source.path.clone(),
             env,
             secrets,
             concurrency,
             stages,
-            source: std::sync::Arc::from(self.text),
+            source: source.clone(),
         })
     }
 

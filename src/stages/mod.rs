@@ -186,14 +186,14 @@ pub(crate) fn bind(
     let def = REGISTRY
         .find(uses.kind)
         .ok_or_else(|| format!("unknown stage kind `{}`", uses.kind))?;
-    let mut v = Validator::for_values(&pipeline.source, &expanded);
+    let mut v = Validator::for_values(&pipeline.source.text, &expanded);
     match (def.bind)(&expanded.node, &mut v) {
         Some(kind) if v.errors.is_empty() => Ok(kind),
         _ => {
             let first = v.errors.first().map_or_else(
                 || "its `with:` is invalid".to_owned(),
                 |e| {
-                    let (line, col) = line_col(&pipeline.source, e.span.start);
+                    let (line, col) = pipeline.source.line_col(e.span.start);
                     let help = e
                         .help
                         .as_deref()
@@ -216,7 +216,7 @@ pub(crate) fn bind(
 /// hand, where secrets read `***` and outputs of stages not yet run stay as written.
 pub(crate) fn describe(uses: &Uses, pipeline: &Pipeline, values: Values<'_>) -> String {
     let expanded = expand_node(&uses.with, values);
-    let mut v = Validator::for_values(&pipeline.source, &expanded);
+    let mut v = Validator::for_values(&pipeline.source.text, &expanded);
     match REGISTRY
         .find(uses.kind)
         .and_then(|d| (d.bind)(&expanded.node, &mut v))
@@ -224,11 +224,4 @@ pub(crate) fn describe(uses: &Uses, pipeline: &Pipeline, values: Values<'_>) -> 
         Some(kind) => kind.describe(),
         None => "settings known when it runs".to_owned(),
     }
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset.min(text.len())).unwrap_or_default();
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
