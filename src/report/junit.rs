@@ -243,7 +243,7 @@ impl JunitReport {
         let mut cases: Vec<Case> = r.cases.iter().map(|c| builtin_case(&name, c)).collect();
         let mut imported = Vec::new();
         for path in &r.junit_files {
-            let (suites, error) = junit_import::read(path, &label, &|s| self.mask(s));
+            let (suites, error) = junit_import::read(path, label, &|s| self.mask(s));
             imported.extend(suites);
             if let Some(e) = error {
                 let message = self.mask(&format!("could not read JUnit file: {e}"));
