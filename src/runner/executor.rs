@@ -157,6 +157,7 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
     let mut cases = Vec::new();
     let mut attempts = 0;
     let mut log_written = false;
+    let mut warnings = Vec::new();
 
     let end = match prepare(stage, setup, &job.outputs, job.status) {
         Err(reason) => {
@@ -205,14 +206,15 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
             match end {
                 AttemptEnd::Passed => {
                     let mut outputs = read_outputs(&prepared.output_file);
+                    let kind_published = !kind_outputs.is_empty();
                     outputs.extend(kind_outputs);
-                    break (
-                        StageStatus::Passed,
-                        None,
-                        tail,
-                        outputs,
-                        prepared.output_file.clone(),
-                    );
+                    if let Err(e) = save_outputs(&prepared.output_file, &outputs, kind_published) {
+                        warnings.push(format!(
+                            "cannot write the outputs to `{}`: {e}",
+                            prepared.output_file.display()
+                        ));
+                    }
+                    break (StageStatus::Passed, None, tail, outputs);
                 }
                 AttemptEnd::Cancelled => {
                     break (
@@ -220,7 +222,6 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
                         Some("cancelled".into()),
                         tail,
                         HashMap::new(),
-                        prepared.output_file.clone(),
                     );
                 }
                 AttemptEnd::Failed(reason)
@@ -243,7 +244,7 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
                     tokio::select! {
                         () = tokio::time::sleep(retry_in) => {}
                         () = job.cancel.cancelled() => {
-                            break (StageStatus::Cancelled, Some("cancelled".into()), Vec::new(), HashMap::new(), prepared.output_file.clone());
+                            break (StageStatus::Cancelled, Some("cancelled".into()), Vec::new(), HashMap::new());
                         }
                     }
                 }
@@ -253,18 +254,12 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
                     } else {
                         StageStatus::Failed
                     };
-                    break (
-                        status,
-                        Some(reason),
-                        tail,
-                        HashMap::new(),
-                        prepared.output_file.clone(),
-                    );
+                    break (status, Some(reason), tail, HashMap::new());
                 }
             }
         },
     };
-    let (status, reason, tail, outputs, output_file) = end;
+    let (status, reason, tail, outputs) = end;
     // The log exists only if some attempt printed something.
     let log = log_written.then_some(log);
     let mut res = result(
@@ -287,15 +282,7 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
             )
         }));
     }
-    if status == StageStatus::Passed {
-        // Every output lands in the run folder, a built-in kind's like a script's.
-        if let Err(e) = write_outputs(&output_file, &outputs) {
-            res.warnings.push(format!(
-                "cannot write the outputs to `{}`: {e}",
-                output_file.display()
-            ));
-        }
-    }
+    res.warnings.extend(warnings);
     res.outputs = outputs
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -548,22 +535,34 @@ impl Drop for RemoveOnDrop<'_> {
     }
 }
 
+/// Writes a file only this user can read, whatever mode it had.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)?;
+    // An existing file keeps its mode through `open`; a stage may have created it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     std::io::Write::write_all(&mut file, text.as_bytes())
 }
 
-/// Writes a stage's outputs in the `$PORTCULLIS_OUTPUT` syntax, replacing what a script wrote
-/// there with the full set (the script's own lines and a built-in kind's).
-fn write_outputs(path: &Path, outputs: &HashMap<String, String>) -> std::io::Result<()> {
-    if outputs.is_empty() {
-        return Ok(());
+/// Leaves a passed stage's outputs in `$PORTCULLIS_OUTPUT`'s file, readable by this user only.
+/// What a script wrote there stays as written; when a built-in kind published outputs, the file
+/// is rewritten with the whole set, in the same syntax.
+fn save_outputs(
+    path: &Path,
+    outputs: &HashMap<String, String>,
+    kind_published: bool,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if !kind_published {
+        return match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        };
     }
     let mut keys: Vec<&String> = outputs.keys().collect();
     keys.sort();
@@ -580,16 +579,7 @@ fn write_outputs(path: &Path, outputs: &HashMap<String, String>) -> std::io::Res
             text.push_str(&format!("{key}={value}\n"));
         }
     }
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    // The stage may have created the file under its own umask; outputs are for this user only.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    std::io::Write::write_all(&mut file, text.as_bytes())
+    write_private(path, &text)
 }
 
 pub(super) struct RollbackJob {
