@@ -170,7 +170,7 @@ async fn run_pipeline(
         .run_with(signals)
         .await;
     drop(watchdog);
-    let reporters = report_task
+    let mut reporters = report_task
         .await
         .map_err(|e| Error::failed(format!("the reporters stopped: {e}")))?;
     let mut targets = vec![dir.join("junit.xml")];
@@ -184,8 +184,8 @@ async fn run_pipeline(
             });
         }
     }
-    if let Some(github) = &reporters.github {
-        failures.extend(github.summary_error());
+    if let Some(github) = &mut reporters.github {
+        failures.extend(github.take_summary_error());
         if let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|s| !s.is_empty()) {
             let junit = root.join(targets.last().unwrap_or(&dir));
             let text = crate::report::github::output_lines(&[

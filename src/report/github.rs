@@ -64,7 +64,7 @@ pub(crate) struct GithubReporter {
     /// Warnings of stages that did not fail, for the summary.
     warnings: Vec<String>,
     /// Why the job summary could not be written, if it could not.
-    summary_error: Option<(PathBuf, io::Error)>,
+    summary_error: Option<crate::report::ReportError>,
 }
 
 impl GithubReporter {
@@ -93,13 +93,8 @@ impl GithubReporter {
     }
 
     /// Takes the error of writing the job summary, if there was one.
-    pub(crate) fn summary_error(&self) -> Option<crate::report::ReportError> {
-        self.summary_error
-            .as_ref()
-            .map(|(path, e)| crate::report::ReportError::StepSummary {
-                path: path.clone(),
-                source: io::Error::new(e.kind(), e.to_string()),
-            })
+    pub(crate) fn take_summary_error(&mut self) -> Option<crate::report::ReportError> {
+        self.summary_error.take()
     }
 
     pub(crate) fn handle(&mut self, event: &RunEvent) -> io::Result<()> {
@@ -147,8 +142,9 @@ impl GithubReporter {
                         .append(true)
                         .open(&path)
                         .and_then(|mut file| file.write_all(text.as_bytes()));
-                    if let Err(e) = written {
-                        self.summary_error = Some((path, e));
+                    if let Err(source) = written {
+                        self.summary_error =
+                            Some(crate::report::ReportError::StepSummary { path, source });
                     }
                 }
             }
