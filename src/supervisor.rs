@@ -194,6 +194,15 @@ fn signal_leftover(pid: i32, group: i32, signal: Signal) {
     let _ = kill(Pid::from_raw(pid), signal);
 }
 
+/// Sends `signal` to what a stage left behind among portcullis's children, without waiting.
+pub(crate) fn signal_escapees(tag: &Tag, pgid: i32, signal: Signal) {
+    for (pid, group, zombie) in leftovers(tag, pgid) {
+        if !zombie {
+            signal_leftover(pid, group, signal);
+        }
+    }
+}
+
 /// Stops what a stage left behind among portcullis's children: SIGTERM, up to `grace` (cut
 /// short by `kill_now`), SIGKILL, then reaps each. Descendants that were re-parented while their
 /// parents were stopped are found on the next round.
@@ -208,11 +217,7 @@ pub(crate) async fn stop_escapees(
         if found.is_empty() {
             return;
         }
-        for &(pid, group, zombie) in &found {
-            if !zombie {
-                signal_leftover(pid, group, Signal::SIGTERM);
-            }
-        }
+        signal_escapees(tag, pgid, Signal::SIGTERM);
         let deadline = Instant::now() + grace;
         while found.iter().any(|&(pid, _, _)| alive(pid)) && Instant::now() < deadline {
             if kill_now.is_cancelled() {

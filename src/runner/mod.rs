@@ -26,7 +26,7 @@ mod executor;
 pub(crate) mod output;
 pub(crate) mod process;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -131,6 +131,15 @@ impl Dispatcher {
     /// by the caller before anything else, so no interrupt is ever lost).
     pub(crate) async fn run_with(mut self, mut signals: Signals) -> RunStatus {
         let start = Instant::now();
+        // Names two stages share; those stages are told apart by their id in reports.
+        let mut seen = HashSet::new();
+        let shared_names: HashSet<&str> = self
+            .pipeline
+            .stages
+            .iter()
+            .map(|s| s.display_name.as_str())
+            .filter(|name| !seen.insert(*name))
+            .collect();
         let stages = self
             .pipeline
             .stages
@@ -138,14 +147,7 @@ impl Dispatcher {
             .enumerate()
             .map(|(i, s)| PlannedStage {
                 id: s.id.clone(),
-                name: if self
-                    .pipeline
-                    .stages
-                    .iter()
-                    .filter(|o| o.display_name == s.display_name)
-                    .count()
-                    > 1
-                {
+                name: if shared_names.contains(s.display_name.as_str()) {
                     format!("{} ({})", s.display_name, s.id)
                 } else {
                     s.display_name.clone()

@@ -230,9 +230,9 @@ pub(crate) async fn run(
                     kill_at.get_or_insert(Instant::now() + grace);
                 } else {
                     // What left the group (`setsid`) may hold the pipe: told to stop now, so
-                    // the pipe closes, and stopped for good below.
-                    if let Some(tag) = &tag {
-                        supervisor::stop_escapees(tag, pgid, Duration::ZERO, kill_now).await;
+                    // the pipe closes, and stopped for good (grace, SIGKILL) below.
+                    if let (Some(tag), Some(_)) = (&tag, &pipe) {
+                        supervisor::signal_escapees(tag, pgid, Signal::SIGTERM);
                     }
                     abandon_at = Some(Instant::now() + LEFT_GROUP_WAIT);
                 }
