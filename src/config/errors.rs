@@ -172,6 +172,14 @@ pub(crate) fn suggest<'a>(
         .map(|(_, c)| c)
 }
 
+/// The `help:` for a misspelt name when a candidate is close: "did you mean `x`?".
+pub(crate) fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    suggest(name, candidates).map(|s| format!("did you mean `{s}`?"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

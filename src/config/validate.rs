@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use super::errors::{ConfigError, SourceFile, suggest};
+use super::errors::{ConfigError, SourceFile, did_you_mean};
 use super::kind::KindRegistry;
 use super::pipeline::{
     Action, Condition, Pipeline, Retries, SecretSource, Shell, Stage, StageIdx, Template,
@@ -205,10 +205,8 @@ impl<'a> Validator<'a> {
                 continue;
             }
             if !allowed.is_empty() && !allowed.contains(&name) {
-                let help = match suggest(name, allowed.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("{what} takes: {}", allowed.join(", ")),
-                };
+                let help = did_you_mean(name, allowed.iter().copied())
+                    .unwrap_or_else(|| format!("{what} takes: {}", allowed.join(", ")));
                 self.error(
                     ConfigError::new(
                         format!("unknown key `{name}` in {what}"),
@@ -376,13 +374,10 @@ impl<'a> Validator<'a> {
             match &reference.part {
                 TemplatePart::Var(name) if !scope.vars.contains(name) => {
                     ok = false;
-                    let help = match suggest(name, scope.vars.iter().map(String::as_str)) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => format!(
+                    let help = did_you_mean(name, scope.vars.iter().map(String::as_str)).unwrap_or_else(|| format!(
                             "define `{name}` under `env:` or `secrets:`, or pass `--var {name}=VALUE`; \
                              for the shell's own variable write `${name}` without braces or `$${{{name}}}`"
-                        ),
-                    };
+                        ));
                     self.error(
                         ConfigError::new(
                             format!("`${{{name}}}` is not defined"),
@@ -418,11 +413,8 @@ impl<'a> Validator<'a> {
                                 ),
                             )
                         } else {
-                            let help = match suggest(stage, scope.stages.iter().map(String::as_str))
-                            {
-                                Some(s) => format!("did you mean `{s}`?"),
-                                None => "name a stage this one needs".to_owned(),
-                            };
+                            let help = did_you_mean(stage, scope.stages.iter().map(String::as_str))
+                                .unwrap_or_else(|| "name a stage this one needs".to_owned());
                             (
                                 format!("`${{{stage}.{key}}}` names no stage `{stage}`"),
                                 help,
@@ -826,13 +818,11 @@ impl<'a> Validator<'a> {
                 }
                 Some(pos) => out.push((StageIdx(pos), item.span.clone())),
                 None => {
-                    let help = match suggest(
+                    let help = did_you_mean(
                         &name,
                         stage_ids.iter().map(String::as_str).filter(|s| *s != id),
-                    ) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => format!("the stages are: {}", stage_ids.join(", ")),
-                    };
+                    )
+                    .unwrap_or_else(|| format!("the stages are: {}", stage_ids.join(", ")));
                     self.error(
                         ConfigError::new(
                             format!("stage `{id}` needs `{name}`, which does not exist"),
@@ -882,10 +872,10 @@ impl<'a> Validator<'a> {
                 "failure" => Some(Condition::Failure),
                 "always" => Some(Condition::Always),
                 other => {
-                    let help = match suggest(other, ["success", "failure", "always"]) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => "use `success` (the default), `failure` or `always`".into(),
-                    };
+                    let help = did_you_mean(other, ["success", "failure", "always"])
+                        .unwrap_or_else(|| {
+                            "use `success` (the default), `failure` or `always`".into()
+                        });
                     self.error(
                         ConfigError::new(
                             format!("`if: {other}` is not a condition"),
@@ -1062,10 +1052,8 @@ impl<'a> Validator<'a> {
         let kinds = self.kinds?;
         let names = kinds.names();
         let Some(name) = names.iter().copied().find(|k| *k == kind) else {
-            let help = match suggest(kind, names.iter().copied()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!("available kinds: {}", names.join(", ")),
-            };
+            let help = did_you_mean(kind, names.iter().copied())
+                .unwrap_or_else(|| format!("available kinds: {}", names.join(", ")));
             self.error(
                 ConfigError::new(
                     format!("unknown stage kind `{kind}`"),

@@ -77,6 +77,14 @@ pub(crate) fn conn_from(cx: &StageContext, url: &str) -> Result<ConnInfo, String
     ConnInfo::parse(url, &env).map_err(|e| format!("`url`: {e}"))
 }
 
+/// The `url:` field of the PostgreSQL kinds' `with:` schemas, read by [`conn_from`].
+pub(crate) fn pg_url_schema() -> serde_json::Value {
+    serde_json::json!({
+        "description": "A `postgresql://` URL or `key=value` string; `PG*` variables and `.pgpass` fill the rest.",
+        "type": "string"
+    })
+}
+
 /// How a kind's run or rollback ended.
 #[derive(Debug)]
 pub(crate) struct KindOutcome {

@@ -104,7 +104,7 @@ impl Kind for PgDump {
             "additionalProperties": false,
             "required": ["url", "dir"],
             "properties": {
-                "url": { "description": "A `postgresql://` URL or `key=value` string; `PG*` variables and `.pgpass` fill the rest.", "type": "string" },
+                "url": super::pg_url_schema(),
                 "dir": { "description": "The folder of backups, one subfolder each (created 0700).", "type": "string" },
                 "keep": { "description": "Keep this many newest backups (with `max-age`: kept when either keeps it).", "type": "integer", "minimum": 1 },
                 "max-age": { "description": "Keep backups younger than this.", "$ref": "#/definitions/duration" },

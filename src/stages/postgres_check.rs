@@ -156,7 +156,7 @@ impl Kind for PostgresCheck {
             "additionalProperties": false,
             "required": ["url", "checks"],
             "properties": {
-                "url": { "description": "A `postgresql://` URL or `key=value` string; `PG*` variables and `.pgpass` fill the rest.", "type": "string" },
+                "url": super::pg_url_schema(),
                 "statement-timeout": {
                     "description": "Each SQL check's `statement_timeout` (default 30s); the server cancels a query that takes longer.",
                     "$ref": "#/definitions/duration"
