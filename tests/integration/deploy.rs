@@ -111,6 +111,13 @@ fn app() -> Option<App> {
 
 impl App {
     /// A release id no other test uses, shaped like a short git sha.
+    /// A new release: a version of its own, its image built.
+    fn release(&mut self) -> String {
+        let sha = self.new_sha();
+        self.build(&sha);
+        sha
+    }
+
     fn new_sha(&self) -> String {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst) as u64;
@@ -432,8 +439,7 @@ const PYTEST_CASES: [&str; 4] = [
 #[test]
 fn a_first_deploy_passes_every_gate_and_serves_the_release() {
     let Some(mut app) = app() else { return };
-    let sha = app.new_sha();
-    app.build(&sha);
+    let sha = app.release();
     let out = app.deploy(&sha, "good");
     assert_eq!(out.code, 0, "{out:?}\n{}", app.logs());
     // Off GitHub Actions everything goes to stderr; stdout stays free for the caller.
@@ -573,8 +579,7 @@ fn a_first_deploy_passes_every_gate_and_serves_the_release() {
 #[test]
 fn a_failed_migration_restores_the_database_and_the_old_colour() {
     let Some(mut app) = app() else { return };
-    let first = app.new_sha();
-    app.build(&first);
+    let first = app.release();
     let out = app.deploy(&first, "good");
     assert_eq!(out.code, 0, "{out:?}\n{}", app.logs());
     assert!(
@@ -584,8 +589,7 @@ fn a_failed_migration_restores_the_database_and_the_old_colour() {
     let before = app.dump();
     assert!(before.contains("due_on"), "the good migration ran");
 
-    let second = app.new_sha();
-    app.build(&second);
+    let second = app.release();
     let out = app.deploy(&second, "bad");
     assert_eq!(out.code, 1, "{out:?}\n{}", app.logs());
     let migrate = app.t.log("migrate");
@@ -709,9 +713,8 @@ fn a_port_law_violation_stops_the_run_before_anything_changes() {
         text.replace("next dev -p 3001", "next dev -p 3000"),
     )
     .expect("package.json");
-    let sha = app.new_sha();
     // The image is there, so only the port law can stop the deploy.
-    app.build(&sha);
+    let sha = app.release();
     let before = app.dump();
     let upstream = app.nginx.upstream();
 

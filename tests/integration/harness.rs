@@ -245,3 +245,19 @@ pub(crate) fn free_port() -> u16 {
         .expect("free port")
         .port()
 }
+
+/// A loopback HTTP server for at most `limit` requests; `reply` gives each whole response.
+pub(crate) fn http_server(limit: usize, reply: impl Fn() -> String + Send + 'static) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(limit) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(reply().as_bytes());
+        }
+    });
+    port
+}

@@ -1,30 +1,21 @@
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::harness::{Test, assert_schema_valid};
+use crate::harness::{Test, assert_schema_valid, http_server};
 
 /// A tiny HTTP server on a free loopback port: answers `503` to the first `unhealthy_for`
 /// requests, then `200 ok`; stops after `limit` requests.
 fn server(unhealthy_for: usize, limit: usize) -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
     let count = Arc::new(AtomicUsize::new(0));
     let seen = count.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(limit) {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 1024];
-            let _ = stream.read(&mut buf);
-            let n = seen.fetch_add(1, Ordering::SeqCst);
-            let reply = if n < unhealthy_for {
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"
-            } else {
-                "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nall ok\n"
-            };
-            let _ = stream.write_all(reply.as_bytes());
-        }
+    let port = http_server(limit, move || {
+        let n = seen.fetch_add(1, Ordering::SeqCst);
+        let reply = if n < unhealthy_for {
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"
+        } else {
+            "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nall ok\n"
+        };
+        reply.to_owned()
     });
     (port, count)
 }

@@ -1,25 +1,13 @@
-use std::io::{Read, Write};
-use std::net::TcpListener;
-
-use crate::harness::{Test, assert_schema_valid};
+use crate::harness::{Test, assert_schema_valid, http_server};
 
 /// A loopback HTTP server answering `200` with `body` to at most `limit` requests.
 fn serve(body: &'static str, limit: usize) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(limit) {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 1024];
-            let _ = stream.read(&mut buf);
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(reply.as_bytes());
-        }
-    });
-    port
+    http_server(limit, move || {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    })
 }
 
 fn count(haystack: &str, needle: &str) -> usize {
