@@ -139,23 +139,40 @@ impl Tag {
     }
 }
 
-/// portcullis's own children, from every thread's `children` list.
-fn own_children() -> Vec<i32> {
-    let mut pids = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return pids;
-    };
-    for task in tasks.filter_map(Result::ok) {
-        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
-            pids.extend(
-                text.split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok()),
-            );
+/// Processes portcullis started and still watches (stage leaders, the watchdog): never
+/// leftovers, so their `/proc` entries are not even read when a stage ends.
+static SUPERVISED: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// Marks `pid` as one of portcullis's own processes until the guard is dropped.
+pub(crate) struct Supervised(i32);
+
+pub(crate) fn supervise(pid: i32) -> Supervised {
+    if let Ok(mut pids) = SUPERVISED.lock() {
+        pids.push(pid);
+    }
+    Supervised(pid)
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        if let Ok(mut pids) = SUPERVISED.lock() {
+            pids.retain(|p| *p != self.0);
         }
     }
-    pids.sort_unstable();
-    pids.dedup();
-    pids
+}
+
+/// The children of portcullis's main thread that it does not watch itself. Orphans are
+/// re-parented to the subreaper's thread-group leader, so that one list holds every escapee.
+fn unsupervised_children() -> Vec<i32> {
+    let path = format!("/proc/self/task/{}/children", std::process::id());
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let supervised = SUPERVISED.lock().map(|p| p.clone()).unwrap_or_default();
+    text.split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .filter(|p| !supervised.contains(p))
+        .collect()
 }
 
 /// The process group and whether the process has exited (a zombie), from `/proc/PID/stat`.
@@ -173,8 +190,12 @@ fn stat(pid: i32) -> Option<(i32, bool)> {
 /// Children of portcullis left by the stage whose group was `pgid`: members of that group, and
 /// processes that left it but carry the stage's tag.
 fn leftovers(tag: &Tag, pgid: i32) -> Vec<(i32, i32, bool)> {
+    let children = unsupervised_children();
+    if children.is_empty() {
+        return Vec::new();
+    }
     let own_group = nix::unistd::getpgrp().as_raw();
-    own_children()
+    children
         .into_iter()
         .filter_map(|pid| {
             let (group, zombie) = stat(pid)?;
@@ -278,15 +299,24 @@ pub(crate) fn watchdog(run_id: &str) -> u8 {
     };
     runtime.block_on(async {
         let mut signals = Signals::new(true);
+        // portcullis writes one byte when it ends having stopped everything itself; plain
+        // end-of-file means it died.
         let mut closed = tokio::task::spawn_blocking(|| {
             let mut buf = [0u8; 64];
-            while matches!(std::io::Read::read(&mut std::io::stdin(), &mut buf), Ok(n) if n > 0) {}
+            let mut clean = false;
+            while let Ok(n @ 1..) = std::io::Read::read(&mut std::io::stdin(), &mut buf) {
+                clean |= buf[..n].contains(&CLEAN_EXIT);
+            }
+            clean
         });
-        loop {
+        let clean = loop {
             tokio::select! {
-                _ = &mut closed => break,
+                clean = &mut closed => break clean.unwrap_or(false),
                 () = signals.next() => {}
             }
+        };
+        if clean {
+            return;
         }
         let tag = Tag::run(run_id);
         let found = tagged_processes(&tag);
@@ -315,11 +345,28 @@ pub(crate) fn watchdog(run_id: &str) -> u8 {
     0
 }
 
+/// What portcullis tells its watchdog when it ends normally: nothing is left to stop.
+const CLEAN_EXIT: u8 = b'.';
+
+/// A run's watchdog, from [`start_watchdog`].
+pub(crate) struct Watchdog {
+    stdin: std::process::ChildStdin,
+    _supervised: Supervised,
+}
+
+impl Watchdog {
+    /// Tells the watchdog the run ended with every process stopped, so it exits without
+    /// looking through `/proc`.
+    pub(crate) fn dismiss(mut self) {
+        let _ = std::io::Write::write_all(&mut self.stdin, &[CLEAN_EXIT]);
+    }
+}
+
 /// Starts the watchdog of a run: `portcullis __watchdog RUN_ID`, in a process group of its own
 /// (a Ctrl-C meant for portcullis never reaches it), without the run's environment marks. The
-/// returned stdin must be kept open for the whole run; dropping it (or portcullis's death)
-/// starts the sweep.
-pub(crate) fn start_watchdog(run_id: &str, cwd: &Path) -> Option<std::process::ChildStdin> {
+/// watchdog must be kept for the whole run: dropping it (or portcullis's death) starts the
+/// sweep, unless it was dismissed.
+pub(crate) fn start_watchdog(run_id: &str, cwd: &Path) -> Option<Watchdog> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().ok()?;
     let mut child = std::process::Command::new(exe)
@@ -333,7 +380,11 @@ pub(crate) fn start_watchdog(run_id: &str, cwd: &Path) -> Option<std::process::C
         .process_group(0)
         .spawn()
         .ok()?;
-    child.stdin.take()
+    let supervised = supervise(i32::try_from(child.id()).ok()?);
+    Some(Watchdog {
+        stdin: child.stdin.take()?,
+        _supervised: supervised,
+    })
 }
 
 #[cfg(test)]

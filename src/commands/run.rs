@@ -169,7 +169,10 @@ async fn run_pipeline(
     let status = Dispatcher::new(Arc::new(pipeline), setup, emitter)
         .run_with(signals)
         .await;
-    drop(watchdog);
+    // Every stage and rollback has stopped its processes by now.
+    if let Some(watchdog) = watchdog {
+        watchdog.dismiss();
+    }
     let mut reporters = report_task
         .await
         .map_err(|e| Error::failed(format!("the reporters stopped: {e}")))?;

@@ -341,7 +341,8 @@ async fn attempt(
         Err(reason) => return (AttemptEnd::Failed(reason), Vec::new(), HashMap::new()),
     };
     if let Some(argv) = argv {
-        let _remove = RemoveOnDrop(&script_file);
+        let _remove =
+            matches!(stage.action, Action::Run { .. }).then(|| RemoveOnDrop(&script_file));
         let spec = ProcessSpec {
             argv,
             env: prepared.env.clone(),
@@ -530,7 +531,6 @@ struct RemoveOnDrop<'a>(&'a Path);
 
 impl Drop for RemoveOnDrop<'_> {
     fn drop(&mut self) {
-        // A script that was never written (a `command:`) leaves nothing to remove.
         let _ = std::fs::remove_file(self.0);
     }
 }
@@ -558,6 +558,9 @@ fn save_outputs(
     kind_published: bool,
 ) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    if outputs.is_empty() {
+        return Ok(());
+    }
     if !kind_published {
         return match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -614,7 +617,8 @@ pub(super) async fn run_rollback(job: RollbackJob) -> RollbackStatus {
         Ok(prepared) => match (&stage.rollback, &stage.action) {
             (Some(action), _) => match argv_for(action, &prepared, &job.outputs, &script_file) {
                 Ok(Some(argv)) => {
-                    let _remove = RemoveOnDrop(&script_file);
+                    let _remove =
+                        matches!(action, Action::Run { .. }).then(|| RemoveOnDrop(&script_file));
                     let spec = ProcessSpec {
                         argv,
                         env: prepared.env.clone(),

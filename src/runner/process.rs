@@ -170,6 +170,7 @@ pub(crate) async fn run(
     let Some(pgid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
         return Exit::SpawnFailed("the process ended before it could be tracked".into());
     };
+    let _supervised = supervisor::supervise(pgid);
     // The marks this stage's processes carry, to find those that leave its group.
     let tag = Tag::of(&spec.env);
     let mut pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader)) {
