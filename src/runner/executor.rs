@@ -535,17 +535,15 @@ impl Drop for RemoveOnDrop<'_> {
     }
 }
 
-/// Writes a file only this user can read, whatever mode it had.
+/// Writes a file created 0600 (an existing file keeps its mode; see [`save_outputs`]).
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)?;
-    // An existing file keeps its mode through `open`; a stage may have created it.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     std::io::Write::write_all(&mut file, text.as_bytes())
 }
 
@@ -561,11 +559,10 @@ fn save_outputs(
     if outputs.is_empty() {
         return Ok(());
     }
+    // The stage may have created the file under its own umask.
+    let private = || std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
     if !kind_published {
-        return match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        };
+        return private();
     }
     let mut keys: Vec<&String> = outputs.keys().collect();
     keys.sort();
@@ -582,7 +579,8 @@ fn save_outputs(
             text.push_str(&format!("{key}={value}\n"));
         }
     }
-    write_private(path, &text)
+    write_private(path, &text)?;
+    private()
 }
 
 pub(super) struct RollbackJob {
