@@ -11,16 +11,16 @@ use std::io::{self, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::task::Poll;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use nix::sys::signal::Signal;
 use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::pipeline::SecretSource;
+use crate::supervisor::child;
 
 /// The largest value accepted, in bytes. Real secrets (tokens, passwords, PEM keys, service
 /// account files) are far smaller; a bigger value is almost surely the wrong file or command,
@@ -266,11 +266,12 @@ fn read_file(name: &str, path: &Path) -> Result<String, SecretError> {
     Ok(strip_one_newline(text))
 }
 
-/// Runs a secret command in its own process group and returns its stdout.
+/// Runs a secret command through the supervisor and returns its stdout.
 ///
-/// Signal policy: the group receives SIGKILL when the command times out, and also as soon as the
-/// command exits, since anything it left running in its group would otherwise hold stdout open
-/// and stall the run. No grace period is given: a secret command has no state worth saving.
+/// Stop policy: the supervisor's ([`crate::supervisor::child`]), with the helpers' grace, at the
+/// deadline; what the command left running in its group is stopped as soon as it exits, since
+/// it would otherwise hold stdout open and stall the run. Abandoned on an interrupt, the whole
+/// group is killed.
 async fn run_command(
     name: &str,
     argv: &[String],
@@ -296,118 +297,50 @@ async fn run_command(
     } else {
         PathBuf::from(program)
     };
-    let mut child = Command::new(&program)
-        .args(args)
-        .current_dir(base_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| SecretError::Spawn {
-            name: name.to_owned(),
-            command: command.clone(),
-            reason: io_reason(&e),
-        })?;
-    let group = child
-        .id()
-        .and_then(|id| i32::try_from(id).ok())
-        .map(Pid::from_raw);
-    // Dropped unfinished (an interrupt while secrets resolve), the whole group is killed, not
-    // only the command: `sh -c 'sleep 25; …'` leaves no `sleep` behind.
-    let _group_guard = GroupGuard(group);
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let run = async {
-        tokio::join!(
-            read_capped(stdout, MAX_SECRET_BYTES),
-            read_tail(stderr, STDERR_KEEP_BYTES),
-            async {
-                let status = child.wait().await;
-                kill_group(group);
-                status
-            },
-        )
+    let mut cmd = Command::new(&program);
+    cmd.args(args).current_dir(base_dir);
+    let limits = child::Limits {
+        stdout: child::Keep::Head(MAX_SECRET_BYTES),
+        stderr: STDERR_KEEP_BYTES,
     };
-    let outcome = tokio::time::timeout(timeout, run).await;
-    let Ok((stdout, stderr, status)) = outcome else {
-        kill_group(group);
-        // The group kill normally covers the child; this covers a child whose id was unknown.
-        let _ = child.start_kill();
-        let _ = child.wait().await;
-        return Err(SecretError::Timeout {
-            name: name.to_owned(),
-            command,
-            after: timeout,
-        });
+    let finished = child::capture(
+        &mut cmd,
+        limits,
+        Some(timeout),
+        &CancellationToken::new(),
+        child::HELPER_GRACE,
+    )
+    .await
+    .map_err(|e| SecretError::Spawn {
+        name: name.to_owned(),
+        command: command.clone(),
+        reason: io_reason(&e),
+    })?;
+    let done = match finished {
+        child::Finished::Exited(done) => done,
+        child::Finished::TimedOut | child::Finished::Cancelled => {
+            return Err(SecretError::Timeout {
+                name: name.to_owned(),
+                command,
+                after: timeout,
+            });
+        }
     };
     // Overlong output comes first: closing stdout on it may be what made the command fail.
-    if stdout
-        .as_ref()
-        .is_ok_and(|out| out.len() > MAX_SECRET_BYTES)
-    {
+    if done.stdout_overflowed {
         let reason = format!("printed more than {} KiB", MAX_SECRET_BYTES / 1024);
-        return Err(failed(reason, &stderr));
+        return Err(failed(reason, &done.stderr));
     }
-    let status = status.map_err(|e| {
+    if !done.status.success() {
+        return Err(failed(describe_exit(done.status), &done.stderr));
+    }
+    let text = String::from_utf8(done.stdout).map_err(|_| {
         failed(
-            format!("could not be waited for: {}", io_reason(&e)),
-            &stderr,
+            "printed output that is not valid UTF-8".to_owned(),
+            &done.stderr,
         )
     })?;
-    if !status.success() {
-        return Err(failed(describe_exit(status), &stderr));
-    }
-    let stdout = stdout.map_err(|e| {
-        failed(
-            format!("stdout could not be read: {}", io_reason(&e)),
-            &stderr,
-        )
-    })?;
-    let text = String::from_utf8(stdout)
-        .map_err(|_| failed("printed output that is not valid UTF-8".to_owned(), &stderr))?;
     Ok(strip_one_newline(text))
-}
-
-/// Kills a command's process group when dropped.
-struct GroupGuard(Option<Pid>);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        kill_group(self.0);
-    }
-}
-
-/// Sends SIGKILL to a command's process group.
-fn kill_group(group: Option<Pid>) {
-    if let Some(group) = group {
-        // ESRCH only means the whole group has already exited.
-        let _ = killpg(group, Signal::SIGKILL);
-    }
-}
-
-/// Reads at most `cap + 1` bytes, so an overlong output is detectable without being stored.
-async fn read_capped(pipe: Option<impl AsyncRead + Unpin>, cap: usize) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    if let Some(pipe) = pipe {
-        pipe.take(cap as u64 + 1).read_to_end(&mut bytes).await?;
-    }
-    Ok(bytes)
-}
-
-/// Reads to the end, keeping only the last `keep` bytes or so; a read error ends the reading,
-/// because stderr only decorates an error message.
-async fn read_tail(pipe: Option<impl AsyncRead + Unpin>, keep: usize) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let Some(mut pipe) = pipe else { return bytes };
-    let mut chunk = [0; 8192];
-    while let Ok(n @ 1..) = pipe.read(&mut chunk).await {
-        bytes.extend_from_slice(&chunk[..n]);
-        if bytes.len() > 2 * keep {
-            bytes.drain(..bytes.len() - keep);
-        }
-    }
-    bytes
 }
 
 fn tail_lines(stderr: &[u8]) -> Vec<String> {
@@ -700,7 +633,7 @@ mod tests {
         // SIGKILL is delivered at once, but the orphaned `sleep` is reaped by whoever adopts it.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
-            let gone = killpg(Pid::from_raw(group), None) == Err(nix::errno::Errno::ESRCH);
+            let gone = !crate::supervisor::group_alive(group);
             if gone || live_members(group).is_empty() {
                 break;
             }

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::process::Stdio;
 
-use nix::sys::signal::Signal;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::conn::error_text;
 use super::store::{Database, hex};
 use super::{ident, tools::Tools};
+use crate::supervisor::child;
 
 const SYSTEM_SCHEMAS: &str = "n.nspname not in ('pg_catalog', 'information_schema') \
      and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%'";
@@ -215,14 +216,26 @@ pub(crate) async fn dump_to_file(
         format!("--snapshot={snapshot}"),
         format!("--lock-wait-timeout={lock_wait_timeout_ms}"),
     ];
-    let mut child = super::tools::command(&tools.pg_dump, args, env)
-        .spawn()
+    let mut command = super::tools::command(&tools.pg_dump, args, env);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = child::spawn(&mut command)
         .map_err(|e| format!("cannot start `{}`: {e}", tools.pg_dump.display()))?;
-    let pgid = i32::try_from(child.id()).unwrap_or(0);
-    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        let _ = child.kill();
+    // Read by plain threads: the single-threaded runtime must keep serving the snapshot's
+    // connection.
+    let pipes = child
+        .stdout()
+        .map(|o| o.into_owned_fd())
+        .zip(child.stderr().map(|e| e.into_owned_fd()));
+    let Some((Ok(stdout), Ok(stderr))) = pipes else {
+        child
+            .stop(child::HELPER_GRACE, &CancellationToken::new())
+            .await;
         return Err("cannot read pg_dump's output".into());
     };
+    let (mut stdout, mut stderr) = (std::fs::File::from(stdout), std::fs::File::from(stderr));
     // A larger pipe means fewer wake-ups per megabyte; not fatal where it cannot be set.
     let _ = nix::fcntl::fcntl(&stdout, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
     let path = file.to_owned();
@@ -258,14 +271,16 @@ pub(crate) async fn dump_to_file(
         let _ = std::io::copy(&mut stderr, &mut std::io::sink());
         String::from_utf8_lossy(&text).into_owned()
     });
-    let waited = tokio::task::spawn_blocking(move || child.wait());
     let status = tokio::select! {
-        s = waited => s,
+        s = child.wait() => s,
         () = cancel.cancelled() => {
-            crate::supervisor::signal_group(pgid, Signal::SIGKILL);
+            child.stop(child::HELPER_GRACE, &CancellationToken::new()).await;
             return Err("cancelled".into());
         }
     };
+    child
+        .stop_rest(child::HELPER_GRACE, &CancellationToken::new())
+        .await;
     let hashed = tokio::task::spawn_blocking(move || hashing.join())
         .await
         .ok()
@@ -275,9 +290,7 @@ pub(crate) async fn dump_to_file(
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    let status = status
-        .map_err(|e| format!("lost pg_dump: {e}"))?
-        .map_err(|e| format!("lost pg_dump: {e}"))?;
+    let status = status.map_err(|e| format!("lost pg_dump: {e}"))?;
     // A write that failed (the disk is full) is the cause; pg_dump then dies of SIGPIPE, which
     // says nothing. Say the cause first.
     if let Some(Err(e)) = &hashed {

@@ -6,13 +6,12 @@
 //! libpq environment of [`super::conn::ConnInfo::child_env`], and is killed with its group when
 //! the stage is cancelled.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use nix::sys::signal::Signal;
-use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
+
+use crate::supervisor::child;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Tools {
@@ -116,27 +115,23 @@ pub(crate) fn tail(stderr: &str) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-/// A tool's command: only the libpq environment `env`, no stdin, stdout and stderr piped, and
-/// its own process group, so that a cancel can kill everything it started.
+/// A tool's command: only the libpq environment `env`; the supervisor gives it its own process
+/// group, so that a cancel stops everything it started.
 pub(crate) fn command(
     program: &Path,
     args: impl IntoIterator<Item = impl AsRef<std::ffi::OsStr>>,
     env: &[(String, String)],
-) -> std::process::Command {
-    let mut command = std::process::Command::new(program);
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
     command
         .args(args)
         .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .envs(env.iter().map(|(k, v)| (k, v)));
     command
 }
 
-/// Runs a tool to the end (or until `cancel`), collecting its output; stdout is kept only up to
-/// `max_stdout` bytes.
+/// Runs a tool to the end (or until `cancel`, then stopped by the supervisor's policy),
+/// collecting its output; stdout is kept only up to `max_stdout` bytes.
 pub(crate) async fn run(
     program: &Path,
     args: &[String],
@@ -144,51 +139,31 @@ pub(crate) async fn run(
     cancel: &CancellationToken,
     max_stdout: usize,
 ) -> Result<ToolRun, String> {
-    let mut child = tokio::process::Command::from(command(program, args, env))
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start `{}`: {e}", program.display()))?;
-    let pgid = child.id().and_then(|p| i32::try_from(p).ok());
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let read_out = async {
-        let mut kept = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        if let Some(s) = stdout.as_mut() {
-            while let Ok(n) = s.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                if kept.len() < max_stdout {
-                    kept.extend_from_slice(&buf[..n.min(max_stdout - kept.len())]);
-                }
-            }
-        }
-        kept
+    let limits = child::Limits {
+        stdout: child::Keep::Head(max_stdout),
+        stderr: 256 * 1024,
     };
-    let read_err = async {
-        let mut all = Vec::new();
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.read_to_end(&mut all).await;
-        }
-        all
-    };
-    let work = async {
-        let (out, err, status) = tokio::join!(read_out, read_err, child.wait());
-        (out, err, status)
-    };
-    tokio::select! {
-        (out, err, status) = work => Ok(ToolRun {
-            code: status.ok().and_then(|s| s.code()),
-            stdout: String::from_utf8_lossy(&out).into_owned(),
-            stderr: String::from_utf8_lossy(&err).into_owned(),
+    let finished = child::capture(
+        &mut command(program, args, env),
+        limits,
+        None,
+        cancel,
+        child::HELPER_GRACE,
+    )
+    .await
+    .map_err(|e| format!("cannot start `{}`: {e}", program.display()))?;
+    match finished {
+        child::Finished::Exited(done) if done.stdout_overflowed => Err(format!(
+            "`{}` printed more than {} MiB on stdout",
+            program.display(),
+            max_stdout >> 20
+        )),
+        child::Finished::Exited(done) => Ok(ToolRun {
+            code: done.status.code(),
+            stdout: String::from_utf8_lossy(&done.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&done.stderr).into_owned(),
         }),
-        () = cancel.cancelled() => {
-            if let Some(pgid) = pgid {
-                crate::supervisor::signal_group(pgid, Signal::SIGKILL);
-            }
-            Err("cancelled".into())
-        }
+        child::Finished::TimedOut | child::Finished::Cancelled => Err("cancelled".into()),
     }
 }
 
@@ -207,7 +182,7 @@ pub(crate) async fn verify_dump(
         &["--file=/dev/null".into(), file_arg.clone()],
         env,
         cancel,
-        0,
+        1 << 20,
     )
     .await?;
     if !read.success() {

@@ -3,8 +3,8 @@
 //!
 //! The main function is [`run`]. Signal policy, in one place:
 //!
-//! - Every stage runs as the leader of a new process group (`setpgid(0, 0)` through
-//!   `process_group(0)`). The terminal's Ctrl-C therefore reaches only portcullis, which decides
+//! - Every stage runs as the leader of a new process group, started by the supervisor
+//!   ([`crate::supervisor::child::spawn`]). The terminal's Ctrl-C therefore reaches only portcullis, which decides
 //!   what to do; nothing is delivered twice.
 //! - To stop a stage (abort, timeout, interrupt), SIGTERM goes to the whole group, so
 //!   grandchildren (`bash -c 'server & tests'`) are told too. If anything of the group is still
@@ -32,7 +32,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::runner::output::OutputSink;
-use crate::supervisor::{self, Tag, group_alive, search_path, signal_group};
+use crate::supervisor::{self, Tag, child, search_path};
 
 /// How long output is still read from processes that left the stage's group, once the group
 /// itself is gone.
@@ -146,10 +146,8 @@ pub(crate) async fn run(
         .current_dir(&spec.workdir)
         .stdin(Stdio::null())
         .stdout(writer)
-        .stderr(stderr)
-        .process_group(0)
-        .kill_on_drop(true);
-    let spawned = command.spawn();
+        .stderr(stderr);
+    let spawned = child::spawn(&mut command);
     // The command holds our copies of the pipe's write end; they must close, or the read end
     // would never see end-of-file.
     drop(command);
@@ -167,10 +165,7 @@ pub(crate) async fn run(
             return Exit::SpawnFailed(what);
         }
     };
-    let Some(pgid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
-        return Exit::SpawnFailed("the process ended before it could be tracked".into());
-    };
-    let _supervised = supervisor::supervise(pgid);
+    let pgid = child.pgid();
     // The marks this stage's processes carry, to find those that leave its group.
     let tag = Tag::of(&spec.env);
     let mut pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader)) {
@@ -226,9 +221,8 @@ pub(crate) async fn run(
             }
             waited = child.wait(), if status.is_none() => {
                 status = Some(waited.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(1 << 8)));
-                if group_alive(pgid) {
-                    signal_group(pgid, Signal::SIGTERM);
-                    kill_at.get_or_insert(Instant::now() + grace);
+                if child.group_alive() {
+                    kill_at.get_or_insert(child.terminate(grace));
                 } else {
                     // What left the group (`setsid`) may hold the pipe: told to stop now, so
                     // the pipe closes, and stopped for good (grace, SIGKILL) below.
@@ -241,10 +235,9 @@ pub(crate) async fn run(
             () = &mut timer, if wake.is_some() => {
                 if status.is_none() && ended_by.is_none() {
                     ended_by = Some(Exit::TimedOut);
-                    signal_group(pgid, Signal::SIGTERM);
-                    kill_at = Some(Instant::now() + grace);
+                    kill_at = Some(child.terminate(grace));
                 } else if abandon_at.is_none() {
-                    signal_group(pgid, Signal::SIGKILL);
+                    child.kill();
                     abandon_at = Some(Instant::now() + LEFT_GROUP_WAIT);
                 } else {
                     pipe = None;
@@ -252,18 +245,17 @@ pub(crate) async fn run(
             }
             () = cancel.cancelled(), if ended_by.is_none() && status.is_none() => {
                 ended_by = Some(Exit::Cancelled);
-                signal_group(pgid, Signal::SIGTERM);
-                kill_at = Some(Instant::now() + grace);
+                kill_at = Some(child.terminate(grace));
             }
             () = kill_now.cancelled(), if abandon_at.is_none() => {
-                signal_group(pgid, Signal::SIGKILL);
+                child.kill();
                 ended_by.get_or_insert(Exit::Cancelled);
                 abandon_at = Some(Instant::now() + LEFT_GROUP_WAIT);
             }
         }
     }
-    if group_alive(pgid) {
-        signal_group(pgid, Signal::SIGKILL);
+    if child.group_alive() {
+        child.kill();
     }
     if let Some(tag) = &tag {
         supervisor::stop_escapees(tag, pgid, grace, kill_now).await;

@@ -11,11 +11,8 @@
 //! SQL error, a timeout or a script that could not run is an `error`; `severity: warn` reports
 //! either without failing the stage.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-use tokio::io::AsyncReadExt;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use serde_json::{Value, json};
@@ -26,6 +23,7 @@ use crate::config::validate::Validator;
 use crate::config::yaml::{Node, NodeKind};
 use crate::pg::conn::{ConnInfo, PassFile, error_text};
 use crate::runner::events::{CaseResult, CaseStatus};
+use crate::supervisor::child;
 
 const KEYS: &[&str] = &["url", "statement-timeout", "checks"];
 const CHECK_KEYS: &[&str] = &[
@@ -45,6 +43,8 @@ const OBJECT_KINDS: &[&str] = &[
 const SAMPLE_ROWS: usize = 5;
 /// Lines of a script's output kept for its test case.
 const SCRIPT_TAIL_LINES: usize = 30;
+/// How much of a script's stdout, and of its stderr, is kept for that tail.
+const SCRIPT_OUTPUT_BYTES: usize = 256 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct PostgresCheck {
@@ -592,74 +592,59 @@ impl PostgresCheck {
             "DATABASE_URL".into(),
             conn.url_without_password(passfile.as_ref().map(|p| p.path.as_path())),
         ));
-        let spawned = tokio::process::Command::new(&argv[0])
+        let mut command = tokio::process::Command::new(&argv[0]);
+        command
             .args(&argv[1..])
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&cx.workdir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn();
-        let mut child = match spawned {
-            Ok(c) => c,
+            .current_dir(&cx.workdir);
+        let limits = child::Limits {
+            stdout: child::Keep::Tail(SCRIPT_OUTPUT_BYTES),
+            stderr: SCRIPT_OUTPUT_BYTES,
+        };
+        let finished = child::capture(
+            &mut command,
+            limits,
+            Some(timeout),
+            &cx.cancel,
+            child::HELPER_GRACE,
+        )
+        .await;
+        let done = match finished {
+            Ok(child::Finished::Exited(done)) => done,
+            Ok(child::Finished::TimedOut) => {
+                return Verdict::Error(
+                    format!(
+                        "timed out after {}",
+                        crate::config::duration::format(timeout)
+                    ),
+                    String::new(),
+                );
+            }
+            Ok(child::Finished::Cancelled) => {
+                return Verdict::Error("cancelled".into(), String::new());
+            }
             Err(e) => {
                 return Verdict::Error(format!("cannot start `{}`: {e}", argv[0]), String::new());
             }
         };
-        let pgid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
-        let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
-        let collect = async {
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            let ra = async {
-                if let Some(o) = out.as_mut() {
-                    let _ = o.read_to_end(&mut a).await;
-                }
-            };
-            let rb = async {
-                if let Some(e) = err.as_mut() {
-                    let _ = e.read_to_end(&mut b).await;
-                }
-            };
-            tokio::join!(ra, rb);
-            let mut text = String::from_utf8_lossy(&a).into_owned();
-            text.push_str(&String::from_utf8_lossy(&b));
-            text
-        };
-        let work = async { tokio::join!(collect, child.wait()) };
-        let ended = tokio::select! {
-            r = tokio::time::timeout(timeout, work) => r.ok(),
-            () = cx.cancel.cancelled() => None,
-        };
-        let Some((text, status)) = ended else {
-            crate::supervisor::signal_group(pgid, Signal::SIGTERM);
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            crate::supervisor::signal_group(pgid, Signal::SIGKILL);
-            return Verdict::Error(
-                format!(
-                    "timed out after {}",
-                    crate::config::duration::format(timeout)
-                ),
-                String::new(),
-            );
-        };
-        crate::supervisor::signal_group(pgid, Signal::SIGKILL);
+        let mut text = String::from_utf8_lossy(&done.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&done.stderr));
+        let status = done.status;
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(SCRIPT_TAIL_LINES)..].join("\n");
         for line in &lines[lines.len().saturating_sub(SCRIPT_TAIL_LINES)..] {
             cx.log.line(&format!("  | {line}")).await;
         }
-        match status
-            .ok()
-            .map(|s| (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)))
-        {
-            Some((Some(0), _)) => Verdict::Pass("exit code 0".into()),
-            Some((Some(code @ 1..=125), _)) => Verdict::Fail(format!("exit code {code}"), tail),
-            Some((Some(code), _)) => Verdict::Error(format!("exit code {code}"), tail),
-            Some((None, Some(sig))) => Verdict::Error(format!("killed by signal {sig}"), tail),
-            _ => Verdict::Error("the script's end could not be observed".into(), tail),
+        match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
+            (Some(0), _) => Verdict::Pass("exit code 0".into()),
+            (Some(code @ 1..=125), _) => Verdict::Fail(format!("exit code {code}"), tail),
+            (Some(code), _) => Verdict::Error(format!("exit code {code}"), tail),
+            (None, Some(sig)) => Verdict::Error(format!("killed by signal {sig}"), tail),
+            (None, None) => Verdict::Error("the script's end could not be observed".into(), tail),
         }
     }
 }

@@ -248,6 +248,75 @@ stages:
     assert!(!r.stderr.contains("tok-9f8e7d6c"), "{r:?}");
 }
 
+/// A secret split by what a reader does not see (a colour reset, a carriage return, a
+/// hyperlink, a C1 CSI, a bidi override) is masked in the terminal, the log, the JUnit report
+/// and GitHub's log, while colours around it are kept in the log.
+#[test]
+fn secrets_split_by_escapes_are_masked() {
+    let t = Test::new()
+        .pipeline(
+            "p",
+            r#"version: 1
+secrets: { TOKEN: { env: TOKEN_SECRET } }
+stages:
+  leak:
+    run: |
+      echo "$TOKEN" > /dev/null
+      printf 'a hunt\033[0mer2-xyz\n'
+      printf 'b hunter\r2-xyz\n'
+      printf 'c hun\033]8;;http://x\033\\ter2-xyz\n'
+      printf 'd hunt\302\2331mer2-xyz\n'
+      printf 'e hun\342\200\256ter2-xyz\n'
+      printf '\033[32mgreen\033[0m\n'
+      exit 1
+"#,
+        )
+        .env("TOKEN_SECRET", "hunter2-xyz");
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let log = t.log("leak");
+    let junit = t.junit();
+    for line in ["a ***", "b ***", "c ***", "d ***", "e ***"] {
+        assert!(log.contains(line), "{line}: {log:?}");
+        assert!(junit.contains(line), "{line}: {junit}");
+    }
+    let visible = |s: &str| {
+        let mut out = String::new();
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\x1b' | '\u{9b}' => {
+                    while chars.next_if(|c| !c.is_ascii_alphabetic() && *c != '\\').is_some() {}
+                    chars.next();
+                }
+                c if c.is_control() && c != '\n' => {}
+                '\u{202a}'..='\u{202e}' => {}
+                c => out.push(c),
+            }
+        }
+        out
+    };
+    for (what, text) in [("stderr", &r.stderr), ("log", &log), ("junit", &junit)] {
+        assert!(!visible(text).contains("hunter2"), "{what}: {text:?}");
+        assert!(!visible(text).contains("ter2-xyz"), "{what}: {text:?}");
+    }
+    assert!(log.contains("\x1b[32mgreen\x1b[0m"), "{log:?}");
+
+    let r = t
+        .command(&["run", "p"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .expect("run");
+    // The runner is told the value to mask it itself; nothing else may hold it.
+    let stdout: String = String::from_utf8_lossy(&r.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("::add-mask::"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(stdout.contains("a ***"), "{stdout}");
+    assert!(!visible(&stdout).contains("ter2-xyz"), "{stdout}");
+}
+
 /// A script reaches its shell as a private file, never in an argv that every user reads
 /// through `ps`; a secret in a `command:` argv is refused at validation, also through an `env`
 /// entry that holds it.

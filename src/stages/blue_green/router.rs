@@ -7,10 +7,17 @@
 //! new colour that dies mid-watch is failed over by nginx itself before the stage switches back.
 //! `alias` moves a Docker network alias; `command` runs the user's own switch command.
 
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use super::docker::{Colour, Engine};
 use crate::runner::output::OutputSink;
+use crate::supervisor::child;
+
+/// How long a switch command or a host `nginx` may run before it is stopped.
+const HOST_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub(crate) enum SwitchSpec {
@@ -260,29 +267,48 @@ impl Router<'_> {
         Ok(())
     }
 
-    /// Runs `program` on the host in the stage's environment plus `extra`; returns how it
-    /// ended and its stdout then stderr.
+    /// Runs `program` on the host in the stage's environment plus `extra`, through the
+    /// supervisor; returns how it ended and its stdout then stderr. Not cancelled by an abort
+    /// (switching back must finish), but stopped after [`HOST_COMMAND_TIMEOUT`].
     async fn on_host(
         &self,
         program: &str,
         args: &[String],
         extra: &[(&str, &str)],
-    ) -> std::io::Result<(ExitStatus, String)> {
-        let output = tokio::process::Command::new(program)
+    ) -> Result<(ExitStatus, String), String> {
+        let mut command = tokio::process::Command::new(program);
+        command
             .args(args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .envs(extra.iter().copied())
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok((output.status, text))
+            .envs(extra.iter().copied());
+        let limits = child::Limits {
+            stdout: child::Keep::Tail(64 * 1024),
+            stderr: 64 * 1024,
+        };
+        let finished = child::capture(
+            &mut command,
+            limits,
+            Some(HOST_COMMAND_TIMEOUT),
+            &CancellationToken::new(),
+            child::HELPER_GRACE,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        match finished {
+            child::Finished::Exited(done) => Ok((
+                done.status,
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&done.stdout),
+                    String::from_utf8_lossy(&done.stderr)
+                ),
+            )),
+            child::Finished::TimedOut | child::Finished::Cancelled => Err(format!(
+                "still running after {}, stopped",
+                crate::config::duration::format(HOST_COMMAND_TIMEOUT)
+            )),
+        }
     }
 
     async fn read_upstream(&self, file: &str) -> Result<Option<String>, String> {
