@@ -16,6 +16,8 @@ use std::fmt;
 
 use aho_corasick::{AhoCorasick, Input, MatchKind};
 
+use crate::text::{Seen, seen_at};
+
 /// What every occurrence of a secret becomes.
 pub(crate) const MASK: &str = "***";
 
@@ -99,6 +101,13 @@ impl Redactor {
     pub(crate) fn new(values: impl IntoIterator<Item = String>) -> Redactor {
         let mut patterns: Vec<Vec<u8>> =
             values.into_iter().flat_map(|v| patterns_for(&v)).collect();
+        // Output is matched as it is read, without what shows nothing; so are the patterns.
+        let seen: Vec<Vec<u8>> = patterns
+            .iter()
+            .filter(|p| crate::text::may_hide(p))
+            .map(|p| visible(p))
+            .collect();
+        patterns.extend(seen);
         // In-place masking in `RedactStream` relies on no pattern being shorter than the mask.
         patterns.retain(|p| p.len() >= MASK.len());
         patterns.sort_unstable();
@@ -123,6 +132,15 @@ impl Redactor {
         match &self.engine {
             Engine::Nothing => Cow::Borrowed(s),
             Engine::Patterns { matcher, .. } => {
+                if crate::text::may_hide(s.as_bytes()) {
+                    let mut out = Vec::with_capacity(s.len());
+                    mask_visible(matcher, s.as_bytes(), None, &mut out, &mut Vec::new());
+                    return match String::from_utf8(out) {
+                        Ok(masked) if masked == s => Cow::Borrowed(s),
+                        Ok(masked) => Cow::Owned(masked),
+                        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                    };
+                }
                 // Text with a secret is scanned twice so that text without one, by far the
                 // common case, is neither copied nor allocated for.
                 if matcher.find(s).is_none() {
@@ -146,6 +164,11 @@ impl Redactor {
         match &self.engine {
             Engine::Nothing => Cow::Borrowed(b),
             Engine::Patterns { matcher, .. } => {
+                if crate::text::may_hide(b) {
+                    let mut out = Vec::with_capacity(b.len());
+                    mask_visible(matcher, b, None, &mut out, &mut Vec::new());
+                    return Cow::Owned(out);
+                }
                 if matcher.find(b).is_none() {
                     return Cow::Borrowed(b);
                 }
@@ -210,6 +233,12 @@ impl RedactStream {
         match &self.redactor.engine {
             Engine::Nothing => out.extend_from_slice(chunk),
             Engine::Patterns { matcher, max_len } => {
+                if crate::text::may_hide(chunk) || crate::text::may_hide(&self.carry) {
+                    let mut raw = std::mem::take(&mut self.carry);
+                    raw.extend_from_slice(chunk);
+                    mask_visible(matcher, &raw, Some(max_len - 1), out, &mut self.carry);
+                    return;
+                }
                 let start = out.len();
                 out.extend_from_slice(&self.carry);
                 out.extend_from_slice(chunk);
@@ -229,6 +258,11 @@ impl RedactStream {
         match &self.redactor.engine {
             Engine::Nothing => {}
             Engine::Patterns { matcher, .. } => {
+                if crate::text::may_hide(&self.carry) {
+                    let raw = std::mem::take(&mut self.carry);
+                    mask_visible(matcher, &raw, None, out, &mut self.carry);
+                    return;
+                }
                 let start = out.len();
                 out.extend_from_slice(&self.carry);
                 self.carry.clear();
@@ -275,6 +309,100 @@ fn mask_in_place(
     write += cut - read;
     carry.extend_from_slice(&buf[cut..end]);
     buf.truncate(write);
+}
+
+/// Masks `raw` as a reader sees it: matches are searched in its visible bytes ([`seen_at`]:
+/// without escape sequences, carriage returns and other controls), and each is replaced with
+/// whatever it spans in `raw`, hidden bytes included. Everything else, colours included, is
+/// kept as written. With `keep_back`, the last `keep_back` visible bytes (which could still
+/// begin a secret) and what follows them go to `carry` instead of `out`, as does an escape
+/// sequence not yet finished.
+fn mask_visible(
+    matcher: &AhoCorasick,
+    raw: &[u8],
+    keep_back: Option<usize>,
+    out: &mut Vec<u8>,
+    carry: &mut Vec<u8>,
+) {
+    // The visible bytes, and where each is in `raw`.
+    let mut shown = Vec::with_capacity(raw.len());
+    let mut at: Vec<usize> = Vec::with_capacity(raw.len());
+    let mut unfinished = raw.len();
+    let mut i = 0;
+    while i < raw.len() {
+        match seen_at(&raw[i..], keep_back.is_none()) {
+            Seen::Visible => {
+                shown.push(raw[i]);
+                at.push(i);
+                i += 1;
+            }
+            Seen::Hidden(n) => i += n.max(1),
+            Seen::Unfinished => {
+                unfinished = i;
+                break;
+            }
+        }
+    }
+    let settled = keep_back.map_or(shown.len(), |k| shown.len().saturating_sub(k));
+    let (mut read_shown, mut read_raw) = (0, 0);
+    while let Some(m) = matcher.find(Input::new(&shown).range(read_shown..)) {
+        if m.start() >= settled {
+            break;
+        }
+        out.extend_from_slice(&raw[read_raw..at[m.start()]]);
+        out.extend_from_slice(MASK.as_bytes());
+        read_raw = at[m.end() - 1] + 1;
+        read_shown = m.end();
+    }
+    let cut = read_shown.max(settled);
+    let cut_raw = at.get(cut).copied().unwrap_or(unfinished);
+    out.extend_from_slice(&raw[read_raw..cut_raw]);
+    carry.extend_from_slice(&raw[cut_raw..]);
+    // Held back are at most `keep_back` visible bytes, but any number of hidden ones between
+    // them; past a bound those are dropped (only a stage printing endless escape sequences
+    // between a few characters meets it), keeping the visible bytes that matter.
+    if carry.len() > CARRY_BOUND.max(2 * keep_back.unwrap_or(0)) {
+        *carry = compact(carry);
+    }
+}
+
+/// Where a stream's held-back bytes are stripped of what shows nothing.
+const CARRY_BOUND: usize = 64 * 1024;
+
+/// `raw` without its hidden bytes; an unfinished sequence at its end is kept.
+fn compact(raw: &[u8]) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        match seen_at(&raw[i..], false) {
+            Seen::Visible => {
+                kept.push(raw[i]);
+                i += 1;
+            }
+            Seen::Hidden(n) => i += n.max(1),
+            Seen::Unfinished => {
+                kept.extend_from_slice(&raw[i..]);
+                break;
+            }
+        }
+    }
+    kept
+}
+
+/// A pattern as a reader sees it.
+fn visible(pattern: &[u8]) -> Vec<u8> {
+    let mut shown = Vec::with_capacity(pattern.len());
+    let mut i = 0;
+    while i < pattern.len() {
+        match seen_at(&pattern[i..], true) {
+            Seen::Hidden(n) => i += n.max(1),
+            Seen::Visible | Seen::Unfinished => {
+                shown.push(pattern[i]);
+                i += 1;
+            }
+        }
+    }
+    shown
 }
 
 /// Every byte string to mask for one secret value, possibly with duplicates.
@@ -606,6 +734,39 @@ mod tests {
                     prop_assert!(!whole.windows(needle.len()).any(|w| w == needle));
                 }
             }
+        }
+
+        /// A secret split by what shows nothing (colours, links, carriage returns, controls,
+        /// bidi overrides) is masked as a reader sees it, however the output is cut.
+        #[test]
+        fn secrets_are_masked_as_read(
+            secret in "[a-f]{3,10}",
+            noise in prop::collection::vec(0usize..8, 1..4),
+            at in prop::collection::vec(0usize..10, 1..4),
+            cut in prop::collection::vec(0usize..60, 0..6),
+        ) {
+            const NOISE: [&str; 8] = [
+                "\x1b[31m", "\x1b]8;;http://x\x1b\\", "\r", "\u{9b}1m", "\u{202e}", "\x08",
+                "\x1b]0;t\x07", "\x1b(B",
+            ];
+            let mut split = secret.clone();
+            for (n, a) in noise.iter().zip(&at) {
+                let mut i = (a % (split.len() - 1)) + 1;
+                while !split.is_char_boundary(i) { i += 1; }
+                split.insert_str(i, NOISE[*n]);
+            }
+            let text = format!("\x1b[32mok\x1b[0m {split} end\n");
+            let r = Redactor::new([secret.clone()]);
+            let whole = r.redact_str(&text).into_owned();
+            let mut cuts: Vec<usize> = cut.into_iter().map(|c| c.min(text.len())).collect();
+            cuts.extend([0, text.len()]);
+            cuts.sort_unstable();
+            let chunks: Vec<&[u8]> = cuts.windows(2).map(|w| &text.as_bytes()[w[0]..w[1]]).collect();
+            prop_assert_eq!(stream_all(&r, &chunks), whole.as_bytes());
+            let read = String::from_utf8(visible(whole.as_bytes())).expect("UTF-8");
+            prop_assert!(!read.contains(&secret), "{:?} -> {:?}", text, whole);
+            prop_assert!(!crate::report::junit::xml_safe(&whole).replace('\r', "").contains(&secret));
+            prop_assert!(whole.starts_with("\x1b[32mok\x1b[0m "), "{:?}", whole);
         }
 
         #[test]

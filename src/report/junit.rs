@@ -21,9 +21,7 @@
 use std::collections::VecDeque;
 use std::fs;
 use std::io::{self, BufWriter, Write};
-use std::iter::Peekable;
 use std::path::{Path, PathBuf};
-use std::str::Chars;
 use std::time::Duration;
 
 use super::junit_import;
@@ -32,6 +30,7 @@ use crate::runner::events::{
     CaseResult, CaseStatus, RollbackResult, RollbackStatus, RunEvent, RunEventKind, RunStatus,
     StageResult, StageStatus, TAIL_LINES,
 };
+use crate::text::Escape;
 
 /// Bytes kept of each text (output, failure body).
 pub(crate) const MAX_TEXT: usize = 64 << 10;
@@ -681,43 +680,27 @@ pub(crate) fn escape(s: &str, in_attr: bool) -> String {
 /// and CR; Unicode non-characters such as U+FFFE) with U+FFFD.
 pub(crate) fn xml_safe(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        match crate::text::escape_at(rest.as_bytes()) {
+            Escape::Complete(n) => {
+                // A sequence ends on a character boundary; were it not to, the introducer
+                // alone is dropped.
+                rest = rest.get(n..).unwrap_or(&rest[c.len_utf8()..]);
+                continue;
+            }
+            Escape::Incomplete => break,
+            Escape::None => {}
+        }
+        rest = &rest[c.len_utf8()..];
         let noncharacter = (c as u32 & 0xFFFE) == 0xFFFE || ('\u{FDD0}'..='\u{FDEF}').contains(&c);
         match c {
-            '\u{1b}' => skip_escape(&mut chars),
             '\t' | '\n' | '\r' => out.push(c),
             c if c.is_control() || noncharacter => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
     out
-}
-
-/// Skips what follows an ESC, by the byte classes of ECMA-48. A string sequence (OSC, DCS,
-/// ...) ends at BEL or ST (`ESC \`, whose ESC is left for the caller), and also at a
-/// newline, so that a stray `ESC ]` cannot swallow the rest of a log.
-fn skip_escape(chars: &mut Peekable<Chars<'_>>) {
-    let within = |lo, hi| move |c: &char| (lo..=hi).contains(c);
-    match chars.peek() {
-        Some('[') => {
-            chars.next();
-            while chars.next_if(within('\u{20}', '\u{3f}')).is_some() {}
-            chars.next_if(within('\u{40}', '\u{7e}'));
-        }
-        Some(']' | 'P' | 'X' | '^' | '_') => {
-            chars.next();
-            while chars
-                .next_if(|c| !matches!(c, '\u{7}' | '\u{1b}' | '\n'))
-                .is_some()
-            {}
-            chars.next_if_eq(&'\u{7}');
-        }
-        _ => {
-            while chars.next_if(within('\u{20}', '\u{2f}')).is_some() {}
-            chars.next_if(within('\u{30}', '\u{7e}'));
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1346,9 +1329,12 @@ AssertionError: expected Infinity to be +0 // Object.is equality
             ),
             ("stray escape at end\u{1b}", "stray escape at end"),
             (
-                "nul\0bel\u{7}del\u{7f}c1\u{9b}",
+                "nul\0bel\u{7}del\u{7f}c1\u{85}",
                 "nul\u{FFFD}bel\u{FFFD}del\u{FFFD}c1\u{FFFD}",
             ),
+            // An 8-bit CSI is an escape, as in the terminal, and a secret around one is masked
+            // as it reads.
+            ("c1 csi \u{9b}1mred\u{9b}", "c1 csi red"),
             (
                 "\u{FFFE}\u{FFFF}\u{FDD0}\u{10FFFF}\u{FFFD}",
                 "\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}",

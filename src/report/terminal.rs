@@ -16,16 +16,14 @@
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io::{self, Write};
-use std::iter::Peekable;
 use std::path::PathBuf;
-use std::str::Chars;
 use std::time::Duration;
 
 use crate::runner::events::StageNames;
 use crate::runner::events::{
     RollbackResult, RollbackStatus, RunEvent, RunEventKind, RunStatus, StageResult, StageStatus,
 };
-use crate::text::plural;
+use crate::text::{Escape, plural};
 
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 /// A block taller than the screen cannot be moved over and would leave copies of itself behind,
@@ -613,34 +611,34 @@ fn sanitize(line: &str, keep_sgr: bool) -> String {
     let line = line.rsplit('\r').next().unwrap_or(line);
     let mut out = String::with_capacity(line.len());
     let mut had_sgr = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\x1b' => match chars.next() {
-                Some('[') => {
-                    let seq = take_csi(&mut chars);
-                    let is_sgr = seq.strip_suffix('m').is_some_and(|params| {
+    let mut rest = line;
+    while let Some(c) = rest.chars().next() {
+        match crate::text::escape_at(rest.as_bytes()) {
+            Escape::Complete(n) => {
+                let (seq, after) = match (rest.get(..n), rest.get(n..)) {
+                    (Some(seq), Some(after)) => (seq, after),
+                    _ => ("", &rest[c.len_utf8()..]),
+                };
+                let is_sgr = seq
+                    .strip_prefix("\x1b[")
+                    .and_then(|s| s.strip_suffix('m'))
+                    .is_some_and(|params| {
                         params
                             .chars()
                             .all(|c| c.is_ascii_digit() || c == ';' || c == ':')
                     });
-                    if keep_sgr && is_sgr {
-                        out.push_str("\x1b[");
-                        out.push_str(&seq);
-                        had_sgr = true;
-                    }
+                if keep_sgr && is_sgr {
+                    out.push_str(seq);
+                    had_sgr = true;
                 }
-                Some(']' | 'P' | 'X' | '^' | '_') => skip_string(&mut chars),
-                Some(' '..='/') => {
-                    while chars.next_if(|c| (' '..='/').contains(c)).is_some() {}
-                    chars.next();
-                }
-                _ => {}
-            },
-            '\u{9b}' => {
-                take_csi(&mut chars);
+                rest = after;
+                continue;
             }
-            '\u{90}' | '\u{98}' | '\u{9d}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
+            Escape::Incomplete => break,
+            Escape::None => {}
+        }
+        rest = &rest[c.len_utf8()..];
+        match c {
             '\t' => out.push('\t'),
             '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
             c if c.is_control() => {}
@@ -652,33 +650,6 @@ fn sanitize(line: &str, keep_sgr: bool) -> String {
         out.push_str("\x1b[0m");
     }
     out
-}
-
-/// Consumes a CSI sequence after its introducer and returns it: parameters and intermediates,
-/// then the final byte if there is one.
-fn take_csi(chars: &mut Peekable<Chars<'_>>) -> String {
-    let mut seq = String::new();
-    while let Some(c) = chars.next_if(|c| (' '..='?').contains(c)) {
-        seq.push(c);
-    }
-    if let Some(c) = chars.next_if(|c| ('@'..='~').contains(c)) {
-        seq.push(c);
-    }
-    seq
-}
-
-/// Consumes a string sequence (OSC, DCS, APC...) up to its terminator, or to the end of the line.
-fn skip_string(chars: &mut Peekable<Chars<'_>>) {
-    while let Some(c) = chars.next() {
-        match c {
-            '\x07' | '\u{9c}' => return,
-            '\x1b' => {
-                chars.next_if_eq(&'\\');
-                return;
-            }
-            _ => {}
-        }
-    }
 }
 
 /// Cuts sanitised text to `budget` columns, ending in `…` when something was cut. Tabs become
