@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// the same 32 random bits.
 const ATTEMPTS: usize = 16;
 
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     // UTC: local time would need the time zone database, read from disk on every run.
     let now = jiff::Timestamp::now();
     // std's hasher keys are random per process; mixed with the time and the pid they give

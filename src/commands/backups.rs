@@ -16,17 +16,40 @@ use crate::pg::conn::ConnInfo;
 use crate::pg::restore::{self, Target};
 use crate::pg::store::{self, Listed};
 use crate::pg::tools;
+use crate::supervisor::{self, Signals};
 
+/// Ctrl-C, SIGTERM or SIGHUP, from the first instruction on, stop what runs (`pg_restore` by
+/// the supervisor's policy); a restore then drops its unfinished copy, leaves the live database
+/// as it was, and the command exits 130.
 pub(crate) fn backups(args: &BackupsArgs) -> Result<u8, Error> {
     let runtime = crate::commands::runtime()?;
-    crate::pg::conn::sweep_stale_passfiles(&std::env::temp_dir());
-    match &args.action {
-        BackupsAction::List(a) => list(&a.dir),
-        BackupsAction::Verify(a) => runtime.block_on(verify(&a.dir, &a.ids)),
-        BackupsAction::Restore(a) => {
-            runtime.block_on(restore_one(&a.dir, &a.id, &a.url, &a.maintenance_db))
+    runtime.block_on(async {
+        let mut signals = Signals::new(true);
+        crate::pg::conn::sweep_stale_passfiles(&std::env::temp_dir());
+        let cancel = CancellationToken::new();
+        let work = async {
+            match &args.action {
+                BackupsAction::List(a) => list(&a.dir),
+                BackupsAction::Verify(a) => verify(&a.dir, &a.ids, &cancel).await,
+                BackupsAction::Restore(a) => {
+                    restore_one(&a.dir, &a.id, &a.url, &a.maintenance_db, &cancel).await
+                }
+            }
+        };
+        let interrupt = async {
+            signals.next().await;
+            cancel.cancel();
+            std::future::pending::<()>().await;
+        };
+        let result = tokio::select! {
+            result = work => result,
+            () = interrupt => unreachable!("an interrupt only cancels"),
+        };
+        if cancel.is_cancelled() {
+            return Err(Error::Interrupted);
         }
-    }
+        result
+    })
 }
 
 fn listing(dir: &Path) -> Result<Vec<Listed>, Error> {
@@ -67,7 +90,7 @@ fn list(dir: &Path) -> Result<u8, Error> {
     write_data(out.as_bytes())
 }
 
-async fn verify(dir: &Path, ids: &[String]) -> Result<u8, Error> {
+async fn verify(dir: &Path, ids: &[String], cancel: &CancellationToken) -> Result<u8, Error> {
     let entries = listing(dir)?;
     let mut failures = 0;
     let mut checked = 0;
@@ -82,7 +105,6 @@ async fn verify(dir: &Path, ids: &[String]) -> Result<u8, Error> {
         }
     }
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let cancel = CancellationToken::new();
     for entry in &entries {
         if !ids.is_empty() && !ids.iter().any(|i| i == entry.id()) {
             continue;
@@ -99,7 +121,7 @@ async fn verify(dir: &Path, ids: &[String]) -> Result<u8, Error> {
                     .to_owned(),
             ),
             Listed::Corrupt { reason, .. } => Err(reason.clone()),
-            Listed::Valid { path, .. } => verify_one(path, &env, &cancel).await,
+            Listed::Valid { path, .. } => verify_one(path, &env, cancel).await,
         };
         match result {
             Ok(detail) => out.push_str(&format!("ok    {}: {detail}\n", entry.id())),
@@ -147,7 +169,13 @@ async fn verify_one(
     ))
 }
 
-async fn restore_one(dir: &Path, id: &str, url: &str, maintenance_db: &str) -> Result<u8, Error> {
+async fn restore_one(
+    dir: &Path,
+    id: &str,
+    url: &str,
+    maintenance_db: &str,
+    cancel: &CancellationToken,
+) -> Result<u8, Error> {
     let entries = listing(dir)?;
     let unchanged = "nothing was changed; choose another with `portcullis backups list`";
     let path = match entries.iter().find(|e| e.id() == id) {
@@ -172,19 +200,26 @@ async fn restore_one(dir: &Path, id: &str, url: &str, maintenance_db: &str) -> R
     };
     let env: HashMap<String, String> = std::env::vars().collect();
     let conn = ConnInfo::parse(url, &env).map_err(|e| Error::usage(format!("`--url`: {e}")))?;
-    let env: Vec<(String, String)> = env.into_iter().collect();
-    let cancel = CancellationToken::new();
+    let mut env: Vec<(String, String)> = env.into_iter().collect();
+    // `pg_restore` carries the mark a watchdog looks for: killed with `kill -9`, portcullis
+    // leaves no `pg_restore` running (its unfinished copy is dropped by the next restore).
+    let run_id = format!("backups-{}", crate::run_dir::new_run_id());
+    let watchdog = supervisor::start_watchdog(&run_id, Path::new("/"));
+    env.push(("PORTCULLIS_RUN_ID".into(), run_id));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let target = Target {
         conn: &conn,
         maintenance_db,
         env: &env,
-        cancel: &cancel,
+        cancel,
         progress: Some(tx),
     };
     eprintln_lines(&[format!("restoring `{id}` over `{}`", conn.display())]);
     let mut out = Stderr { conn: &conn };
     let report = restore::reporting(restore::restore(&path, &target), rx, &mut out).await;
+    if let Some(watchdog) = watchdog {
+        watchdog.dismiss();
+    }
     match report.error() {
         None => Ok(exit_code::PASSED),
         Some(e) => Err(Error::failed(conn.mask(&format!("restore failed at {e}")))),

@@ -225,8 +225,6 @@ impl ConnInfo {
         Ok(client)
     }
 
-    /// The libpq environment of a child tool: every inherited `PG*` variable removed, then this
-    /// connection's, with the password in `passfile`.
     /// The environment of `pg_dump` and `pg_restore`: [`ConnInfo::child_env`] without any
     /// variable whose value holds the password (the pipeline's `DATABASE_URL`), so the password
     /// reaches the tool through the password file only. A user's `script:` check gets the
@@ -249,6 +247,8 @@ impl ConnInfo {
         self.child_env(&kept, passfile)
     }
 
+    /// The libpq environment of a child: every inherited `PG*` variable removed, then this
+    /// connection's, with the password in `passfile`.
     pub(crate) fn child_env(
         &self,
         inherited: &[(String, String)],

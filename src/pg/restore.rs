@@ -144,11 +144,43 @@ pub(crate) async fn restore(backup: &Path, target: &Target<'_>) -> Report {
     let Some(prepared) = prepare(backup, target, &mut report).await else {
         return report;
     };
+    let started = Instant::now();
+    if let Ok(dropped) = sweep_copies(&prepared.admin, &live).await
+        && !dropped.is_empty()
+    {
+        report.record(
+            "drop leftovers",
+            started,
+            Ok::<_, String>(dropped),
+            |names| {
+                format!(
+                    "{} left by an interrupted restore: {}",
+                    crate::text::plural(names.len(), "copy"),
+                    names.join(", ")
+                )
+            },
+        );
+    }
     if !build_copy(&prepared, &fresh, target, &mut report).await {
         return report;
     }
+    if target.cancel.is_cancelled() {
+        let started = Instant::now();
+        let dropped = drop_database(&prepared.admin, &fresh).await;
+        report.record(&format!("drop `{fresh}`"), started, dropped, |()| {
+            "interrupted before the swap; the live database was not touched".into()
+        });
+        report.record(
+            "swap",
+            Instant::now(),
+            Err::<(), _>("interrupted".to_owned()),
+            |()| String::new(),
+        );
+        return report;
+    }
     let started = Instant::now();
-    let swapped = swap(&prepared.admin, &live, &fresh, &failed).await;
+    let unmark = unmark(&fresh, &prepared.manifest);
+    let swapped = swap(&prepared.admin, &live, &fresh, &failed, &unmark).await;
     report.record("swap", started, swapped, |kept| match kept {
         true => format!("`{fresh}` is now `{live}`; the replaced database is kept as `{failed}`"),
         false => format!("`{fresh}` is now `{live}` (there was no database `{live}`)"),
@@ -162,8 +194,109 @@ pub(crate) async fn restore_copy(backup: &Path, name: &str, target: &Target<'_>)
     let Some(prepared) = prepare(backup, target, &mut report).await else {
         return report;
     };
-    build_copy(&prepared, name, target, &mut report).await;
+    if build_copy(&prepared, name, target, &mut report).await {
+        let started = Instant::now();
+        let unmarked = prepared
+            .admin
+            .batch_execute(&unmark(name, &prepared.manifest))
+            .await
+            .map_err(|e| error_text(&e));
+        report.record("comment", started, unmarked, |()| {
+            "the database's own comment replaces portcullis's mark".into()
+        });
+    }
     report
+}
+
+/// What a database portcullis creates to restore into carries in its comment until it is
+/// swapped in: only such a database is ever dropped as a leftover.
+const COPY_MARK: &str = "portcullis restore copy";
+
+/// The mark of a copy made by this process: its boot and pid tell whether the restore that
+/// made it may still run.
+fn copy_mark() -> String {
+    format!(
+        "{COPY_MARK}; boot={}; pid={}",
+        boot_id(),
+        std::process::id()
+    )
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|b| b.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Whether a copy with this mark was left by a restore that has ended: one of this machine
+/// whose process is gone, or one older than a day.
+fn abandoned(mark: &str, age: Duration) -> bool {
+    let field = |key: &str| {
+        mark.split("; ")
+            .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+    };
+    let here = field("boot").is_some_and(|b| !b.is_empty() && b == boot_id());
+    let gone = field("pid")
+        .and_then(|p| p.parse::<i32>().ok())
+        .is_some_and(|pid| {
+            pid > 0
+                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                    == Err(nix::errno::Errno::ESRCH)
+        });
+    (here && gone) || age > Duration::from_secs(24 * 3600)
+}
+
+/// Drops the `<live>__restore_<stamp>` copies that interrupted restores left behind: only
+/// databases with portcullis's mark, whose restore has ended. Returns their names.
+pub(crate) async fn sweep_copies(
+    admin: &tokio_postgres::Client,
+    live: &str,
+) -> Result<Vec<String>, String> {
+    let prefix = format!("{live}__restore_");
+    let rows = admin
+        .query(
+            "select datname::text, shobj_description(oid, 'pg_database') \
+             from pg_database where starts_with(datname, $1) \
+             and starts_with(shobj_description(oid, 'pg_database'), $2)",
+            &[&prefix, &COPY_MARK],
+        )
+        .await
+        .map_err(|e| error_text(&e))?;
+    let mut dropped = Vec::new();
+    for row in rows {
+        let (name, mark): (String, String) = (row.get(0), row.get(1));
+        // The name's stamp is when the restore began ([`stamp`]); a name without one is not a
+        // copy portcullis made.
+        let Some(age) = name
+            .get(prefix.len()..)
+            .and_then(|stamp| jiff::civil::DateTime::strptime("%Y%m%dt%H%M%S", stamp).ok())
+            .and_then(|at| at.to_zoned(jiff::tz::TimeZone::UTC).ok())
+            .map(|at| {
+                let secs = jiff::Timestamp::now().as_second() - at.timestamp().as_second();
+                Duration::from_secs(secs.max(0).unsigned_abs())
+            })
+        else {
+            continue;
+        };
+        if abandoned(&mark, age) {
+            drop_database(admin, &name).await?;
+            dropped.push(format!("`{name}`"));
+        }
+    }
+    Ok(dropped)
+}
+
+/// SQL giving a copy the original database's comment, which removes portcullis's mark.
+fn unmark(name: &str, manifest: &Manifest) -> String {
+    format!(
+        "COMMENT ON DATABASE {} IS {}",
+        ident(name),
+        manifest
+            .database
+            .comment
+            .as_deref()
+            .map_or_else(|| "NULL".to_owned(), literal)
+    )
 }
 
 /// A checked backup, the tools to restore it, and a connection to the maintenance database.
@@ -304,6 +437,14 @@ async fn build_copy(
                 literal(&db.ctype)
             ))
             .await
+            .map_err(|e| error_text(&e))?;
+        admin
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS {}",
+                ident(name),
+                literal(&copy_mark())
+            ))
+            .await
             .map_err(|e| error_text(&e))
     };
     if report
@@ -356,7 +497,7 @@ async fn fill_copy(
             ],
             &env,
             target.cancel,
-            0,
+            1 << 20,
         )
         .await?;
         if run.success() {
@@ -412,7 +553,7 @@ async fn fill_copy(
     let applied = apply_properties(admin, name, manifest).await;
     report
         .record("database settings", started, applied, |n| {
-            format!("{n} statements re-applied (settings, privileges, limit, comment)")
+            format!("{n} statements re-applied (settings, privileges, limit)")
         })
         .is_some()
 }
@@ -523,13 +664,7 @@ async fn apply_properties(
             db.connection_limit
         ));
     }
-    if let Some(comment) = &db.comment {
-        sql.push(format!(
-            "COMMENT ON DATABASE {} IS {}",
-            ident(name),
-            literal(comment)
-        ));
-    }
+    // The comment is applied with the swap: until then it is portcullis's mark.
     for statement in &sql {
         admin
             .batch_execute(statement)
@@ -550,6 +685,7 @@ async fn swap(
     live: &str,
     fresh: &str,
     failed: &str,
+    unmark: &str,
 ) -> Result<bool, String> {
     let exists = admin
         .query_opt("select 1 from pg_database where datname = $1", &[&live])
@@ -565,14 +701,18 @@ async fn swap(
             .await
             .map_err(|e| error_text(&e))?;
         format!(
-            "BEGIN; ALTER DATABASE {} RENAME TO {}; ALTER DATABASE {} RENAME TO {}; COMMIT",
+            "BEGIN; {unmark}; ALTER DATABASE {} RENAME TO {}; ALTER DATABASE {} RENAME TO {}; COMMIT",
             ident(live),
             ident(failed),
             ident(fresh),
             ident(live)
         )
     } else {
-        format!("ALTER DATABASE {} RENAME TO {}", ident(fresh), ident(live))
+        format!(
+            "BEGIN; {unmark}; ALTER DATABASE {} RENAME TO {}; COMMIT",
+            ident(fresh),
+            ident(live)
+        )
     };
     let mut attempt = 0;
     loop {

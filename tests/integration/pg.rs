@@ -706,6 +706,113 @@ fn release_lock(c: &Cluster, db: &str, mut locker: Child) {
     let _ = locker.wait();
 }
 
+/// `pg_restore` processes restoring into a copy of `db`, found by their environment.
+fn restores_into(db: &str) -> Vec<i32> {
+    let wanted = format!("PGDATABASE={db}__restore_");
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|e| e.starts_with(wanted.as_bytes()))
+            }) && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "pg_restore")
+        })
+        .collect()
+}
+
+/// Starts `backups restore` and returns it once `pg_restore` runs.
+fn restore_until_pg_restore_runs(t: &Test, c: &Cluster, db: &str, id: &str) -> Child {
+    let child = t.spawn(&["backups", "restore", id, "--url", &c.url(db)]);
+    let start = Instant::now();
+    while restores_into(db).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "pg_restore never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
+fn copies_of(c: &Cluster, db: &str) -> String {
+    c.sql(
+        "postgres",
+        &format!(
+            "select coalesce(string_agg(datname, ',' order by datname), '') from pg_database \
+             where datname like '{db}\\_\\_restore\\_%'"
+        ),
+    )
+}
+
+/// Ctrl-C during `backups restore` stops `pg_restore`, drops the unfinished copy, leaves the
+/// live database as it was and exits 130. After `kill -9`, no `pg_restore` survives, and the
+/// next restore drops the copy left behind, and only copies portcullis marked as its own.
+#[test]
+fn an_interrupted_restore_leaves_nothing_behind() {
+    let Some(c) = cluster() else { return };
+    let db = c.database("intr");
+    c.sql(
+        &db,
+        "create table big as select g as id, md5(g::text) as v from generate_series(1, 400000) g; \
+         create index on big (v)",
+    );
+    let t = test_for(c, &db).pipeline("backup", BACKUP_PIPELINE);
+    let out = t.run(&["run", "backup"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = format!(
+        "{}-{db}",
+        std::fs::read_link(t.latest_run()).expect("run").display()
+    );
+    c.sql(&db, "create table after_backup(x int)");
+
+    let child = restore_until_pg_restore_runs(&t, c, &db, &id);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("interrupt");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        restores_into(&db).is_empty(),
+        "pg_restore survived: {stderr}"
+    );
+    assert_eq!(copies_of(c, &db), "", "{stderr}");
+    assert_eq!(
+        c.sql(&db, "select to_regclass('after_backup') is not null"),
+        "t"
+    );
+
+    let mut child = restore_until_pg_restore_runs(&t, c, &db, &id);
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let start = Instant::now();
+    while !restores_into(&db).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "pg_restore outlived portcullis by 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = copies_of(c, &db);
+    assert!(left.starts_with(&format!("{db}__restore_")), "{left:?}");
+    // A database of the same shape that portcullis did not make is never dropped.
+    let foreign = format!("{db}__restore_20200101t000000");
+    c.sql("postgres", &format!("create database {foreign}"));
+
+    let out = t.run(&["backups", "restore", &id, "--url", &c.url(&db)]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("ok    drop leftovers"), "{out:?}");
+    assert!(out.stderr.contains(&format!("`{left}`")), "{out:?}");
+    assert_eq!(copies_of(c, &db), foreign, "{out:?}");
+    assert_eq!(
+        c.sql(&db, "select to_regclass('after_backup') is null"),
+        "t"
+    );
+    c.sql("postgres", &format!("drop database {foreign}"));
+}
+
 #[test]
 fn a_dump_killed_midway_never_looks_like_a_backup() {
     let Some(c) = cluster() else { return };
