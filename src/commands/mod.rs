@@ -91,6 +91,12 @@ pub(crate) fn report_load_error(error: &LoadError) {
                 Some(&help),
             );
         }
+        LoadError::Refused { .. } => print_error(
+            &error.to_string(),
+            Some(
+                "a pipeline is a YAML file under `pipelines/`; split a generated one, or name the right file",
+            ),
+        ),
         LoadError::Invalid { errors } => {
             let theme = if stderr_color() {
                 GraphicalTheme::unicode()

@@ -28,6 +28,55 @@ pub(crate) enum LoadError {
     },
     #[error("{} error(s) in `{}`", errors.errors.len(), errors.file.path.display())]
     Invalid { errors: ConfigErrors },
+    /// Not a regular file, or larger than [`MAX_PIPELINE_BYTES`]; `what` says which.
+    #[error("cannot read pipeline `{}`: {what}", path.display())]
+    Refused { path: PathBuf, what: String },
+}
+
+/// The largest pipeline file read. The biggest real pipelines are tens of kilobytes; a file of
+/// megabytes is generated or the wrong file, and would cost memory many times its size.
+pub(crate) const MAX_PIPELINE_BYTES: u64 = 4 << 20;
+
+/// Reads a pipeline file: a regular file (a FIFO or a device would block or never end) of at
+/// most [`MAX_PIPELINE_BYTES`].
+fn read_pipeline(path: &Path) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let read_error = |source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let refused = |what: String| LoadError::Refused {
+        path: path.to_path_buf(),
+        what,
+    };
+    // Non-blocking, so that opening a FIFO returns at once; a regular file ignores the flag.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
+    if !meta.is_file() {
+        return Err(refused("not a regular file".into()));
+    }
+    let too_large = |size: u64| {
+        refused(format!(
+            "{size} bytes, more than the {} MiB a pipeline file may hold",
+            MAX_PIPELINE_BYTES >> 20
+        ))
+    };
+    if meta.len() > MAX_PIPELINE_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_PIPELINE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_PIPELINE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// Whether a pipeline argument is a path rather than a name under `pipelines/`.
@@ -57,10 +106,7 @@ pub(crate) fn load(
     vars: &[(String, String)],
     kinds: &dyn kind::KindRegistry,
 ) -> Result<Pipeline, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_pipeline(path)?;
     let text: Arc<str> = match String::from_utf8(bytes) {
         Ok(t) => Arc::from(t.as_str()),
         Err(e) => {

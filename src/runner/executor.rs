@@ -205,7 +205,12 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
             log_written |= sink.log_file().is_some();
             match end {
                 AttemptEnd::Passed => {
-                    let mut outputs = read_outputs(&prepared.output_file);
+                    let mut outputs = match read_outputs(&prepared.output_file) {
+                        Ok(outputs) => outputs,
+                        Err(reason) => {
+                            break (StageStatus::Failed, Some(reason), tail, HashMap::new());
+                        }
+                    };
                     let kind_published = !kind_outputs.is_empty();
                     outputs.extend(kind_outputs);
                     if let Err(e) = save_outputs(&prepared.output_file, &outputs, kind_published) {
@@ -500,10 +505,57 @@ pub(super) fn parse_outputs(text: &str) -> HashMap<String, String> {
     out
 }
 
-fn read_outputs(path: &Path) -> HashMap<String, String> {
-    std::fs::read_to_string(path)
-        .map(|t| parse_outputs(&t))
-        .unwrap_or_default()
+/// The most `$PORTCULLIS_OUTPUT` may hold, all outputs together (GitHub Actions allows 1 MB
+/// per output). Outputs are values for later stages' `${{ }}`; large data goes in a file whose
+/// path is the output.
+pub(crate) const MAX_OUTPUTS_BYTES: u64 = 1 << 20;
+
+/// Reads `$PORTCULLIS_OUTPUT` once the stage ended: a missing file is no outputs; one that is
+/// not a regular file (a FIFO, a symlink), too large or not UTF-8 fails the stage, with why.
+fn read_outputs(path: &Path) -> Result<HashMap<String, String>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let what = "`$PORTCULLIS_OUTPUT`";
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(format!(
+                "{what} was replaced by a symbolic link; write to the file itself"
+            ));
+        }
+        Err(e) => return Err(format!("cannot read {what}: {e}")),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {what}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{what} is not a regular file; append `KEY=VALUE` lines to it"
+        ));
+    }
+    let too_large = |size: u64| {
+        format!(
+            "{what} holds {size} bytes, more than the {} MiB all outputs may take; put large data in a file and its path in an output",
+            MAX_OUTPUTS_BYTES >> 20
+        )
+    };
+    if meta.len() > MAX_OUTPUTS_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_OUTPUTS_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {what}: {e}"))?;
+    if bytes.len() as u64 > MAX_OUTPUTS_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| format!("{what} is not valid UTF-8"))?;
+    Ok(parse_outputs(&text))
 }
 
 /// The files the stage's `junit:` globs match, relative to the project root (the folder
