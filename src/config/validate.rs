@@ -235,6 +235,29 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A display name (`name:` of the pipeline or a stage): one line of plain text, since it
+    /// reaches the terminal, GitHub's workflow commands and the job summary.
+    fn display_name(&mut self, node: &Node, what: &str) -> Option<String> {
+        let name = self.string(node, what)?;
+        let bad = name.chars().find(|c| {
+            c.is_control()
+                || ('\u{202a}'..='\u{202e}').contains(c)
+                || ('\u{2066}'..='\u{2069}').contains(c)
+        });
+        if let Some(c) = bad {
+            self.error(
+                ConfigError::new(
+                    format!("{what} holds the control character U+{:04X}", u32::from(c)),
+                    node.span.clone(),
+                    "not plain text",
+                )
+                .help("a name is one line of plain text; it is shown in the terminal, reports and GitHub"),
+            );
+            return None;
+        }
+        Some(name)
+    }
+
     /// A string field of a kind's `with:` that must be there.
     pub(crate) fn required_string(
         &mut self,
@@ -481,7 +504,7 @@ impl<'a> Validator<'a> {
             }
         }
         let name = match top.get("name") {
-            Some(node) => self.string(node, "`name`").unwrap_or_default(),
+            Some(node) => self.display_name(node, "`name`").unwrap_or_default(),
             None => source
                 .path
                 .file_stem()
@@ -863,7 +886,7 @@ impl<'a> Validator<'a> {
         let errors_before = self.errors.len();
         let display_name = f
             .get("name")
-            .and_then(|n| self.string(n, "`name`"))
+            .and_then(|n| self.display_name(n, "`name`"))
             .unwrap_or_else(|| id.to_owned());
         let condition = f.get("if").and_then(|n| {
             let s = self.string(n, "`if`")?;

@@ -254,8 +254,8 @@ impl GithubReporter {
         };
         let _ = writeln!(
             md,
-            "## {icon} portcullis: `{}` {} in {seconds:.1}s\n",
-            self.pipeline,
+            "## {icon} portcullis: {} {} in {seconds:.1}s\n",
+            md_code(&self.pipeline, false),
             status.as_str()
         );
         md.push_str("| stage | status | duration | reason |\n|---|---|---|---|\n");
@@ -271,9 +271,9 @@ impl GithubReporter {
             };
             let _ = writeln!(
                 md,
-                "| `{}` | {status} | {duration} | {} |",
-                stage.name,
-                table_cell(&reason)
+                "| {} | {status} | {duration} | {} |",
+                md_code(&stage.name, true),
+                md_text(&reason)
             );
         }
         for (stage, status, reason) in &self.rollbacks {
@@ -284,15 +284,15 @@ impl GithubReporter {
             };
             let _ = writeln!(
                 md,
-                "| rollback of `{}` | {status} | | {} |",
-                self.names.get(stage),
-                table_cell(reason)
+                "| rollback of {} | {status} | | {} |",
+                md_code(self.names.get(stage), true),
+                md_text(reason)
             );
         }
         if !self.warnings.is_empty() {
             md.push_str("\n**Warnings**\n\n");
             for warning in &self.warnings {
-                let _ = writeln!(md, "- {}", table_cell(warning));
+                let _ = writeln!(md, "- {}", md_text(warning));
             }
         }
         md.push_str("\n```mermaid\nflowchart LR\n");
@@ -302,11 +302,7 @@ impl GithubReporter {
                 .iter()
                 .find(|r| r.stage == stage.id)
                 .map_or("skipped", |r| r.status.as_str());
-            let _ = writeln!(
-                md,
-                "    s{i}[\"{}\"]:::{class}",
-                stage.name.replace('"', "#quot;")
-            );
+            let _ = writeln!(md, "    s{i}[\"{}\"]:::{class}", mermaid_label(&stage.name));
         }
         for (i, stage) in self.stages.iter().enumerate() {
             for need in &stage.needs {
@@ -323,9 +319,9 @@ impl GithubReporter {
         if let Some(first) = self.first_failure.and_then(|i| self.results.get(i)) {
             let _ = writeln!(
                 md,
-                "\n### First failure: `{}` ({})\n",
-                self.names.get(&first.stage),
-                first.reason.as_deref().unwrap_or("failed")
+                "\n### First failure: {} ({})\n",
+                md_code(self.names.get(&first.stage), false),
+                md_text(first.reason.as_deref().unwrap_or("failed"))
             );
             let start = first.tail.len().saturating_sub(MAX_SUMMARY_TAIL);
             md.push_str("````text\n");
@@ -351,8 +347,64 @@ fn status_cell(status: StageStatus) -> String {
     format!("{icon} {}", status.as_str())
 }
 
-fn table_cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+/// Text as Markdown shows it literally, on one line: `&`, `<` and `>` as HTML entities (GitHub
+/// renders HTML in summaries), Markdown's punctuation behind a backslash (`|` included, which
+/// would split a table cell), line breaks as spaces.
+fn md_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\n' | '\r' => out.push(' '),
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
+            | '!' | '|' | '~' | '"' | '\'' | '$' | '@' | ':' | '=' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A code span showing `text` as written: fenced by one more backtick than its longest run,
+/// padded when it starts or ends with one. In a table cell, `|` is escaped even in code, as
+/// GitHub's tables require.
+fn md_code(text: &str, in_table: bool) -> String {
+    let text = text.replace(['\n', '\r'], " ");
+    let text = if in_table {
+        text.replace('|', "\\|")
+    } else {
+        text
+    };
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
+/// A node label of the summary's Mermaid graph, inside `"…"`: Mermaid's entity codes for what
+/// would end the label or be read as HTML.
+fn mermaid_label(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("#quot;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '&' => out.push_str("#amp;"),
+            '#' => out.push_str("#35;"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn tail_text(reason: &str, tail: &[String]) -> String {
@@ -537,7 +589,7 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| `deploy` | ➖ skipped | 1.5s | needs `test`, which failed |"),
+            md.contains("| `deploy` | ➖ skipped | 1.5s | needs \\`test\\`, which failed |"),
             "{md}"
         );
         assert!(
