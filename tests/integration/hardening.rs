@@ -286,7 +286,10 @@ stages:
         while let Some(c) = chars.next() {
             match c {
                 '\x1b' | '\u{9b}' => {
-                    while chars.next_if(|c| !c.is_ascii_alphabetic() && *c != '\\').is_some() {}
+                    while chars
+                        .next_if(|c| !c.is_ascii_alphabetic() && *c != '\\')
+                        .is_some()
+                    {}
                     chars.next();
                 }
                 c if c.is_control() && c != '\n' => {}
@@ -397,4 +400,143 @@ fn stale_password_files_are_swept_by_the_next_run() {
     assert_eq!(r.status.code(), Some(0));
     assert!(!dead.exists(), "a dead run's password file is removed");
     assert!(live.exists(), "a live process's password file is kept");
+}
+
+/// A pipeline file larger than the cap, or one that is not a regular file, is refused with a
+/// clear error at once (a FIFO would block reading); so are outputs past their cap, a FIFO or
+/// a symbolic link in place of `$PORTCULLIS_OUTPUT`, which fail their stage.
+#[test]
+fn oversized_and_special_files_are_refused() {
+    let big = format!(
+        "version: 1\nstages:\n  a:\n    run: 'true'\n{}",
+        "# padding padding padding padding padding padding padding padding\n".repeat(70_000)
+    );
+    let t = Test::new().pipeline("big", &big);
+    let r = t.run(&["validate", "big"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("more than the 4 MiB a pipeline file may hold"),
+        "{r:?}"
+    );
+
+    let fifo = t.path().join("pipelines/fifo.yml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let mut child = t.spawn(&["validate", "fifo"]);
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("portcullis blocked on a FIFO pipeline");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(2));
+    let out = child.wait_with_output().expect("output");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a regular file"),
+        "{out:?}"
+    );
+
+    let t = Test::new().pipeline(
+        "p",
+        r#"version: 1
+stages:
+  huge:
+    run: head -c 2000000 /dev/zero | tr '\0' x | sed 's/^/K=/' >> "$PORTCULLIS_OUTPUT"
+  fifo:
+    run: rm -f "$PORTCULLIS_OUTPUT" && mkfifo "$PORTCULLIS_OUTPUT"
+  link:
+    run: rm -f "$PORTCULLIS_OUTPUT" && ln -s /etc/hostname "$PORTCULLIS_OUTPUT"
+  fine:
+    run: echo "K=v" >> "$PORTCULLIS_OUTPUT"
+"#,
+    );
+    let r = t.run(&["run", "p", "--keep-going"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    for (stage, reason) in [
+        ("huge", "more than the 1 MiB all outputs may take"),
+        ("fifo", "`$PORTCULLIS_OUTPUT` is not a regular file"),
+        (
+            "link",
+            "`$PORTCULLIS_OUTPUT` was replaced by a symbolic link",
+        ),
+    ] {
+        assert!(
+            r.stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("✗ {stage}  failed: ")) && l.contains(reason)),
+            "{stage}: {r:?}"
+        );
+    }
+    assert!(r.stderr.contains("✓ fine"), "{r:?}");
+}
+
+/// Names and reasons reach GitHub's job summary as text: no HTML, no link, no extra table
+/// column, no code span left open; a name with a control character is refused.
+#[test]
+fn summary_shows_hostile_names_as_text() {
+    let t = Test::new().pipeline(
+        "p",
+        r#"version: 1
+name: "rel <img src=x onerror=alert(1)> `x"
+stages:
+  a:
+    name: "a | b ``c`` [link](http://e) <b>bold</b>"
+    run: exit 3
+  b:
+    needs: [a]
+    run: 'true'
+"#,
+    );
+    let summary = t.path().join("summary.md");
+    let r = t
+        .command(&["run", "p"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .expect("run");
+    assert_eq!(r.status.code(), Some(1));
+    let md = std::fs::read_to_string(&summary).expect("summary");
+    // HTML and links only appear inside code spans, which show them as written.
+    // Every table row has its four cells: five pipes not escaped.
+    for row in md.lines().filter(|l| l.starts_with("| ")) {
+        let pipes = row.matches('|').count() - row.matches("\\|").count();
+        assert_eq!(pipes, 5, "{row}");
+    }
+    assert!(
+        md.contains("## ❌ portcullis: ``rel <img src=x onerror=alert(1)> `x``"),
+        "{md}"
+    );
+    assert!(
+        md.contains("### First failure: ```a | b ``c`` [link](http://e) <b>bold</b>```"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| ```a \\| b ``c`` [link](http://e) <b>bold</b>``` | ❌ failed |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("s0[\"a | b ``c`` [link](http://e) #lt;b#gt;bold#lt;/b#gt;\"]:::failed"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| `b` | ➖ skipped | 0.0s | needs \\`a\\`, which failed |"),
+        "{md}"
+    );
+
+    let t = Test::new().pipeline(
+        "q",
+        "version: 1\nname: \"evil\\u001b]0;title\\u0007\"\nstages:\n  a:\n    run: 'true'\n",
+    );
+    let r = t.run(&["validate", "q"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("holds the control character U+001B"),
+        "{r:?}"
+    );
 }

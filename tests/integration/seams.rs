@@ -275,6 +275,7 @@ stages:
     run: echo linted
   fail:
     name: Unit tests
+    needs: [lint]
     run: exit 3
 "#,
     );
