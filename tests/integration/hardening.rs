@@ -540,3 +540,32 @@ stages:
         "{r:?}"
     );
 }
+
+/// When whatever reads portcullis's stdout goes away (`| head`), the run still ends normally:
+/// `$GITHUB_OUTPUT` and the job summary are written, and the exit code is the run's.
+#[test]
+fn github_files_are_written_when_stdout_closes_early() {
+    let t = Test::new().pipeline(
+        "p",
+        "version: 1\nstages:\n  loud:\n    run: seq 1 200000\n  after:\n    needs: [loud]\n    run: exit 4\n",
+    );
+    let output = t.path().join("gh-output");
+    let summary = t.path().join("summary.md");
+    let mut child = t
+        .command(&["run", "p"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &output)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(1));
+    let written = std::fs::read_to_string(&output).expect("$GITHUB_OUTPUT");
+    assert!(written.contains("status<<"), "{written}");
+    assert!(written.contains("\nfailed\n"), "{written}");
+    let md = std::fs::read_to_string(&summary).expect("summary");
+    assert!(md.contains("| `after` | ❌ failed |"), "{md}");
+}

@@ -223,3 +223,43 @@ stages:
         );
     }
 }
+
+/// An interrupt while a rollback runs does not cut the undo short: the rollback finishes, the
+/// run exits 130 and the report says both. A second interrupt kills the rollback at once.
+#[test]
+fn an_interrupt_during_a_rollback_lets_it_finish() {
+    let yaml = r#"version: 1
+stages:
+  deploy:
+    run: 'true'
+    rollback: |
+      touch rolling
+      sleep 1.5
+      echo undone > rollback.out
+  smoke:
+    needs: [deploy]
+    run: exit 1
+"#;
+    let t = Test::new().pipeline("p", yaml);
+    let mut child = t.spawn(&["run", "p"]);
+    t.wait_for("rolling");
+    let pid = Pid::from_raw(child.id() as i32);
+    kill(pid, Signal::SIGTERM).expect("signal portcullis");
+    let code = wait_exit(&mut child, Duration::from_secs(20));
+    assert_eq!(code, Some(130));
+    assert_eq!(t.read("rollback.out").trim(), "undone");
+    let junit = t.junit();
+    assert!(junit.contains("rollback"), "{junit}");
+
+    let t = Test::new().pipeline("p", &yaml.replace("sleep 1.5", "sleep 60"));
+    let mut child = t.spawn(&["run", "p"]);
+    t.wait_for("rolling");
+    let pid = Pid::from_raw(child.id() as i32);
+    kill(pid, Signal::SIGINT).expect("first");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.try_wait().expect("try_wait").is_none(), "the rollback goes on");
+    kill(pid, Signal::SIGINT).expect("second");
+    let code = wait_exit(&mut child, Duration::from_secs(15));
+    assert_eq!(code, Some(130));
+    assert!(!t.path().join("rollback.out").exists());
+}
