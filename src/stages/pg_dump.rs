@@ -481,6 +481,24 @@ impl PgDump {
                 ))
                 .await;
         }
+        // Copies an interrupted restore of this database left; not being allowed to drop them
+        // does not stop a backup.
+        match restore::sweep_copies(&client, &conn.dbname).await {
+            Ok(dropped) => {
+                for name in dropped {
+                    cx.log
+                        .line(&format!(
+                            "dropped {name}, left by a restore that did not finish"
+                        ))
+                        .await;
+                }
+            }
+            Err(e) => {
+                cx.log
+                    .line(&format!("cannot look for copies left by a restore: {e}"))
+                    .await;
+            }
+        }
         Ok(Preflight {
             client,
             tools,

@@ -749,7 +749,7 @@ fn copies_of(c: &Cluster, db: &str) -> String {
 
 /// Ctrl-C during `backups restore` stops `pg_restore`, drops the unfinished copy, leaves the
 /// live database as it was and exits 130. After `kill -9`, no `pg_restore` survives, and the
-/// next restore drops the copy left behind, and only copies portcullis marked as its own.
+/// next run or restore drops the copy left behind, and only copies portcullis marked as its own.
 #[test]
 fn an_interrupted_restore_leaves_nothing_behind() {
     let Some(c) = cluster() else { return };
@@ -792,6 +792,31 @@ fn an_interrupted_restore_leaves_nothing_behind() {
         assert!(
             start.elapsed() < Duration::from_secs(15),
             "pg_restore outlived portcullis by 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = copies_of(c, &db);
+    assert!(left.starts_with(&format!("{db}__restore_")), "{left:?}");
+    // The next run drops it...
+    let out = t.run(&["run", "backup"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        t.log("backup").contains(&format!(
+            "dropped `{left}`, left by a restore that did not finish"
+        )),
+        "{}",
+        t.log("backup")
+    );
+    assert_eq!(copies_of(c, &db), "");
+    // ... and so does the next restore.
+    let mut child = restore_until_pg_restore_runs(&t, c, &db, &id);
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let start = Instant::now();
+    while !restores_into(&db).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "pg_restore outlived portcullis"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
