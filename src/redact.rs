@@ -16,7 +16,7 @@ use std::fmt;
 
 use aho_corasick::{AhoCorasick, Input, MatchKind};
 
-use crate::text::{Seen, seen_at};
+use crate::text::{Seen, may_hide_byte, seen_at};
 
 /// What every occurrence of a secret becomes.
 pub(crate) const MASK: &str = "***";
@@ -134,7 +134,16 @@ impl Redactor {
             Engine::Patterns { matcher, .. } => {
                 if crate::text::may_hide(s.as_bytes()) {
                     let mut out = Vec::with_capacity(s.len());
-                    mask_visible(matcher, s.as_bytes(), None, &mut out, &mut Vec::new());
+                    let mut seen = Projection::default();
+                    seen.fill(s.as_bytes(), true);
+                    mask_visible(
+                        matcher,
+                        s.as_bytes(),
+                        &seen,
+                        None,
+                        &mut out,
+                        &mut Vec::new(),
+                    );
                     return match String::from_utf8(out) {
                         Ok(masked) if masked == s => Cow::Borrowed(s),
                         Ok(masked) => Cow::Owned(masked),
@@ -166,7 +175,9 @@ impl Redactor {
             Engine::Patterns { matcher, .. } => {
                 if crate::text::may_hide(b) {
                     let mut out = Vec::with_capacity(b.len());
-                    mask_visible(matcher, b, None, &mut out, &mut Vec::new());
+                    let mut seen = Projection::default();
+                    seen.fill(b, true);
+                    mask_visible(matcher, b, &seen, None, &mut out, &mut Vec::new());
                     return Cow::Owned(out);
                 }
                 if matcher.find(b).is_none() {
@@ -194,6 +205,8 @@ impl Redactor {
             redactor: self.clone(),
             carry: Vec::with_capacity(carry_capacity),
             withheld: false,
+            raw: Vec::new(),
+            seen: Projection::default(),
         }
     }
 }
@@ -224,6 +237,9 @@ pub(crate) struct RedactStream {
     carry: Vec<u8>,
     /// Whether anything was pushed while the redactor withholds all output.
     withheld: bool,
+    /// Buffers of the masking of output with hidden bytes, kept between pushes.
+    raw: Vec<u8>,
+    seen: Projection,
 }
 
 impl RedactStream {
@@ -234,9 +250,19 @@ impl RedactStream {
             Engine::Nothing => out.extend_from_slice(chunk),
             Engine::Patterns { matcher, max_len } => {
                 if crate::text::may_hide(chunk) || crate::text::may_hide(&self.carry) {
-                    let mut raw = std::mem::take(&mut self.carry);
-                    raw.extend_from_slice(chunk);
-                    mask_visible(matcher, &raw, Some(max_len - 1), out, &mut self.carry);
+                    self.raw.clear();
+                    self.raw.append(&mut self.carry);
+                    self.raw.extend_from_slice(chunk);
+                    let keep_back = Some(max_len - 1);
+                    self.seen.fill(&self.raw, keep_back.is_none());
+                    mask_visible(
+                        matcher,
+                        &self.raw,
+                        &self.seen,
+                        keep_back,
+                        out,
+                        &mut self.carry,
+                    );
                     return;
                 }
                 let start = out.len();
@@ -260,7 +286,8 @@ impl RedactStream {
             Engine::Patterns { matcher, .. } => {
                 if crate::text::may_hide(&self.carry) {
                     let raw = std::mem::take(&mut self.carry);
-                    mask_visible(matcher, &raw, None, out, &mut self.carry);
+                    self.seen.fill(&raw, true);
+                    mask_visible(matcher, &raw, &self.seen, None, out, &mut self.carry);
                     return;
                 }
                 let start = out.len();
@@ -320,42 +347,29 @@ fn mask_in_place(
 fn mask_visible(
     matcher: &AhoCorasick,
     raw: &[u8],
+    seen: &Projection,
     keep_back: Option<usize>,
     out: &mut Vec<u8>,
     carry: &mut Vec<u8>,
 ) {
-    // The visible bytes, and where each is in `raw`.
-    let mut shown = Vec::with_capacity(raw.len());
-    let mut at: Vec<usize> = Vec::with_capacity(raw.len());
-    let mut unfinished = raw.len();
-    let mut i = 0;
-    while i < raw.len() {
-        match seen_at(&raw[i..], keep_back.is_none()) {
-            Seen::Visible => {
-                shown.push(raw[i]);
-                at.push(i);
-                i += 1;
-            }
-            Seen::Hidden(n) => i += n.max(1),
-            Seen::Unfinished => {
-                unfinished = i;
-                break;
-            }
-        }
-    }
+    let shown = &seen.shown;
     let settled = keep_back.map_or(shown.len(), |k| shown.len().saturating_sub(k));
     let (mut read_shown, mut read_raw) = (0, 0);
-    while let Some(m) = matcher.find(Input::new(&shown).range(read_shown..)) {
+    while let Some(m) = matcher.find(Input::new(shown).range(read_shown..)) {
         if m.start() >= settled {
             break;
         }
-        out.extend_from_slice(&raw[read_raw..at[m.start()]]);
+        out.extend_from_slice(&raw[read_raw..seen.raw(m.start())]);
         out.extend_from_slice(MASK.as_bytes());
-        read_raw = at[m.end() - 1] + 1;
+        read_raw = seen.raw(m.end() - 1) + 1;
         read_shown = m.end();
     }
     let cut = read_shown.max(settled);
-    let cut_raw = at.get(cut).copied().unwrap_or(unfinished);
+    let cut_raw = if cut < shown.len() {
+        seen.raw(cut)
+    } else {
+        seen.unfinished
+    };
     out.extend_from_slice(&raw[read_raw..cut_raw]);
     carry.extend_from_slice(&raw[cut_raw..]);
     // Held back are at most `keep_back` visible bytes, but any number of hidden ones between
@@ -363,6 +377,74 @@ fn mask_visible(
     // between a few characters meets it), keeping the visible bytes that matter.
     if carry.len() > CARRY_BOUND.max(2 * keep_back.unwrap_or(0)) {
         *carry = compact(carry);
+    }
+}
+
+/// The visible bytes of a text ([`Projection::fill`]), and where they are in it.
+#[derive(Default)]
+struct Projection {
+    shown: Vec<u8>,
+    /// Runs of visible bytes: where each starts in `shown` and in the text.
+    runs: Vec<(usize, usize)>,
+    /// Where an unfinished sequence at the end begins (the text's length when there is none).
+    unfinished: usize,
+}
+
+impl Projection {
+    /// Reads `raw`, reusing the buffers; with `at_end`, nothing follows it.
+    fn fill(&mut self, raw: &[u8], at_end: bool) {
+        self.shown.clear();
+        self.runs.clear();
+        self.unfinished = raw.len();
+        let seen = self;
+        let mut i = 0;
+        while i < raw.len() {
+            // Plain text, in one copy.
+            let plain = raw[i..]
+                .iter()
+                .position(|&c| may_hide_byte(c))
+                .unwrap_or(raw.len() - i);
+            if plain > 0 {
+                seen.visible(i, &raw[i..i + plain]);
+                i += plain;
+                continue;
+            }
+            let c = raw[i];
+            // A lone control byte (a carriage return, NUL, backspace...) needs no parsing.
+            if (c < 0x20 && c != 0x1b) || c == 0x7f {
+                i += 1;
+                continue;
+            }
+            match seen_at(&raw[i..], at_end) {
+                Seen::Visible => {
+                    seen.visible(i, &raw[i..=i]);
+                    i += 1;
+                }
+                Seen::Hidden(n) => i += n.max(1),
+                Seen::Unfinished => {
+                    seen.unfinished = i;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn visible(&mut self, at: usize, bytes: &[u8]) {
+        let contiguous = self
+            .runs
+            .last()
+            .is_some_and(|&(shown, raw)| raw + (self.shown.len() - shown) == at);
+        if !contiguous {
+            self.runs.push((self.shown.len(), at));
+        }
+        self.shown.extend_from_slice(bytes);
+    }
+
+    /// Where the visible byte `i` is in the text.
+    fn raw(&self, i: usize) -> usize {
+        let run = self.runs.partition_point(|&(shown, _)| shown <= i) - 1;
+        let (shown, raw) = self.runs[run];
+        raw + (i - shown)
     }
 }
 
