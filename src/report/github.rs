@@ -273,7 +273,7 @@ impl GithubReporter {
                 md,
                 "| {} | {status} | {duration} | {} |",
                 md_code(&stage.name, true),
-                md_text(&reason)
+                md_reason(&reason, true)
             );
         }
         for (stage, status, reason) in &self.rollbacks {
@@ -286,13 +286,13 @@ impl GithubReporter {
                 md,
                 "| rollback of {} | {status} | | {} |",
                 md_code(self.names.get(stage), true),
-                md_text(reason)
+                md_reason(reason, true)
             );
         }
         if !self.warnings.is_empty() {
             md.push_str("\n**Warnings**\n\n");
             for warning in &self.warnings {
-                let _ = writeln!(md, "- {}", md_text(warning));
+                let _ = writeln!(md, "- {}", md_reason(warning, false));
             }
         }
         md.push_str("\n```mermaid\nflowchart LR\n");
@@ -321,7 +321,7 @@ impl GithubReporter {
                 md,
                 "\n### First failure: {} ({})\n",
                 md_code(self.names.get(&first.stage), false),
-                md_text(first.reason.as_deref().unwrap_or("failed"))
+                md_reason(first.reason.as_deref().unwrap_or("failed"), false)
             );
             let start = first.tail.len().saturating_sub(MAX_SUMMARY_TAIL);
             md.push_str("````text\n");
@@ -359,7 +359,7 @@ fn md_text(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '\n' | '\r' => out.push(' '),
             '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
-            | '!' | '|' | '~' | '"' | '\'' | '$' | '@' | ':' | '=' => {
+            | '!' | '|' | '~' | '$' | '@' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -367,6 +367,26 @@ fn md_text(text: &str) -> String {
         }
     }
     out
+}
+
+/// A reason or a warning: portcullis writes names in backticks, which stay code spans when they
+/// pair up; everything else is [`md_text`].
+fn md_reason(text: &str, in_table: bool) -> String {
+    let parts: Vec<&str> = text.split('`').collect();
+    if parts.len() % 2 == 0 {
+        return md_text(text);
+    }
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                md_code(part, in_table)
+            } else {
+                md_text(part)
+            }
+        })
+        .collect()
 }
 
 /// A code span showing `text` as written: fenced by one more backtick than its longest run,
@@ -589,7 +609,7 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| `deploy` | ➖ skipped | 1.5s | needs \\`test\\`, which failed |"),
+            md.contains("| `deploy` | ➖ skipped | 1.5s | needs `test`, which failed |"),
             "{md}"
         );
         assert!(

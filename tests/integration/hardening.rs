@@ -491,6 +491,9 @@ stages:
   b:
     needs: [a]
     run: 'true'
+  c:
+    command: ["<img src=x>|`x"]
+    if: always
 "#,
     );
     let summary = t.path().join("summary.md");
@@ -525,7 +528,7 @@ stages:
         "{md}"
     );
     assert!(
-        md.contains("| `b` | ➖ skipped | 0.0s | needs \\`a\\`, which failed |"),
+        md.contains("| `b` | ➖ skipped | 0.0s | needs `a`, which failed |"),
         "{md}"
     );
 

@@ -257,7 +257,10 @@ stages:
     let pid = Pid::from_raw(child.id() as i32);
     kill(pid, Signal::SIGINT).expect("first");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(child.try_wait().expect("try_wait").is_none(), "the rollback goes on");
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the rollback goes on"
+    );
     kill(pid, Signal::SIGINT).expect("second");
     let code = wait_exit(&mut child, Duration::from_secs(15));
     assert_eq!(code, Some(130));
