@@ -373,7 +373,7 @@ fn md_text(text: &str) -> String {
 /// pair up; everything else is [`md_text`].
 fn md_reason(text: &str, in_table: bool) -> String {
     let parts: Vec<&str> = text.split('`').collect();
-    if parts.len() % 2 == 0 {
+    if parts.len().is_multiple_of(2) {
         return md_text(text);
     }
     parts
