@@ -63,6 +63,30 @@ pub mod fuzzing {
         }
         errors.errors.len()
     }
+
+    /// Masks `data` (after its first byte, which sets where it is cut into pieces) with two
+    /// secrets as a stream and as a whole text, and checks both agree and that no secret is
+    /// left where a reader sees text. Panics when they do not.
+    pub fn redact(data: &[u8]) {
+        let Some((&cut, data)) = data.split_first() else {
+            return;
+        };
+        let redactor = crate::redact::Redactor::new(["hunter2".to_owned(), "tok'en".to_owned()]);
+        let whole = redactor.redact_bytes(data);
+        let mut stream = redactor.stream();
+        let mut streamed = Vec::new();
+        for piece in data.chunks(usize::from(cut).max(1)) {
+            stream.push(piece, &mut streamed);
+        }
+        stream.finish(&mut streamed);
+        assert_eq!(streamed, whole.as_ref());
+        let read = crate::redact::visible(&whole);
+        for secret in [&b"hunter2"[..], b"tok'en"] {
+            assert!(!read.windows(secret.len()).any(|w| w == secret));
+        }
+        let text = String::from_utf8_lossy(data);
+        let _ = crate::report::junit::xml_safe(&redactor.redact_str(&text));
+    }
 }
 
 use clap::Parser;

@@ -168,7 +168,6 @@ impl Redactor {
     }
 
     /// Masks every secret in a whole text of arbitrary bytes.
-    #[cfg(test)]
     pub(crate) fn redact_bytes<'a>(&self, b: &'a [u8]) -> Cow<'a, [u8]> {
         match &self.engine {
             Engine::Nothing => Cow::Borrowed(b),
@@ -471,8 +470,8 @@ fn compact(raw: &[u8]) -> Vec<u8> {
     kept
 }
 
-/// A pattern as a reader sees it.
-fn visible(pattern: &[u8]) -> Vec<u8> {
+/// A pattern (or any text) as a reader sees it.
+pub(crate) fn visible(pattern: &[u8]) -> Vec<u8> {
     let mut shown = Vec::with_capacity(pattern.len());
     let mut i = 0;
     while i < pattern.len() {
