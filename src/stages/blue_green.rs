@@ -21,6 +21,7 @@ use crate::runner::events::{CaseResult, CaseStatus};
 use crate::runner::output::OutputSink;
 
 mod docker;
+mod haproxy;
 mod health;
 mod router;
 
@@ -40,6 +41,14 @@ const KEYS: &[&str] = &[
     "watch",
     "watch-url",
     "keep-old",
+    "canary",
+];
+const CANARY_KEYS: &[&str] = &[
+    "steps",
+    "interval",
+    "max-error-rate",
+    "max-latency",
+    "min-requests",
 ];
 const HEALTH_KEYS: &[&str] = &[
     "path",
@@ -50,7 +59,8 @@ const HEALTH_KEYS: &[&str] = &[
     "unhealthy-after",
     "within",
 ];
-const SWITCH_KEYS: &[&str] = &["nginx", "alias", "command"];
+const SWITCH_KEYS: &[&str] = &["nginx", "alias", "command", "haproxy"];
+const HAPROXY_KEYS: &[&str] = &["socket", "backend"];
 const NGINX_KEYS: &[&str] = &["upstream-file", "upstream", "container", "command"];
 const ALIAS_KEYS: &[&str] = &["network", "name"];
 
@@ -67,6 +77,23 @@ pub(crate) struct BlueGreen {
     watch: Duration,
     watch_url: Option<String>,
     keep_old: bool,
+    canary: Option<CanarySpec>,
+}
+
+/// `canary:`: the new colour's share of traffic grows step by step, each step judged on the
+/// router's own counters for it.
+#[derive(Debug, Clone)]
+pub(crate) struct CanarySpec {
+    /// Percentages of the traffic, increasing, the last 100.
+    steps: Vec<u32>,
+    interval: Duration,
+    /// The largest share of the new colour's requests that may fail (5xx, connection or
+    /// response errors).
+    max_error_rate: f64,
+    /// The largest average response time of the new colour.
+    max_latency: Option<Duration>,
+    /// Fewer requests than this in a step judge nothing: the step fails.
+    min_requests: u64,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -208,6 +235,21 @@ impl Kind for BlueGreen {
             .get("keep-old")
             .and_then(|n| v.bool(n, "`keep-old`"))
             .unwrap_or(false);
+        let canary = f.get("canary").and_then(|n| Self::validate_canary(n, v));
+        if let (Some(n), Some(switch)) = (f.get("canary"), &switch)
+            && !matches!(switch, SwitchSpec::Haproxy { .. })
+        {
+            v.error(
+                ConfigError::new(
+                    "`canary` needs `switch: haproxy`",
+                    n.span.clone(),
+                    "no weights with this switch",
+                )
+                .help(
+                    "a canary splits traffic by weight and judges it on the router's counters:                      HAProxy's runtime API does both without a reload; nginx would reload at                      every step, and each reload resets idle keep-alive connections",
+                ),
+            );
+        }
         if v.errors.len() != before {
             return None;
         }
@@ -223,6 +265,7 @@ impl Kind for BlueGreen {
             watch,
             watch_url,
             keep_old,
+            canary,
         })
     }
 
@@ -257,7 +300,7 @@ impl Kind for BlueGreen {
                     }
                 },
                 "switch": {
-                    "description": "How traffic is switched: exactly one of `nginx`, `alias`, `command`.",
+                    "description": "How traffic is switched: exactly one of `nginx`, `alias`, `command`, `haproxy`.",
                     "type": "object",
                     "additionalProperties": false,
                     "minProperties": 1,
@@ -283,7 +326,28 @@ impl Kind for BlueGreen {
                                 "name": { "description": "The alias (default: the service).", "type": "string" }
                             }
                         },
-                        "command": { "description": "A command that points your router at `$PORTCULLIS_BG_ADDRESS`.", "$ref": "#/definitions/stringOrList" }
+                        "command": { "description": "A command that points your router at `$PORTCULLIS_BG_ADDRESS`.", "$ref": "#/definitions/stringOrList" },
+                        "haproxy": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["socket"],
+                            "properties": {
+                                "socket": { "description": "HAProxy's runtime API: a unix socket path, or `127.0.0.1:PORT`.", "type": "string" },
+                                "backend": { "description": "The backend holding the server slots `blue` and `green` (default: the service).", "type": "string" }
+                            }
+                        }
+                    }
+                },
+                "canary": {
+                    "description": "Move traffic to the new colour in steps, each judged on HAProxy's counters for it (needs `switch: haproxy`).",
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "steps": { "description": "Increasing percentages of the traffic (default [5, 25, 50]); 100 ends it.", "type": "array", "items": { "type": ["integer", "string"] } },
+                        "interval": { "description": "How long each step lasts before it is judged (default 30s).", "$ref": "#/definitions/duration" },
+                        "max-error-rate": { "description": "The largest share of failed requests (5xx, connection and response errors), e.g. `1%` (default).", "type": ["string", "number"] },
+                        "max-latency": { "description": "The largest average response time HAProxy reports for the new colour.", "$ref": "#/definitions/duration" },
+                        "min-requests": { "description": "A step with fewer requests fails (default 10).", "type": "integer", "minimum": 0 }
                     }
                 },
                 "drain": { "description": "How long the colour being left keeps serving in-flight requests (default 10s).", "$ref": "#/definitions/duration" },
@@ -348,6 +412,76 @@ impl BlueGreen {
         Some(spec)
     }
 
+    fn validate_canary(node: &Node, v: &mut Validator<'_>) -> Option<CanarySpec> {
+        let f = v.fields(node, "`canary`", CANARY_KEYS)?;
+        let before = v.errors.len();
+        let mut steps = Vec::new();
+        match f.get("steps") {
+            Some(n) => {
+                for (text, item) in v.string_list(n, "`canary.steps`") {
+                    let number = text.trim().trim_end_matches('%').trim();
+                    match number.parse::<u32>() {
+                        Ok(p @ 1..=100) if steps.last().is_none_or(|last| p > *last) => steps.push(p),
+                        _ => v.error(
+                            ConfigError::new(
+                                format!("`{text}` is not a step of the canary"),
+                                item.span.clone(),
+                                "not a larger percentage",
+                            )
+                            .help("write increasing percentages of the traffic, e.g. `[5, 25, 50, 100]`"),
+                        ),
+                    }
+                }
+            }
+            None => steps = vec![5, 25, 50],
+        }
+        if steps.last() != Some(&100) {
+            steps.push(100);
+        }
+        let interval = f
+            .get("interval")
+            .and_then(|n| v.duration(n, "`canary.interval`"))
+            .unwrap_or(Duration::from_secs(30));
+        let max_error_rate = match f.get("max-error-rate") {
+            Some(n) => {
+                let text = v.string(n, "`canary.max-error-rate`").unwrap_or_default();
+                let rate = match text.trim().strip_suffix('%') {
+                    Some(p) => p.trim().parse::<f64>().ok().map(|p| p / 100.0),
+                    None => text.trim().parse::<f64>().ok(),
+                };
+                match rate {
+                    Some(r) if (0.0..=1.0).contains(&r) => r,
+                    _ => {
+                        v.error(
+                            ConfigError::new(
+                                format!("`{text}` is not an error rate"),
+                                n.span.clone(),
+                                "not between 0% and 100%",
+                            )
+                            .help("write a percentage, e.g. `1%`, or a fraction, e.g. `0.01`"),
+                        );
+                        0.0
+                    }
+                }
+            }
+            None => 0.01,
+        };
+        let max_latency = f
+            .get("max-latency")
+            .and_then(|n| v.duration(n, "`canary.max-latency`"));
+        let min_requests = f
+            .get("min-requests")
+            .and_then(|n| v.uint(n, "`canary.min-requests`", 0, 1_000_000_000))
+            .unwrap_or(10);
+        (v.errors.len() == before).then_some(CanarySpec {
+            steps,
+            interval,
+            max_error_rate,
+            max_latency,
+            min_requests,
+        })
+    }
+
     fn validate_switch(
         node: &Node,
         v: &mut Validator<'_>,
@@ -363,7 +497,7 @@ impl BlueGreen {
                     f.span.clone(),
                     format!("{} methods", chosen.len()),
                 )
-                .help("choose one of `nginx`, `alias`, `command`"),
+                .help("choose one of `nginx`, `alias`, `command`, `haproxy`"),
             );
             return None;
         };
@@ -455,6 +589,41 @@ impl BlueGreen {
                     name,
                 })
             }
+            "haproxy" => {
+                let h = v.fields(value, "`switch.haproxy`", HAPROXY_KEYS)?;
+                let Some(socket_node) = h.get("socket") else {
+                    v.error(
+                        ConfigError::new(
+                            "`switch.haproxy` needs `socket`",
+                            key.span.clone(),
+                            "no `socket`",
+                        )
+                        .help(
+                            "name HAProxy's admin socket, e.g. `socket: /run/haproxy/admin.sock`",
+                        ),
+                    );
+                    return None;
+                };
+                let socket = v.string(socket_node, "`switch.haproxy.socket`")?;
+                if !socket.starts_with('/') && !loopback_address(&socket) {
+                    v.error(
+                        ConfigError::new(
+                            format!("`{socket}` is neither a socket path nor a loopback `HOST:PORT`"),
+                            socket_node.span.clone(),
+                            "not a runtime API address",
+                        )
+                        .help(
+                            "HAProxy's runtime API has no authentication: give the path of its unix                              socket, or `127.0.0.1:PORT`",
+                        ),
+                    );
+                    return None;
+                }
+                let backend = h
+                    .get("backend")
+                    .and_then(|node| v.string(node, "`switch.haproxy.backend`"))
+                    .or_else(|| service.map(str::to_owned))?;
+                Some(SwitchSpec::Haproxy { socket, backend })
+            }
             _ => {
                 let words = v.string_list(value, "`switch.command`");
                 if words.is_empty() {
@@ -475,6 +644,19 @@ impl BlueGreen {
             }
         }
     }
+}
+
+/// `HOST:PORT` with a loopback host.
+fn loopback_address(text: &str) -> bool {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback && port.parse::<u16>().is_ok_and(|p| p > 0)
 }
 
 /// The settings of one cutover or rollback.
@@ -499,6 +681,7 @@ impl BuiltinStage for BlueGreen {
             SwitchSpec::Nginx { .. } => "an nginx upstream",
             SwitchSpec::Alias { .. } => "a network alias",
             SwitchSpec::Command { .. } => "a switch command",
+            SwitchSpec::Haproxy { .. } => "HAProxy's runtime API",
         };
         format!(
             "cut `{}` over to {} through {method}",
@@ -513,7 +696,8 @@ impl BuiltinStage for BlueGreen {
                 Ok(r) => r,
                 Err(e) => return KindOutcome::failed(e),
             };
-            let result = self.locked(cx, &resolved, Mode::Deploy).await;
+            let mut steps = Vec::new();
+            let result = self.locked(cx, &resolved, Mode::Deploy, &mut steps).await;
             let mut details = String::new();
             let mut outcome = match result {
                 Ok(done) => {
@@ -572,6 +756,7 @@ impl BuiltinStage for BlueGreen {
                 location: None,
                 output: String::new(),
             });
+            outcome.cases.extend(steps);
             outcome
         })
     }
@@ -605,7 +790,7 @@ impl BuiltinStage for BlueGreen {
                 previous,
                 previous_image,
             };
-            match self.locked(cx, &resolved, mode).await {
+            match self.locked(cx, &resolved, mode, &mut Vec::new()).await {
                 Ok(done) => {
                     let mut o = KindOutcome::passed();
                     o.outputs = vec![("colour".into(), done.colour)];
@@ -661,6 +846,7 @@ impl BlueGreen {
         cx: &mut StageContext,
         resolved: &Resolved,
         mode: Mode,
+        steps: &mut Vec<CaseResult>,
     ) -> Result<Done, String> {
         let engine = Engine::connect(self.network.as_deref()).await?;
         let lock_image = match &mode {
@@ -679,7 +865,7 @@ impl BlueGreen {
             .line(&format!("took the deploy lock of `{}`", self.service))
             .await;
         let result = match mode {
-            Mode::Deploy => self.cutover(cx, &engine, resolved).await,
+            Mode::Deploy => self.cutover(cx, &engine, resolved, steps).await,
             Mode::Rollback {
                 deployed,
                 previous,
@@ -726,9 +912,11 @@ impl BlueGreen {
         cx: &mut StageContext,
         engine: &Engine,
         resolved: &Resolved,
+        steps: &mut Vec<CaseResult>,
     ) -> Result<Done, String> {
         let env = cx.env.clone();
         let router = self.router(engine, resolved, &env);
+        router.check().await?;
         let colours = engine.colours(&self.service).await?;
         let snapshot = router.snapshot().await?;
         let live = router.live(&colours, snapshot.as_deref()).await?.cloned();
@@ -775,10 +963,11 @@ impl BlueGreen {
                 &cx.run_id,
             )
             .await?;
+        let cancel = cx.cancel.clone();
         let probe = Probe {
             engine,
             spec: &self.health,
-            cancel: &cx.cancel,
+            cancel: &cancel,
         };
         // Until it is healthy, the new colour is removed on any failure.
         let gated = async {
@@ -809,6 +998,19 @@ impl BlueGreen {
             .line(&format!("`{container}` is healthy at {health_url}"))
             .await;
 
+        if let (Some(spec), Some(api), Some(old)) = (&self.canary, router.haproxy(), &live) {
+            let target = router::address(&new, self.port)
+                .ok_or_else(|| format!("`{container}` has no address on its network"))?;
+            if let Err(e) = self.canary(cx, &api, spec, &new, old, &target, steps).await {
+                drain(self.drain, &mut cx.log).await;
+                let _ = engine.remove(&container).await;
+                return Err(format!(
+                    "the canary failed, so all traffic is back on `{}` and `{container}` was \
+                     removed: {e}",
+                    old.container
+                ));
+            }
+        }
         let switch_started = Instant::now();
         if let Err(e) = router.switch(&new, live.as_ref(), &mut cx.log).await {
             let _ = engine.remove(&container).await;
@@ -865,6 +1067,79 @@ impl BlueGreen {
         })
     }
 
+    /// Moves traffic to `new` in the canary's steps (HAProxy weights, no reload), judging each
+    /// step below 100% on HAProxy's counters for `new` after its interval; one JUnit case per
+    /// step, with its figures. A step that fails (or an interrupt) puts all traffic back on
+    /// `old` and parks `new`'s slot. Passing every step leaves `new` with the traffic.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site, every value is needed"
+    )]
+    async fn canary(
+        &self,
+        cx: &mut StageContext,
+        api: &haproxy::Runtime<'_>,
+        spec: &CanarySpec,
+        new: &Colour,
+        old: &Colour,
+        target: &str,
+        steps: &mut Vec<CaseResult>,
+    ) -> Result<(), String> {
+        api.point(&new.colour, target, 0).await?;
+        for &share in spec.steps.iter().filter(|s| **s < haproxy::FULL) {
+            let started = Instant::now();
+            let judged = async {
+                let before = api.counters(&new.colour).await?;
+                api.weigh(&new.colour, share).await?;
+                api.weigh(&old.colour, haproxy::FULL - share).await?;
+                cx.log
+                    .line(&format!(
+                        "canary: {share}% of the traffic on `{}` for {}",
+                        new.container,
+                        crate::config::duration::format(spec.interval)
+                    ))
+                    .await;
+                tokio::select! {
+                    () = tokio::time::sleep(spec.interval) => {}
+                    () = cx.cancel.cancelled() => return Err("interrupted".to_owned()),
+                }
+                let seen = api.counters(&new.colour).await?.since(&before);
+                judge(spec, &seen)
+            }
+            .await;
+            let status = match &judged {
+                Ok(figures) => {
+                    cx.log.line(&format!("canary {share}%: {figures}")).await;
+                    CaseStatus::Passed
+                }
+                Err(why) => CaseStatus::Failed {
+                    message: why.clone(),
+                    body: String::new(),
+                },
+            };
+            steps.push(CaseResult {
+                name: format!("canary {share}% `{}`", self.service),
+                status,
+                duration: started.elapsed(),
+                location: None,
+                output: judged.clone().unwrap_or_default(),
+            });
+            if let Err(why) = judged {
+                cx.log.line(&format!("canary {share}% failed: {why}")).await;
+                api.weigh(&old.colour, haproxy::FULL).await?;
+                api.park(&new.colour).await?;
+                cx.log
+                    .line(&format!(
+                        "haproxy: all traffic back on `{}`, `{}` parked",
+                        old.container, new.container
+                    ))
+                    .await;
+                return Err(format!("at {share}%: {why}"));
+            }
+        }
+        Ok(())
+    }
+
     /// The started container as a [`Colour`], with its address.
     async fn started(
         &self,
@@ -904,7 +1179,7 @@ impl BlueGreen {
     ) -> String {
         let back = match old {
             Some(old) => router.switch(old, None, &mut cx.log).await,
-            None => router.restore(snapshot).await,
+            None => router.restore(snapshot, new).await,
         };
         let to = old.map_or("the router's previous state".to_owned(), |o| {
             format!("`{}`", o.container)
@@ -961,6 +1236,7 @@ impl BlueGreen {
     ) -> Result<Done, String> {
         let env = cx.env.clone();
         let router = self.router(engine, resolved, &env);
+        router.check().await?;
         let colours = engine.colours(&self.service).await?;
         let snapshot = router.snapshot().await?;
         let live = router.live(&colours, snapshot.as_deref()).await?.cloned();
@@ -1035,6 +1311,43 @@ impl BlueGreen {
             switch_time,
         })
     }
+}
+
+/// A canary step's verdict on the new colour's counters: its figures, or why it fails.
+fn judge(spec: &CanarySpec, seen: &haproxy::Counters) -> Result<String, String> {
+    let rate = if seen.requests == 0 {
+        0.0
+    } else {
+        seen.errors as f64 / seen.requests as f64
+    };
+    let figures = format!(
+        "{} requests, {} failed ({:.2}%), average response {} ms",
+        seen.requests,
+        seen.errors,
+        rate * 100.0,
+        seen.rtime_ms
+    );
+    if seen.requests < spec.min_requests {
+        return Err(format!(
+            "{figures}: fewer than the {} requests (`min-requests`) a step needs to be judged",
+            spec.min_requests
+        ));
+    }
+    if rate > spec.max_error_rate {
+        return Err(format!(
+            "{figures}: more than the {:.2}% `max-error-rate`",
+            spec.max_error_rate * 100.0
+        ));
+    }
+    if let Some(max) = spec.max_latency
+        && u128::from(seen.rtime_ms) > max.as_millis()
+    {
+        return Err(format!(
+            "{figures}: slower than the {} ms `max-latency`",
+            max.as_millis()
+        ));
+    }
+    Ok(figures)
 }
 
 /// Gives in-flight requests on the colour being left `drain` to finish. Not cut short by a

@@ -16,13 +16,26 @@ use std::time::{Duration, Instant};
 use crate::harness::{Run, Test, assert_schema_valid, free_port, required};
 
 const START: &str = r#"#!/bin/sh
-# A colour for the tests: MODE=sick never serves /healthz.
+# A colour for the tests: MODE=sick never serves /healthz; MODE=flaky answers 500 to about
+# half of the requests to /cgi-bin/app.
 echo "$PORTCULLIS_COLOUR" > /www/colour
+echo "$MODE" > /www/mode
 [ "$MODE" = sick ] || echo ok > /www/healthz
 trap "exit 0" TERM
 /bin/busybox httpd -f -p 8080 -h /www &
 wait $!
 "#;
+
+/// `/cgi-bin/app`: the colour's name, or a 500 for about half of the requests with MODE=flaky.
+/// busybox answers a CGI in HTTP/1.1 without keeping the connection, so the script says
+/// `Connection: close`: a proxy must not reuse it.
+const APP: &str = "#!/bin/sh\n\
+if [ \"$(cat /www/mode)\" = flaky ] && [ $((RANDOM % 2)) -eq 0 ]; then\n\
+  printf 'Status: 500 Internal Server Error\\r\\nConnection: close\\r\\nContent-Type: text/plain\\r\\nContent-Length: 5\\r\\n\\r\\nboom\\n'\n\
+  exit 0\n\
+fi\n\
+body=$(cat /www/colour)\n\
+printf 'Connection: close\\r\\nContent-Type: text/plain\\r\\nContent-Length: %d\\r\\n\\r\\n%s\\n' $(( ${#body} + 1 )) \"$body\"\n";
 
 const DOCKERFILE: &str = "FROM scratch\nCOPY rootfs/ /\n\
 HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD [\"/bin/busybox\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8080/healthz\"]\n\
@@ -82,7 +95,7 @@ fn busybox() -> &'static str {
 }
 
 /// The colour image, built once per test run; its tag is derived from what goes into it.
-fn image() -> &'static str {
+pub(crate) fn image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let bin = std::fs::read(busybox()).expect("read busybox");
@@ -90,6 +103,7 @@ fn image() -> &'static str {
         for byte in bin
             .iter()
             .chain(START.as_bytes())
+            .chain(APP.as_bytes())
             .chain(DOCKERFILE.as_bytes())
         {
             hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
@@ -110,6 +124,13 @@ fn image() -> &'static str {
         .expect("chmod");
         std::os::unix::fs::symlink("busybox", root.join("bin/sh")).expect("symlink");
         std::fs::write(root.join("start"), START).expect("start script");
+        std::fs::create_dir_all(root.join("www/cgi-bin")).expect("mkdir");
+        std::fs::write(root.join("www/cgi-bin/app"), APP).expect("app");
+        std::fs::set_permissions(
+            root.join("www/cgi-bin/app"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
         std::fs::write(dir.path().join("Dockerfile"), DOCKERFILE).expect("Dockerfile");
         let out = Command::new("docker")
             .args(["build", "-q", "-t", &tag, "."])
@@ -315,7 +336,7 @@ impl Drop for Nginx {
     }
 }
 
-fn get(port: u16, path: &str) -> Result<(u16, String), String> {
+pub(crate) fn get(port: u16, path: &str) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
@@ -447,6 +468,41 @@ fn deploy(t: Test, service: &Service, nginx: &Nginx, spec: &Spec<'_>) -> (Test, 
     let t = t.pipeline("deploy", &pipeline(service, nginx, spec));
     let run = t.run(&["run", "deploy"]);
     (t, run)
+}
+
+/// Every reload of nginx closes its idle keep-alive connections, so a cutover reloads it
+/// once: the backup it keeps during the watch leaves the file, not the running nginx.
+#[test]
+fn a_cutover_reloads_nginx_once() {
+    if !components() {
+        return;
+    }
+    let (service, t, nginx) = blue_live();
+    let wrapper = t.path().join("nginx-logged");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nexec nginx \"$@\"\n",
+            t.path().join("nginx-calls").display()
+        ),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let text = pipeline(&service, &nginx, &Spec::default()).replace(
+        "command: [nginx,",
+        &format!("command: [\"{}\",", wrapper.display()),
+    );
+    let t = t.pipeline("deploy", &text);
+    let run = t.run(&["run", "deploy"]);
+    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("cutover"));
+    assert_eq!(nginx.colour(), "green");
+    let calls = t.read("nginx-calls");
+    assert_eq!(calls.matches("-s reload").count(), 1, "{calls}");
+    assert!(!nginx.upstream().contains("backup"), "{}", nginx.upstream());
 }
 
 /// A first deploy finds no live colour, starts `blue` and points nginx at it; the next one

@@ -38,6 +38,8 @@ mod ports;
 mod ports_static;
 // `uses: blue-green`: real Docker engine, real nginx on the host.
 mod bluegreen;
+// `switch: haproxy` and canary releases on a real HAProxy.
+mod haproxy;
 // `postgres-check`, `pg-dump` and `backups` against a PostgreSQL cluster the tests start.
 mod pg;
 // A real deploy end to end: `fixtures/deploy-app` through every built-in kind, on PostgreSQL,

@@ -5,7 +5,9 @@
 //! reloads gracefully: old workers finish the requests they hold while new ones use the new
 //! upstream. During the watch the old colour stays in the upstream as a `backup` server, so a
 //! new colour that dies mid-watch is failed over by nginx itself before the stage switches back.
-//! `alias` moves a Docker network alias; `command` runs the user's own switch command.
+//! `alias` moves a Docker network alias; `command` runs the user's own switch command;
+//! `haproxy` re-addresses and re-weights server slots through HAProxy's runtime API, with no
+//! reload ([`super::haproxy`]).
 
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::docker::{Colour, Engine};
+use super::haproxy::{self, Runtime};
 use crate::runner::output::OutputSink;
 use crate::supervisor::child;
 
@@ -36,6 +39,11 @@ pub(crate) enum SwitchSpec {
     Command {
         argv: Vec<String>,
     },
+    Haproxy {
+        /// The runtime API: a unix socket path or `HOST:PORT` on loopback.
+        socket: String,
+        backend: String,
+    },
 }
 
 pub(crate) struct Router<'a> {
@@ -52,6 +60,23 @@ pub(crate) fn address(colour: &Colour, port: u16) -> Option<String> {
 }
 
 impl Router<'_> {
+    /// HAProxy's runtime API, when that is the router.
+    pub(crate) fn haproxy(&self) -> Option<Runtime<'_>> {
+        match self.spec {
+            SwitchSpec::Haproxy { socket, backend } => Some(Runtime { socket, backend }),
+            _ => None,
+        }
+    }
+
+    /// Checks, before anything changes, that the router is set up as the method needs (HAProxy:
+    /// the API answers and the backend has its two slots).
+    pub(crate) async fn check(&self) -> Result<(), String> {
+        if let Some(api) = self.haproxy() {
+            api.slots().await?;
+        }
+        Ok(())
+    }
+
     /// The colour the router sends traffic to now, among `colours`; `None` on a first deploy.
     /// `snapshot` is the upstream file as [`Router::snapshot`] read it (nginx only).
     pub(crate) async fn live<'c>(
@@ -73,6 +98,21 @@ impl Router<'_> {
                     }
                 }
                 Ok(None)
+            }
+            SwitchSpec::Haproxy { socket, backend } => {
+                let slots = Runtime { socket, backend }.slots().await?;
+                // The serving slot that addresses a running colour; mid-canary, the one with
+                // the most weight.
+                Ok(colours
+                    .iter()
+                    .filter(|c| c.running)
+                    .filter_map(|c| {
+                        let slot = &slots[usize::from(c.colour == "green")];
+                        let ours = address(c, self.port).is_some_and(|a| a == slot.address);
+                        (ours && slot.serving()).then_some((slot.weight, c))
+                    })
+                    .max_by_key(|(weight, _)| *weight)
+                    .map(|(_, c)| c))
             }
             SwitchSpec::Command { .. } => {
                 let running: Vec<&Colour> = colours.iter().filter(|c| c.running).collect();
@@ -146,6 +186,24 @@ impl Router<'_> {
                 Ok(())
             }
             SwitchSpec::Command { argv } => self.run_command(argv, to, &target, log).await,
+            SwitchSpec::Haproxy { socket, backend } => {
+                let api = Runtime { socket, backend };
+                let other = other_colour(&to.colour);
+                api.point(&to.colour, &target, haproxy::FULL).await?;
+                if backup.is_some() {
+                    // Still addressed, kept from new requests: parked by `settle`.
+                    api.weigh(other, 0).await?;
+                } else {
+                    api.park(other).await?;
+                }
+                log.line(&format!(
+                    "haproxy: `{backend}/{}` -> {target} with all the weight, `{backend}/{other}` {}",
+                    to.colour,
+                    if backup.is_some() { "at weight 0" } else { "parked" }
+                ))
+                .await;
+                Ok(())
+            }
         }
     }
 
@@ -154,17 +212,50 @@ impl Router<'_> {
     pub(crate) async fn settle(&self, to: &Colour, log: &mut OutputSink) -> Result<(), String> {
         match self.spec {
             SwitchSpec::Command { .. } => Ok(()),
-            _ => self.switch(to, None, log).await,
+            SwitchSpec::Haproxy { socket, backend } => {
+                let other = other_colour(&to.colour);
+                Runtime { socket, backend }.park(other).await?;
+                log.line(&format!("haproxy: `{backend}/{other}` parked"))
+                    .await;
+                Ok(())
+            }
+            SwitchSpec::Nginx {
+                upstream_file,
+                upstream,
+                ..
+            } => {
+                // The file loses the backup; nginx keeps it until its next reload, since every
+                // reload closes idle keep-alive connections (one per switch is the cost).
+                let target = address(to, self.port)
+                    .ok_or_else(|| format!("`{}` has no address on its network", to.container))?;
+                let text = render(upstream, &to.colour, &target, None);
+                if self.read_upstream(upstream_file).await?.as_deref() != Some(text.as_str()) {
+                    self.write_upstream(upstream_file, &text).await?;
+                    log.line(&format!(
+                        "nginx: backup dropped from `{upstream_file}`, in effect at nginx's next reload"
+                    ))
+                    .await;
+                }
+                Ok(())
+            }
+            SwitchSpec::Alias { .. } => self.switch(to, None, log).await,
         }
     }
 
-    /// Restores the router as it was before a first deploy failed (nginx only: an alias or a
-    /// command router simply loses the colour that is removed).
-    pub(crate) async fn restore(&self, previous: Option<&str>) -> Result<(), String> {
-        if let SwitchSpec::Nginx { upstream_file, .. } = self.spec {
-            self.put_back(upstream_file, previous).await?;
-            self.nginx(&["-t"]).await?;
-            self.nginx(&["-s", "reload"]).await?;
+    /// Restores the router as it was before a first deploy of `new` failed (nginx: the
+    /// upstream file; HAProxy: `new`'s slot parked; an alias or a command router simply loses
+    /// the colour that is removed).
+    pub(crate) async fn restore(&self, previous: Option<&str>, new: &Colour) -> Result<(), String> {
+        match self.spec {
+            SwitchSpec::Nginx { upstream_file, .. } => {
+                self.put_back(upstream_file, previous).await?;
+                self.nginx(&["-t"]).await?;
+                self.nginx(&["-s", "reload"]).await?;
+            }
+            SwitchSpec::Haproxy { socket, backend } => {
+                Runtime { socket, backend }.park(&new.colour).await?;
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -400,6 +491,11 @@ impl Router<'_> {
             Err(format!("`{shown}` failed: {}", text.trim()))
         }
     }
+}
+
+/// The colour that is not `colour`.
+pub(crate) fn other_colour(colour: &str) -> &'static str {
+    if colour == "blue" { "green" } else { "blue" }
 }
 
 /// The upstream file: the live colour first, the old one as `backup` while it is watched.
