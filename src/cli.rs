@@ -192,13 +192,25 @@ pub(crate) struct PortsArgs {
     pub(crate) live: bool,
     #[arg(long, value_enum, default_value_t = PortsFormat::Human)]
     pub(crate) format: PortsFormat,
+    /// Skip files and folders matching GLOB (repeatable; a bare name matches it anywhere).
+    #[arg(long, value_name = "GLOB")]
+    pub(crate) exclude: Vec<String>,
+    /// Read only files matching GLOB (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub(crate) include: Vec<String>,
+    /// Violations recorded in FILE count as notes; entries that match nothing are reported.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) baseline: Option<PathBuf>,
+    /// Record today's violations in FILE, for `--baseline`, and pass.
+    #[arg(long, value_name = "FILE", conflicts_with = "baseline")]
+    pub(crate) write_baseline: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum PortsFormat {
     /// One line per finding and a count.
     Human,
-    /// `{"findings": [...]}`.
+    /// `{"findings": [...], "summary": {...}}`.
     Json,
     /// A JUnit document: one test case per finding, violations as failures.
     Junit,

@@ -45,6 +45,11 @@ pub(crate) fn print_warning(message: &str) {
     let _ = writeln!(std::io::stderr().lock(), "warning: {message}");
 }
 
+/// What a command did besides its data: `note: MESSAGE` on stderr.
+pub(crate) fn print_note(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "note: {message}");
+}
+
 /// Writes a command's data to stdout and gives its exit code. A reader that closed the pipe
 /// early (`portcullis graph | head`) is not an error; any other failure to write is reported,
 /// since a silently truncated schema or workflow would be worse than a failed command.

@@ -6,6 +6,7 @@
 //! serves the static scan (a file, line and column) and the live check in [`live`], where
 //! the position is absent and the message names the process or container instead.
 
+pub(crate) mod adopt;
 pub(crate) mod live;
 pub(crate) mod scan;
 
@@ -104,6 +105,9 @@ pub(crate) struct Finding {
     /// `forbidden`, `unlisted`, `not-listening` or `docker`.
     pub(crate) rule: &'static str,
     pub(crate) message: String,
+    /// The finding's line, as a baseline matches it ([`adopt::fingerprint`]); static mode only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) fingerprint: Option<String>,
 }
 
 impl Severity {
@@ -170,6 +174,7 @@ impl Finding {
             severity,
             rule,
             message,
+            fingerprint: None,
         }
     }
 }

@@ -17,16 +17,29 @@ use super::{BoxFuture, BuiltinStage, Kind, KindOutcome, StageContext};
 use crate::config::errors::ConfigError;
 use crate::config::validate::Validator;
 use crate::config::yaml::{Node, NodeKind};
+use crate::ports::adopt::{Baseline, JUNIT_GROUP_ABOVE, Reach, SCREENFUL, Summary};
 use crate::ports::{Finding, Policy, Severity, count_text, live, scan};
 use crate::runner::events::{CaseResult, CaseStatus};
 
-const KEYS: &[&str] = &["allow", "forbid", "require-listening", "scan", "live"];
+const KEYS: &[&str] = &[
+    "allow",
+    "forbid",
+    "require-listening",
+    "scan",
+    "live",
+    "exclude",
+    "include",
+    "baseline",
+];
 
 #[derive(Debug)]
 pub(crate) struct Ports {
     policy: Policy,
     scan: Vec<PathBuf>,
     live: bool,
+    reach: Reach,
+    /// Relative to the stage's working directory.
+    baseline: Option<PathBuf>,
 }
 
 impl Kind for Ports {
@@ -110,7 +123,38 @@ impl Kind for Ports {
                 .help("add `live: true`, or drop `require-listening`"),
             );
         }
-        (v.errors.len() == before).then_some(Ports { policy, scan, live })
+        let globs = |key: &str, v: &mut Validator<'_>| -> Vec<String> {
+            f.get(key).map_or_else(Vec::new, |n| {
+                v.string_list(n, &format!("`{key}`"))
+                    .into_iter()
+                    .map(|(s, _)| s)
+                    .collect()
+            })
+        };
+        let (include, exclude) = (globs("include", v), globs("exclude", v));
+        let reach = match Reach::new(&include, &exclude) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(span) = f.key_span("exclude").or_else(|| f.key_span("include")) {
+                    v.error(
+                        ConfigError::new(e, span, "not a glob")
+                            .help("write globs such as `web/**`, `*.min.js` or a folder name"),
+                    );
+                }
+                Reach::default()
+            }
+        };
+        let baseline = f
+            .get("baseline")
+            .and_then(|n| v.string(n, "`baseline`"))
+            .map(PathBuf::from);
+        (v.errors.len() == before).then_some(Ports {
+            policy,
+            scan,
+            live,
+            reach,
+            baseline,
+        })
     }
 
     fn with_schema() -> Value {
@@ -145,6 +189,18 @@ impl Kind for Ports {
                 "live": {
                     "description": "Check this machine's listening sockets and Docker's published ports.",
                     "type": "boolean"
+                },
+                "exclude": {
+                    "description": "Globs of files and folders not to scan (a bare name matches anywhere).",
+                    "$ref": "#/definitions/stringOrList"
+                },
+                "include": {
+                    "description": "Globs of the only files to scan.",
+                    "$ref": "#/definitions/stringOrList"
+                },
+                "baseline": {
+                    "description": "A file from `portcullis ports --write-baseline`: the violations it records count as notes.",
+                    "type": "string"
                 }
             }
         })
@@ -204,13 +260,21 @@ impl BuiltinStage for Ports {
                 .map(|p| (p.clone(), cx.workdir.join(p)))
                 .collect();
             let policy = self.policy.clone();
+            let reach = self.reach.clone();
             let live = self.live;
+            let baseline = match &self.baseline {
+                Some(path) => match Baseline::read(&cx.workdir.join(path)) {
+                    Ok(b) => Some((b, path.display().to_string())),
+                    Err(e) => return KindOutcome::failed(e),
+                },
+                None => None,
+            };
             let checked = tokio::task::spawn_blocking(move || {
                 // One scan per root, so each finding is known to belong to its root.
                 let scanned: Vec<(PathBuf, bool, scan::ScanResult)> = roots
                     .into_iter()
                     .map(|(written, full)| {
-                        let result = scan::scan(std::slice::from_ref(&full), &policy);
+                        let result = scan::scan(std::slice::from_ref(&full), &policy, &reach);
                         (written, full.is_file(), result)
                     })
                     .collect();
@@ -249,9 +313,24 @@ impl BuiltinStage for Ports {
                 }
             }
             findings.extend(live_findings.into_iter().flatten().map(|f| (f, None)));
+            if let Some((baseline, name)) = &baseline {
+                // The baseline names files as the scan does, relative to its root.
+                let (mut plain, mut locations): (Vec<Finding>, Vec<Option<PathBuf>>) =
+                    findings.drain(..).unzip();
+                let known = plain.len();
+                // Entries that match nothing are added, at the place they recorded.
+                baseline.apply(&mut plain, name);
+                locations.extend(
+                    plain[known..]
+                        .iter()
+                        .map(|f| f.file.as_ref().map(PathBuf::from)),
+                );
+                findings = plain.into_iter().zip(locations).collect();
+            }
             let elapsed = started.elapsed();
             let mut outcome = KindOutcome::passed();
             let mut violations = 0;
+            let grouped = findings.len() > JUNIT_GROUP_ABOVE;
             for (f, location) in &findings {
                 let shown = location.as_ref().map(|p| p.display().to_string());
                 let place = f.place(shown.as_deref());
@@ -266,6 +345,9 @@ impl BuiltinStage for Ports {
                 } else {
                     CaseStatus::Passed
                 };
+                if grouped {
+                    continue;
+                }
                 outcome.cases.push(CaseResult {
                     name: f.case_name(place.as_deref()),
                     status,
@@ -282,11 +364,20 @@ impl BuiltinStage for Ports {
                     },
                 });
             }
+            if grouped {
+                outcome.cases = cases_by_file(&findings);
+            }
             let mut summary = count_text(violations, findings.len() - violations);
             if !self.scan.is_empty() {
                 summary.push_str(&format!(" in {files} files scanned"));
             }
             cx.log.line(&summary).await;
+            if findings.len() > SCREENFUL {
+                let all: Vec<Finding> = findings.iter().map(|(f, _)| f.clone()).collect();
+                for line in Summary::of(&all).text().lines() {
+                    cx.log.line(line).await;
+                }
+            }
             if outcome.cases.is_empty() {
                 outcome.cases.push(CaseResult {
                     name: "port law".into(),
@@ -305,6 +396,64 @@ impl BuiltinStage for Ports {
             outcome
         })
     }
+}
+
+/// Past [`JUNIT_GROUP_ABOVE`] findings: one case per file, failing when the file has a
+/// violation, at the file's first violation, with every finding of the file in its text.
+fn cases_by_file(findings: &[(Finding, Option<PathBuf>)]) -> Vec<CaseResult> {
+    let mut files: std::collections::BTreeMap<String, Vec<&(Finding, Option<PathBuf>)>> =
+        std::collections::BTreeMap::new();
+    for item in findings {
+        let key = item
+            .1
+            .as_ref()
+            .map_or_else(|| "this machine".to_owned(), |p| p.display().to_string());
+        files.entry(key).or_default().push(item);
+    }
+    files
+        .into_iter()
+        .map(|(file, items)| {
+            let lines: Vec<String> = items
+                .iter()
+                .map(|(f, loc)| {
+                    let shown = loc.as_ref().map(|p| p.display().to_string());
+                    f.line_text(f.place(shown.as_deref()).as_deref())
+                })
+                .collect();
+            let violations: Vec<&&(Finding, Option<PathBuf>)> = items
+                .iter()
+                .filter(|(f, _)| f.severity == Severity::Violation)
+                .collect();
+            let status = if violations.is_empty() {
+                CaseStatus::Passed
+            } else {
+                CaseStatus::Failed {
+                    message: format!(
+                        "{} in {file}",
+                        count_text(violations.len(), items.len() - violations.len())
+                    ),
+                    body: lines.join("\n"),
+                }
+            };
+            let location = violations.first().and_then(|(f, loc)| {
+                loc.clone()
+                    .zip(f.line)
+                    .zip(f.column)
+                    .map(|((p, l), c)| (p, l, c))
+            });
+            CaseResult {
+                name: file,
+                output: if violations.is_empty() {
+                    lines.join("\n")
+                } else {
+                    String::new()
+                },
+                status,
+                duration: Duration::ZERO,
+                location,
+            }
+        })
+        .collect()
 }
 
 /// `./web/../api/x` → `api/x`, lexically.

@@ -330,3 +330,247 @@ fn stage_settings_are_validated() {
         assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
     }
 }
+
+/// A tree the way real repositories look on day one: a forbidden port in application code, in
+/// tests and fixtures, in a compose file under `tests/`, and in old code kept aside.
+fn day_one(t: &Test) {
+    for (path, text) in [
+        (
+            "web/src/api.ts",
+            "export const api = fetch(\"http://localhost:3000/api\");\n",
+        ),
+        (
+            "web/src/app.test.ts",
+            "const url = \"http://localhost:3000/\";\n",
+        ),
+        ("tests/test_api.py", "BASE = \"http://localhost:8000/\"\n"),
+        (
+            "shop/fixtures/data.json",
+            "{\"url\": \"http://127.0.0.1:8000/img\"}\n",
+        ),
+        (
+            "tests/docker-compose.yml",
+            "services:\n  db:\n    image: postgres\n    ports:\n      - \"8000:5432\"\n",
+        ),
+        (
+            "legacy/client.js",
+            "module.exports = \"http://localhost:3002\";\n",
+        ),
+    ] {
+        let file = t.path().join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    }
+}
+
+fn ports(t: &Test, extra: &[&str]) -> Run {
+    let mut args = vec!["ports", "."];
+    args.extend_from_slice(POLICY);
+    args.extend_from_slice(extra);
+    t.run(&args)
+}
+
+/// References in tests and fixtures are notes that say why; a port published from a compose
+/// file under `tests/` still counts; `--exclude` and `--include` choose what is read.
+#[test]
+fn test_trees_are_notes_and_scope_is_chosen() {
+    let t = Test::new();
+    day_one(&t);
+    let r = ports(&t, &["--format", "json"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let all = compact(&findings(&r));
+    let violations: Vec<&String> = all.iter().filter(|l| l.contains(" violation ")).collect();
+    assert_eq!(violations.len(), 3, "{all:#?}");
+    assert!(
+        violations
+            .iter()
+            .any(|l| l.starts_with("web/src/api.ts:1:")),
+        "{all:#?}"
+    );
+    assert!(
+        violations
+            .iter()
+            .any(|l| l.starts_with("tests/docker-compose.yml:5:")),
+        "{all:#?}"
+    );
+    assert!(
+        violations
+            .iter()
+            .any(|l| l.starts_with("legacy/client.js:1:")),
+        "{all:#?}"
+    );
+    let f = findings(&r);
+    let note = message(&f, "web/src/app.test.ts:1:");
+    assert!(note.starts_with("only a note, in a test file"), "{note}");
+    let note = message(&f, "shop/fixtures/data.json:1:");
+    assert!(
+        note.starts_with("only a note, in a test, fixture or sample folder"),
+        "{note}"
+    );
+
+    let r = ports(
+        &t,
+        &[
+            "--format",
+            "json",
+            "--exclude",
+            "legacy",
+            "--exclude",
+            "tests/**",
+        ],
+    );
+    let all = compact(&findings(&r));
+    assert!(
+        all.iter()
+            .all(|l| !l.starts_with("legacy/") && !l.starts_with("tests/")),
+        "{all:#?}"
+    );
+    assert_eq!(r.code, 1, "api.ts still fails: {all:#?}");
+    let r = ports(&t, &["--format", "json", "--include", "web/**"]);
+    let all = compact(&findings(&r));
+    assert!(all.iter().all(|l| l.starts_with("web/")), "{all:#?}");
+    let r = ports(&t, &["--exclude", "a[b"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("`a[b` is not a glob"), "{r:?}");
+}
+
+/// `--write-baseline` makes the first run pass; `--baseline` then fails only on new
+/// violations, keeps matching lines that moved, and reports entries whose code was fixed.
+#[test]
+fn baseline_passes_day_one_and_fails_only_on_new_violations() {
+    let t = Test::new();
+    day_one(&t);
+    let r = ports(&t, &["--write-baseline", "ports-baseline.json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("wrote 3 violations to `ports-baseline.json`"),
+        "{r:?}"
+    );
+    let r = ports(&t, &["--baseline", "ports-baseline.json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("0 violations"), "{r:?}");
+    assert!(
+        r.stdout.contains("in the baseline `ports-baseline.json`"),
+        "{r:?}"
+    );
+
+    // Lines move, the compose file is fixed, a new violation appears.
+    std::fs::write(
+        t.path().join("web/src/api.ts"),
+        "// the API client\n\nexport const api = fetch(\"http://localhost:3000/api\");\n",
+    )
+    .expect("write");
+    std::fs::remove_file(t.path().join("tests/docker-compose.yml")).expect("rm");
+    std::fs::write(
+        t.path().join("web/src/admin.ts"),
+        "const admin = \"http://localhost:3002/\";\n",
+    )
+    .expect("write");
+    let r = ports(
+        &t,
+        &["--baseline", "ports-baseline.json", "--format", "json"],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    let f = findings(&r);
+    let violations: Vec<String> = compact(&f)
+        .into_iter()
+        .filter(|l| l.contains(" violation "))
+        .collect();
+    assert_eq!(violations.len(), 1, "{violations:#?}");
+    assert!(
+        violations[0].starts_with("web/src/admin.ts:1:"),
+        "{violations:#?}"
+    );
+    let fixed = message(&f, "tests/docker-compose.yml:5:");
+    assert!(fixed.contains("no longer finds: remove it"), "{fixed}");
+
+    // The same baseline and scope in a pipeline stage: the new violation alone fails it.
+    let t = t.pipeline(
+        "gate",
+        "version: 1\nstages:\n  law:\n    uses: ports\n    with:\n      allow: [3001, 5555]\n      forbid: [3000, 3002, 8000]\n      exclude: [legacy]\n      baseline: ports-baseline.json\n",
+    );
+    let run = t.run(&["run", "gate"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let log = t.log("law");
+    assert!(log.contains("web/src/admin.ts:1:"), "{log}");
+    assert!(log.contains("1 violation, "), "{log}");
+    std::fs::remove_file(t.path().join("web/src/admin.ts")).expect("rm");
+    let run = t.run(&["run", "gate"]);
+    assert_eq!(run.code, 0, "{run:?}\n{}", t.log("law"));
+
+    let r = ports(&t, &["--baseline", "missing.json"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    std::fs::write(t.path().join("bad.json"), "{}").expect("write");
+    let r = ports(&t, &["--baseline", "bad.json"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("is not a port baseline"), "{r:?}");
+}
+
+/// Past a screenful the human output ends with counts; JSON always carries them; past 100
+/// findings the JUnit report has one case per file.
+#[test]
+fn many_findings_are_summarised() {
+    let t = Test::new();
+    for i in 0..60 {
+        let file = t.path().join(format!("svc{}/client{i}.ts", i % 3));
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(
+            file,
+            "export const a = \"http://localhost:3000/\";\nexport const b = \"http://localhost:8000/\";\n",
+        )
+        .expect("write");
+    }
+    let r = ports(&t, &[]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("summary: 120 violations, 0 notes"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("port     3000: 60 violations; 8000: 60 violations"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("folder   svc0/: 40 violations"),
+        "{}",
+        r.stdout
+    );
+    let r = ports(&t, &["--format", "json"]);
+    let json: Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(json["summary"]["violations"], 120);
+    assert_eq!(
+        json["summary"]["by_port"]["3000"],
+        serde_json::json!([60, 0])
+    );
+    let r = ports(&t, &["--format", "junit"]);
+    assert_eq!(
+        r.stdout.matches("<testcase ").count(),
+        60,
+        "one case per file"
+    );
+    assert_eq!(r.stdout.matches("<failure ").count(), 60);
+    let xml = t.path().join("ports.xml");
+    std::fs::write(&xml, &r.stdout).expect("write");
+    assert_schema_valid(&xml);
+    let t = t.pipeline(
+        "gate",
+        "version: 1\nstages:\n  law:\n    uses: ports\n    with: { allow: [3001], forbid: [3000, 8000] }\n",
+    );
+    let run = t.run(&["run", "gate"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let junit = t.junit();
+    assert_eq!(
+        junit.matches("classname=\"gate / law\"").count(),
+        60,
+        "{junit}"
+    );
+    assert!(
+        t.log("law").contains("summary: 120 violations"),
+        "{}",
+        t.log("law")
+    );
+}

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use aho_corasick::AhoCorasick;
 
+use super::adopt::Reach;
 use super::{Exposure, Finding, Policy, Severity, Verdict};
 use files::Project;
 use text::{CommentStyle, Lines, mask_comments};
@@ -422,7 +423,9 @@ pub(crate) struct ScanResult {
 
 /// Scans each root (a folder or a file) and judges what it finds. File paths in findings are
 /// relative to the root they were found under.
-pub(crate) fn scan(roots: &[PathBuf], policy: &Policy) -> ScanResult {
+/// `reach` says which files are read (excludes, includes); a URL's port in a test or sample
+/// file is only a note ([`super::adopt::test_file`]).
+pub(crate) fn scan(roots: &[PathBuf], policy: &Policy, reach: &Reach) -> ScanResult {
     let needles = Needles::new();
     let folders = Folders::default();
     let mut result = ScanResult::default();
@@ -434,6 +437,8 @@ pub(crate) fn scan(roots: &[PathBuf], policy: &Policy) -> ScanResult {
             result.errors.push(format!("{}: {e}", root.display()));
             continue;
         }
+        // The walker's filter outlives this call: it gets its own copies.
+        let (entry_reach, entry_root) = (reach.clone(), root.clone());
         let walker = ignore::WalkBuilder::new(root)
             .hidden(false)
             .git_ignore(true)
@@ -443,12 +448,14 @@ pub(crate) fn scan(roots: &[PathBuf], policy: &Policy) -> ScanResult {
             .parents(true)
             .ignore(true)
             .follow_links(false)
-            .filter_entry(|e| {
+            .filter_entry(move |e| {
                 let dir = e.file_type().is_some_and(|t| t.is_dir());
                 !(dir
                     && e.depth() > 0
                     && (SKIP_DIRS.contains(&e.file_name().to_str().unwrap_or(""))
-                        || e.path().join("pyvenv.cfg").is_file()))
+                        || e.path().join("pyvenv.cfg").is_file()
+                        || !entry_reach
+                            .enters(e.path().strip_prefix(&entry_root).unwrap_or(e.path()))))
             })
             .build_parallel();
         walker.run(|| {
@@ -476,6 +483,9 @@ pub(crate) fn scan(roots: &[PathBuf], policy: &Policy) -> ScanResult {
                 let Some(kind) = classify(path, name) else {
                     return ignore::WalkState::Continue;
                 };
+                if !reach.reads(path.strip_prefix(root).unwrap_or(path)) {
+                    return ignore::WalkState::Continue;
+                }
                 files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match scan_file(path, name, kind, needles, folders) {
                     Ok(Some((text, candidates, comments)))
@@ -487,13 +497,13 @@ pub(crate) fn scan(roots: &[PathBuf], policy: &Policy) -> ScanResult {
                         } else {
                             rel
                         };
-                        let findings = judge_file(
-                            policy,
-                            &rel.to_string_lossy(),
-                            &text,
-                            candidates,
-                            &comments,
-                        );
+                        let rel = rel.to_string_lossy();
+                        let mut findings = judge_file(policy, &rel, &text, candidates, &comments);
+                        if let Some(why) = super::adopt::test_file(&rel) {
+                            for f in &mut findings {
+                                super::adopt::demote_test_reference(f, why);
+                            }
+                        }
                         found
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -684,6 +694,7 @@ fn judge_file(
             severity,
             rule,
             message,
+            fingerprint: Some(super::adopt::fingerprint(lines.text_of(line), rule, port)),
         };
         if let Some(a) = allowances
             .iter_mut()
@@ -712,6 +723,7 @@ fn judge_file(
             severity: Severity::Note,
             rule: "unused-allow",
             message: format!("`portcullis: allow-port {}` allows nothing on line {}: no finding for port {} there", a.port, a.line, a.port),
+            fingerprint: None,
         });
     }
     findings

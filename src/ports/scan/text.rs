@@ -150,6 +150,16 @@ impl<'a> Lines<'a> {
         let col = self.text[start..end].chars().count() + 1;
         (line as u32 + 1, col as u32)
     }
+
+    /// The text of 1-based line `line`, without its line break.
+    pub(crate) fn text_of(&self, line: u32) -> &'a str {
+        let i = (line as usize).saturating_sub(1);
+        let Some(&start) = self.starts.get(i) else {
+            return "";
+        };
+        let end = self.starts.get(i + 1).map_or(self.text.len(), |e| e - 1);
+        self.text.get(start..end.max(start)).unwrap_or("")
+    }
 }
 
 /// A port number spelled by `s` (1-65535, digits only, no sign or leading zero).
