@@ -201,6 +201,9 @@ pub(crate) struct PortsArgs {
     /// Violations recorded in FILE count as notes; entries that match nothing are reported.
     #[arg(long, value_name = "FILE")]
     pub(crate) baseline: Option<PathBuf>,
+    /// Whether a listener on loopback only counts: `reachable` (default) or `any`.
+    #[arg(long, value_enum, default_value_t = crate::ports::ExposureRule::Reachable)]
+    pub(crate) exposure: crate::ports::ExposureRule,
     /// Record today's violations in FILE, for `--baseline`, and pass.
     #[arg(long, value_name = "FILE", conflicts_with = "baseline")]
     pub(crate) write_baseline: Option<PathBuf>,

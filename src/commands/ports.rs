@@ -95,6 +95,7 @@ fn policy(args: &PortsArgs) -> Result<Policy, (String, &'static str)> {
     let mut policy = Policy {
         forbid: args.forbid.iter().copied().collect(),
         require_listening: args.require_listening.iter().copied().collect(),
+        exposure: args.exposure,
         ..Policy::default()
     };
     const FORM: &str = "write `--allow 3001` or `--allow 3001=frontend`";

@@ -24,6 +24,18 @@ pub(crate) struct Policy {
     pub(crate) forbid: BTreeSet<u16>,
     /// Ports that must have a listener or a published container port.
     pub(crate) require_listening: BTreeSet<u16>,
+    /// Which listeners the rule speaks of.
+    pub(crate) exposure: ExposureRule,
+}
+
+/// `exposure:` / `--exposure`: whether a listener on loopback only is exposed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ExposureRule {
+    /// What other machines can reach: an unlisted port on loopback only is a note.
+    #[default]
+    Reachable,
+    /// Every listener, loopback included (what `netstat -an | grep :3001` sees).
+    Any,
 }
 
 /// How far a port is exposed, which decides what an unlisted port is worth.
@@ -66,6 +78,12 @@ impl Policy {
             Exposure::NoEffect(_) => (
                 Severity::Note,
                 format!("port {p} is not allowed, but the setting has no effect: {what}{why}"),
+            ),
+            Exposure::Loopback(verb) if self.exposure == ExposureRule::Any => (
+                Severity::Violation,
+                format!(
+                    "port {p} is not allowed; it {verb} loopback only, which counts with `exposure: any`: {what}"
+                ),
             ),
             Exposure::Loopback(verb) => (
                 Severity::Note,

@@ -18,7 +18,7 @@ use crate::config::errors::ConfigError;
 use crate::config::validate::Validator;
 use crate::config::yaml::{Node, NodeKind};
 use crate::ports::adopt::{Baseline, JUNIT_GROUP_ABOVE, Reach, SCREENFUL, Summary};
-use crate::ports::{Finding, Policy, Severity, count_text, live, scan};
+use crate::ports::{ExposureRule, Finding, Policy, Severity, count_text, live, scan};
 use crate::runner::events::{CaseResult, CaseStatus};
 
 const KEYS: &[&str] = &[
@@ -30,6 +30,7 @@ const KEYS: &[&str] = &[
     "exclude",
     "include",
     "baseline",
+    "exposure",
 ];
 
 #[derive(Debug)]
@@ -144,6 +145,21 @@ impl Kind for Ports {
                 Reach::default()
             }
         };
+        if let Some(n) = f.get("exposure") {
+            match v.string(n, "`exposure`").as_deref() {
+                Some("reachable") => policy.exposure = ExposureRule::Reachable,
+                Some("any") => policy.exposure = ExposureRule::Any,
+                Some(other) => v.error(
+                    ConfigError::new(
+                        format!("`{other}` is not an exposure"),
+                        n.span.clone(),
+                        "not `reachable` or `any`",
+                    )
+                    .help("`reachable` (the default) leaves loopback-only listeners as notes; `any` counts them"),
+                ),
+                None => {}
+            }
+        }
         let baseline = f
             .get("baseline")
             .and_then(|n| v.string(n, "`baseline`"))
@@ -201,6 +217,10 @@ impl Kind for Ports {
                 "baseline": {
                     "description": "A file from `portcullis ports --write-baseline`: the violations it records count as notes.",
                     "type": "string"
+                },
+                "exposure": {
+                    "description": "`reachable` (default): an unlisted port on loopback only is a note; `any`: it is a violation.",
+                    "enum": ["reachable", "any"]
                 }
             }
         })

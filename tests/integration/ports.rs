@@ -407,3 +407,51 @@ fn real_docker_published_port_is_found() {
         "{message}"
     );
 }
+
+/// With `--exposure any` a listener on loopback only is a violation, as `netstat -an | grep`
+/// would count it; the default leaves it a note. The same in static mode, and in a stage.
+#[test]
+fn exposure_any_counts_loopback_listeners() {
+    let s = Sockets::open();
+    let t = no_docker(Test::new());
+    let out = t.run(&["ports", "--live", "--format", "json", "--exposure", "any"]);
+    let found = findings(&out);
+    assert_found(
+        &found,
+        port(&s.v4),
+        "unlisted",
+        "violation",
+        "which counts with `exposure: any`",
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+
+    let t = Test::new().file(
+        "package.json",
+        "{\"scripts\": {\"dev\": \"next dev -H 127.0.0.1 -p 4000\"}}\n",
+    );
+    let reachable = t.run(&["ports", ".", "--allow", "3001"]);
+    assert_eq!(reachable.code, 0, "{reachable:?}");
+    assert!(
+        reachable.stdout.contains("note[unlisted]: port 4000"),
+        "{reachable:?}"
+    );
+    let any = t.run(&["ports", ".", "--allow", "3001", "--exposure", "any"]);
+    assert_eq!(any.code, 1, "{any:?}");
+    assert!(
+        any.stdout.contains("violation[unlisted]: port 4000"),
+        "{any:?}"
+    );
+    let t = t.pipeline(
+        "p",
+        "version: 1\nstages:\n  law:\n    uses: ports\n    with: { allow: [3001], exposure: any }\n",
+    );
+    let run = t.run(&["run", "p"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let t = t.pipeline(
+        "q",
+        "version: 1\nstages:\n  law:\n    uses: ports\n    with: { allow: [3001], exposure: all }\n",
+    );
+    let run = t.run(&["validate", "q"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("`all` is not an exposure"), "{run:?}");
+}
