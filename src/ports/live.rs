@@ -565,6 +565,7 @@ mod tests {
             allow: [(3001, Some("frontend".into())), (5555, None)].into(),
             forbid: [3000, 8000].into(),
             require_listening: [3001, 5555].into(),
+            ..Policy::default()
         }
     }
 
