@@ -42,6 +42,26 @@ struct Haproxy {
 
 impl Haproxy {
     fn start(t: &Test, service: &str) -> Haproxy {
+        Haproxy::start_with(t, service, "")
+    }
+
+    /// With HAProxy's own health checks on the slots and the `fallback` backup slot.
+    fn start_checked(t: &Test, service: &str) -> Haproxy {
+        let check = "check inter 200ms fall 1 rise 1";
+        let backend = format!(
+            "    option httpchk GET /healthz\n    server blue 127.0.0.1:1 disabled {check}\n    \
+             server green 127.0.0.1:1 disabled {check}\n    server fallback 127.0.0.1:1 backup disabled {check}\n"
+        );
+        Haproxy::start_with(t, service, &backend)
+    }
+
+    /// `backend`: the backend's lines, when not the two plain slots.
+    fn start_with(t: &Test, service: &str, backend: &str) -> Haproxy {
+        let backend = if backend.is_empty() {
+            "    server blue 127.0.0.1:1 disabled\n    server green 127.0.0.1:1 disabled\n"
+        } else {
+            backend
+        };
         let dir = t.path().join("haproxy");
         std::fs::create_dir_all(&dir).expect("mkdir");
         let socket = dir.join("admin.sock").display().to_string();
@@ -50,7 +70,7 @@ impl Haproxy {
             "global\n    stats socket {socket} mode 600 level admin\n\
              defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\
              frontend fe\n    bind 127.0.0.1:{port}\n    default_backend {service}\n\
-             backend {service}\n    server blue 127.0.0.1:1 disabled\n    server green 127.0.0.1:1 disabled\n"
+             backend {service}\n{backend}"
         );
         let file = dir.join("haproxy.cfg");
         std::fs::write(&file, config).expect("haproxy.cfg");
@@ -367,6 +387,58 @@ fn healthy_canary_is_promoted_through_every_step() {
     assert!(seen.errors.is_empty(), "{seen:?}");
     assert_eq!(seen.non2xx, 0, "{seen:?}");
     assert_eq!(seen.colours.len(), 2, "{seen:?}");
+}
+
+/// With a `fallback` slot and HAProxy's health checks, the old colour is HAProxy's backup while
+/// the new one is watched: when the new one goes down, HAProxy itself serves the old one
+/// before the stage notices and switches back.
+#[test]
+fn fallback_slot_serves_while_the_watched_colour_is_down() {
+    if !haproxy_present() {
+        return;
+    }
+    let service = Service::new();
+    let t = Test::new().pipeline("deploy", "version: 1\nstages: {}\n");
+    let haproxy = Haproxy::start_checked(&t, &service.0);
+    let first = deploy(&t, &pipeline(&service, &haproxy, "ok", "", ""));
+    assert_eq!(first.code, 0, "{first:?}\n{}", t.log("cutover"));
+    assert_eq!(haproxy.colour(), "blue");
+    let slow = pipeline(&service, &haproxy, "ok", "", "")
+        .replace("watch: 1s", "watch: 20s")
+        .replace("unhealthy-after: 2", "unhealthy-after: 15");
+    std::fs::write(t.path().join("pipelines/deploy.yml"), slow).expect("pipeline");
+    let child = t.spawn(&["run", "deploy"]);
+    let start = Instant::now();
+    while !std::fs::read_to_string(t.latest_run().join("cutover.log"))
+        .unwrap_or_default()
+        .contains("watching `")
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "never watched");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Out of maintenance, green is served once HAProxy's check passed; until then the fallback.
+    let start = Instant::now();
+    while haproxy.colour() != "green" {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "green is never served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let green = format!("{}-green", service.0);
+    assert!(works(
+        "docker",
+        &["exec", &green, "/bin/busybox", "rm", "/www/healthz"]
+    ));
+    // HAProxy marks green down within a check or two and serves the fallback; the stage's
+    // own probes need 15 failures (3 s) to give up on green.
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(haproxy.colour(), "blue", "the fallback serves");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{}", t.log("cutover"));
+    assert!(t.log("cutover").contains(", `"), "{}", t.log("cutover"));
+    assert_eq!(haproxy.colour(), "blue");
+    assert_eq!(service.running(&["blue"]), service.containers());
 }
 
 /// A canary needs HAProxy; the runtime API is a socket path or loopback; a backend without

@@ -11,7 +11,9 @@
 //! ```
 //!
 //! A slot is pointed at a colour's container with `set server BACKEND/SLOT addr IP port P`,
-//! given traffic with `weight` and `state ready`, and parked with `state maint`. The slots are
+//! given traffic with `weight` and `state ready`, and parked with `state maint`. An optional
+//! third slot, `fallback`, declared `backup`, holds the old colour while the new one is
+//! watched: HAProxy sends it the traffic if its health checks mark the new colour down. The slots are
 //! the source of truth for the live colour: the running slot with weight that addresses a
 //! colour's container. Every write is read back (`show servers state`), so a command HAProxy
 //! refused is an error, not a silent no-op.
@@ -43,6 +45,16 @@ impl Slot {
         self.running && !self.maint && self.weight > 0
     }
 }
+
+/// The backend's slots: one per colour, and the optional `fallback`.
+#[derive(Debug, Clone)]
+pub(crate) struct Slots {
+    pub(crate) colours: [Slot; 2],
+    pub(crate) fallback: Option<Slot>,
+}
+
+/// The name of the optional backup slot.
+pub(crate) const FALLBACK: &str = "fallback";
 
 /// A server's counters from `show stat`, for the canary's analysis.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -120,9 +132,9 @@ impl Runtime<'_> {
         }
     }
 
-    /// The `blue` and `green` slots of the backend; a missing one is an error that says what
-    /// the configuration needs.
-    pub(crate) async fn slots(&self) -> Result<[Slot; 2], String> {
+    /// The `blue` and `green` slots of the backend, and `fallback` when it has one; a missing
+    /// colour slot is an error that says what the configuration needs.
+    pub(crate) async fn slots(&self) -> Result<Slots, String> {
         let answer = self
             .command(&format!("show servers state {}", self.backend))
             .await?;
@@ -133,7 +145,7 @@ impl Runtime<'_> {
                 self.needed()
             ));
         }
-        let mut found: [Option<Slot>; 2] = [None, None];
+        let mut found: [Option<Slot>; 3] = [None, None, None];
         for line in answer.lines().filter(|l| !l.starts_with('#')) {
             let f: Vec<&str> = line.split_whitespace().collect();
             // be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight
@@ -144,6 +156,7 @@ impl Runtime<'_> {
             let index = match f[3] {
                 "blue" => 0,
                 "green" => 1,
+                FALLBACK => 2,
                 _ => continue,
             };
             let admin: u32 = f[6].parse().unwrap_or(0);
@@ -155,7 +168,10 @@ impl Runtime<'_> {
             });
         }
         match found {
-            [Some(blue), Some(green)] => Ok([blue, green]),
+            [Some(blue), Some(green), fallback] => Ok(Slots {
+                colours: [blue, green],
+                fallback,
+            }),
             _ => Err(format!(
                 "HAProxy's backend `{}` lacks the server slots `blue` and `green`; {}",
                 self.backend,
@@ -173,10 +189,19 @@ impl Runtime<'_> {
         )
     }
 
-    /// The slot of `colour`.
-    pub(crate) async fn slot(&self, colour: &str) -> Result<Slot, String> {
-        let [blue, green] = self.slots().await?;
-        Ok(if colour == "blue" { blue } else { green })
+    /// The slot named `name` (`blue`, `green` or `fallback`).
+    pub(crate) async fn slot(&self, name: &str) -> Result<Slot, String> {
+        let Slots {
+            colours: [blue, green],
+            fallback,
+        } = self.slots().await?;
+        match name {
+            "blue" => Ok(blue),
+            "green" => Ok(green),
+            _ => fallback.ok_or_else(|| {
+                format!("HAProxy's backend `{}` has no slot `{name}`", self.backend)
+            }),
+        }
     }
 
     /// Points `colour`'s slot at `address` (`IP:PORT`) with `weight`, ready for traffic, and

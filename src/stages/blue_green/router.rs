@@ -100,7 +100,7 @@ impl Router<'_> {
                 Ok(None)
             }
             SwitchSpec::Haproxy { socket, backend } => {
-                let slots = Runtime { socket, backend }.slots().await?;
+                let slots = Runtime { socket, backend }.slots().await?.colours;
                 // The serving slot that addresses a running colour; mid-canary, the one with
                 // the most weight.
                 Ok(colours
@@ -189,17 +189,31 @@ impl Router<'_> {
             SwitchSpec::Haproxy { socket, backend } => {
                 let api = Runtime { socket, backend };
                 let other = other_colour(&to.colour);
+                let has_fallback = api.slots().await?.fallback.is_some();
+                let fallback = backup
+                    .filter(|_| has_fallback)
+                    .and_then(|b| address(b, self.port));
+                // The fallback first: the new colour may be marked down at once.
+                if let Some(old) = &fallback {
+                    api.point(haproxy::FALLBACK, old, haproxy::FULL).await?;
+                }
                 api.point(&to.colour, &target, haproxy::FULL).await?;
                 if backup.is_some() {
                     // Still addressed, kept from new requests: parked by `settle`.
                     api.weigh(other, 0).await?;
                 } else {
                     api.park(other).await?;
+                    if has_fallback {
+                        api.park(haproxy::FALLBACK).await?;
+                    }
                 }
                 log.line(&format!(
-                    "haproxy: `{backend}/{}` -> {target} with all the weight, `{backend}/{other}` {}",
+                    "haproxy: `{backend}/{}` -> {target} with all the weight, `{backend}/{other}` {}{}",
                     to.colour,
-                    if backup.is_some() { "at weight 0" } else { "parked" }
+                    if backup.is_some() { "at weight 0" } else { "parked" },
+                    fallback
+                        .map(|f| format!(", `{backend}/{}` -> {f}", haproxy::FALLBACK))
+                        .unwrap_or_default()
                 ))
                 .await;
                 Ok(())
@@ -213,8 +227,12 @@ impl Router<'_> {
         match self.spec {
             SwitchSpec::Command { .. } => Ok(()),
             SwitchSpec::Haproxy { socket, backend } => {
+                let api = Runtime { socket, backend };
                 let other = other_colour(&to.colour);
-                Runtime { socket, backend }.park(other).await?;
+                api.park(other).await?;
+                if api.slots().await?.fallback.is_some() {
+                    api.park(haproxy::FALLBACK).await?;
+                }
                 log.line(&format!("haproxy: `{backend}/{other}` parked"))
                     .await;
                 Ok(())
@@ -253,7 +271,11 @@ impl Router<'_> {
                 self.nginx(&["-s", "reload"]).await?;
             }
             SwitchSpec::Haproxy { socket, backend } => {
-                Runtime { socket, backend }.park(&new.colour).await?;
+                let api = Runtime { socket, backend };
+                api.park(&new.colour).await?;
+                if api.slots().await?.fallback.is_some() {
+                    api.park(haproxy::FALLBACK).await?;
+                }
             }
             _ => {}
         }
