@@ -574,3 +574,40 @@ fn many_findings_are_summarised() {
         t.log("law")
     );
 }
+
+/// Ports the scan used to miss: what a dev container forwards and publishes, the container side
+/// of a mapping, Ruby and front-end dev servers in Procfile variants, and a local address
+/// written as separate `host` and `port` fields; and what must stay silent around them.
+#[test]
+fn more_places_ports_hide() {
+    let t = Test::new()
+        .file(
+            ".devcontainer/devcontainer.json",
+            "{\n  // the editor forwards these\n  \"forwardPorts\": [3000, 5555],\n  \"appPort\": [\"8000:8000\"],\n  \"portsAttributes\": { \"3002\": { \"label\": \"docs\" } }\n}\n",
+        )
+        .file("docker-compose.yml", "services:\n  web:\n    image: web\n    ports:\n      - \"3001:3000\"\n      - \"5555:5555\"\n")
+        .file("Procfile.dev", "web: bundle exec rails server -b 0.0.0.0 -p 3002\ndocs: npx astro dev --port 8000\n")
+        .file(
+            "config/cache.yml",
+            "redis:\n  host: localhost\n  port: 3000\nserver:\n  port: 3002\n",
+        )
+        .file(
+            "app/db.py",
+            "a = connect(host=\"127.0.0.1\", port=8000)\nb = connect(host=\"db.internal\", port=3000)\n",
+        )
+        .file("web/client.ts", "export const cfg = { hostname: 'localhost', port: 3002 };\n");
+    let r = scan(&t, ".", "json");
+    let all = compact(&findings(&r));
+    let expected = [
+        ".devcontainer/devcontainer.json:3:20 3000 publish host violation forbidden",
+        ".devcontainer/devcontainer.json:4:16 8000 publish host violation forbidden",
+        ".devcontainer/devcontainer.json:5:25 3002 reference container violation forbidden",
+        "Procfile.dev:1:45 3002 bind host violation forbidden",
+        "Procfile.dev:2:28 8000 bind host violation forbidden",
+        "app/db.py:1:36 8000 reference host violation forbidden",
+        "config/cache.yml:3:9 3000 reference host violation forbidden",
+        "docker-compose.yml:5:15 3000 bind container violation forbidden",
+        "web/client.ts:1:51 3002 reference host violation forbidden",
+    ];
+    assert_eq!(all, expected, "{}", r.stdout);
+}

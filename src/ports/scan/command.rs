@@ -247,6 +247,62 @@ const HTTP_SERVER: Grammar = Grammar {
     positional: true,
     file_env: &[],
 };
+const RAILS: Grammar = Grammar {
+    name: "rails server",
+    flags: &["-p", "--port"],
+    default: Some((3000, true)),
+    env: &["PORT"],
+    positional: false,
+    file_env: &[],
+};
+const PUMA: Grammar = Grammar {
+    name: "puma",
+    flags: &["-p", "--port"],
+    default: Some((9292, false)),
+    env: &["PORT"],
+    positional: false,
+    file_env: &[],
+};
+const ASTRO: Grammar = Grammar {
+    name: "astro dev",
+    flags: &["--port"],
+    default: Some((4321, true)),
+    env: &[],
+    positional: false,
+    file_env: &[],
+};
+const NUXT: Grammar = Grammar {
+    name: "nuxt dev",
+    flags: &["--port", "-p"],
+    default: Some((3000, true)),
+    env: &["PORT", "NUXT_PORT", "NITRO_PORT"],
+    positional: false,
+    file_env: &[],
+};
+const NG_SERVE: Grammar = Grammar {
+    name: "ng serve",
+    flags: &["--port"],
+    default: Some((4200, true)),
+    env: &[],
+    positional: false,
+    file_env: &[],
+};
+const HUGO: Grammar = Grammar {
+    name: "hugo server",
+    flags: &["-p", "--port"],
+    default: Some((1313, true)),
+    env: &[],
+    positional: false,
+    file_env: &[],
+};
+const JEKYLL: Grammar = Grammar {
+    name: "jekyll serve",
+    flags: &["-P", "--port"],
+    default: Some((4000, true)),
+    env: &[],
+    positional: false,
+    file_env: &[],
+};
 const STORYBOOK: Grammar = Grammar {
     name: "storybook",
     flags: &["-p", "--port"],
@@ -371,6 +427,13 @@ fn program(cmd: &[Word<'_>], i: usize) -> Option<(&'static Grammar, usize)> {
         "storybook" => (next == Some("dev")).then_some((&STORYBOOK, i + 2)),
         "start-storybook" => Some((&STORYBOOK, i + 1)),
         "http-server" => Some((&HTTP_SERVER_NODE, i + 1)),
+        "rails" => matches!(next, Some("server" | "s")).then_some((&RAILS, i + 2)),
+        "puma" => Some((&PUMA, i + 1)),
+        "astro" => (next == Some("dev")).then_some((&ASTRO, i + 2)),
+        "nuxt" | "nuxi" => (next == Some("dev")).then_some((&NUXT, i + 2)),
+        "ng" => matches!(next, Some("serve" | "s")).then_some((&NG_SERVE, i + 2)),
+        "hugo" => matches!(next, Some("server" | "serve")).then_some((&HUGO, i + 2)),
+        "jekyll" => matches!(next, Some("serve" | "s")).then_some((&JEKYLL, i + 2)),
         "docker" | "podman" => (next == Some("run")).then_some((&DOCKER_RUN, i + 2)),
         _ => None,
     }
@@ -429,7 +492,10 @@ fn server(
             Some((f, v)) if f.starts_with('-') => (f, Some((v, a.at + f.len() + 1))),
             _ => (a.text, None),
         };
-        if matches!(flag, "-H" | "--hostname" | "--host" | "-h") && g.name != "gunicorn" {
+        let host_flag = (matches!(flag, "-H" | "--hostname" | "--host" | "-h")
+            && g.name != "gunicorn")
+            || (g.name == "rails server" && matches!(flag, "-b" | "--binding"));
+        if host_flag {
             host = value
                 .map(|(v, _)| v.to_owned())
                 .or_else(|| args.get(j + 1).map(|w| w.text.to_owned()));
@@ -645,6 +711,10 @@ mod tests {
             [(3000, "default", 10)]
         );
         assert_eq!(found("vue-cli-service serve"), []);
-        assert_eq!(found("ng serve --port 4200"), []);
+        // `serve` as a subcommand is not the `serve` program; `ng serve` is Angular's server.
+        assert_eq!(found("ng serve --port 4200"), [(4200, "bind", 16)]);
+        assert_eq!(found("bin/rails s -p 3002"), [(3002, "bind", 15)]);
+        assert_eq!(found("bundle exec puma -p 9000"), [(9000, "bind", 20)]);
+        assert_eq!(found("npx nuxi dev"), [(3000, "default", 4)]);
     }
 }

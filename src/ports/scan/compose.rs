@@ -309,6 +309,18 @@ fn compose_port(
                 loopback,
                 env,
             ));
+            // The container side too, when it differs: a forbidden port is forbidden wherever
+            // it appears.
+            if let Some(t) = target.and_then(|n| n.as_str().map(|s| (n, s)))
+                && let Some(cport) = port_number(t.1)
+                && cport != port
+            {
+                out.push(container_port(
+                    (cport, cport, locate(text, t.0, t.1)),
+                    host_network,
+                    format!("{service} listens on container port {cport} (published on host port {port})"),
+                ));
+            }
         } else if let Some(t) = target.and_then(|n| n.as_str().map(|s| (n, s)))
             && let Some(port) = port_number(t.1)
         {
@@ -345,6 +357,15 @@ fn compose_port(
                 loopback,
                 env,
             ));
+            // The container side too, when it differs: a forbidden port is forbidden wherever
+            // it appears.
+            if let Some((cport, cend, cat)) = m.container.filter(|c| c.0 != port) {
+                out.push(container_port(
+                    (cport, cend, base + cat),
+                    host_network,
+                    format!("{service} listens on container port {cport} (published on host port {port})"),
+                ));
+            }
         }
         (None, host_network) => {
             if let Some((port, end, at)) = m.container {

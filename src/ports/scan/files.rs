@@ -177,6 +177,90 @@ impl Project {
     }
 }
 
+/// Dev container settings (JSON with comments): `forwardPorts` are forwarded to the
+/// developer's machine on loopback, `appPort` is published like `docker run -p`; a
+/// `portsAttributes` key names a port the container serves.
+pub(crate) fn devcontainer(text: &str, out: &mut Vec<Candidate>) {
+    for (key, kind, loopback) in [
+        ("\"forwardPorts\"", Kind::Publish, true),
+        ("\"appPort\"", Kind::Publish, false),
+    ] {
+        let Some(at) = text.find(key) else { continue };
+        let rest = &text[at + key.len()..];
+        let Some(colon) = rest.find(':') else {
+            continue;
+        };
+        let value_at = at + key.len() + colon + 1;
+        let value = &text[value_at..];
+        // A list `[...]`, or one number or string.
+        let end = if value.trim_start().starts_with('[') {
+            value.find(']').map_or(value.len(), |e| e + 1)
+        } else {
+            value.find([',', '}', '\n']).unwrap_or(value.len())
+        };
+        for (i, item) in value[..end]
+            .split(|c: char| matches!(c, '[' | ']' | ','))
+            .scan(0usize, |pos, item| {
+                let start = *pos;
+                *pos += item.len() + 1;
+                Some((start, item))
+            })
+        {
+            let word = item.trim().trim_matches('"');
+            // `"db:5432"` forwards another service's port; `"8000:8000"` publishes host:container.
+            let host_side = match word.split_once(':') {
+                Some((h, _)) if kind == Kind::Publish && !loopback => h,
+                Some(_) => continue,
+                None => word,
+            };
+            let Some(port) = port_number(host_side) else {
+                continue;
+            };
+            let offset = value_at + i + item.find(host_side).unwrap_or(0);
+            let what = if loopback {
+                format!("the dev container forwards port {port} to this machine")
+            } else {
+                format!("the dev container publishes host port {port}")
+            };
+            out.push(Candidate {
+                offset,
+                port,
+                end: port,
+                kind,
+                scope: Scope::Host,
+                loopback,
+                what,
+                dead: None,
+            });
+        }
+    }
+    if let Some(at) = text.find("\"portsAttributes\"") {
+        let rest = &text[at..];
+        let block_end = rest.find('}').map_or(rest.len(), |e| e);
+        let mut search = 0;
+        while let Some(q) = rest[search..block_end].find('"') {
+            let start = search + q + 1;
+            let Some(len) = rest[start..].find('"') else {
+                break;
+            };
+            let word = &rest[start..start + len];
+            if let Some(port) = port_number(word) {
+                out.push(Candidate {
+                    offset: at + start,
+                    port,
+                    end: port,
+                    kind: Kind::Reference,
+                    scope: Scope::Container,
+                    loopback: false,
+                    what: format!("the dev container describes its port {port}"),
+                    dead: None,
+                });
+            }
+            search = start + len + 1;
+        }
+    }
+}
+
 /// Dockerfile: `EXPOSE`, `ENV PORT`, `ARG PORT`, `CMD`/`ENTRYPOINT`; all inside the container.
 pub(crate) fn dockerfile(text: &str, out: &mut Vec<Candidate>) {
     let mut vars: Vec<(String, u16)> = Vec::new();
@@ -769,6 +853,120 @@ pub(crate) fn javascript(name: &str, text: &str, out: &mut Vec<Candidate>) {
 /// Local addresses with a port in any text: `http://localhost:8000`, `127.0.0.1:5555`,
 /// `0.0.0.0:3000`, `[::1]:3002`. They point at a server on this machine; remote hosts are
 /// never findings.
+/// A local address written as separate fields (`{ host: "localhost", port: 3002 }`,
+/// `connect(host="127.0.0.1", port=8000)`, a YAML `host:` with `port:` below): a `port` key
+/// with a number, and a `host`/`hostname` key with a local host on the same line or the three
+/// lines around it.
+pub(crate) fn host_port_fields(text: &str, out: &mut Vec<Candidate>) {
+    // Most files name no local host at all: nothing to split into lines.
+    let local = ["localhost", "127.0.0.1", "0.0.0.0", "::1"];
+    if !local
+        .iter()
+        .any(|h| memchr::memmem::find(text.as_bytes(), h.as_bytes()).is_some())
+    {
+        return;
+    }
+    let lines: Vec<(usize, &str)> = text
+        .split('\n')
+        .scan(0usize, |at, line| {
+            let start = *at;
+            *at += line.len() + 1;
+            Some((start, line))
+        })
+        .collect();
+    // The value of `key` on a line: after `key`, then `:` or `=`, quotes and spaces.
+    let value_of = |line: &str, keys: &[&str]| -> Option<(usize, String)> {
+        let lower = line.to_ascii_lowercase();
+        for key in keys {
+            let mut from = 0;
+            while let Some(i) = lower[from..].find(key).map(|i| from + i) {
+                from = i + key.len();
+                let before = lower[..i].chars().next_back();
+                if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let rest = &line[i + key.len()..];
+                let rest = rest.trim_start_matches(['"', '\'']);
+                let skipped = line.len() - rest.len();
+                let Some(after) = rest.trim_start().strip_prefix([':', '=']) else {
+                    continue;
+                };
+                let value = after.trim_start().trim_start_matches(['"', '\'']);
+                let at = line.len() - value.len();
+                let word: String = value
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+                    .collect();
+                if !word.is_empty() && at >= skipped {
+                    return Some((at, word));
+                }
+            }
+        }
+        None
+    };
+    for (n, &(start, line)) in lines.iter().enumerate() {
+        if !["port", "Port", "PORT"].iter().any(|k| line.contains(k)) {
+            continue;
+        }
+        let Some((at, word)) = value_of(line, &["port"]) else {
+            continue;
+        };
+        let Some(port) = port_number(&word) else {
+            continue;
+        };
+        // The host on the port's own line, else on a line of the same block: as indented,
+        // with no less indented line between (`server:` ends `redis:`'s fields).
+        let indent = |l: &str| l.len() - l.trim_start().len();
+        let host = match value_of(line, &["hostname", "host"]) {
+            Some((_, h)) => Some(h),
+            None => {
+                let mut found = None;
+                for direction in [-1isize, 1] {
+                    for step in 1..=3isize {
+                        let Some(&(_, other)) = n
+                            .checked_add_signed(direction * step)
+                            .and_then(|i| lines.get(i))
+                        else {
+                            break;
+                        };
+                        if other.trim().is_empty() {
+                            continue;
+                        }
+                        if indent(other) < indent(line) {
+                            break;
+                        }
+                        if indent(other) == indent(line)
+                            && let Some((_, h)) = value_of(other, &["hostname", "host"])
+                        {
+                            found = Some(h);
+                            break;
+                        }
+                    }
+                    if found.is_some() {
+                        break;
+                    }
+                }
+                found
+            }
+        };
+        let local = host.filter(|h| is_local_host(h) && !h.is_empty() && h != "0");
+        if let Some(host) = local {
+            out.push(Candidate {
+                offset: start + at,
+                port,
+                end: port,
+                kind: Kind::Reference,
+                scope: Scope::Host,
+                loopback: false,
+                what: format!(
+                    "`host` {host} with `port` {port} points at port {port} on this machine"
+                ),
+                dead: None,
+            });
+        }
+    }
+}
+
 pub(crate) fn local_urls(text: &str, out: &mut Vec<Candidate>) {
     let bytes = text.as_bytes();
     for host in ["localhost:", "127.0.0.1:", "0.0.0.0:", "[::1]:", "[::]:"] {

@@ -284,6 +284,8 @@ enum FileKind {
     Python,
     Script,
     JavaScript,
+    /// `.devcontainer/devcontainer.json` or `.devcontainer.json`: the ports the editor forwards.
+    DevContainer,
     /// Other text that may hold local URLs (JSON, TOML, INI).
     Text(CommentStyle),
 }
@@ -296,6 +298,7 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
     let lower = name.to_ascii_lowercase();
     Some(match name {
         "package.json" => FileKind::PackageJson,
+        "devcontainer.json" | ".devcontainer.json" => FileKind::DevContainer,
         ".flaskenv" | ".env" => FileKind::Env,
         _ if name.starts_with(".env.") || ext == "env" => FileKind::Env,
         _ if (lower.starts_with("docker-compose") || lower.starts_with("compose"))
@@ -354,6 +357,7 @@ fn comment_style(kind: FileKind) -> CommentStyle {
         FileKind::SystemdSocket | FileKind::SystemdService => CommentStyle::IniLine,
         FileKind::JavaScript => CommentStyle::Slash,
         FileKind::Text(style) => style,
+        FileKind::DevContainer => CommentStyle::Slash,
         _ => CommentStyle::Hash,
     }
 }
@@ -369,6 +373,13 @@ const LOCAL: &[&str] = &[
     "[::1]:",
     "[::]:",
     "portcullis:",
+    // A local host as a value of its own, with the port in another field.
+    "localhost\"",
+    "localhost'",
+    "127.0.0.1\"",
+    "127.0.0.1'",
+    ": localhost",
+    ": 127.0.0.1",
 ];
 const JS_NEEDLES: &[&str] = &[".listen(", "process.env.PORT"];
 const PY_NEEDLES: &[&str] = &[".run(", "environ", "getenv("];
@@ -407,6 +418,7 @@ impl Needles {
             FileKind::Python if !name.contains("gunicorn") => Some(&self.python),
             FileKind::Yaml => Some(&self.yaml),
             FileKind::Text(_) => Some(&self.text),
+            FileKind::DevContainer => None,
             _ => None,
         }
     }
@@ -543,30 +555,32 @@ fn scan_file(
     folders: &Folders,
 ) -> std::io::Result<Option<Scanned>> {
     use std::io::Read;
-    // One open and one fstat: the size check and the read share the handle.
-    let mut file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
-    if len > MAX_FILE {
-        return Ok(None);
+    thread_local! {
+        /// Each walker thread reads every file into the same buffer: most files are dropped by
+        /// the prefilter, and need neither an allocation nor a copy.
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let mut bytes = Vec::with_capacity(len as usize + 1);
-    file.read_to_end(&mut bytes)?;
-    if memchr::memchr(0, &bytes[..bytes.len().min(8192)]).is_some() {
-        return Ok(None);
-    }
-    if needles
-        .for_file(kind, name)
-        .is_some_and(|n| !n.is_match(&bytes))
-    {
-        return Ok(None);
-    }
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let (out, comments) = detect(&|| folders.get(dir), name, kind, &text);
-    Ok(Some((text, out, comments)))
+    // One open and no stat: reading at most one byte past the limit tells a file too large.
+    let file = std::fs::File::open(path)?;
+    BUFFER.with_borrow_mut(|bytes| {
+        bytes.clear();
+        file.take(MAX_FILE + 1).read_to_end(bytes)?;
+        if bytes.len() as u64 > MAX_FILE
+            || memchr::memchr(0, &bytes[..bytes.len().min(8192)]).is_some()
+        {
+            return Ok(None);
+        }
+        if needles
+            .for_file(kind, name)
+            .is_some_and(|n| !n.is_match(bytes.as_slice()))
+        {
+            return Ok(None);
+        }
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let (out, comments) = detect(&|| folders.get(dir), name, kind, &text);
+        Ok(Some((text, out, comments)))
+    })
 }
 
 /// Runs the detectors for a file's kind over its text; `folder` gives what its folder says
@@ -605,9 +619,11 @@ fn detect(
         FileKind::SystemdService => files::systemd_service(&masked, &mut out),
         FileKind::Python => files::python(name, &masked, &mut out),
         FileKind::JavaScript => files::javascript(name, &masked, &mut out),
+        FileKind::DevContainer => files::devcontainer(&masked, &mut out),
         FileKind::Text(_) => {}
     }
     files::local_urls(&masked, &mut out);
+    files::host_port_fields(&masked, &mut out);
     let comments = comments
         .into_iter()
         .filter(|(_, c)| c.contains("portcullis:"))
@@ -696,9 +712,10 @@ fn judge_file(
             message,
             fingerprint: Some(super::adopt::fingerprint(lines.text_of(line), rule, port)),
         };
+        // An allowance covers its port on its line: both sides of `8000:8000` included.
         if let Some(a) = allowances
             .iter_mut()
-            .find(|a| !a.used && a.line == line && a.port == port)
+            .find(|a| a.line == line && a.port == port)
         {
             a.used = true;
             finding.severity = Severity::Note;
