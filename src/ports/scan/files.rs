@@ -199,7 +199,7 @@ pub(crate) fn devcontainer(text: &str, out: &mut Vec<Candidate>) {
             value.find([',', '}', '\n']).unwrap_or(value.len())
         };
         for (i, item) in value[..end]
-            .split(|c: char| matches!(c, '[' | ']' | ','))
+            .split(['[', ']', ','])
             .scan(0usize, |pos, item| {
                 let start = *pos;
                 *pos += item.len() + 1;
