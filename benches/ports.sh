@@ -18,7 +18,7 @@
 #     a lower bound, not an equivalent.
 # Throughput ratio = ripgrep time / portcullis time (above 1: portcullis is faster).
 #
-# Needs: cargo, python3, rg (`apt-get install -y ripgrep`), hyperfine (`apt-get install -y
+# Needs: cargo, python3, rg 15.1 (`python3 -m pip install ripgrep`), hyperfine (`apt-get install -y
 # hyperfine`). Takes about 3 minutes on 2 cores. Env: RUNS (default 5), TREE (default
 # /tmp/portcullis-ports-tree; regenerated when missing or when FILES changes).
 set -euo pipefail
@@ -30,7 +30,7 @@ runs=${RUNS:-5}
 tree=${TREE:-/tmp/portcullis-ports-tree}
 
 source "$here/common.sh"
-require ports.sh rg "apt-get install -y ripgrep"
+require ports.sh rg "python3 -m pip install ripgrep (15.1; Debian's 13.0 is much slower on regex sets)"
 require ports.sh cargo "install Rust from https://rustup.rs"
 for tool in hyperfine python3; do require ports.sh "$tool"; done
 build_release
