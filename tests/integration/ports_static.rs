@@ -611,3 +611,55 @@ fn more_places_ports_hide() {
     ];
     assert_eq!(all, expected, "{}", r.stdout);
 }
+
+/// The second corpus (`fixtures/ports-unseen/`: Django, Rails, Spring Boot, Go, Remix, Nuxt,
+/// SvelteKit, Astro, a dev container, a Helm chart, Caddy, Traefik, HAProxy, Procfile variants,
+/// a test-heavy tree), whose `.expected` files were written before its first scan: every tree
+/// gives exactly its expected violations, at their file, line and port, and its expected notes.
+#[test]
+fn unseen_corpus_gives_its_expected_findings() {
+    let t = Test::new();
+    let corpus = repo_root().join("fixtures/ports-unseen");
+    let mut trees: Vec<_> = std::fs::read_dir(&corpus)
+        .expect("corpus")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    trees.sort();
+    assert!(trees.len() >= 15, "{trees:?}");
+    for tree in trees {
+        let expected = std::fs::read_to_string(tree.join(".expected")).expect(".expected");
+        let mut want: Vec<String> = expected
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
+        want.sort();
+        let run = scan(&t, &tree.display().to_string(), "json");
+        let mut got: Vec<String> = findings(&run)
+            .iter()
+            .filter(|f| {
+                f["severity"] == "violation"
+                    || want.iter().any(|w| {
+                        w.ends_with(" note")
+                            && w.starts_with(&format!(
+                                "{}:{} ",
+                                f["file"].as_str().unwrap_or(""),
+                                f["line"]
+                            ))
+                    })
+            })
+            .map(|f| {
+                format!(
+                    "{}:{} {} {}",
+                    f["file"].as_str().unwrap_or("?"),
+                    f["line"],
+                    f["port"],
+                    f["severity"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{}: {}", tree.display(), run.stdout);
+    }
+}

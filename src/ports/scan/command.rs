@@ -247,6 +247,14 @@ const HTTP_SERVER: Grammar = Grammar {
     positional: true,
     file_env: &[],
 };
+const REMIX_SERVE: Grammar = Grammar {
+    name: "remix-serve",
+    flags: &[],
+    default: Some((3000, false)),
+    env: &["PORT"],
+    positional: false,
+    file_env: &[],
+};
 const RAILS: Grammar = Grammar {
     name: "rails server",
     flags: &["-p", "--port"],
@@ -428,6 +436,7 @@ fn program(cmd: &[Word<'_>], i: usize) -> Option<(&'static Grammar, usize)> {
         "start-storybook" => Some((&STORYBOOK, i + 1)),
         "http-server" => Some((&HTTP_SERVER_NODE, i + 1)),
         "rails" => matches!(next, Some("server" | "s")).then_some((&RAILS, i + 2)),
+        "remix-serve" => Some((&REMIX_SERVE, i + 1)),
         "puma" => Some((&PUMA, i + 1)),
         "astro" => (next == Some("dev")).then_some((&ASTRO, i + 2)),
         "nuxt" | "nuxi" => (next == Some("dev")).then_some((&NUXT, i + 2)),

@@ -446,7 +446,8 @@ pub(crate) fn kubernetes(text: &str, out: &mut Vec<Candidate>) -> bool {
         let exposed_service = get(&doc, "spec")
             .and_then(|s| get(s, "type"))
             .and_then(Node::as_str)
-            .is_some_and(|t| matches!(t, "LoadBalancer" | "NodePort"));
+            // A NodePort service's `port` is its cluster IP's: only `nodePort` reaches the host.
+            .is_some_and(|t| t == "LoadBalancer");
         let host_network = find_bool(&doc, "hostNetwork");
         k8s_walk(text, &doc, &kind, exposed_service, host_network, "", out);
     }

@@ -236,17 +236,16 @@ pub(crate) fn devcontainer(text: &str, out: &mut Vec<Candidate>) {
     }
     if let Some(at) = text.find("\"portsAttributes\"") {
         let rest = &text[at..];
-        let block_end = rest.find('}').map_or(rest.len(), |e| e);
-        let mut search = 0;
-        while let Some(q) = rest[search..block_end].find('"') {
-            let start = search + q + 1;
-            let Some(len) = rest[start..].find('"') else {
-                break;
-            };
-            let word = &rest[start..start + len];
-            if let Some(port) = port_number(word) {
+        let block = &rest[..rest.find('}').unwrap_or(rest.len())];
+        // The quoted words of the block, each with its offset: every other piece between
+        // quotes.
+        let mut offset = 0;
+        for (i, piece) in block.split('"').enumerate() {
+            if i % 2 == 1
+                && let Some(port) = port_number(piece)
+            {
                 out.push(Candidate {
-                    offset: at + start,
+                    offset: at + offset,
                     port,
                     end: port,
                     kind: Kind::Reference,
@@ -256,7 +255,7 @@ pub(crate) fn devcontainer(text: &str, out: &mut Vec<Candidate>) {
                     dead: None,
                 });
             }
-            search = start + len + 1;
+            offset += piece.len() + 1;
         }
     }
 }
@@ -1098,5 +1097,180 @@ mod tests {
                 .collect::<Vec<_>>(),
             [80, 3001]
         );
+    }
+}
+
+/// The first value of a line after `key` and `=` or `:` (quotes dropped), with its offset in
+/// the line.
+fn setting<'a>(line: &'a str, key: &str) -> Option<(usize, &'a str)> {
+    let rest = line.trim_start().strip_prefix(key)?;
+    let rest_at = line.len() - rest.len();
+    let after = rest.trim_start().strip_prefix(['=', ':'])?;
+    let value = after.trim_start().trim_start_matches(['"', '\'']);
+    let at = line.len() - value.len();
+    let end = value
+        .find(['"', '\'', ' ', '\t', '#'])
+        .unwrap_or(value.len());
+    (at >= rest_at).then_some((at, &value[..end]))
+}
+
+/// A bind address as a server config writes it (`*:8000`, `:8000`, `0.0.0.0:8000`,
+/// `127.0.0.1:8000`, `ipv6@:::8000`), as a candidate at `offset` of its text.
+fn bind_address(offset: usize, value: &str, what: &str) -> Option<Candidate> {
+    let bare = value
+        .trim_start_matches("ipv4@")
+        .trim_start_matches("ipv6@")
+        .trim_start_matches('*');
+    let skipped = value.len() - bare.len();
+    let pv = parse_port_value(bare)?;
+    let loopback = pv.host.as_deref().is_some_and(is_loopback_host);
+    Some(candidate(
+        offset + skipped + pv.at,
+        pv.port,
+        Kind::Bind,
+        Scope::Host,
+        loopback,
+        format!("{what} listens on port {}", pv.port),
+    ))
+}
+
+/// HAProxy's configuration: `bind` lines of frontends and listens.
+pub(crate) fn haproxy_cfg(text: &str, out: &mut Vec<Candidate>) {
+    let mut at = 0;
+    for line in text.split('\n') {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix("bind ") {
+            let lead = line.len() - rest.len();
+            let word_at = lead + (rest.len() - rest.trim_start().len());
+            let word = rest.split_whitespace().next().unwrap_or("");
+            // `bind 10.0.0.1:80,10.0.0.2:80`: each address.
+            let mut offset = 0;
+            for address in word.split(',') {
+                if let Some(c) = bind_address(at + word_at + offset, address, "HAProxy") {
+                    out.push(c);
+                }
+                offset += address.len() + 1;
+            }
+        }
+        at += line.len() + 1;
+    }
+}
+
+/// Traefik's static configuration: the `address` of each entry point.
+pub(crate) fn traefik(text: &str, out: &mut Vec<Candidate>) {
+    let mut at = 0;
+    for line in text.split('\n') {
+        if let Some((i, value)) = setting(line, "address")
+            && let Some(c) = bind_address(at + i, value, "a Traefik entry point")
+        {
+            out.push(c);
+        }
+        at += line.len() + 1;
+    }
+}
+
+/// Spring Boot's `application*.properties`: `server.port` and `management.server.port`.
+pub(crate) fn properties(text: &str, out: &mut Vec<Candidate>) {
+    let mut at = 0;
+    for line in text.split('\n') {
+        for key in ["server.port", "management.server.port"] {
+            if let Some((i, value)) = setting(line, key)
+                && let Some(port) = port_number(value)
+            {
+                out.push(candidate(
+                    at + i,
+                    port,
+                    Kind::Bind,
+                    Scope::Host,
+                    false,
+                    format!("`{key}` makes the application listen on port {port}"),
+                ));
+            }
+        }
+        at += line.len() + 1;
+    }
+}
+
+/// Puma's `config/puma.rb`: `port 3000`, `port ENV.fetch("PORT") { 3000 }` (its default),
+/// `bind "tcp://0.0.0.0:9292"`.
+pub(crate) fn puma(text: &str, out: &mut Vec<Candidate>) {
+    let mut at = 0;
+    for line in text.split('\n') {
+        let trimmed = line.trim_start();
+        let lead = line.len() - trimmed.len();
+        if let Some(rest) = trimmed.strip_prefix("port ") {
+            // The last number on the line: the literal, or the default in `{ 3000 }`.
+            let digits = rest
+                .char_indices()
+                .filter(|(_, c)| c.is_ascii_digit())
+                .map(|(i, _)| i)
+                .collect::<Vec<_>>();
+            if let Some(&last) = digits.last() {
+                let start = digits
+                    .iter()
+                    .rev()
+                    .zip((0..=last).rev())
+                    .take_while(|(d, i)| *d == i)
+                    .last()
+                    .map_or(last, |(d, _)| *d);
+                if let Some(port) = port_number(&rest[start..=last]) {
+                    out.push(candidate(
+                        at + lead + 5 + start,
+                        port,
+                        Kind::Bind,
+                        Scope::Host,
+                        false,
+                        format!("puma listens on port {port}"),
+                    ));
+                }
+            }
+        } else if let Some(rest) = trimmed.strip_prefix("bind ") {
+            let value = rest.trim().trim_matches(['"', '\'']);
+            let offset = at + line.len() - rest.len() + rest.find(value).unwrap_or(0);
+            if let Some(c) = bind_address(offset, value, "puma") {
+                out.push(c);
+            }
+        }
+        at += line.len() + 1;
+    }
+}
+
+/// Go: `http.ListenAndServe(":3002", ...)`, `ListenAndServeTLS`, `net.Listen("tcp", ":8000")`,
+/// gin's and echo's `.Run(":8080")` / `.Start(":8080")`: the first string of the call.
+pub(crate) fn go(text: &str, out: &mut Vec<Candidate>) {
+    let bytes = text.as_bytes();
+    for call in [
+        "ListenAndServe(",
+        "ListenAndServeTLS(",
+        "net.Listen(",
+        ".Run(",
+        ".Start(",
+    ] {
+        let mut from = 0;
+        while let Some(i) = memchr::memmem::find(&bytes[from..], call.as_bytes()).map(|i| from + i)
+        {
+            from = i + call.len();
+            let mut end = text.len().min(from + 80);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let args = &text[from..end];
+            let args = &args[..args.find(')').unwrap_or(args.len())];
+            // `net.Listen("tcp", addr)`: the address is the second string.
+            let mut strings = args.split('"').skip(1).step_by(2);
+            let first = strings.next();
+            let address = if call == "net.Listen(" {
+                strings.next()
+            } else {
+                first
+            };
+            let Some(address) = address else { continue };
+            let Some(inner) = args.find(&format!("\"{address}\"")).map(|k| k + 1) else {
+                continue;
+            };
+            if let Some(c) = bind_address(from + inner, address, "the Go server") {
+                out.push(c);
+            }
+        }
     }
 }

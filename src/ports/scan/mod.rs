@@ -10,7 +10,7 @@
 //! [`judge`] turns candidates into findings: a forbidden port is a violation wherever it
 //! appears; a port the policy does not list is a violation only where the host would expose
 //! it. A comment `portcullis: allow-port N <reason>` on the line (or alone on the line above)
-//! turns one finding for port N into a note that keeps the reason.
+//! turns the findings for port N on that line into notes that keep the reason.
 
 mod command;
 mod compose;
@@ -286,6 +286,15 @@ enum FileKind {
     JavaScript,
     /// `.devcontainer/devcontainer.json` or `.devcontainer.json`: the ports the editor forwards.
     DevContainer,
+    /// `haproxy*.cfg`.
+    HaproxyCfg,
+    /// `traefik*.yml`, `.yaml`, `.toml`: the static configuration.
+    Traefik,
+    /// Spring Boot's `application*.properties`.
+    Properties,
+    /// `puma.rb`.
+    Puma,
+    Go,
     /// Other text that may hold local URLs (JSON, TOML, INI).
     Text(CommentStyle),
 }
@@ -299,6 +308,14 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
     Some(match name {
         "package.json" => FileKind::PackageJson,
         "devcontainer.json" | ".devcontainer.json" => FileKind::DevContainer,
+        "Caddyfile" => FileKind::Text(CommentStyle::Hash),
+        "puma.rb" => FileKind::Puma,
+        _ if lower.starts_with("haproxy") && ext == "cfg" => FileKind::HaproxyCfg,
+        _ if lower.starts_with("traefik") && matches!(ext, "yml" | "yaml" | "toml") => {
+            FileKind::Traefik
+        }
+        _ if lower.starts_with("application") && ext == "properties" => FileKind::Properties,
+        _ if ext == "go" => FileKind::Go,
         ".flaskenv" | ".env" => FileKind::Env,
         _ if name.starts_with(".env.") || ext == "env" => FileKind::Env,
         _ if (lower.starts_with("docker-compose") || lower.starts_with("compose"))
@@ -357,7 +374,10 @@ fn comment_style(kind: FileKind) -> CommentStyle {
         FileKind::SystemdSocket | FileKind::SystemdService => CommentStyle::IniLine,
         FileKind::JavaScript => CommentStyle::Slash,
         FileKind::Text(style) => style,
-        FileKind::DevContainer => CommentStyle::Slash,
+        FileKind::DevContainer | FileKind::Go => CommentStyle::Slash,
+        FileKind::HaproxyCfg | FileKind::Traefik | FileKind::Properties | FileKind::Puma => {
+            CommentStyle::Hash
+        }
         _ => CommentStyle::Hash,
     }
 }
@@ -384,9 +404,11 @@ const LOCAL: &[&str] = &[
 const JS_NEEDLES: &[&str] = &[".listen(", "process.env.PORT"];
 const PY_NEEDLES: &[&str] = &[".run(", "environ", "getenv("];
 const YAML_NEEDLES: &[&str] = &["apiVersion"];
+const GO_NEEDLES: &[&str] = &["ListenAndServe", "Listen(", ".Run(\"", ".Start(\""];
 
 /// The prefilters, built once per scan.
 struct Needles {
+    go: AhoCorasick,
     js: AhoCorasick,
     python: AhoCorasick,
     yaml: AhoCorasick,
@@ -403,6 +425,7 @@ impl Needles {
                 .expect("fixed patterns build")
         };
         Needles {
+            go: build(GO_NEEDLES),
             js: build(JS_NEEDLES),
             python: build(PY_NEEDLES),
             yaml: build(YAML_NEEDLES),
@@ -418,7 +441,12 @@ impl Needles {
             FileKind::Python if !name.contains("gunicorn") => Some(&self.python),
             FileKind::Yaml => Some(&self.yaml),
             FileKind::Text(_) => Some(&self.text),
-            FileKind::DevContainer => None,
+            FileKind::DevContainer
+            | FileKind::HaproxyCfg
+            | FileKind::Traefik
+            | FileKind::Properties
+            | FileKind::Puma => None,
+            FileKind::Go => Some(&self.go),
             _ => None,
         }
     }
@@ -620,6 +648,11 @@ fn detect(
         FileKind::Python => files::python(name, &masked, &mut out),
         FileKind::JavaScript => files::javascript(name, &masked, &mut out),
         FileKind::DevContainer => files::devcontainer(&masked, &mut out),
+        FileKind::HaproxyCfg => files::haproxy_cfg(&masked, &mut out),
+        FileKind::Traefik => files::traefik(&masked, &mut out),
+        FileKind::Properties => files::properties(&masked, &mut out),
+        FileKind::Puma => files::puma(&masked, &mut out),
+        FileKind::Go => files::go(&masked, &mut out),
         FileKind::Text(_) => {}
     }
     files::local_urls(&masked, &mut out);
@@ -847,6 +880,18 @@ mod tests {
         "app",
         "Flask(",
         "port=",
+        "bind ",
+        "address",
+        "server.port",
+        "ListenAndServe(",
+        "net.Listen(",
+        "\"forwardPorts\"",
+        "\"appPort\"",
+        "\"portsAttributes\"",
+        "host",
+        "localhost\"",
+        "*:",
+        "ipv6@",
         "host=",
         "environ.get(",
         "getenv(",
@@ -896,6 +941,12 @@ mod tests {
         (FileKind::JavaScript, "vite.config.ts"),
         (FileKind::Text(CommentStyle::Slash), "x.json"),
         (FileKind::Text(CommentStyle::IniLine), "x.ini"),
+        (FileKind::DevContainer, "devcontainer.json"),
+        (FileKind::HaproxyCfg, "haproxy.cfg"),
+        (FileKind::Traefik, "traefik.yml"),
+        (FileKind::Properties, "application.properties"),
+        (FileKind::Puma, "puma.rb"),
+        (FileKind::Go, "main.go"),
     ];
 
     fn check(text: &str) {
