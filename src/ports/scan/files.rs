@@ -1000,106 +1000,6 @@ pub(crate) fn local_urls(text: &str, out: &mut Vec<Candidate>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ports(f: impl Fn(&mut Vec<Candidate>)) -> Vec<(u16, &'static str, usize)> {
-        let mut out = Vec::new();
-        f(&mut out);
-        out.iter()
-            .map(|c| (c.port, c.kind.as_str(), c.offset))
-            .collect()
-    }
-
-    #[test]
-    fn dockerfile_forms() {
-        let text = "FROM node:20-alpine\nARG APP_PORT=8000\nENV PORT 3000\nEXPOSE 3000/tcp ${APP_PORT}\nCMD [\"node\", \"server.js\"]\nRUN addgroup --gid 1001 x\n";
-        let found = ports(|o| dockerfile(text, o));
-        assert_eq!(
-            found.iter().map(|f| (f.0, f.1)).collect::<Vec<_>>(),
-            [(3000, "env"), (3000, "bind"), (8000, "bind")]
-        );
-        let text = "FROM python:3.12\nCMD gunicorn \\\n  --bind 0.0.0.0:5555 app:app\n";
-        assert_eq!(
-            ports(|o| dockerfile(text, o)),
-            [(5555, "bind", text.find("5555").unwrap())]
-        );
-        let text = "FROM python:3.12\nENV PORT=5555\nCMD gunicorn app:app\n";
-        assert_eq!(
-            ports(|o| dockerfile(text, o)),
-            [(5555, "env", text.find("5555").unwrap())]
-        );
-    }
-
-    #[test]
-    fn python_forms() {
-        let text = "app = Flask(__name__)\nif __name__ == '__main__':\n    app.run(host='0.0.0.0', port=int(os.environ.get('PORT', 5555)))\n";
-        let found = ports(|o| python("app.py", text, o));
-        assert_eq!(found[0], (5555, "default", text.find("5555").unwrap()));
-        let text = "app = Flask(__name__)\napp.run(debug=True)\n";
-        assert_eq!(
-            ports(|o| python("app.py", text, o)),
-            [(5000, "default", 22)]
-        );
-        let text = "uvicorn.run('main:app', host='0.0.0.0', port=8000)\npool_recycle=3000\n";
-        assert_eq!(
-            ports(|o| python("main.py", text, o)),
-            [(8000, "bind", text.find("8000").unwrap())]
-        );
-        let text = "bind = \"0.0.0.0:5555\"\nmax_requests = 3000\ntimeout = 30\n";
-        assert_eq!(
-            ports(|o| python("gunicorn.conf.py", text, o)),
-            [(5555, "bind", 16)]
-        );
-    }
-
-    #[test]
-    fn javascript_forms() {
-        let text = "const port = parseInt(process.env.PORT || '3000', 10)\nsetTimeout(fn, 3000)\napp.listen(5555)\n";
-        let found = ports(|o| javascript("server.js", text, o));
-        assert_eq!(
-            found,
-            [
-                (5555, "bind", text.find("5555").unwrap()),
-                (3000, "default", text.find("3000").unwrap())
-            ]
-        );
-        let text = "export default { server: { port: 3002, proxy: {} }, build: { chunkSizeWarningLimit: 3000 } }";
-        assert_eq!(
-            ports(|o| javascript("vite.config.ts", text, o)),
-            [(3002, "bind", text.find("3002").unwrap())]
-        );
-    }
-
-    #[test]
-    fn urls_and_nginx() {
-        let text =
-            "A=http://localhost:8000/api\nB=postgres://u:p@db:5432/x\nC=https://example.com:3000\n";
-        assert_eq!(ports(|o| local_urls(text, o)), [(8000, "reference", 19)]);
-        let text = "server {\n  listen 80;\n  listen [::]:3001 ipv6only=on;\n  return 301 https://x;\n  client_max_body_size 3000;\n}\n";
-        let text2 = "upstream api { server web:8000 max_fails=3; server 127.0.0.1:5555; }\nserver {\n  server_name x;\n  location / { proxy_pass http://api:8000/v1; }\n  location /s { proxy_pass http://unix:/run/a.sock; }\n}\n";
-        assert_eq!(
-            ports(|o| nginx(text2, Scope::Host, o))
-                .iter()
-                .map(|f| (f.0, f.1))
-                .collect::<Vec<_>>(),
-            [
-                (8000, "reference"),
-                (8000, "reference"),
-                (5555, "reference")
-            ]
-        );
-        assert_eq!(
-            ports(|o| nginx(text, Scope::Host, o))
-                .iter()
-                .map(|f| f.0)
-                .collect::<Vec<_>>(),
-            [80, 3001]
-        );
-    }
-}
-
 /// The first value of a line after `key` and `=` or `:` (quotes dropped), with its offset in
 /// the line.
 fn setting<'a>(line: &'a str, key: &str) -> Option<(usize, &'a str)> {
@@ -1272,5 +1172,105 @@ pub(crate) fn go(text: &str, out: &mut Vec<Candidate>) {
                 out.push(c);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports(f: impl Fn(&mut Vec<Candidate>)) -> Vec<(u16, &'static str, usize)> {
+        let mut out = Vec::new();
+        f(&mut out);
+        out.iter()
+            .map(|c| (c.port, c.kind.as_str(), c.offset))
+            .collect()
+    }
+
+    #[test]
+    fn dockerfile_forms() {
+        let text = "FROM node:20-alpine\nARG APP_PORT=8000\nENV PORT 3000\nEXPOSE 3000/tcp ${APP_PORT}\nCMD [\"node\", \"server.js\"]\nRUN addgroup --gid 1001 x\n";
+        let found = ports(|o| dockerfile(text, o));
+        assert_eq!(
+            found.iter().map(|f| (f.0, f.1)).collect::<Vec<_>>(),
+            [(3000, "env"), (3000, "bind"), (8000, "bind")]
+        );
+        let text = "FROM python:3.12\nCMD gunicorn \\\n  --bind 0.0.0.0:5555 app:app\n";
+        assert_eq!(
+            ports(|o| dockerfile(text, o)),
+            [(5555, "bind", text.find("5555").unwrap())]
+        );
+        let text = "FROM python:3.12\nENV PORT=5555\nCMD gunicorn app:app\n";
+        assert_eq!(
+            ports(|o| dockerfile(text, o)),
+            [(5555, "env", text.find("5555").unwrap())]
+        );
+    }
+
+    #[test]
+    fn python_forms() {
+        let text = "app = Flask(__name__)\nif __name__ == '__main__':\n    app.run(host='0.0.0.0', port=int(os.environ.get('PORT', 5555)))\n";
+        let found = ports(|o| python("app.py", text, o));
+        assert_eq!(found[0], (5555, "default", text.find("5555").unwrap()));
+        let text = "app = Flask(__name__)\napp.run(debug=True)\n";
+        assert_eq!(
+            ports(|o| python("app.py", text, o)),
+            [(5000, "default", 22)]
+        );
+        let text = "uvicorn.run('main:app', host='0.0.0.0', port=8000)\npool_recycle=3000\n";
+        assert_eq!(
+            ports(|o| python("main.py", text, o)),
+            [(8000, "bind", text.find("8000").unwrap())]
+        );
+        let text = "bind = \"0.0.0.0:5555\"\nmax_requests = 3000\ntimeout = 30\n";
+        assert_eq!(
+            ports(|o| python("gunicorn.conf.py", text, o)),
+            [(5555, "bind", 16)]
+        );
+    }
+
+    #[test]
+    fn javascript_forms() {
+        let text = "const port = parseInt(process.env.PORT || '3000', 10)\nsetTimeout(fn, 3000)\napp.listen(5555)\n";
+        let found = ports(|o| javascript("server.js", text, o));
+        assert_eq!(
+            found,
+            [
+                (5555, "bind", text.find("5555").unwrap()),
+                (3000, "default", text.find("3000").unwrap())
+            ]
+        );
+        let text = "export default { server: { port: 3002, proxy: {} }, build: { chunkSizeWarningLimit: 3000 } }";
+        assert_eq!(
+            ports(|o| javascript("vite.config.ts", text, o)),
+            [(3002, "bind", text.find("3002").unwrap())]
+        );
+    }
+
+    #[test]
+    fn urls_and_nginx() {
+        let text =
+            "A=http://localhost:8000/api\nB=postgres://u:p@db:5432/x\nC=https://example.com:3000\n";
+        assert_eq!(ports(|o| local_urls(text, o)), [(8000, "reference", 19)]);
+        let text = "server {\n  listen 80;\n  listen [::]:3001 ipv6only=on;\n  return 301 https://x;\n  client_max_body_size 3000;\n}\n";
+        let text2 = "upstream api { server web:8000 max_fails=3; server 127.0.0.1:5555; }\nserver {\n  server_name x;\n  location / { proxy_pass http://api:8000/v1; }\n  location /s { proxy_pass http://unix:/run/a.sock; }\n}\n";
+        assert_eq!(
+            ports(|o| nginx(text2, Scope::Host, o))
+                .iter()
+                .map(|f| (f.0, f.1))
+                .collect::<Vec<_>>(),
+            [
+                (8000, "reference"),
+                (8000, "reference"),
+                (5555, "reference")
+            ]
+        );
+        assert_eq!(
+            ports(|o| nginx(text, Scope::Host, o))
+                .iter()
+                .map(|f| f.0)
+                .collect::<Vec<_>>(),
+            [80, 3001]
+        );
     }
 }
