@@ -612,21 +612,27 @@ fn more_places_ports_hide() {
     assert_eq!(all, expected, "{}", r.stdout);
 }
 
-/// The second corpus (`fixtures/ports-unseen/`: Django, Rails, Spring Boot, Go, Remix, Nuxt,
-/// SvelteKit, Astro, a dev container, a Helm chart, Caddy, Traefik, HAProxy, Procfile variants,
-/// a test-heavy tree), whose `.expected` files were written before its first scan: every tree
-/// gives exactly its expected violations, at their file, line and port, and its expected notes.
+/// The second and third corpora (`fixtures/ports-unseen/`: Django, Rails, Spring Boot, Go,
+/// Remix, Nuxt, SvelteKit, Astro, a dev container, a Helm chart, Caddy, Traefik, HAProxy,
+/// Procfile variants, a test-heavy tree; `fixtures/ports-third/`: Express, NestJS, Deno, Bun,
+/// Laravel, PHP, .NET, Compose defaults, Kubernetes, nginx, systemd, workflow services, Vue CLI,
+/// Gatsby, Streamlit, `.flaskenv`), whose `.expected` files were written before their first
+/// scan: every tree gives exactly its expected violations, at their file, line and port, and
+/// its expected notes.
 #[test]
 fn unseen_corpus_gives_its_expected_findings() {
     let t = Test::new();
-    let corpus = repo_root().join("fixtures/ports-unseen");
-    let mut trees: Vec<_> = std::fs::read_dir(&corpus)
-        .expect("corpus")
-        .flatten()
+    let mut trees: Vec<_> = ["fixtures/ports-unseen", "fixtures/ports-third"]
+        .iter()
+        .flat_map(|c| {
+            std::fs::read_dir(repo_root().join(c))
+                .expect("corpus")
+                .flatten()
+        })
         .map(|e| e.path())
         .collect();
     trees.sort();
-    assert!(trees.len() >= 15, "{trees:?}");
+    assert!(trees.len() >= 31, "{trees:?}");
     for tree in trees {
         let expected = std::fs::read_to_string(tree.join(".expected")).expect(".expected");
         let mut want: Vec<String> = expected

@@ -247,6 +247,30 @@ const HTTP_SERVER: Grammar = Grammar {
     positional: true,
     file_env: &[],
 };
+const GATSBY: Grammar = Grammar {
+    name: "gatsby develop",
+    flags: &["-p", "--port"],
+    default: Some((8000, true)),
+    env: &[],
+    positional: false,
+    file_env: &[],
+};
+const ARTISAN_SERVE: Grammar = Grammar {
+    name: "php artisan serve",
+    flags: &["--port"],
+    default: Some((8000, true)),
+    env: &["SERVER_PORT"],
+    positional: false,
+    file_env: &[],
+};
+const STREAMLIT: Grammar = Grammar {
+    name: "streamlit run",
+    flags: &["--server.port"],
+    default: Some((8501, false)),
+    env: &["STREAMLIT_SERVER_PORT"],
+    positional: false,
+    file_env: &[],
+};
 const REMIX_SERVE: Grammar = Grammar {
     name: "remix-serve",
     flags: &[],
@@ -437,6 +461,9 @@ fn program(cmd: &[Word<'_>], i: usize) -> Option<(&'static Grammar, usize)> {
         "http-server" => Some((&HTTP_SERVER_NODE, i + 1)),
         "rails" => matches!(next, Some("server" | "s")).then_some((&RAILS, i + 2)),
         "remix-serve" => Some((&REMIX_SERVE, i + 1)),
+        "gatsby" => (next == Some("develop")).then_some((&GATSBY, i + 2)),
+        "artisan" => (next == Some("serve")).then_some((&ARTISAN_SERVE, i + 2)),
+        "streamlit" => (next == Some("run")).then_some((&STREAMLIT, i + 2)),
         "puma" => Some((&PUMA, i + 1)),
         "astro" => (next == Some("dev")).then_some((&ASTRO, i + 2)),
         "nuxt" | "nuxi" => (next == Some("dev")).then_some((&NUXT, i + 2)),

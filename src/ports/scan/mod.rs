@@ -306,7 +306,8 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
     let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     let lower = name.to_ascii_lowercase();
     Some(match name {
-        "package.json" => FileKind::PackageJson,
+        // composer.json's `scripts` are commands as package.json's are.
+        "package.json" | "composer.json" => FileKind::PackageJson,
         "devcontainer.json" | ".devcontainer.json" => FileKind::DevContainer,
         "Caddyfile" => FileKind::Text(CommentStyle::Hash),
         "puma.rb" => FileKind::Puma,
@@ -401,7 +402,7 @@ const LOCAL: &[&str] = &[
     ": localhost",
     ": 127.0.0.1",
 ];
-const JS_NEEDLES: &[&str] = &[".listen(", "process.env.PORT"];
+const JS_NEEDLES: &[&str] = &[".listen(", "process.env.PORT", "Bun.serve(", "Deno.serve("];
 const PY_NEEDLES: &[&str] = &[".run(", "environ", "getenv("];
 const YAML_NEEDLES: &[&str] = &["apiVersion"];
 const GO_NEEDLES: &[&str] = &["ListenAndServe", "Listen(", ".Run(\"", ".Start(\""];
@@ -892,6 +893,9 @@ mod tests {
         "localhost\"",
         "*:",
         "ipv6@",
+        "Bun.serve(",
+        "Deno.serve(",
+        "{ port: ",
         "host=",
         "environ.get(",
         "getenv(",
