@@ -1201,6 +1201,97 @@ pub(crate) fn go(text: &str, out: &mut Vec<Candidate>) {
     }
 }
 
+/// The generic layer under the framework detectors, for JavaScript and Python: a call to a
+/// function that serves (`serve`, `listen`, `run`, `run_app`, `start`, `createServer`) with a
+/// `port` argument or key holding a number (`Bun.serve({ port: 3000 })`,
+/// `web.run_app(app, port=8000)`, `waitress.serve(app, port=8080)`), and Python's socket
+/// servers given an address tuple (`HTTPServer(("", 8000), Handler)`).
+pub(crate) fn server_calls(text: &str, out: &mut Vec<Candidate>) {
+    let bytes = text.as_bytes();
+    for name in [
+        "serve(",
+        "listen(",
+        "run(",
+        "run_app(",
+        "start(",
+        "createServer(",
+    ] {
+        let mut from = 0;
+        while let Some(i) = memchr::memmem::find(&bytes[from..], name.as_bytes()).map(|i| from + i)
+        {
+            from = i + name.len();
+            // The function's own name, not the end of another (`preserve(`, `restart(`).
+            if i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_') {
+                continue;
+            }
+            let args = &text[from..floor(text, from + 300)];
+            // Up to the call's closing parenthesis.
+            let mut depth = 0usize;
+            let end = args
+                .char_indices()
+                .find(|&(_, c)| match c {
+                    '(' | '{' | '[' => {
+                        depth += 1;
+                        false
+                    }
+                    ')' | '}' | ']' if depth == 0 => true,
+                    ')' | '}' | ']' => {
+                        depth -= 1;
+                        false
+                    }
+                    _ => false,
+                })
+                .map_or(args.len(), |(k, _)| k);
+            let args = &args[..end];
+            let mut search = 0;
+            while let Some(k) = args[search..].find("port").map(|k| search + k) {
+                search = k + 4;
+                let before = args[..k].chars().next_back();
+                if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+                    continue;
+                }
+                let rest = args[k + 4..].trim_start_matches(['"', '\'']);
+                let Some(value) = rest.trim_start().strip_prefix([':', '=']) else {
+                    continue;
+                };
+                let lead = args.len() - value.len() + (value.len() - value.trim_start().len());
+                if let Some((p, _)) = digits_at(args, lead) {
+                    let call = name.trim_end_matches('(');
+                    out.push(candidate(
+                        from + lead,
+                        p,
+                        Kind::Bind,
+                        Scope::Host,
+                        false,
+                        format!("`{call}(...)` with port {p} serves on port {p}"),
+                    ));
+                }
+            }
+        }
+    }
+    let mut from = 0;
+    while let Some(i) = memchr::memmem::find(&bytes[from..], b"Server((").map(|i| from + i) {
+        from = i + 8;
+        let args = &text[from..floor(text, from + 80)];
+        let Some(comma) = args.find(',') else {
+            continue;
+        };
+        let host = args[..comma].trim().trim_matches(['"', '\'']);
+        let value = &args[comma + 1..];
+        let lead = comma + 1 + (value.len() - value.trim_start().len());
+        if let Some((p, _)) = digits_at(args, lead) {
+            out.push(candidate(
+                from + lead,
+                p,
+                Kind::Bind,
+                Scope::Host,
+                is_loopback_host(host),
+                format!("a socket server bound to ({host:?}, {p}) listens on port {p}"),
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1211,6 +1302,30 @@ mod tests {
         out.iter()
             .map(|c| (c.port, c.kind.as_str(), c.offset))
             .collect()
+    }
+
+    #[test]
+    fn generic_server_calls() {
+        let found = |t: &str| ports(|o| server_calls(t, o));
+        assert_eq!(
+            found("Bun.serve({ port: 3000, fetch })"),
+            [(3000, "bind", 18)]
+        );
+        assert_eq!(found("web.run_app(app, port=8000)"), [(8000, "bind", 22)]);
+        assert_eq!(
+            found("waitress.serve(app, host='0.0.0.0', port=8080)"),
+            [(8080, "bind", 41)]
+        );
+        assert_eq!(
+            found("httpd = HTTPServer((\"\", 8000), Handler)"),
+            [(8000, "bind", 24)]
+        );
+        // Not a server: a client's port, a name that only ends like one, a port not a number.
+        assert_eq!(found("pg.connect({ port: 5432 })"), []);
+        assert_eq!(found("preserve({ port: 3000 })"), []);
+        assert_eq!(found("server.listen({ port: env.PORT })"), []);
+        assert_eq!(found("run({ reportPort: 3000 })"), []);
+        assert_eq!(found("serve(app)\nconst db = { port: 5432 }"), []);
     }
 
     #[test]

@@ -402,8 +402,16 @@ const LOCAL: &[&str] = &[
     ": localhost",
     ": 127.0.0.1",
 ];
-const JS_NEEDLES: &[&str] = &[".listen(", "process.env.PORT", "Bun.serve(", "Deno.serve("];
-const PY_NEEDLES: &[&str] = &[".run(", "environ", "getenv("];
+const JS_NEEDLES: &[&str] = &[
+    ".listen(",
+    "process.env.PORT",
+    "serve(",
+    "createServer(",
+    "start({",
+];
+const PY_NEEDLES: &[&str] = &[
+    ".run(", "environ", "getenv(", "serve(", "run_app(", "Server((",
+];
 const YAML_NEEDLES: &[&str] = &["apiVersion"];
 const GO_NEEDLES: &[&str] = &["ListenAndServe", "Listen(", ".Run(\"", ".Start(\""];
 
@@ -646,8 +654,14 @@ fn detect(
         }
         FileKind::SystemdSocket => files::systemd_socket(&masked, &mut out),
         FileKind::SystemdService => files::systemd_service(&masked, &mut out),
-        FileKind::Python => files::python(name, &masked, &mut out),
-        FileKind::JavaScript => files::javascript(name, &masked, &mut out),
+        FileKind::Python => {
+            files::python(name, &masked, &mut out);
+            files::server_calls(&masked, &mut out);
+        }
+        FileKind::JavaScript => {
+            files::javascript(name, &masked, &mut out);
+            files::server_calls(&masked, &mut out);
+        }
         FileKind::DevContainer => files::devcontainer(&masked, &mut out),
         FileKind::HaproxyCfg => files::haproxy_cfg(&masked, &mut out),
         FileKind::Traefik => files::traefik(&masked, &mut out),
@@ -895,6 +909,9 @@ mod tests {
         "ipv6@",
         "Bun.serve(",
         "Deno.serve(",
+        "serve(",
+        "run_app(",
+        "HTTPServer((",
         "{ port: ",
         "host=",
         "environ.get(",
