@@ -779,9 +779,7 @@ pub(crate) fn is_dev_server_config(name: &str) -> bool {
 /// dev-server configs (`vite.config.ts`, `webpack.config.js`).
 pub(crate) fn javascript(name: &str, text: &str, out: &mut Vec<Candidate>) {
     let bytes = text.as_bytes();
-    // `Bun.serve({ port: 3000, ... })`, `Deno.serve({ port: 8000 }, handler)`.
-    for call in ["Bun.serve(", "Deno.serve("] {
-        let mut from = 0;
+    let mut from = 0;
         while let Some(i) = memchr::memmem::find(&bytes[from..], call.as_bytes()).map(|i| from + i)
         {
             from = i + call.len();
