@@ -780,29 +780,6 @@ pub(crate) fn is_dev_server_config(name: &str) -> bool {
 pub(crate) fn javascript(name: &str, text: &str, out: &mut Vec<Candidate>) {
     let bytes = text.as_bytes();
     let mut from = 0;
-        while let Some(i) = memchr::memmem::find(&bytes[from..], call.as_bytes()).map(|i| from + i)
-        {
-            from = i + call.len();
-            let args = &text[from..floor(text, from + 200)];
-            let Some(k) = args.find("port") else { continue };
-            let rest = &args[k + 4..];
-            let Some(value) = rest.trim_start().strip_prefix(':') else {
-                continue;
-            };
-            let lead = args.len() - value.len() + (value.len() - value.trim_start().len());
-            if let Some((p, _)) = digits_at(args, lead) {
-                out.push(candidate(
-                    from + lead,
-                    p,
-                    Kind::Bind,
-                    Scope::Host,
-                    false,
-                    format!("`{call}{{ port: {p} }})` binds port {p}"),
-                ));
-            }
-        }
-    }
-    let mut from = 0;
     while let Some(i) = memchr::memmem::find(&bytes[from..], b".listen(").map(|i| from + i) {
         from = i + 8;
         let arg = &text[i + 8..];
