@@ -272,10 +272,14 @@ fn deploy(t: &Test, text: &str) -> crate::harness::Run {
     t.run(&["run", "deploy"])
 }
 
-fn fresh() -> (Service, Test, Haproxy) {
+/// A new service behind its own HAProxy, after a first deploy that must pass: `blue` is live.
+fn blue_live() -> (Service, Test, Haproxy) {
     let service = Service::new();
     let t = Test::new().pipeline("deploy", "version: 1\nstages: {}\n");
     let haproxy = Haproxy::start(&t, &service.0);
+    let first = deploy(&t, &pipeline(&service, &haproxy, "ok", "", ""));
+    assert_eq!(first.code, 0, "{first:?}\n{}", t.log("cutover"));
+    assert_eq!(haproxy.colour(), "blue");
     (service, t, haproxy)
 }
 
@@ -286,10 +290,7 @@ fn cutover_and_rollback_under_keepalive_load_fail_no_request() {
     if !haproxy_present() {
         return;
     }
-    let (service, t, haproxy) = fresh();
-    let first = deploy(&t, &pipeline(&service, &haproxy, "ok", "", ""));
-    assert_eq!(first.code, 0, "{first:?}\n{}", t.log("cutover"));
-    assert_eq!(haproxy.colour(), "blue");
+    let (service, t, haproxy) = blue_live();
 
     let stop = Arc::new(AtomicBool::new(false));
     let seen = load(haproxy.port, "/colour", 8, Arc::clone(&stop));
@@ -329,9 +330,7 @@ fn failing_canary_is_rolled_back_at_its_first_step() {
     if !haproxy_present() {
         return;
     }
-    let (service, t, haproxy) = fresh();
-    let first = deploy(&t, &pipeline(&service, &haproxy, "ok", "", ""));
-    assert_eq!(first.code, 0, "{first:?}\n{}", t.log("cutover"));
+    let (service, t, haproxy) = blue_live();
     let stop = Arc::new(AtomicBool::new(false));
     let seen = load(haproxy.port, "/cgi-bin/app", 4, Arc::clone(&stop));
     let canary =
@@ -365,9 +364,7 @@ fn healthy_canary_is_promoted_through_every_step() {
     if !haproxy_present() {
         return;
     }
-    let (service, t, haproxy) = fresh();
-    let first = deploy(&t, &pipeline(&service, &haproxy, "ok", "", ""));
-    assert_eq!(first.code, 0, "{first:?}\n{}", t.log("cutover"));
+    let (service, t, haproxy) = blue_live();
     let stop = Arc::new(AtomicBool::new(false));
     let seen = load(haproxy.port, "/cgi-bin/app", 4, Arc::clone(&stop));
     let canary = "      canary: { steps: [10, 50], interval: 1500ms, max-error-rate: 0%, max-latency: 2s, min-requests: 3 }\n";

@@ -737,6 +737,25 @@ fn restore_until_pg_restore_runs(t: &Test, c: &Cluster, db: &str, id: &str) -> C
     child
 }
 
+/// `kill -9` of `backups restore` while `pg_restore` runs: no `pg_restore` outlives it by
+/// 15 s, and the copy it was filling is left; returns that copy's name.
+fn killed_restore(t: &Test, c: &Cluster, db: &str, id: &str) -> String {
+    let mut child = restore_until_pg_restore_runs(t, c, db, id);
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let start = Instant::now();
+    while !restores_into(db).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "pg_restore outlived portcullis by 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = copies_of(c, db);
+    assert!(left.starts_with(&format!("{db}__restore_")), "{left:?}");
+    left
+}
+
 fn copies_of(c: &Cluster, db: &str) -> String {
     c.sql(
         "postgres",
@@ -784,19 +803,7 @@ fn an_interrupted_restore_leaves_nothing_behind() {
         "t"
     );
 
-    let mut child = restore_until_pg_restore_runs(&t, c, &db, &id);
-    child.kill().expect("kill -9");
-    let _ = child.wait();
-    let start = Instant::now();
-    while !restores_into(&db).is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "pg_restore outlived portcullis by 15 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let left = copies_of(c, &db);
-    assert!(left.starts_with(&format!("{db}__restore_")), "{left:?}");
+    let left = killed_restore(&t, c, &db, &id);
     // The next run drops it...
     let out = t.run(&["run", "backup"]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -809,19 +816,7 @@ fn an_interrupted_restore_leaves_nothing_behind() {
     );
     assert_eq!(copies_of(c, &db), "");
     // ... and so does the next restore.
-    let mut child = restore_until_pg_restore_runs(&t, c, &db, &id);
-    child.kill().expect("kill -9");
-    let _ = child.wait();
-    let start = Instant::now();
-    while !restores_into(&db).is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "pg_restore outlived portcullis"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let left = copies_of(c, &db);
-    assert!(left.starts_with(&format!("{db}__restore_")), "{left:?}");
+    let left = killed_restore(&t, c, &db, &id);
     // A database of the same shape that portcullis did not make is never dropped.
     let foreign = format!("{db}__restore_20200101t000000");
     c.sql("postgres", &format!("create database {foreign}"));
