@@ -616,23 +616,29 @@ fn more_places_ports_hide() {
 /// Remix, Nuxt, SvelteKit, Astro, a dev container, a Helm chart, Caddy, Traefik, HAProxy,
 /// Procfile variants, a test-heavy tree; `fixtures/ports-third/`: Express, NestJS, Deno, Bun,
 /// Laravel, PHP, .NET, Compose defaults, Kubernetes, nginx, systemd, workflow services, Vue CLI,
-/// Gatsby, Streamlit, `.flaskenv`), whose `.expected` files were written before their first
-/// scan: every tree gives exactly its expected violations, at their file, line and port, and
+/// Gatsby, Streamlit, `.flaskenv`; `fixtures/ports-fourth/`: Koa, hapi, Fastify, aiohttp,
+/// tornado, Sanic, Compose `expose`, a Deployment, Dockerfile `ENV`, uvicorn in a Makefile,
+/// actix, Spring YAML, socketserver, systemd, uWSGI, supervisord), whose `.expected` files were
+/// written before their first scan: every tree gives exactly its expected violations, at their file, line and port, and
 /// its expected notes.
 #[test]
 fn unseen_corpus_gives_its_expected_findings() {
     let t = Test::new();
-    let mut trees: Vec<_> = ["fixtures/ports-unseen", "fixtures/ports-third"]
-        .iter()
-        .flat_map(|c| {
-            std::fs::read_dir(repo_root().join(c))
-                .expect("corpus")
-                .flatten()
-        })
-        .map(|e| e.path())
-        .collect();
+    let mut trees: Vec<_> = [
+        "fixtures/ports-unseen",
+        "fixtures/ports-third",
+        "fixtures/ports-fourth",
+    ]
+    .iter()
+    .flat_map(|c| {
+        std::fs::read_dir(repo_root().join(c))
+            .expect("corpus")
+            .flatten()
+    })
+    .map(|e| e.path())
+    .collect();
     trees.sort();
-    assert!(trees.len() >= 31, "{trees:?}");
+    assert!(trees.len() >= 47, "{trees:?}");
     for tree in trees {
         let expected = std::fs::read_to_string(tree.join(".expected")).expect(".expected");
         let mut want: Vec<String> = expected

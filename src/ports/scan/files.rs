@@ -1181,7 +1181,10 @@ pub(crate) fn go(text: &str, out: &mut Vec<Candidate>) {
 /// `port` argument or key holding a number (`Bun.serve({ port: 3000 })`,
 /// `web.run_app(app, port=8000)`, `waitress.serve(app, port=8080)`), and Python's socket
 /// servers given an address tuple (`HTTPServer(("", 8000), Handler)`).
-pub(crate) fn server_calls(text: &str, out: &mut Vec<Candidate>) {
+/// With `positional_listen`, `listen(8000)` counts too: a tornado application's port (in other
+/// Python, `sock.listen(5)` is a socket's backlog; JavaScript's `.listen(N)` has its own
+/// detector).
+pub(crate) fn server_calls(text: &str, positional_listen: bool, out: &mut Vec<Candidate>) {
     let bytes = text.as_bytes();
     for name in [
         "serve(",
@@ -1218,6 +1221,21 @@ pub(crate) fn server_calls(text: &str, out: &mut Vec<Candidate>) {
                 })
                 .map_or(args.len(), |(k, _)| k);
             let args = &args[..end];
+            // `app.listen(8000)` (tornado): a number first.
+            if name == "listen(" && positional_listen {
+                let lead = args.len() - args.trim_start().len();
+                if let Some((p, _)) = digits_at(args, lead) {
+                    out.push(candidate(
+                        from + lead,
+                        p,
+                        Kind::Bind,
+                        Scope::Host,
+                        false,
+                        format!("`listen({p})` binds port {p}"),
+                    ));
+                    continue;
+                }
+            }
             let mut search = 0;
             while let Some(k) = args[search..].find("port").map(|k| search + k) {
                 search = k + 4;
@@ -1267,6 +1285,98 @@ pub(crate) fn server_calls(text: &str, out: &mut Vec<Candidate>) {
     }
 }
 
+/// uWSGI's ini: `http`, `https`, `http-socket`, `socket` and `uwsgi-socket` addresses.
+pub(crate) fn uwsgi_ini(text: &str, out: &mut Vec<Candidate>) {
+    let mut at = 0;
+    for line in text.split('\n') {
+        for key in ["http-socket", "https", "http", "uwsgi-socket", "socket"] {
+            if let Some((i, value)) = setting(line, key) {
+                // `https = :8443,cert,key`: the address is the first field.
+                let address = value.split(',').next().unwrap_or(value);
+                if let Some(c) = bind_address(at + i, address, "uWSGI") {
+                    out.push(c);
+                }
+                break;
+            }
+        }
+        at += line.len() + 1;
+    }
+}
+
+/// Spring Boot's `application*.yml`: `port` under a top-level `server:` (and under
+/// `management:` `server:`).
+pub(crate) fn spring_yaml(text: &str, out: &mut Vec<Candidate>) {
+    let mut at = 0;
+    // The keys of the blocks that hold the current line, by indentation.
+    let mut parents: Vec<(usize, String)> = Vec::new();
+    for line in text.split('\n') {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if !trimmed.is_empty() && !trimmed.starts_with('#') {
+            while parents.last().is_some_and(|(i, _)| *i >= indent) {
+                parents.pop();
+            }
+            let in_server = parents.last().is_some_and(|(_, k)| k == "server");
+            if in_server
+                && let Some((i, value)) = setting(line, "port")
+                && let Some(port) = port_number(value)
+            {
+                out.push(candidate(
+                    at + i,
+                    port,
+                    Kind::Bind,
+                    Scope::Host,
+                    false,
+                    format!("`server.port: {port}` makes the application listen on port {port}"),
+                ));
+            }
+            if let Some(key) = trimmed.strip_suffix(':') {
+                parents.push((indent, key.trim().to_owned()));
+            }
+        }
+        at += line.len() + 1;
+    }
+}
+
+/// Rust servers: `.bind(("127.0.0.1", 8000))` (actix), `.bind("0.0.0.0:8000")`,
+/// `TcpListener::bind("127.0.0.1:3000")`.
+pub(crate) fn rust(text: &str, out: &mut Vec<Candidate>) {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = memchr::memmem::find(&bytes[from..], b"bind(").map(|i| from + i) {
+        from = i + 5;
+        let args = &text[from..floor(text, from + 80)];
+        let trimmed = args.trim_start();
+        let lead = args.len() - trimmed.len();
+        if let Some(tuple) = trimmed.strip_prefix('(') {
+            // `(("127.0.0.1", 8000))`: a host string, then the port.
+            let Some(comma) = tuple.find(',') else {
+                continue;
+            };
+            let host = tuple[..comma].trim().trim_matches('"');
+            let value = &tuple[comma + 1..];
+            let at = lead + 1 + comma + 1 + (value.len() - value.trim_start().len());
+            if let Some((p, _)) = digits_at(args, at) {
+                out.push(candidate(
+                    from + at,
+                    p,
+                    Kind::Bind,
+                    Scope::Host,
+                    is_loopback_host(host),
+                    format!("the Rust server binds ({host:?}, {p})"),
+                ));
+            }
+        } else if let Some(string) = trimmed.strip_prefix('"') {
+            let Some(end) = string.find('"') else {
+                continue;
+            };
+            if let Some(c) = bind_address(from + lead + 1, &string[..end], "the Rust server") {
+                out.push(c);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1281,7 +1391,7 @@ mod tests {
 
     #[test]
     fn generic_server_calls() {
-        let found = |t: &str| ports(|o| server_calls(t, o));
+        let found = |t: &str| ports(|o| server_calls(t, false, o));
         assert_eq!(
             found("Bun.serve({ port: 3000, fetch })"),
             [(3000, "bind", 18)]
@@ -1301,6 +1411,12 @@ mod tests {
         assert_eq!(found("server.listen({ port: env.PORT })"), []);
         assert_eq!(found("run({ reportPort: 3000 })"), []);
         assert_eq!(found("serve(app)\nconst db = { port: 5432 }"), []);
+        // A socket's backlog is no port; a tornado application's number is.
+        assert_eq!(found("self.listen(5)"), []);
+        assert_eq!(
+            ports(|o| server_calls("app.listen(8000)", true, o)),
+            [(8000, "bind", 11)]
+        );
     }
 
     #[test]

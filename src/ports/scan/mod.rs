@@ -295,6 +295,11 @@ enum FileKind {
     /// `puma.rb`.
     Puma,
     Go,
+    /// `uwsgi*.ini`.
+    UwsgiIni,
+    /// Spring Boot's `application*.yml`.
+    SpringYaml,
+    Rust,
     /// Other text that may hold local URLs (JSON, TOML, INI).
     Text(CommentStyle),
 }
@@ -316,6 +321,11 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
             FileKind::Traefik
         }
         _ if lower.starts_with("application") && ext == "properties" => FileKind::Properties,
+        _ if lower.starts_with("application") && matches!(ext, "yml" | "yaml") => {
+            FileKind::SpringYaml
+        }
+        _ if lower.starts_with("uwsgi") && ext == "ini" => FileKind::UwsgiIni,
+        _ if ext == "rs" => FileKind::Rust,
         _ if ext == "go" => FileKind::Go,
         ".flaskenv" | ".env" => FileKind::Env,
         _ if name.starts_with(".env.") || ext == "env" => FileKind::Env,
@@ -375,7 +385,9 @@ fn comment_style(kind: FileKind) -> CommentStyle {
         FileKind::SystemdSocket | FileKind::SystemdService => CommentStyle::IniLine,
         FileKind::JavaScript => CommentStyle::Slash,
         FileKind::Text(style) => style,
-        FileKind::DevContainer | FileKind::Go => CommentStyle::Slash,
+        FileKind::DevContainer | FileKind::Go | FileKind::Rust => CommentStyle::Slash,
+        FileKind::UwsgiIni => CommentStyle::IniLine,
+        FileKind::SpringYaml => CommentStyle::Hash,
         FileKind::HaproxyCfg | FileKind::Traefik | FileKind::Properties | FileKind::Puma => {
             CommentStyle::Hash
         }
@@ -410,14 +422,16 @@ const JS_NEEDLES: &[&str] = &[
     "start({",
 ];
 const PY_NEEDLES: &[&str] = &[
-    ".run(", "environ", "getenv(", "serve(", "run_app(", "Server((",
+    ".run(", "environ", "getenv(", "serve(", "run_app(", "Server((", ".listen(",
 ];
 const YAML_NEEDLES: &[&str] = &["apiVersion"];
+const RUST_NEEDLES: &[&str] = &["bind("];
 const GO_NEEDLES: &[&str] = &["ListenAndServe", "Listen(", ".Run(\"", ".Start(\""];
 
 /// The prefilters, built once per scan.
 struct Needles {
     go: AhoCorasick,
+    rust: AhoCorasick,
     js: AhoCorasick,
     python: AhoCorasick,
     yaml: AhoCorasick,
@@ -435,6 +449,7 @@ impl Needles {
         };
         Needles {
             go: build(GO_NEEDLES),
+            rust: build(RUST_NEEDLES),
             js: build(JS_NEEDLES),
             python: build(PY_NEEDLES),
             yaml: build(YAML_NEEDLES),
@@ -456,6 +471,8 @@ impl Needles {
             | FileKind::Properties
             | FileKind::Puma => None,
             FileKind::Go => Some(&self.go),
+            FileKind::Rust => Some(&self.rust),
+            FileKind::UwsgiIni | FileKind::SpringYaml => None,
             _ => None,
         }
     }
@@ -656,11 +673,11 @@ fn detect(
         FileKind::SystemdService => files::systemd_service(&masked, &mut out),
         FileKind::Python => {
             files::python(name, &masked, &mut out);
-            files::server_calls(&masked, &mut out);
+            files::server_calls(&masked, masked.contains("tornado"), &mut out);
         }
         FileKind::JavaScript => {
             files::javascript(name, &masked, &mut out);
-            files::server_calls(&masked, &mut out);
+            files::server_calls(&masked, false, &mut out);
         }
         FileKind::DevContainer => files::devcontainer(&masked, &mut out),
         FileKind::HaproxyCfg => files::haproxy_cfg(&masked, &mut out),
@@ -668,6 +685,9 @@ fn detect(
         FileKind::Properties => files::properties(&masked, &mut out),
         FileKind::Puma => files::puma(&masked, &mut out),
         FileKind::Go => files::go(&masked, &mut out),
+        FileKind::UwsgiIni => files::uwsgi_ini(&masked, &mut out),
+        FileKind::SpringYaml => files::spring_yaml(&masked, &mut out),
+        FileKind::Rust => files::rust(&masked, &mut out),
         FileKind::Text(_) => {}
     }
     files::local_urls(&masked, &mut out);
@@ -968,6 +988,9 @@ mod tests {
         (FileKind::Properties, "application.properties"),
         (FileKind::Puma, "puma.rb"),
         (FileKind::Go, "main.go"),
+        (FileKind::UwsgiIni, "uwsgi.ini"),
+        (FileKind::SpringYaml, "application.yml"),
+        (FileKind::Rust, "main.rs"),
     ];
 
     fn check(text: &str) {
