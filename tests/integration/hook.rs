@@ -62,6 +62,8 @@ impl Repo {
         self.t.path()
     }
 
+    /// Runs git as a user would: the hook it runs starts portcullis, which must not see a CI
+    /// job's `GITHUB_*` (it would write into the real job summary and outputs).
     fn git_output(&self, args: &[&str]) -> Output {
         Command::new("git")
             .args(args)
@@ -69,6 +71,9 @@ impl Repo {
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("HOME", self.outside.path().join("home"))
             .env("NO_COLOR", "1")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITHUB_OUTPUT")
             .output()
             .expect("run git")
     }
