@@ -26,6 +26,31 @@ use crate::{config, run_dir, secrets};
 const SECRET_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) fn run(args: RunArgs) -> Result<u8, Error> {
+    let result = run_checked(args);
+    // A pipeline that cannot run (exit 2) still tells a GitHub workflow so: `status` is
+    // `invalid`, and no `junit` since none was written.
+    if let Err(e) = &result
+        && e.exit_code() == exit_code::INVALID
+        && crate::report::github::enabled()
+        && let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|s| !s.is_empty())
+    {
+        let text = crate::report::github::output_lines(&[("status", "invalid")]);
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()));
+        if let Err(e) = written {
+            crate::commands::print_warning(&format!(
+                "cannot write `status` to `$GITHUB_OUTPUT` (`{}`): {e}",
+                PathBuf::from(path).display()
+            ));
+        }
+    }
+    result
+}
+
+fn run_checked(args: RunArgs) -> Result<u8, Error> {
     let vars = parse_vars(&args.vars)?;
     let path = config::resolve(args.pipeline.as_deref());
     let pipeline = load(&path, &vars)?;

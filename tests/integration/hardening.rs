@@ -572,3 +572,22 @@ fn github_files_are_written_when_stdout_closes_early() {
     let md = std::fs::read_to_string(&summary).expect("summary");
     assert!(md.contains("| `after` | ❌ failed |"), "{md}");
 }
+
+/// A pipeline that cannot run (exit 2) still writes `status=invalid` to `$GITHUB_OUTPUT`, so a
+/// workflow's later steps can tell it from a failed run.
+#[test]
+fn github_output_says_invalid_on_exit_2() {
+    let t = Test::new().pipeline("p", "version: 1\nstages:\n  a:\n    rnu: 'true'\n");
+    let output = t.path().join("gh-output");
+    let r = t
+        .command(&["run", "p"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &output)
+        .output()
+        .expect("run");
+    assert_eq!(r.status.code(), Some(2));
+    let text = std::fs::read_to_string(&output).expect("$GITHUB_OUTPUT");
+    assert!(text.starts_with("status<<"), "{text}");
+    assert!(text.contains("\ninvalid\n"), "{text}");
+    assert!(!text.contains("junit"), "{text}");
+}
