@@ -94,6 +94,7 @@ use clap::Parser;
 /// Parses the command line and runs the subcommand; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    let _ = commands::COLOR.set(cli.color);
     let result = match cli.command {
         cli::Command::Run(args) => commands::run::run(args),
         cli::Command::Validate(args) => commands::validate::validate(&args),

@@ -25,10 +25,17 @@ use crate::config::{self, LoadError};
 use crate::exit_code;
 
 /// Whether stderr gets colour: a terminal, and `NO_COLOR` unset.
+/// `--color`, set once by `main` before any command runs.
+pub(crate) static COLOR: std::sync::OnceLock<crate::cli::ColorChoice> = std::sync::OnceLock::new();
+
 pub(crate) fn stderr_color() -> bool {
     crate::report::terminal::color_enabled(
+        COLOR
+            .get()
+            .copied()
+            .unwrap_or(crate::cli::ColorChoice::Auto),
         std::io::stderr().is_terminal(),
-        std::env::var_os("NO_COLOR").as_deref(),
+        &|name| std::env::var_os(name),
     )
 }
 

@@ -14,7 +14,6 @@
 //! cursor nor break the live block.
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,10 +42,24 @@ pub(crate) enum TerminalMode {
     Plain,
 }
 
-/// Whether to colour output, following <https://no-color.org>: only on a terminal, and never when
-/// `NO_COLOR` is set to a non-empty value. Pass `std::env::var_os("NO_COLOR").as_deref()`.
-pub(crate) fn color_enabled(is_tty: bool, no_color: Option<&OsStr>) -> bool {
-    is_tty && no_color.is_none_or(OsStr::is_empty)
+/// Whether to colour output. `--color always` and `never` decide; `auto` follows
+/// <https://no-color.org> (a non-empty `NO_COLOR` turns it off) and <https://bixense.com/clicolors>
+/// (a `CLICOLOR_FORCE` other than empty or `0` turns it on off a terminal), and otherwise colours
+/// a terminal that is not `TERM=dumb`. `env` reads a variable.
+pub(crate) fn color_enabled(
+    choice: crate::cli::ColorChoice,
+    is_tty: bool,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> bool {
+    use crate::cli::ColorChoice;
+    let set = |name: &str| env(name).filter(|v| !v.is_empty());
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto if set("NO_COLOR").is_some() => false,
+        ColorChoice::Auto if set("CLICOLOR_FORCE").is_some_and(|v| v != "0") => true,
+        ColorChoice::Auto => is_tty && env("TERM").is_none_or(|t| t != "dumb"),
+    }
 }
 
 /// SGR colour codes; `PLAIN` leaves text as it is.
@@ -1099,9 +1112,31 @@ running `release`: 2 stages, at most 2 at once, run `r1`
 
     #[test]
     fn color_follows_no_color() {
-        assert!(color_enabled(true, None));
-        assert!(color_enabled(true, Some(OsStr::new(""))));
-        assert!(!color_enabled(true, Some(OsStr::new("1"))));
-        assert!(!color_enabled(false, None));
+        use crate::cli::ColorChoice::{Always, Auto, Never};
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert!(color_enabled(Auto, true, &env(&[])));
+        assert!(color_enabled(Auto, true, &env(&[("NO_COLOR", "")])));
+        assert!(!color_enabled(Auto, true, &env(&[("NO_COLOR", "1")])));
+        assert!(!color_enabled(Auto, false, &env(&[])));
+        assert!(!color_enabled(Auto, true, &env(&[("TERM", "dumb")])));
+        assert!(color_enabled(Auto, false, &env(&[("CLICOLOR_FORCE", "1")])));
+        assert!(!color_enabled(
+            Auto,
+            false,
+            &env(&[("CLICOLOR_FORCE", "0")])
+        ));
+        assert!(!color_enabled(
+            Auto,
+            false,
+            &env(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")])
+        ));
+        assert!(color_enabled(Always, false, &env(&[("NO_COLOR", "1")])));
+        assert!(!color_enabled(Never, true, &env(&[])));
     }
 }

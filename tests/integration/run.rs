@@ -525,3 +525,33 @@ fn a_needed_always_stage_without_needs_does_not_hang_the_run() {
     let ran = t.read("ran");
     assert!(ran.ends_with("setup\nbuild\n"), "{ran}");
 }
+
+/// Colour off a terminal only when asked: `CLICOLOR_FORCE` or `--color always`; `--color never`
+/// and `NO_COLOR` win over `CLICOLOR_FORCE`'s absence, `--color always` over `NO_COLOR`.
+#[test]
+fn colour_follows_the_flag_and_the_conventions() {
+    let t = Test::new().pipeline("p", "version: 1\nstages:\n  a:\n    run: 'true'\n");
+    let coloured = |r: &std::process::Output| String::from_utf8_lossy(&r.stderr).contains('\x1b');
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = t.command(args);
+        cmd.env_remove("NO_COLOR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run")
+    };
+    assert!(!coloured(&run(&["run", "p"], &[])), "not a terminal");
+    assert!(coloured(&run(&["run", "p"], &[("CLICOLOR_FORCE", "1")])));
+    assert!(!coloured(&run(
+        &["run", "p"],
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]
+    )));
+    assert!(!coloured(&run(
+        &["run", "p", "--color", "never"],
+        &[("CLICOLOR_FORCE", "1")]
+    )));
+    assert!(coloured(&run(
+        &["--color", "always", "run", "p"],
+        &[("NO_COLOR", "1")]
+    )));
+}
