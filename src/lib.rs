@@ -95,6 +95,19 @@ use clap::Parser;
 pub fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let _ = commands::COLOR.set(cli.color);
+    // A pipeline named (or the default one), not a path: found from a subfolder too.
+    let named = |p: Option<&str>| p.is_none_or(|p| !config::names_a_path(p));
+    let enters = match &cli.command {
+        cli::Command::Run(a) => named(a.pipeline.as_deref()),
+        cli::Command::Plan(a) => named(a.pipeline.as_deref()),
+        cli::Command::Graph(a) => named(a.pipeline.as_deref()),
+        cli::Command::Export(a) => named(a.pipeline.as_deref()),
+        cli::Command::Validate(a) => a.pipelines.iter().all(|p| named(Some(p))),
+        _ => false,
+    };
+    if enters {
+        commands::enter_project();
+    }
     let result = match cli.command {
         cli::Command::Run(args) => commands::run::run(args),
         cli::Command::Validate(args) => commands::validate::validate(&args),

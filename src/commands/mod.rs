@@ -52,6 +52,33 @@ pub(crate) fn print_warning(message: &str) {
     let _ = writeln!(std::io::stderr().lock(), "warning: {message}");
 }
 
+/// From a subfolder, the project is the nearest folder above that holds `pipelines/`, looked
+/// for up to the repository's top (the first folder with `.git`): portcullis works from there,
+/// as `just` does from its justfile's folder, and says so. Nothing changes when the current
+/// folder has `pipelines/` or no folder above has.
+pub(crate) fn enter_project() {
+    let Ok(here) = std::env::current_dir() else {
+        return;
+    };
+    if here.join("pipelines").is_dir() || here.join(".git").exists() {
+        return;
+    }
+    for dir in here.ancestors().skip(1) {
+        if dir.join("pipelines").is_dir() {
+            if std::env::set_current_dir(dir).is_ok() {
+                print_note(&format!(
+                    "working from `{}`, where `pipelines/` is",
+                    dir.display()
+                ));
+            }
+            return;
+        }
+        if dir.join(".git").exists() {
+            return;
+        }
+    }
+}
+
 /// What a command did besides its data: `note: MESSAGE` on stderr.
 pub(crate) fn print_note(message: &str) {
     let _ = writeln!(std::io::stderr().lock(), "note: {message}");

@@ -555,3 +555,43 @@ fn colour_follows_the_flag_and_the_conventions() {
         &[("NO_COLOR", "1")]
     )));
 }
+
+/// From a subfolder, a named pipeline is found in the nearest `pipelines/` above, up to the
+/// repository's top, and the run happens there (its run folder, its relative paths).
+#[test]
+fn pipelines_are_found_from_a_subfolder() {
+    let t = Test::new()
+        .pipeline("p", "version: 1\nstages:\n  a:\n    run: pwd > where.txt\n")
+        .file("web/src/app.ts", "export {}\n");
+    let sub = t.path().join("web/src");
+    let r = t
+        .command(&["run", "p"])
+        .current_dir(&sub)
+        .output()
+        .expect("run");
+    assert_eq!(r.status.code(), Some(0), "{r:?}");
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("working from `"),
+        "{r:?}"
+    );
+    let root = std::fs::canonicalize(t.path()).expect("root");
+    let wrote = std::fs::read_to_string(t.path().join("where.txt")).expect("where.txt");
+    assert_eq!(std::path::Path::new(wrote.trim()), root);
+    assert!(t.path().join(".portcullis/runs/latest").exists());
+    assert!(!sub.join(".portcullis").exists());
+    // Not past the repository's top: a `.git` folder ends the search.
+    std::fs::create_dir_all(t.path().join("web/.git")).expect("mkdir");
+    let r = t
+        .command(&["run", "p"])
+        .current_dir(&sub)
+        .output()
+        .expect("run");
+    assert_eq!(r.status.code(), Some(2), "{r:?}");
+    // A path is taken as given, from where portcullis runs.
+    let r = t
+        .command(&["validate", "../../pipelines/p.yml"])
+        .current_dir(&sub)
+        .output()
+        .expect("run");
+    assert_eq!(r.status.code(), Some(0), "{r:?}");
+}
