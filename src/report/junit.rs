@@ -322,7 +322,7 @@ impl JunitReport {
                 ..problem
             });
         }
-        let out = tail(r.tail.iter());
+        let mut out = tail(r.tail.iter());
         for warning in &r.warnings {
             case.out.push_str(&format!("warning: {warning}\n"));
         }
@@ -339,10 +339,17 @@ impl JunitReport {
                 );
                 None
             }
+            // The reason leads the failure's text (GitLab shows the text, not `message`), and
+            // the tail is said there only, not again in `system-out`.
             StageStatus::Failed => {
                 let problem = Problem::new(ProblemKind::Failure, why("failed"));
+                let text = [why("failed"), std::mem::take(&mut out)]
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 Some(Problem {
-                    text: out.clone(),
+                    text,
                     ..problem.typed("stage-failed")
                 })
             }
@@ -380,9 +387,15 @@ impl JunitReport {
             RollbackStatus::Failed => ("rollback-failed", "failed"),
             RollbackStatus::Cancelled => ("rollback-cancelled", "cancelled"),
         };
-        let problem = Problem::new(ProblemKind::Failure, reason(r.reason.as_deref(), default));
+        let why = reason(r.reason.as_deref(), default);
+        let text = [why.clone(), std::mem::take(&mut case.out)]
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let problem = Problem::new(ProblemKind::Failure, why);
         case.problems.push(Problem {
-            text: case.out.clone(),
+            text,
             ..problem.typed(type_)
         });
         case
@@ -471,12 +484,19 @@ pub(crate) struct Problem {
 }
 
 impl Problem {
+    /// A skip's reason is its text as well as its `message`: GitLab's parser reads only the
+    /// text (an element with attributes alone becomes a hash there).
     pub(crate) fn new(kind: ProblemKind, message: impl Into<String>) -> Self {
+        let message = message.into();
         Self {
             kind,
-            message: Some(message.into()),
+            text: if kind == ProblemKind::Skipped {
+                message.clone()
+            } else {
+                String::new()
+            },
+            message: Some(message),
             type_: None,
-            text: String::new(),
             out: String::new(),
             err: String::new(),
         }
@@ -999,7 +1019,8 @@ AssertionError: expected Infinity to be +0 // Object.is equality
                 vec![
                     r#"<rerunFailure message="attempt 1: exit code 2" type="attempt-failed"><system-out>try 1 output</system-out></rerunFailure>"#,
                     r#"<rerunFailure message="attempt 2: timed out after 5s" type="attempt-failed">"#,
-                    "<failure message=\"exit code 3\" type=\"stage-failed\">compiling\ndone</failure>",
+                    // The reason leads the text, and the tail is not repeated in system-out.
+                    "<failure message=\"exit code 3\" type=\"stage-failed\">exit code 3\ncompiling\ndone</failure>\n    </testcase>",
                     r#"tests="1" failures="1" errors="0""#,
                 ],
                 vec!["flakyFailure"],
@@ -1032,10 +1053,10 @@ AssertionError: expected Infinity to be +0 // Object.is equality
                     end(RunStatus::Interrupted),
                 ],
                 vec![
-                    r#"<skipped message="cancelled: run interrupted"/>"#,
-                    r#"<skipped message="needs `deploy`, which was cancelled"/>"#,
-                    "<testcase name=\"docs\" classname=\"deploy\">\n      <skipped message=\"not selected\"/>",
-                    r#"<skipped message="not run"/>"#,
+                    r#"<skipped message="cancelled: run interrupted">cancelled: run interrupted</skipped>"#,
+                    r#"<skipped message="needs `deploy`, which was cancelled">needs `deploy`, which was cancelled</skipped>"#,
+                    "<testcase name=\"docs\" classname=\"deploy\">\n      <skipped message=\"not selected\">not selected</skipped>",
+                    r#"<skipped message="not run">not run</skipped>"#,
                     r#"tests="4" failures="0" errors="0" skipped="4""#,
                     r#"<property name="status" value="cancelled"/>"#,
                 ],
@@ -1053,8 +1074,10 @@ AssertionError: expected Infinity to be +0 // Object.is equality
                 ],
                 vec![
                     r#"<testcase name="rollback: db" classname="deploy" time="2.500">"#,
-                    r#"<failure message="exit code 4" type="rollback-failed">restore failed</failure>"#,
-                    r#"<failure message="cancelled" type="rollback-cancelled">restore failed</failure>"#,
+                    r#"<failure message="exit code 4" type="rollback-failed">exit code 4
+restore failed</failure>"#,
+                    r#"<failure message="cancelled" type="rollback-cancelled">cancelled
+restore failed</failure>"#,
                     r#"tests="5" failures="3""#,
                 ],
                 vec![],
@@ -1252,8 +1275,8 @@ AssertionError: expected Infinity to be +0 // Object.is equality
             },
         ]);
         for s in [
-            "<testcase name=\"deploy\" classname=\"deploy\" time=\"0.200\">\n      <skipped message=\"interrupted\"/>\n      <system-out>pushing image\nstep 2</system-out>",
-            "<testcase name=\"rollback: build\" classname=\"deploy\" time=\"0.000\">\n      <skipped message=\"interrupted\"/>",
+            "<testcase name=\"deploy\" classname=\"deploy\" time=\"0.200\">\n      <skipped message=\"interrupted\">interrupted</skipped>\n      <system-out>pushing image\nstep 2</system-out>",
+            "<testcase name=\"rollback: build\" classname=\"deploy\" time=\"0.000\">\n      <skipped message=\"interrupted\">interrupted</skipped>",
             r#"<property name="status" value="incomplete"/>"#,
         ] {
             assert!(xml.contains(s), "expected {s:?} in\n{xml}");

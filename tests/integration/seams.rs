@@ -208,7 +208,9 @@ stages:
     assert!(!junit.contains("deploy.rollback"), "{junit}");
     assert!(!junit.contains("not run"), "{junit}");
     assert!(
-        junit.contains(r#"<skipped message="cancelled: `smoke` failed"/>"#),
+        junit.contains(
+            r#"<skipped message="cancelled: `smoke` failed">cancelled: `smoke` failed</skipped>"#
+        ),
         "{junit}"
     );
     assert!(!r.stderr.contains("cancelled: cancelled"), "{r:?}");
