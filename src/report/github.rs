@@ -252,9 +252,26 @@ impl GithubReporter {
             RunStatus::Failed => "❌",
             RunStatus::Interrupted => "⊘",
         };
+        // A pass with allowed failures or warnings says so in the heading.
+        let allowed = self
+            .results
+            .iter()
+            .filter(|r| r.status == StageStatus::Warned)
+            .count();
+        let mut caveats = Vec::new();
+        if allowed > 0 {
+            caveats.push(crate::text::plural(allowed, "allowed failure"));
+        }
+        if !self.warnings.is_empty() {
+            caveats.push(crate::text::plural(self.warnings.len(), "warning"));
+        }
+        let (icon, with) = match (status, caveats.is_empty()) {
+            (RunStatus::Passed, false) => ("⚠️", format!(" with {}", caveats.join(" and "))),
+            _ => (icon, String::new()),
+        };
         let _ = writeln!(
             md,
-            "## {icon} portcullis: {} {} in {seconds:.1}s\n",
+            "## {icon} portcullis: {} {}{with} in {seconds:.1}s\n",
             md_code(&self.pipeline, false),
             status.as_str()
         );

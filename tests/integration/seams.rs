@@ -391,3 +391,36 @@ stages:
         "{junit}"
     );
 }
+
+/// A run that passed with an allowed failure or a warning says so in the job summary's
+/// heading, instead of the plain pass of a clean run.
+#[test]
+fn summary_heading_says_a_pass_had_caveats() {
+    let t = Test::new().pipeline(
+        "p",
+        "version: 1\nstages:\n  flaky:\n    allow-failure: true\n    run: exit 1\n  unit:\n    run: 'true'\n    junit: [reports/*.xml]\n",
+    );
+    let summary = t.path().join("summary.md");
+    let r = t
+        .command(&["run", "p"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .expect("run");
+    assert_eq!(r.status.code(), Some(0));
+    let md = std::fs::read_to_string(&summary).expect("summary");
+    assert!(
+        md.starts_with("## ⚠️ portcullis: `p` passed with 1 allowed failure and 1 warning in "),
+        "{md}"
+    );
+    let clean = Test::new().pipeline("q", "version: 1\nstages:\n  a:\n    run: 'true'\n");
+    let summary = clean.path().join("summary.md");
+    clean
+        .command(&["run", "q"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .expect("run");
+    let md = std::fs::read_to_string(&summary).expect("summary");
+    assert!(md.starts_with("## ✅ portcullis: `q` passed in "), "{md}");
+}
