@@ -4,11 +4,29 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// What `--help` and the man page say after the options.
+const AFTER_HELP: &str = "\
+Exit status:
+  0    every stage passed (allowed failures included)
+  1    a stage or a rollback failed, or a report asked for could not be written
+  2    the pipeline or the command line is invalid; nothing ran
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP)
+
+Environment:
+  NO_COLOR, CLICOLOR_FORCE, TERM  colour (see --color)
+  GITHUB_ACTIONS=true             GitHub mode: groups, annotations, $GITHUB_STEP_SUMMARY,
+                                  $GITHUB_OUTPUT (status, junit)
+  DATABASE_URL                    backups restore's URL when --url is not given
+  DOCKER_HOST                     the Docker engine of blue-green and ports --live
+Stages get PORTCULLIS_RUN_ID, PORTCULLIS_RUN_DIR, PORTCULLIS_STAGE, PORTCULLIS_STATUS and
+PORTCULLIS_OUTPUT (a file of KEY=VALUE lines, their outputs).";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "portcullis",
     version,
-    about = "A deploy gate runner: one YAML pipeline, run the same in CI, as a git hook, or by hand"
+    about = "A deploy gate runner: one YAML pipeline, run the same in CI, as a git hook, or by hand",
+    after_help = AFTER_HELP
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]

@@ -183,9 +183,25 @@ fn completions_and_man_page() {
     );
     assert!(man.stdout.contains(".TH portcullis 1"), "roff title");
     assert!(
-        man.stdout.contains("portcullis\\-run"),
+        man.stdout.contains("\\fBportcullis run\\fR"),
         "subcommands listed"
     );
+    // No page of its own is named for a subcommand: none is installed.
+    assert!(
+        !man.stdout.contains("portcullis\\-run(1)"),
+        "{}",
+        man.stdout
+    );
+    assert!(man.stdout.contains("Exit status:"), "exit codes");
+    let help = t.run(&["--help"]);
+    for section in [
+        "Exit status:",
+        "130  interrupted",
+        "Environment:",
+        "GITHUB_ACTIONS",
+    ] {
+        assert!(help.stdout.contains(section), "{section}: {}", help.stdout);
+    }
     assert_eq!(
         t.run(&["completions", "tcsh"]).code,
         2,
