@@ -866,14 +866,7 @@ pub(crate) fn host_port_fields(text: &str, out: &mut Vec<Candidate>) {
     {
         return;
     }
-    let lines: Vec<(usize, &str)> = text
-        .split('\n')
-        .scan(0usize, |at, line| {
-            let start = *at;
-            *at += line.len() + 1;
-            Some((start, line))
-        })
-        .collect();
+    let lines: Vec<(usize, &str)> = lines_at(text).collect();
     // The value of `key` on a line: after `key`, then `:` or `=`, quotes and spaces.
     let value_of = |line: &str, keys: &[&str]| -> Option<(usize, String)> {
         let lower = line.to_ascii_lowercase();
@@ -1001,6 +994,15 @@ pub(crate) fn local_urls(text: &str, out: &mut Vec<Candidate>) {
     }
 }
 
+/// Each line of `text` (without its `\n`) with the byte offset it starts at.
+fn lines_at(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split('\n').scan(0, |at, line| {
+        let start = *at;
+        *at += line.len() + 1;
+        Some((start, line))
+    })
+}
+
 /// The first value of a line after `key` and `=` or `:` (quotes dropped), with its offset in
 /// the line.
 fn setting<'a>(line: &'a str, key: &str) -> Option<(usize, &'a str)> {
@@ -1037,8 +1039,7 @@ fn bind_address(offset: usize, value: &str, what: &str) -> Option<Candidate> {
 
 /// HAProxy's configuration: `bind` lines of frontends and listens.
 pub(crate) fn haproxy_cfg(text: &str, out: &mut Vec<Candidate>) {
-    let mut at = 0;
-    for line in text.split('\n') {
+    for (at, line) in lines_at(text) {
         let trimmed = line.trim_start();
         if let Some(rest) = trimmed.strip_prefix("bind ") {
             let lead = line.len() - rest.len();
@@ -1053,27 +1054,23 @@ pub(crate) fn haproxy_cfg(text: &str, out: &mut Vec<Candidate>) {
                 offset += address.len() + 1;
             }
         }
-        at += line.len() + 1;
     }
 }
 
 /// Traefik's static configuration: the `address` of each entry point.
 pub(crate) fn traefik(text: &str, out: &mut Vec<Candidate>) {
-    let mut at = 0;
-    for line in text.split('\n') {
+    for (at, line) in lines_at(text) {
         if let Some((i, value)) = setting(line, "address")
             && let Some(c) = bind_address(at + i, value, "a Traefik entry point")
         {
             out.push(c);
         }
-        at += line.len() + 1;
     }
 }
 
 /// Spring Boot's `application*.properties`: `server.port` and `management.server.port`.
 pub(crate) fn properties(text: &str, out: &mut Vec<Candidate>) {
-    let mut at = 0;
-    for line in text.split('\n') {
+    for (at, line) in lines_at(text) {
         for key in ["server.port", "management.server.port"] {
             if let Some((i, value)) = setting(line, key)
                 && let Some(port) = port_number(value)
@@ -1088,15 +1085,13 @@ pub(crate) fn properties(text: &str, out: &mut Vec<Candidate>) {
                 ));
             }
         }
-        at += line.len() + 1;
     }
 }
 
 /// Puma's `config/puma.rb`: `port 3000`, `port ENV.fetch("PORT") { 3000 }` (its default),
 /// `bind "tcp://0.0.0.0:9292"`.
 pub(crate) fn puma(text: &str, out: &mut Vec<Candidate>) {
-    let mut at = 0;
-    for line in text.split('\n') {
+    for (at, line) in lines_at(text) {
         let trimmed = line.trim_start();
         let lead = line.len() - trimmed.len();
         if let Some(rest) = trimmed.strip_prefix("port ") {
@@ -1132,7 +1127,6 @@ pub(crate) fn puma(text: &str, out: &mut Vec<Candidate>) {
                 out.push(c);
             }
         }
-        at += line.len() + 1;
     }
 }
 
@@ -1147,15 +1141,9 @@ pub(crate) fn go(text: &str, out: &mut Vec<Candidate>) {
         ".Run(",
         ".Start(",
     ] {
-        let mut from = 0;
-        while let Some(i) = memchr::memmem::find(&bytes[from..], call.as_bytes()).map(|i| from + i)
-        {
-            from = i + call.len();
-            let mut end = text.len().min(from + 80);
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            let args = &text[from..end];
+        for i in memchr::memmem::find_iter(bytes, call.as_bytes()) {
+            let from = i + call.len();
+            let args = &text[from..floor(text, from + 80)];
             let args = &args[..args.find(')').unwrap_or(args.len())];
             // `net.Listen("tcp", addr)`: the address is the second string.
             let mut strings = args.split('"').skip(1).step_by(2);
@@ -1194,10 +1182,8 @@ pub(crate) fn server_calls(text: &str, positional_listen: bool, out: &mut Vec<Ca
         "start(",
         "createServer(",
     ] {
-        let mut from = 0;
-        while let Some(i) = memchr::memmem::find(&bytes[from..], name.as_bytes()).map(|i| from + i)
-        {
-            from = i + name.len();
+        for i in memchr::memmem::find_iter(bytes, name.as_bytes()) {
+            let from = i + name.len();
             // The function's own name, not the end of another (`preserve(`, `restart(`).
             if i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_') {
                 continue;
@@ -1262,9 +1248,8 @@ pub(crate) fn server_calls(text: &str, positional_listen: bool, out: &mut Vec<Ca
             }
         }
     }
-    let mut from = 0;
-    while let Some(i) = memchr::memmem::find(&bytes[from..], b"Server((").map(|i| from + i) {
-        from = i + 8;
+    for i in memchr::memmem::find_iter(bytes, b"Server((") {
+        let from = i + 8;
         let args = &text[from..floor(text, from + 80)];
         let Some(comma) = args.find(',') else {
             continue;
@@ -1287,8 +1272,7 @@ pub(crate) fn server_calls(text: &str, positional_listen: bool, out: &mut Vec<Ca
 
 /// uWSGI's ini: `http`, `https`, `http-socket`, `socket` and `uwsgi-socket` addresses.
 pub(crate) fn uwsgi_ini(text: &str, out: &mut Vec<Candidate>) {
-    let mut at = 0;
-    for line in text.split('\n') {
+    for (at, line) in lines_at(text) {
         for key in ["http-socket", "https", "http", "uwsgi-socket", "socket"] {
             if let Some((i, value)) = setting(line, key) {
                 // `https = :8443,cert,key`: the address is the first field.
@@ -1299,17 +1283,15 @@ pub(crate) fn uwsgi_ini(text: &str, out: &mut Vec<Candidate>) {
                 break;
             }
         }
-        at += line.len() + 1;
     }
 }
 
 /// Spring Boot's `application*.yml`: `port` under a top-level `server:` (and under
 /// `management:` `server:`).
 pub(crate) fn spring_yaml(text: &str, out: &mut Vec<Candidate>) {
-    let mut at = 0;
     // The keys of the blocks that hold the current line, by indentation.
     let mut parents: Vec<(usize, String)> = Vec::new();
-    for line in text.split('\n') {
+    for (at, line) in lines_at(text) {
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
         if !trimmed.is_empty() && !trimmed.starts_with('#') {
@@ -1334,7 +1316,6 @@ pub(crate) fn spring_yaml(text: &str, out: &mut Vec<Candidate>) {
                 parents.push((indent, key.trim().to_owned()));
             }
         }
-        at += line.len() + 1;
     }
 }
 
@@ -1342,9 +1323,8 @@ pub(crate) fn spring_yaml(text: &str, out: &mut Vec<Candidate>) {
 /// `TcpListener::bind("127.0.0.1:3000")`.
 pub(crate) fn rust(text: &str, out: &mut Vec<Candidate>) {
     let bytes = text.as_bytes();
-    let mut from = 0;
-    while let Some(i) = memchr::memmem::find(&bytes[from..], b"bind(").map(|i| from + i) {
-        from = i + 5;
+    for i in memchr::memmem::find_iter(bytes, b"bind(") {
+        let from = i + 5;
         let args = &text[from..floor(text, from + 80)];
         let trimmed = args.trim_start();
         let lead = args.len() - trimmed.len();
