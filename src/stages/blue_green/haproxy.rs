@@ -249,6 +249,16 @@ impl Runtime<'_> {
         self.set(colour, "state maint").await
     }
 
+    /// Takes `colour` out of the backend, and the `fallback` slot with it when there is one:
+    /// the state after a switch is settled, or undone.
+    pub(crate) async fn retire(&self, colour: &str) -> Result<(), String> {
+        self.park(colour).await?;
+        if self.slots().await?.fallback.is_some() {
+            self.park(FALLBACK).await?;
+        }
+        Ok(())
+    }
+
     /// `colour`'s counters, from `show stat` of the backend.
     pub(crate) async fn counters(&self, colour: &str) -> Result<Counters, String> {
         let answer = self.command("show stat").await?;

@@ -202,10 +202,7 @@ impl Router<'_> {
                     // Still addressed, kept from new requests: parked by `settle`.
                     api.weigh(other, 0).await?;
                 } else {
-                    api.park(other).await?;
-                    if has_fallback {
-                        api.park(haproxy::FALLBACK).await?;
-                    }
+                    api.retire(other).await?;
                 }
                 log.line(&format!(
                     "haproxy: `{backend}/{}` -> {target} with all the weight, `{backend}/{other}` {}{}",
@@ -229,10 +226,7 @@ impl Router<'_> {
             SwitchSpec::Haproxy { socket, backend } => {
                 let api = Runtime { socket, backend };
                 let other = other_colour(&to.colour);
-                api.park(other).await?;
-                if api.slots().await?.fallback.is_some() {
-                    api.park(haproxy::FALLBACK).await?;
-                }
+                api.retire(other).await?;
                 log.line(&format!("haproxy: `{backend}/{other}` parked"))
                     .await;
                 Ok(())
@@ -271,11 +265,7 @@ impl Router<'_> {
                 self.nginx(&["-s", "reload"]).await?;
             }
             SwitchSpec::Haproxy { socket, backend } => {
-                let api = Runtime { socket, backend };
-                api.park(&new.colour).await?;
-                if api.slots().await?.fallback.is_some() {
-                    api.park(haproxy::FALLBACK).await?;
-                }
+                Runtime { socket, backend }.retire(&new.colour).await?;
             }
             _ => {}
         }
