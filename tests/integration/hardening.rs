@@ -97,15 +97,12 @@ fn concurrent_runs_never_share_a_folder_or_lose_a_report() {
 #[test]
 fn github_output_values_cannot_add_lines() {
     let t = Test::new().pipeline("p", "version: 1\nstages:\n  a:\n    run: exit 1\n");
-    let output = t.path().join("gh-output");
     let r = t
-        .command(&["run", "p", "--junit", "j.xml\nstatus=passed"])
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_OUTPUT", &output)
+        .github(&["run", "p", "--junit", "j.xml\nstatus=passed"])
         .output()
         .expect("run");
     assert_eq!(r.status.code(), Some(1));
-    let text = std::fs::read_to_string(&output).expect("output");
+    let text = t.github_output();
     // Read it as the runner does: `NAME=VALUE` lines and `NAME<<DELIMITER` blocks.
     let mut values = Vec::new();
     let mut lines = text.lines();
@@ -305,11 +302,7 @@ stages:
     }
     assert!(log.contains("\x1b[32mgreen\x1b[0m"), "{log:?}");
 
-    let r = t
-        .command(&["run", "p"])
-        .env("GITHUB_ACTIONS", "true")
-        .output()
-        .expect("run");
+    let r = t.github(&["run", "p"]).output().expect("run");
     // The runner is told the value to mask it itself; nothing else may hold it.
     let stdout: String = String::from_utf8_lossy(&r.stdout)
         .lines()
@@ -496,15 +489,9 @@ stages:
     if: always
 "#,
     );
-    let summary = t.path().join("summary.md");
-    let r = t
-        .command(&["run", "p"])
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_STEP_SUMMARY", &summary)
-        .output()
-        .expect("run");
+    let r = t.github(&["run", "p"]).output().expect("run");
     assert_eq!(r.status.code(), Some(1));
-    let md = std::fs::read_to_string(&summary).expect("summary");
+    let md = t.github_summary();
     // HTML and links only appear inside code spans, which show them as written.
     // Every table row has its four cells: five pipes not escaped.
     for row in md.lines().filter(|l| l.starts_with("| ")) {
@@ -552,13 +539,8 @@ fn github_files_are_written_when_stdout_closes_early() {
         "p",
         "version: 1\nstages:\n  loud:\n    run: seq 1 200000\n  after:\n    needs: [loud]\n    run: exit 4\n",
     );
-    let output = t.path().join("gh-output");
-    let summary = t.path().join("summary.md");
     let mut child = t
-        .command(&["run", "p"])
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_OUTPUT", &output)
-        .env("GITHUB_STEP_SUMMARY", &summary)
+        .github(&["run", "p"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -566,10 +548,10 @@ fn github_files_are_written_when_stdout_closes_early() {
     drop(child.stdout.take());
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(1));
-    let written = std::fs::read_to_string(&output).expect("$GITHUB_OUTPUT");
+    let written = t.github_output();
     assert!(written.contains("status<<"), "{written}");
     assert!(written.contains("\nfailed\n"), "{written}");
-    let md = std::fs::read_to_string(&summary).expect("summary");
+    let md = t.github_summary();
     assert!(md.contains("| `after` | ❌ failed |"), "{md}");
 }
 
@@ -578,15 +560,9 @@ fn github_files_are_written_when_stdout_closes_early() {
 #[test]
 fn github_output_says_invalid_on_exit_2() {
     let t = Test::new().pipeline("p", "version: 1\nstages:\n  a:\n    rnu: 'true'\n");
-    let output = t.path().join("gh-output");
-    let r = t
-        .command(&["run", "p"])
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_OUTPUT", &output)
-        .output()
-        .expect("run");
+    let r = t.github(&["run", "p"]).output().expect("run");
     assert_eq!(r.status.code(), Some(2));
-    let text = std::fs::read_to_string(&output).expect("$GITHUB_OUTPUT");
+    let text = t.github_output();
     assert!(text.starts_with("status<<"), "{text}");
     assert!(text.contains("\ninvalid\n"), "{text}");
     assert!(!text.contains("junit"), "{text}");

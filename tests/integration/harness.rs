@@ -71,6 +71,25 @@ impl Test {
         cmd
     }
 
+    /// `portcullis ARGS` as a GitHub Actions step: `GITHUB_ACTIONS=true`, with `$GITHUB_OUTPUT`
+    /// and `$GITHUB_STEP_SUMMARY` in the test folder, read by [`Test::github_output`] and
+    /// [`Test::github_summary`].
+    pub(crate) fn github(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command(args);
+        cmd.env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_OUTPUT", self.path().join("gh-output"))
+            .env("GITHUB_STEP_SUMMARY", self.path().join("summary.md"));
+        cmd
+    }
+
+    pub(crate) fn github_output(&self) -> String {
+        self.read("gh-output")
+    }
+
+    pub(crate) fn github_summary(&self) -> String {
+        self.read("summary.md")
+    }
+
     pub(crate) fn run(&self, args: &[&str]) -> Run {
         let output: Output = self.command(args).output().expect("run portcullis");
         Run {

@@ -248,20 +248,14 @@ stages:
     );
     assert!(junit.contains(warning), "{junit}");
 
-    let summary = t.path().join("summary.md");
-    let r = t
-        .command(&["run", "p"])
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_STEP_SUMMARY", &summary)
-        .output()
-        .expect("run");
+    let r = t.github(&["run", "p"]).output().expect("run");
     let stdout = String::from_utf8_lossy(&r.stdout);
     assert!(
         stdout.contains("::warning file=pipelines/p.yml,line=3"),
         "{stdout}"
     );
     assert!(stdout.contains("matched no file"), "{stdout}");
-    let md = std::fs::read_to_string(&summary).expect("summary");
+    let md = t.github_summary();
     assert!(md.contains("matched no file"), "{md}");
 }
 
@@ -291,11 +285,7 @@ stages:
         "{junit}"
     );
     assert!(junit.contains(r#"<testcase name="Unit tests""#), "{junit}");
-    let r = t
-        .command(&["run", "p"])
-        .env("GITHUB_ACTIONS", "true")
-        .output()
-        .expect("run");
+    let r = t.github(&["run", "p"]).output().expect("run");
     let stdout = String::from_utf8_lossy(&r.stdout);
     assert!(stdout.contains("stage `Unit tests` failed"), "{stdout}");
 }
@@ -320,8 +310,7 @@ fn reports_the_user_asked_for_are_written_or_the_run_fails() {
 
     let output = t.path().join("no-such-folder/output");
     let r = t
-        .command(&["run", "p"])
-        .env("GITHUB_ACTIONS", "true")
+        .github(&["run", "p"])
         .env("GITHUB_OUTPUT", &output)
         .output()
         .expect("run");
@@ -400,27 +389,15 @@ fn summary_heading_says_a_pass_had_caveats() {
         "p",
         "version: 1\nstages:\n  flaky:\n    allow-failure: true\n    run: exit 1\n  unit:\n    run: 'true'\n    junit: [reports/*.xml]\n",
     );
-    let summary = t.path().join("summary.md");
-    let r = t
-        .command(&["run", "p"])
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_STEP_SUMMARY", &summary)
-        .output()
-        .expect("run");
+    let r = t.github(&["run", "p"]).output().expect("run");
     assert_eq!(r.status.code(), Some(0));
-    let md = std::fs::read_to_string(&summary).expect("summary");
+    let md = t.github_summary();
     assert!(
         md.starts_with("## ⚠️ portcullis: `p` passed with 1 allowed failure and 1 warning in "),
         "{md}"
     );
     let clean = Test::new().pipeline("q", "version: 1\nstages:\n  a:\n    run: 'true'\n");
-    let summary = clean.path().join("summary.md");
-    clean
-        .command(&["run", "q"])
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_STEP_SUMMARY", &summary)
-        .output()
-        .expect("run");
-    let md = std::fs::read_to_string(&summary).expect("summary");
+    clean.github(&["run", "q"]).output().expect("run");
+    let md = clean.github_summary();
     assert!(md.starts_with("## ✅ portcullis: `q` passed in "), "{md}");
 }
