@@ -41,7 +41,10 @@ impl Reach {
                     vec![format!("**/{g}"), format!("**/{g}/**")]
                 };
                 for p in patterns {
-                    builder.add(Glob::new(&p).map_err(|e| format!("`{g}` is not a glob: {e}"))?);
+                    // The error names the glob as written, not its rewritten form.
+                    builder.add(
+                        Glob::new(&p).map_err(|e| format!("`{g}` is not a glob: {}", e.kind()))?,
+                    );
                 }
             }
             builder

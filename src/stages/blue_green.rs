@@ -246,7 +246,9 @@ impl Kind for BlueGreen {
                     "no weights with this switch",
                 )
                 .help(
-                    "a canary splits traffic by weight and judges it on the router's counters:                      HAProxy's runtime API does both without a reload; nginx would reload at                      every step, and each reload resets idle keep-alive connections",
+                    "a canary splits traffic by weight and judges it on the router's counters: \
+                     HAProxy's runtime API does both without a reload; nginx would reload at \
+                     every step, and each reload resets idle keep-alive connections",
                 ),
             );
         }
@@ -613,7 +615,8 @@ impl BlueGreen {
                             "not a runtime API address",
                         )
                         .help(
-                            "HAProxy's runtime API has no authentication: give the path of its unix                              socket, or `127.0.0.1:PORT`",
+                            "HAProxy's runtime API has no authentication: give the path of its unix \
+                             socket, or `127.0.0.1:PORT`",
                         ),
                     );
                     return None;
