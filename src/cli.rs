@@ -110,6 +110,9 @@ pub(crate) struct RunArgs {
     /// Set a variable for `${KEY}` (repeatable); overrides the pipeline's `env`.
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub(crate) vars: Vec<String>,
+    /// `human` (default) or `json`: the live log stays on stderr and stdout gets the run's `summary.json` at the end (with `--dry-run`: the plan as `plan --format json`).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub(crate) format: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +121,9 @@ pub(crate) struct ValidateArgs {
     /// Variables that will be given with `--var` at run time.
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub(crate) vars: Vec<String>,
+    /// `human` (default) or `json`: one document with every file's verdict and diagnostics (line, column, message, help).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub(crate) format: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +131,9 @@ pub(crate) struct PlanArgs {
     pub(crate) pipeline: Option<String>,
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub(crate) vars: Vec<String>,
+    /// `human` (default) or `json`: every stage with its kind, needs, level, condition and settings.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub(crate) format: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +182,14 @@ pub(crate) struct HookUninstallArgs {
     /// Remove only the pre-commit hook.
     #[arg(long)]
     pub(crate) pre_commit: bool,
+}
+
+/// How `validate`, `plan`, `run` and `backups list` print their result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    Human,
+    /// One JSON document on stdout (see the README's "Machine-readable output").
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -271,6 +288,9 @@ pub(crate) struct BackupsListArgs {
     /// The folder a `pg-dump` stage writes into (its `dir:`).
     #[arg(long, value_name = "DIR", default_value = "backups")]
     pub(crate) dir: PathBuf,
+    /// `human` (default) or `json`: each backup's state with its whole manifest.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub(crate) format: OutputFormat,
 }
 
 #[derive(Debug, Args)]

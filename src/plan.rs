@@ -243,6 +243,60 @@ pub(crate) fn render_plan(
     out
 }
 
+/// The `plan --format json` document: the same facts as [`render_plan`], one object per stage
+/// in the order stages can start.
+pub(crate) fn plan_json(
+    pipeline: &Pipeline,
+    selection: Option<&Selection>,
+    vars: &HashMap<String, String>,
+) -> serde_json::Value {
+    let outputs = Outputs::new();
+    let values = Values {
+        vars,
+        outputs: &outputs,
+    };
+    let edges = edges(pipeline);
+    let levels = graph::levels(&edges);
+    let stages: Vec<serde_json::Value> = graph::topological(&edges)
+        .iter()
+        .map(|idx| {
+            let stage = pipeline.stage(*idx);
+            let kind = match &stage.action {
+                Action::Run { .. } => "run".to_owned(),
+                Action::Command { .. } => "command".to_owned(),
+                Action::Uses(uses) => uses.kind.to_string(),
+            };
+            let rollback = stage.rollback.is_some()
+                || matches!(&stage.action, Action::Uses(k) if k.has_rollback);
+            let reason = selection.and_then(|s| s.reasons[idx.0].clone());
+            serde_json::json!({
+                "id": stage.id,
+                "name": stage.display_name,
+                "line": stage.line,
+                "kind": kind,
+                "does": describe_action(&stage.action, pipeline, values),
+                "needs": stage.needs.iter().map(|n| &pipeline.stage(*n).id).collect::<Vec<_>>(),
+                "level": levels[idx.0],
+                "if": stage.condition.as_str(),
+                "timeout_seconds": stage.timeout.as_secs_f64(),
+                "retries": stage.retries.count,
+                "allow_failure": stage.allow_failure,
+                "rollback": rollback,
+                "paths": stage.paths,
+                "selected": reason.is_none(),
+                "reason": reason,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "version": 1,
+        "pipeline": pipeline.name,
+        "file": pipeline.file,
+        "concurrency": pipeline.concurrency,
+        "stages": stages,
+    })
+}
+
 /// A Mermaid flowchart. Node ids are positional, since stage names like `end` are Mermaid
 /// keywords; the label carries the name.
 pub(crate) fn render_mermaid(pipeline: &Pipeline) -> String {

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{BackupsAction, BackupsArgs};
-use crate::commands::{Error, print_warning, write_data};
+use crate::cli::{BackupsAction, BackupsArgs, OutputFormat};
+use crate::commands::{Error, print_warning, write_data, write_json};
 use crate::exit_code;
 use crate::pg::conn::ConnInfo;
 use crate::pg::restore::{self, Target};
@@ -29,7 +29,7 @@ pub(crate) fn backups(args: &BackupsArgs) -> Result<u8, Error> {
         let cancel = CancellationToken::new();
         let work = async {
             match &args.action {
-                BackupsAction::List(a) => list(&a.dir),
+                BackupsAction::List(a) => list(&a.dir, a.format),
                 BackupsAction::Verify(a) => verify(&a.dir, &a.ids, &cancel).await,
                 BackupsAction::Restore(a) => {
                     restore_one(&a.dir, &a.id, &a.url, &a.maintenance_db, &cancel).await
@@ -57,8 +57,11 @@ fn listing(dir: &Path) -> Result<Vec<Listed>, Error> {
         .map_err(|e| Error::failed(e).help("pass the folder of the `pg-dump` stage with `--dir`"))
 }
 
-fn list(dir: &Path) -> Result<u8, Error> {
+fn list(dir: &Path, format: OutputFormat) -> Result<u8, Error> {
     let entries = listing(dir)?;
+    if format == OutputFormat::Json {
+        return list_json(dir, &entries);
+    }
     if entries.is_empty() {
         // Nothing to list is an answer, not a failure: a warning, and exit 0.
         print_warning(&format!(
@@ -88,6 +91,37 @@ fn list(dir: &Path) -> Result<u8, Error> {
         }
     }
     write_data(out.as_bytes())
+}
+
+/// `backups list --format json`: every entry, oldest first, a valid one with its manifest.
+fn list_json(dir: &Path, entries: &[Listed]) -> Result<u8, Error> {
+    let backups: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|entry| match entry {
+            Listed::Valid { path, manifest } => serde_json::json!({
+                "id": manifest.backup_id,
+                "state": "valid",
+                "path": path,
+                "manifest": manifest,
+            }),
+            Listed::Corrupt { id, reason } => serde_json::json!({
+                "id": id,
+                "state": "corrupt",
+                "reason": reason,
+            }),
+            Listed::Incomplete { id, path } => serde_json::json!({
+                "id": id,
+                "state": "incomplete",
+                "path": path,
+                "reason": "being written or deleted, or its run was killed",
+            }),
+        })
+        .collect();
+    write_json(&serde_json::json!({
+        "version": 1,
+        "dir": dir,
+        "backups": backups,
+    }))
 }
 
 async fn verify(dir: &Path, ids: &[String], cancel: &CancellationToken) -> Result<u8, Error> {

@@ -95,6 +95,14 @@ pub(crate) fn write_data(bytes: &[u8]) -> Result<u8, Error> {
     }
 }
 
+/// One JSON document and a newline on stdout: what every `--format json` prints.
+pub(crate) fn write_json(value: &serde_json::Value) -> Result<u8, Error> {
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::failed(format!("cannot write JSON: {e}")))?;
+    text.push('\n');
+    write_data(text.as_bytes())
+}
+
 /// The async runtime of a command. One thread: the work is waiting on processes, pipes and
 /// sockets, and a single-threaded runtime spares every event a cross-thread wake-up (measured:
 /// about a third of the run time of a 200-stage pipeline of trivial stages).

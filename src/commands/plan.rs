@@ -1,15 +1,18 @@
 //! `portcullis plan` and `portcullis graph`: the pipeline's shape, without running it.
 
-use crate::cli::{GraphArgs, GraphFormat, PlanArgs};
-use crate::commands::{Error, load, parse_vars, write_data};
+use crate::cli::{GraphArgs, GraphFormat, OutputFormat, PlanArgs};
+use crate::commands::{Error, load, parse_vars, write_data, write_json};
 use crate::config;
 use crate::plan;
 
 pub(crate) fn plan(args: &PlanArgs) -> Result<u8, Error> {
     let vars = parse_vars(&args.vars)?;
     let pipeline = load(&config::resolve(args.pipeline.as_deref()), &vars)?;
-    let text = plan::render_plan(&pipeline, None, &pipeline.preview_vars(&vars));
-    write_data(text.as_bytes())
+    let preview = pipeline.preview_vars(&vars);
+    match args.format {
+        OutputFormat::Human => write_data(plan::render_plan(&pipeline, None, &preview).as_bytes()),
+        OutputFormat::Json => write_json(&plan::plan_json(&pipeline, None, &preview)),
+    }
 }
 
 pub(crate) fn graph(args: &GraphArgs) -> Result<u8, Error> {

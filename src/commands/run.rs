@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::cli::RunArgs;
+use crate::cli::{OutputFormat, RunArgs};
 use crate::commands::{Error, load, parse_vars, stderr_color};
 use crate::config::pipeline::Pipeline;
 use crate::exit_code;
@@ -69,7 +69,7 @@ fn run_checked(args: RunArgs) -> Result<u8, Error> {
     };
     let selection = plan::select(&pipeline, &options).map_err(Error::usage)?;
     if args.dry_run {
-        return dry_run(&pipeline, &selection, &vars);
+        return dry_run(&pipeline, &selection, &vars, args.format);
     }
     crate::commands::runtime()?.block_on(run_pipeline(pipeline, selection, vars, &args))
 }
@@ -115,7 +115,11 @@ async fn run_pipeline(
         // Before anything else is printed: GitHub masks a value only in output that follows
         // its `add-mask` line. Each line of a multi-line value is registered on its own, and
         // escaped as the runner unescapes command data (`%`, CR, LF).
-        let mut out = std::io::stdout().lock();
+        let mut out: Box<dyn Write> = if args.format == OutputFormat::Json {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
+        };
         for line in resolved
             .iter()
             .flat_map(|(_, v)| v.lines())
@@ -151,11 +155,20 @@ async fn run_pipeline(
     let emitter = Emitter::new(tx, start, redactor.clone());
 
     let stderr = std::io::stderr();
+    // With `--format json`, stdout carries only the summary document; GitHub reads workflow
+    // commands from stderr as well.
+    let json = args.format == OutputFormat::Json;
+    let github_out = move || -> Box<dyn Write + Send> {
+        if json {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        }
+    };
     let terminal = if github {
         // GitHub reads workflow commands from stdout; the run's lines go there too, so that
         // groups and annotations land in order between them.
-        TerminalReporter::new(Box::new(std::io::stdout()), TerminalMode::Plain, false)
-            .without_output()
+        TerminalReporter::new(github_out(), TerminalMode::Plain, false).without_output()
     } else if stderr.is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb") {
         let mode = TerminalMode::Live {
             width: crate::commands::stderr_width(),
@@ -171,12 +184,13 @@ async fn run_pipeline(
         let summary = std::env::var_os("GITHUB_STEP_SUMMARY")
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
-        GithubReporter::new(Box::new(std::io::stdout()), summary, random_token())
+        GithubReporter::new(github_out(), summary, random_token())
     });
     let reporters = Reporters {
         terminal,
         junit,
         github,
+        json: crate::report::json::JsonSummary::new(),
     };
     let report_task = tokio::spawn(reporters.consume(rx, start));
 
@@ -233,6 +247,20 @@ async fn run_pipeline(
             }
         }
     }
+    // Last, so that it can say how the run ends: its exit code counts the reports above.
+    let summary_path = dir.join("summary.json");
+    let code = |failures: &[ReportError]| exit_code::of_run(status, failures.is_empty());
+    let document = reporters.json.to_json(code(&failures), &targets);
+    if let Err(source) = reporters.json.write_atomic(&summary_path, &document) {
+        failures.push(ReportError::SummaryJson {
+            path: summary_path,
+            source,
+        });
+    }
+    if args.format == OutputFormat::Json {
+        let document = reporters.json.to_json(code(&failures), &targets);
+        crate::commands::write_json(&document)?;
+    }
     if failures.is_empty() {
         Ok(exit_code::of_run(status, true))
     } else {
@@ -269,7 +297,13 @@ fn dry_run(
     pipeline: &Pipeline,
     selection: &Selection,
     cli_vars: &[(String, String)],
+    format: OutputFormat,
 ) -> Result<u8, Error> {
+    if format == OutputFormat::Json {
+        let mut doc = plan::plan_json(pipeline, Some(selection), &pipeline.preview_vars(cli_vars));
+        doc["dry_run"] = serde_json::Value::Bool(true);
+        return crate::commands::write_json(&doc);
+    }
     let mut text = plan::render_plan(pipeline, Some(selection), &pipeline.preview_vars(cli_vars));
     let count = selection.selected.iter().filter(|s| **s).count();
     text.push_str(&format!(

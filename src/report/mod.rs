@@ -4,6 +4,7 @@
 //! report in turn, and drives the live view's clock.
 
 pub(crate) mod github;
+pub(crate) mod json;
 pub(crate) mod junit;
 pub(crate) mod junit_import;
 pub(crate) mod terminal;
@@ -15,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::runner::events::RunEvent;
 use github::GithubReporter;
+use json::JsonSummary;
 use junit::JunitReport;
 use terminal::TerminalReporter;
 
@@ -32,6 +34,11 @@ pub(crate) enum ReportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot write the run summary `{}`: {source}", path.display())]
+    SummaryJson {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write the job summary `$GITHUB_STEP_SUMMARY` (`{}`): {source}", path.display())]
     StepSummary {
         path: PathBuf,
@@ -42,6 +49,9 @@ pub(crate) enum ReportError {
 impl ReportError {
     pub(crate) fn help(&self) -> &'static str {
         match self {
+            ReportError::SummaryJson { .. } => {
+                "check the disk and the run folder under `.portcullis/runs`"
+            }
             ReportError::Junit { .. } => {
                 "check that the folder of `--junit` is writable and that the path is not a folder"
             }
@@ -60,6 +70,8 @@ pub(crate) struct Reporters {
     pub(crate) junit: JunitReport,
     /// Present in GitHub Actions mode.
     pub(crate) github: Option<GithubReporter>,
+    /// `summary.json`.
+    pub(crate) json: JsonSummary,
 }
 
 impl Reporters {
@@ -82,6 +94,7 @@ impl Reporters {
                         terminal_ok = self.terminal.handle(&event).is_ok();
                     }
                     self.junit.handle(&event);
+                    self.json.handle(&event);
                     if let Some(github) = &mut self.github
                         && github.handle(&event).is_err()
                     {

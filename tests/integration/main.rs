@@ -18,6 +18,8 @@ mod hardening;
 mod junit;
 // `plan`, `graph` and the pipelines shipped in `pipelines/`.
 mod plan;
+// `--format json` of `validate`, `plan`, `run` and `backups list`, and the run's `summary.json`.
+mod json;
 // GitHub Actions: the action's script, groups, annotations, summary, outputs.
 mod github;
 // Built-in stage kinds through the kind interface.
