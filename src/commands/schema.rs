@@ -7,9 +7,9 @@
 //! through `stages::REGISTRY`. It cannot express everything the
 //! validator checks (that `needs` name real stages, that `${NAME}` is defined, that the graph has
 //! no cycle), but it rejects every unknown key and every value of the wrong shape, which is what
-//! an editor's completion and squiggles need. `fixtures/pipeline.schema.json` holds a copy that a
+//! an editor's completion and squiggles need. `schema/pipeline-v1.json` holds a copy that a
 //! test keeps equal to this output, so a `# yaml-language-server: $schema=` header can point at a
-//! stable path.
+//! stable path, versioned with the format's `version:` as its `$id` says.
 
 use serde_json::{Value, json};
 
@@ -20,6 +20,11 @@ pub(crate) fn schema() -> Result<u8, crate::commands::Error> {
         .map_err(|e| crate::commands::Error::failed(format!("cannot write the schema: {e}")))?;
     crate::commands::write_data(format!("{text}\n").as_bytes())
 }
+
+/// Where the schema of format version 1 is published: this repository's copy, under a name
+/// that a format version 2 would not reuse.
+pub(crate) const SCHEMA_ID: &str =
+    "https://raw.githubusercontent.com/portcullis/portcullis/main/schema/pipeline-v1.json";
 
 /// Durations as `config::duration::parse` reads them: numbers each followed by a unit.
 const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))+$";
@@ -33,6 +38,7 @@ const STAGE_NAME_PATTERN: &str = "^[A-Za-z0-9_-]+$";
 pub(crate) fn pipeline_schema() -> Value {
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": SCHEMA_ID,
         "title": "portcullis pipeline",
         "description": "A portcullis deploy pipeline: stages with `needs:` dependencies, run by `portcullis run`.",
         "type": "object",

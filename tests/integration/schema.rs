@@ -20,7 +20,7 @@ for path in sys.argv[2:]:
     print(json.dumps({"file": path, "errors": errors}))
 "#;
 
-const SCHEMA: &str = "fixtures/pipeline.schema.json";
+const SCHEMA: &str = "schema/pipeline-v1.json";
 
 fn schema_output() -> String {
     let out = Command::new(BIN)
@@ -66,6 +66,31 @@ fn checked_in_schema_is_current() {
         "`{SCHEMA}` differs from `portcullis schema`; regenerate it: \
          cargo run -- schema > {SCHEMA}"
     );
+}
+
+/// Every shipped pipeline opens with the YAML language server's modeline, pointing at the
+/// checked-in schema, whose `$id` is the versioned URL users' pipelines name.
+#[test]
+fn every_shipped_pipeline_names_the_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&schema_output()).expect("the schema is JSON");
+    let id = schema["$id"].as_str().expect("$id");
+    assert!(id.starts_with("https://") && id.ends_with("/schema/pipeline-v1.json"), "{id}");
+    for file in shipped_pipelines() {
+        let path = repo_root().join(&file);
+        let text = std::fs::read_to_string(&path).expect("read pipeline");
+        let first = text.lines().next().unwrap_or_default();
+        let target = first
+            .strip_prefix("# yaml-language-server: $schema=")
+            .unwrap_or_else(|| panic!("{file} does not start with the modeline: {first}"));
+        let resolved = path.parent().expect("folder").join(target);
+        assert_eq!(
+            std::fs::canonicalize(&resolved).ok(),
+            std::fs::canonicalize(repo_root().join(SCHEMA)).ok(),
+            "{file}: the modeline points at {}",
+            resolved.display()
+        );
+    }
 }
 
 #[test]
