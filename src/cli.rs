@@ -37,6 +37,16 @@ pub(crate) struct Cli {
     pub(crate) color: ColorChoice,
 }
 
+/// Completion of a pipeline argument: the names under `pipelines/`.
+fn pipelines() -> clap_complete::ArgValueCandidates {
+    clap_complete::ArgValueCandidates::new(crate::commands::docs::pipeline_candidates)
+}
+
+/// Completion of a stage argument: the stages of the pipeline on the command line.
+fn stages() -> clap_complete::ArgValueCandidates {
+    clap_complete::ArgValueCandidates::new(crate::commands::docs::stage_candidates)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ColorChoice {
     Auto,
@@ -82,15 +92,16 @@ pub(crate) struct CompletionsArgs {
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     /// Pipeline name (`deploy` for `pipelines/deploy.yml`) or path.
+    #[arg(add = pipelines())]
     pub(crate) pipeline: Option<String>,
     /// Run only this stage (repeatable); its needs are taken as done.
-    #[arg(long, value_name = "STAGE")]
+    #[arg(long, value_name = "STAGE", add = stages())]
     pub(crate) only: Vec<String>,
     /// Leave this stage out (repeatable); what needs it still runs.
-    #[arg(long, value_name = "STAGE")]
+    #[arg(long, value_name = "STAGE", add = stages())]
     pub(crate) skip: Vec<String>,
     /// Start from this stage: run it and everything that depends on it.
-    #[arg(long, value_name = "STAGE")]
+    #[arg(long, value_name = "STAGE", add = stages())]
     pub(crate) from: Option<String>,
     /// After a failure, let independent branches finish instead of aborting.
     #[arg(long)]
@@ -117,6 +128,7 @@ pub(crate) struct RunArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ValidateArgs {
+    #[arg(add = pipelines())]
     pub(crate) pipelines: Vec<String>,
     /// Variables that will be given with `--var` at run time.
     #[arg(long = "var", value_name = "KEY=VALUE")]
@@ -128,6 +140,7 @@ pub(crate) struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct PlanArgs {
+    #[arg(add = pipelines())]
     pub(crate) pipeline: Option<String>,
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub(crate) vars: Vec<String>,
@@ -138,6 +151,7 @@ pub(crate) struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct GraphArgs {
+    #[arg(add = pipelines())]
     pub(crate) pipeline: Option<String>,
     #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
     pub(crate) format: GraphFormat,
@@ -162,6 +176,7 @@ pub(crate) enum HookAction {
 #[derive(Debug, Args)]
 pub(crate) struct HookInstallArgs {
     /// Pipeline the hook runs (`pipelines/ci.yml` when omitted), as for `portcullis run`.
+    #[arg(add = pipelines())]
     pub(crate) pipeline: Option<String>,
     /// Run the pipeline before each `git push`, on what is being pushed (the default).
     #[arg(long, conflicts_with = "pre_commit")]
@@ -204,6 +219,7 @@ pub(crate) struct ExportArgs {
     #[arg(value_enum)]
     pub(crate) target: ExportTarget,
     /// Pipeline name (`deploy` for `pipelines/deploy.yml`) or path.
+    #[arg(add = pipelines())]
     pub(crate) pipeline: Option<String>,
     /// The portcullis GitHub Action each job runs (`./` when this repository holds it).
     #[arg(

@@ -93,6 +93,7 @@ use clap::Parser;
 
 /// Parses the command line and runs the subcommand; returns the process exit code.
 pub fn main() -> ExitCode {
+    commands::docs::complete_if_asked();
     let cli = cli::Cli::parse();
     let _ = commands::COLOR.set(cli.color);
     // A pipeline named (or the default one), not a path: found from a subfolder too.

@@ -57,26 +57,38 @@ pub(crate) fn print_warning(message: &str) {
 /// as `just` does from its justfile's folder, and says so. Nothing changes when the current
 /// folder has `pipelines/` or no folder above has.
 pub(crate) fn enter_project() {
+    if let Some(dir) = find_project() {
+        print_note(&format!(
+            "working from `{}`, where `pipelines/` is",
+            dir.display()
+        ));
+    }
+}
+
+/// [`enter_project`] without the note, for shell completion, whose stderr is the user's prompt.
+pub(crate) fn enter_project_quietly() {
+    let _ = find_project();
+}
+
+/// Moves to the folder above that has `pipelines/`, when there is one; returns it.
+fn find_project() -> Option<std::path::PathBuf> {
     let Ok(here) = std::env::current_dir() else {
-        return;
+        return None;
     };
     if here.join("pipelines").is_dir() || here.join(".git").exists() {
-        return;
+        return None;
     }
     for dir in here.ancestors().skip(1) {
         if dir.join("pipelines").is_dir() {
-            if std::env::set_current_dir(dir).is_ok() {
-                print_note(&format!(
-                    "working from `{}`, where `pipelines/` is",
-                    dir.display()
-                ));
-            }
-            return;
+            return std::env::set_current_dir(dir)
+                .is_ok()
+                .then(|| dir.to_path_buf());
         }
         if dir.join(".git").exists() {
-            return;
+            return None;
         }
     }
+    None
 }
 
 /// What a command did besides its data: `note: MESSAGE` on stderr.

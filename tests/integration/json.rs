@@ -242,12 +242,26 @@ fn github_mode_keeps_stdout_for_the_document() {
     let t = Test::new()
         .pipeline("p", PIPELINE)
         .env("JSON_TEST_TOKEN", "s3cr3t-token-value");
-    let r = t.github(&["run", "p", "--format", "json"]).output().expect("run");
+    let r = t
+        .github(&["run", "p", "--format", "json"])
+        .output()
+        .expect("run");
     let stdout = String::from_utf8_lossy(&r.stdout);
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert_eq!(parse(&stdout)["status"], "failed");
-    assert!(stderr.contains("::add-mask::s3cr3t-token-value"), "{stderr}");
+    assert!(
+        stderr.contains("::add-mask::s3cr3t-token-value"),
+        "{stderr}"
+    );
     assert!(stderr.contains("::group::"), "{stderr}");
-    assert!(t.github_output().contains("status<<"), "{}", t.github_output());
-    assert!(t.github_summary().contains("smoke"), "{}", t.github_summary());
+    assert!(
+        t.github_output().contains("status<<"),
+        "{}",
+        t.github_output()
+    );
+    assert!(
+        t.github_summary().contains("smoke"),
+        "{}",
+        t.github_summary()
+    );
 }

@@ -75,7 +75,10 @@ fn every_shipped_pipeline_names_the_schema() {
     let schema: serde_json::Value =
         serde_json::from_str(&schema_output()).expect("the schema is JSON");
     let id = schema["$id"].as_str().expect("$id");
-    assert!(id.starts_with("https://") && id.ends_with("/schema/pipeline-v1.json"), "{id}");
+    assert!(
+        id.starts_with("https://") && id.ends_with("/schema/pipeline-v1.json"),
+        "{id}"
+    );
     for file in shipped_pipelines() {
         let path = repo_root().join(&file);
         let text = std::fs::read_to_string(&path).expect("read pipeline");
