@@ -225,7 +225,8 @@ pub(crate) fn render_diagnostics(
 fn annotate_config_errors(errors: &crate::config::errors::ConfigErrors) {
     use crate::report::github::{MAX_ANNOTATIONS, escape_data, escape_property};
     let mut out = std::io::stdout().lock();
-    let file = escape_property(&errors.file.path.display().to_string());
+    let named = crate::report::github::WorkspacePaths::from_env().name(&errors.file.path);
+    let file = escape_property(&named.display().to_string());
     for error in errors.errors.iter().take(MAX_ANNOTATIONS) {
         let (line, col) = errors.file.line_col(error.span.start);
         let mut message = error.message.clone();

@@ -185,6 +185,7 @@ async fn run_pipeline(
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
         GithubReporter::new(github_out(), summary, random_token())
+            .in_workspace(crate::report::github::WorkspacePaths::from_env())
     });
     let reporters = Reporters {
         terminal,

@@ -65,6 +65,62 @@ pub(crate) struct GithubReporter {
     warnings: Vec<String>,
     /// Why the job summary could not be written, if it could not.
     summary_error: Option<crate::report::ReportError>,
+    /// How annotations name files.
+    workspace: WorkspacePaths,
+}
+
+/// Files as GitHub places annotations: relative to `$GITHUB_WORKSPACE`, although portcullis
+/// works from a folder inside it (the action's `working-directory`).
+#[derive(Debug, Default)]
+pub(crate) struct WorkspacePaths {
+    /// The working folder relative to the workspace.
+    prefix: PathBuf,
+    /// The workspace, canonical.
+    root: Option<PathBuf>,
+}
+
+impl WorkspacePaths {
+    pub(crate) fn new(working_dir: &Path, workspace: Option<&Path>) -> Self {
+        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let Some(root) = workspace.map(canonical) else {
+            return Self::default();
+        };
+        let prefix = canonical(working_dir)
+            .strip_prefix(&root)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        WorkspacePaths {
+            prefix,
+            root: Some(root),
+        }
+    }
+
+    /// From the environment: the current folder inside `$GITHUB_WORKSPACE`.
+    pub(crate) fn from_env() -> Self {
+        let workspace = std::env::var_os("GITHUB_WORKSPACE")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
+        let here = std::env::current_dir().unwrap_or_default();
+        Self::new(&here, workspace.as_deref())
+    }
+
+    /// A relative path from the working folder gets the folder's prefix; an absolute one inside
+    /// the workspace is made relative to it.
+    pub(crate) fn name(&self, file: &Path) -> PathBuf {
+        if file.is_absolute() {
+            return self
+                .root
+                .as_deref()
+                .and_then(|w| file.strip_prefix(w).ok())
+                .unwrap_or(file)
+                .to_path_buf();
+        }
+        let clean: PathBuf = file
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        self.prefix.join(clean)
+    }
 }
 
 impl GithubReporter {
@@ -84,7 +140,14 @@ impl GithubReporter {
             token,
             summary_error: None,
             warnings: Vec::new(),
+            workspace: WorkspacePaths::default(),
         }
+    }
+
+    /// Annotations name files as `paths` does (relative to `$GITHUB_WORKSPACE`).
+    pub(crate) fn in_workspace(mut self, paths: WorkspacePaths) -> Self {
+        self.workspace = paths;
+        self
     }
 
     /// Stops writing workflow commands (stdout is closed); the summary is still written.
@@ -227,7 +290,7 @@ impl GithubReporter {
         if let Some((file, line, col)) = at {
             props.push(format!(
                 "file={}",
-                escape_property(&file.display().to_string())
+                escape_property(&self.workspace.name(file).display().to_string())
             ));
             if *line > 0 {
                 props.push(format!("line={line}"));

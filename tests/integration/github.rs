@@ -164,3 +164,55 @@ fn workflow_passes_actionlint() {
         }
     }
 }
+
+/// With the action's `working-directory` a subfolder, annotations still name files from the
+/// workspace root, where GitHub places them on the diff: a failed stage's pipeline line, a port
+/// finding, and an invalid pipeline's diagnostic.
+#[test]
+fn annotations_name_files_from_the_workspace() {
+    let t = Test::new()
+        .file(
+            "app/pipelines/gate.yml",
+            "version: 1\nstages:\n  law:\n    uses: ports\n    with:\n      scan: [web]\n      forbid: [3000]\n  test:\n    run: exit 1\n",
+        )
+        .file("app/web/server.js", "const app = require('express')();\napp.listen(3000);\n")
+        .file("app/pipelines/bad.yml", "version: 1\nstages:\n  a:\n    run: x\n    tiemout: 5m\n");
+    let run = |pipeline: &str| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/action/run.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .current_dir(t.path())
+            .env("PORTCULLIS_BIN", BIN)
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_WORKSPACE", t.path())
+            .env("GITHUB_OUTPUT", t.path().join("gh-output"))
+            .env("GITHUB_STEP_SUMMARY", t.path().join("gh-summary.md"))
+            .env("INPUT_PIPELINE", pipeline)
+            .env("INPUT_ARGS", "--keep-going")
+            .env("INPUT_JUNIT", "junit.xml")
+            .env("INPUT_WORKING_DIRECTORY", "app")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the action script");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = run("gate");
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("::error file=app/pipelines/gate.yml,line=8,"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("::error file=app/web/server.js,line=2,"),
+        "{stdout}"
+    );
+    let (code, stdout) = run("bad");
+    assert_eq!(code, 2, "{stdout}");
+    assert!(
+        stdout.contains("::error file=app/pipelines/bad.yml,line=5,col=5,"),
+        "{stdout}"
+    );
+}
