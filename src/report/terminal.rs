@@ -78,7 +78,15 @@ struct Running {
     /// Shown before the latest line: "rolling back", "retrying in 1s", "attempt 2/3".
     note: Option<String>,
     latest: String,
+    /// Output lines so far, for the progress rows of a view that does not stream output.
+    lines: u64,
+    /// When a progress row last told of it (or it started).
+    reported: Duration,
 }
+
+/// How often a view that does not stream output (GitHub mode, where each stage's output is one
+/// group written when it ends) says that a long stage still runs.
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// Renders a run for a human; see the module documentation.
 pub(crate) struct TerminalReporter {
@@ -204,6 +212,25 @@ impl TerminalReporter {
                 // lines a second costs one redraw per tick rather than one per line.
                 return Ok(());
             }
+            RunEventKind::StageOutput {
+                stage,
+                lines,
+                rollback: false,
+            } if !self.stream_output => {
+                let count = lines.split_terminator('\n').count() as u64;
+                let latest = lines
+                    .split_terminator('\n')
+                    .rev()
+                    .map(|line| sanitize(line, false))
+                    .find(|line| !line.is_empty());
+                if let Some(entry) = self.running.iter_mut().find(|r| r.stage == *stage) {
+                    entry.lines += count;
+                    if let Some(latest) = latest {
+                        entry.latest = latest;
+                    }
+                }
+                return Ok(());
+            }
             RunEventKind::StageOutput { .. } if !self.stream_output => return Ok(()),
             RunEventKind::StageOutput {
                 stage,
@@ -280,7 +307,38 @@ impl TerminalReporter {
     /// `elapsed` is the time since the run started, on the same clock as [`RunEvent::elapsed`].
     pub(crate) fn tick(&mut self, elapsed: Duration) -> io::Result<()> {
         self.now = self.now.max(elapsed);
+        if !self.stream_output {
+            let text = self.progress_rows();
+            return self.emit(&text, false);
+        }
         self.emit("", false)
+    }
+
+    /// In a view without stage output: a row for each stage that has run [`PROGRESS_EVERY`]
+    /// since it started or was last reported, with its elapsed time, how many lines it printed
+    /// and the latest one, so a long stage is not silence for minutes.
+    fn progress_rows(&mut self) -> String {
+        let now = self.now;
+        let mut text = String::new();
+        let due: Vec<usize> = (0..self.running.len())
+            .filter(|&i| now.saturating_sub(self.running[i].reported) >= PROGRESS_EVERY)
+            .collect();
+        for i in due {
+            self.running[i].reported = now;
+            let r = &self.running[i];
+            let mut rest = format!(
+                "{}, {}",
+                format_duration(now.saturating_sub(r.since)),
+                plural(usize::try_from(r.lines).unwrap_or(usize::MAX), "line")
+            );
+            if !r.latest.is_empty() {
+                // The runner reads legacy `##[command]`s anywhere in a line.
+                rest = format!("{rest}, latest: {}", r.latest.replace("##[", "## ["));
+            }
+            let row = self.row(DIM, "…", &r.stage, "still running ", &rest);
+            push_line(&mut text, &row);
+        }
+        text
     }
 
     fn running_entry(&mut self, stage: &str, since: Duration) -> &mut Running {
@@ -293,6 +351,8 @@ impl TerminalReporter {
                     max_attempts: 0,
                     note: None,
                     latest: String::new(),
+                    lines: 0,
+                    reported: since,
                 });
                 self.running.len() - 1
             }
@@ -857,6 +917,47 @@ mod tests {
             ev(6160, rolled_back),
             ev(12_300, run_finished(RunStatus::Failed, 12_300)),
         ]
+    }
+
+    /// Without streamed output (GitHub mode), a long stage gets a row every 30 s with its time,
+    /// its line count and its latest line; a short one gets none.
+    #[test]
+    fn a_view_without_output_tells_of_long_stages() {
+        let capture = Capture::default();
+        let mut r = TerminalReporter::new(Box::new(capture.clone()), TerminalMode::Plain, false)
+            .without_output();
+        for e in [
+            ev(0, run_started(&["test", "lint"])),
+            ev(0, started("test", 1, 1)),
+            ev(0, started("lint", 1, 1)),
+            ev(
+                5,
+                output("test", "compiling\nrunning 45 tests ##[error]x\n"),
+            ),
+            ev(10, finished("lint", S::Passed, None, 10, &[])),
+        ] {
+            r.handle(&e).expect("handle");
+        }
+        r.tick(Duration::from_secs(29)).expect("tick");
+        assert!(
+            !capture.text().contains("still running"),
+            "{}",
+            capture.text()
+        );
+        r.tick(Duration::from_secs(31)).expect("tick");
+        let text = capture.text();
+        assert_eq!(text.matches("still running").count(), 1, "{text}");
+        assert!(
+            text.contains(
+                "… test  still running 31s, 2 lines, latest: running 45 tests ## [error]x"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("lint  still running"), "{text}");
+        r.tick(Duration::from_secs(45)).expect("tick");
+        assert_eq!(capture.text().matches("still running").count(), 1);
+        r.tick(Duration::from_secs(62)).expect("tick");
+        assert_eq!(capture.text().matches("still running").count(), 2);
     }
 
     #[test]
