@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
@@ -75,24 +76,15 @@ impl Release {
     fn publish(self, targets: &[&str], source_hash: &str) -> Release {
         let folder = self.folder();
         std::fs::create_dir_all(&folder).expect("mkdir");
-        let staging = self.dir.path().join("staging");
-        std::fs::create_dir_all(&staging).expect("mkdir");
-        std::fs::copy(BIN, staging.join("portcullis")).expect("copy the binary");
         let mut sums = String::new();
         for target in targets {
             let asset = names(&["asset", self.tag.as_str(), target]);
-            // gzip -1: the debug binary is large and only the format matters here.
-            let status = Command::new("bash")
-                .arg("-c")
-                .arg(r#"tar -cf - -C "$1" portcullis | gzip -1 > "$2""#)
-                .arg("tar")
-                .arg(&staging)
-                .arg(folder.join(&asset))
-                .status()
-                .expect("tar");
-            assert!(status.success());
-            let bytes = std::fs::read(folder.join(&asset)).expect("read archive");
-            sums.push_str(&format!("{}  {asset}\n", sha256_hex(&bytes)));
+            std::fs::write(folder.join(&asset), archive()).expect("write archive");
+            sums.push_str(&format!(
+                "{}  {asset}
+",
+                sha256_hex(archive())
+            ));
         }
         let source_asset = names(&["source-asset", self.tag.as_str()]);
         std::fs::write(folder.join(&source_asset), format!("{source_hash}\n")).expect("write");
@@ -128,6 +120,25 @@ impl Release {
         }
         cmd.output().expect("run install.sh")
     }
+}
+
+/// This test binary as `portcullis` in a `.tar.gz`, made once for every test.
+fn archive() -> &'static [u8] {
+    static ARCHIVE: OnceLock<Vec<u8>> = OnceLock::new();
+    ARCHIVE.get_or_init(|| {
+        let staging = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(BIN, staging.path().join("portcullis")).expect("copy the binary");
+        // gzip -1: the debug binary is large and only the format matters here.
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(r#"tar -cf - -C "$1" portcullis | gzip -1"#)
+            .arg("tar")
+            .arg(staging.path())
+            .output()
+            .expect("tar");
+        assert!(out.status.success(), "{out:?}");
+        out.stdout
+    })
 }
 
 fn text(out: &Output) -> (String, String) {
