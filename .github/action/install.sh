@@ -148,7 +148,7 @@ install() {
     fi
     released=$(tr -d ' \n\r' < "$tmp/source")
     if [[ $released != "$hash" ]]; then
-        build "release \`$tag\` was built from other source (\`${released:0:12}\`, this action's is \`${hash:0:12}\`)"
+        build "release \`$tag\` was built from other source: \`${released:0:12}\`, this action's is \`${hash:0:12}\`"
         return
     fi
 

@@ -254,7 +254,7 @@ fn without_a_usable_release_the_install_builds_from_source() {
             published: Some(&other),
             runner: "Linux/X64",
             base: None,
-            reason: "was built from other source (`000000000000`, this action's is",
+            reason: "was built from other source: `000000000000`, this action's is",
         },
         Case {
             name: "no binary for this runner",
