@@ -139,13 +139,23 @@ fn invalid_pipelines_are_annotated_at_each_error() {
     );
 }
 
-/// This repository's workflow and everything it uses pass actionlint.
+/// This repository's workflows (CI and release) and everything they use pass actionlint, which
+/// also runs shellcheck on their scripts when shellcheck is installed.
 #[test]
 #[expect(clippy::print_stderr, reason = "a skipped check says why")]
-fn workflow_passes_actionlint() {
+fn workflows_pass_actionlint() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut workflows: Vec<_> = std::fs::read_dir(root.join(".github/workflows"))
+        .expect("read .github/workflows")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    workflows.sort();
+    assert!(
+        workflows.iter().any(|w| w.ends_with("release.yml")),
+        "{workflows:?}"
+    );
     match Command::new("actionlint")
-        .arg(".github/workflows/ci.yml")
+        .args(&workflows)
         .current_dir(root)
         .output()
     {
@@ -215,4 +225,30 @@ fn annotations_name_files_from_the_workspace() {
         stdout.contains("::error file=app/pipelines/bad.yml,line=5,col=5,"),
         "{stdout}"
     );
+}
+
+/// The action's scripts (install and run) pass shellcheck.
+#[test]
+#[expect(clippy::print_stderr, reason = "a skipped check says why")]
+fn action_scripts_pass_shellcheck() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match Command::new("shellcheck")
+        .args([".github/action/install.sh", ".github/action/run.sh"])
+        .current_dir(root)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => {
+            assert!(
+                !required("shellcheck"),
+                "shellcheck is required but cannot run: {e}"
+            );
+            eprintln!("skipped: `shellcheck` is not installed (Debian: shellcheck)");
+        }
+    }
 }

@@ -22,6 +22,9 @@ mod plan;
 mod json;
 // GitHub Actions: the action's script, groups, annotations, summary, outputs.
 mod github;
+// The action's install step: a release download checked against SHA256SUMS, or a build; the
+// release workflow that publishes what it downloads.
+mod install;
 // Built-in stage kinds through the kind interface.
 mod kinds;
 // Where the parts meet: `${...}` in `with:`, plan and dry run, report identity, outputs, masking.
