@@ -22,6 +22,8 @@ policy = ["--allow", "3001", "--allow", "5555", "--forbid", "3000", "--forbid", 
 
 totals = {"expected": 0, "reported": 0, "matched": 0, "notes": 0, "notes_found": 0}
 for tree in sorted(os.listdir(corpus)):
+    if not os.path.isdir(os.path.join(corpus, tree)):
+        continue
     path = os.path.join(corpus, tree)
     expected = [l.split() for l in open(os.path.join(path, ".expected")) if l.strip()]
     want = {(e[0], int(e[1]), e[2]) for e in expected if e[2] == "violation"}
