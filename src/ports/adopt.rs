@@ -88,13 +88,17 @@ const TEST_DIRS: &[&str] = &[
     "samples",
 ];
 
-/// Why the file at `rel` is a test or sample file, when it is one: the port in a URL there is
-/// one a test points at, not one the system opens.
+/// Why the file at `rel` is a test, sample or documentation file, when it is one: the port in
+/// a URL there is one a test or a reader points at, not one the system opens.
 pub(crate) fn test_file(rel: &str) -> Option<&'static str> {
     let mut parts: Vec<&str> = rel.split('/').collect();
     let name = parts.pop().unwrap_or_default();
     if parts.iter().any(|p| TEST_DIRS.contains(p)) {
         return Some("a test, fixture or sample folder");
+    }
+    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
+    if matches!(ext, "md" | "markdown" | "rst" | "txt" | "adoc") {
+        return Some("documentation");
     }
     let stem = name.split('.').next().unwrap_or(name);
     let test_name = name.contains(".test.")
@@ -109,10 +113,13 @@ pub(crate) fn test_file(rel: &str) -> Option<&'static str> {
 /// A port in a test or sample file, referenced but not opened, is only a note. Binds,
 /// publishes, defaults and settings count as anywhere.
 pub(crate) fn demote_test_reference(finding: &mut Finding, why: &str) {
-    if finding.severity == Severity::Violation && finding.kind == "reference" {
+    // Documentation opens nothing, whatever it shows: a command line in a README included.
+    if finding.severity == Severity::Violation
+        && (finding.kind == "reference" || why == "documentation")
+    {
         finding.severity = Severity::Note;
         finding.message = format!(
-            "only a note, in {why} (a URL a test points at opens no port): {}",
+            "only a note, in {why} (a URL written there opens no port): {}",
             finding.message
         );
     }
@@ -414,6 +421,8 @@ mod tests {
         ] {
             assert!(test_file(rel).is_some(), "{rel}");
         }
+        assert_eq!(test_file("README.md"), Some("documentation"));
+        assert_eq!(test_file("docs/install.rst"), Some("documentation"));
         for rel in ["src/server.ts", "testing.py", "latest/app.py", "contest.py"] {
             assert!(test_file(rel).is_none(), "{rel}");
         }

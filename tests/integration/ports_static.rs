@@ -130,7 +130,6 @@ fn findings_say_what_and_why() {
                 "dist/",
                 "pyenv312",
                 "package-lock",
-                "README"
             ]
             .iter()
             .any(|s| file.contains(s)),
@@ -146,7 +145,7 @@ fn findings_say_what_and_why() {
         "{human:?}"
     );
     assert!(
-        human.stdout.ends_with("2 violations, 1 note\n"),
+        human.stdout.ends_with("2 violations, 3 notes\n"),
         "{human:?}"
     );
 }
@@ -303,7 +302,7 @@ fn stage_reports_each_violation_as_a_case_and_an_annotation() {
     );
     let log = t.log("port-law");
     assert!(
-        log.contains("2 violations, 1 note in 5 files scanned"),
+        log.contains("2 violations, 3 notes in 7 files scanned"),
         "{log}"
     );
     let xml = t.latest_run().join("junit.xml");
@@ -576,8 +575,9 @@ fn many_findings_are_summarised() {
 }
 
 /// Ports the scan used to miss: what a dev container forwards and publishes, the container side
-/// of a mapping, Ruby and front-end dev servers in Procfile variants, and a local address
-/// written as separate `host` and `port` fields; and what must stay silent around them.
+/// of a mapping, Ruby and front-end dev servers in Procfile variants, a local address written as
+/// separate `host` and `port` fields, and (the generic layer) a `port` setting of any server or
+/// client, which names a forbidden port wherever it points.
 #[test]
 fn more_places_ports_hide() {
     let t = Test::new()
@@ -605,7 +605,9 @@ fn more_places_ports_hide() {
         "Procfile.dev:1:45 3002 bind host violation forbidden",
         "Procfile.dev:2:28 8000 bind host violation forbidden",
         "app/db.py:1:36 8000 reference host violation forbidden",
+        "app/db.py:2:38 3000 env container violation forbidden",
         "config/cache.yml:3:9 3000 reference host violation forbidden",
+        "config/cache.yml:5:9 3002 env container violation forbidden",
         "docker-compose.yml:5:15 3000 bind container violation forbidden",
         "web/client.ts:1:51 3002 reference host violation forbidden",
     ];

@@ -408,6 +408,24 @@ fn command_position(cmd: &[Word<'_>], i: usize) -> bool {
 
 /// Which server a word at `i` starts, and where its arguments begin.
 fn program(cmd: &[Word<'_>], i: usize) -> Option<(&'static Grammar, usize)> {
+    // A command that names a server without starting it (`pkill -f gunicorn`, `which vite`).
+    if cmd.first().is_some_and(|w| {
+        matches!(
+            basename(w.text),
+            "pkill"
+                | "pgrep"
+                | "killall"
+                | "which"
+                | "whereis"
+                | "type"
+                | "man"
+                | "ps"
+                | "echo"
+                | "printf"
+        )
+    }) {
+        return None;
+    }
     let w = basename(cmd[i].text);
     let next = cmd.get(i + 1).map(|w| w.text);
     let after_flags = |from: usize| {
@@ -549,8 +567,11 @@ fn server(
             j += if a.text.contains('=') { 1 } else { 2 };
             continue;
         }
-        // gunicorn's `-c FILE` takes `bind` from the file, which is scanned on its own.
-        if g.name == "gunicorn" && matches!(flag, "-c" | "--config") {
+        // gunicorn's `-c FILE` and puma's `-C FILE` take the port from the file, which is
+        // scanned on its own.
+        if g.name == "gunicorn" && matches!(flag, "-c" | "--config")
+            || g.name == "puma" && matches!(flag, "-C" | "--config")
+        {
             found = true;
         }
         if VALUE_FLAGS.contains(&flag) && value.is_none() {

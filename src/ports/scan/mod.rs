@@ -15,6 +15,7 @@
 mod command;
 mod compose;
 mod files;
+mod generic;
 mod text;
 
 use std::collections::HashMap;
@@ -374,6 +375,73 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
         _ if matches!(ext, "json" | "jsonc") => FileKind::Text(CommentStyle::Slash),
         _ if matches!(ext, "toml" | "cfg") => FileKind::Text(CommentStyle::Hash),
         _ if ext == "ini" => FileKind::Text(CommentStyle::IniLine),
+        // Read by the generic layer only: languages and formats no detector was written for.
+        _ if matches!(
+            ext,
+            "c" | "h"
+                | "cc"
+                | "cpp"
+                | "hpp"
+                | "java"
+                | "kt"
+                | "kts"
+                | "scala"
+                | "sc"
+                | "swift"
+                | "cs"
+                | "dart"
+                | "groovy"
+                | "gradle"
+                | "php"
+        ) =>
+        {
+            FileKind::Text(CommentStyle::Slash)
+        }
+        _ if matches!(
+            ext,
+            "rb" | "ru"
+                | "ex"
+                | "exs"
+                | "tf"
+                | "hcl"
+                | "nomad"
+                | "pl"
+                | "pm"
+                | "cr"
+                | "nim"
+                | "r"
+                | "properties"
+                | "j2"
+                | "tpl"
+                | "eex"
+                | "star"
+                | "bzl"
+                | "psgi"
+                | "sbt"
+        ) =>
+        {
+            FileKind::Text(CommentStyle::Hash)
+        }
+        _ if matches!(
+            ext,
+            "erl"
+                | "hrl"
+                | "hs"
+                | "lua"
+                | "clj"
+                | "cljs"
+                | "edn"
+                | "md"
+                | "markdown"
+                | "rst"
+                | "txt"
+                | "adoc"
+        ) =>
+        {
+            FileKind::Text(CommentStyle::None)
+        }
+        // `Vagrantfile`, `Tiltfile`, `Gemfile`, xinetd services: files without an extension.
+        _ if !name.contains('.') => FileKind::Text(CommentStyle::Hash),
         _ => return None,
     })
 }
@@ -425,6 +493,39 @@ const PY_NEEDLES: &[&str] = &[
     ".run(", "environ", "getenv(", "serve(", "run_app(", "Server((", ".listen(",
 ];
 const YAML_NEEDLES: &[&str] = &["apiVersion"];
+/// What the generic layer reads (`generic`): port names given a value, URLs, flags, socket
+/// calls and server directives. Spelled so that `import`, `export` and `report` do not match.
+const GENERIC_NEEDLES: &[&str] = &[
+    "port:",
+    "port =",
+    "port  ",
+    "port\t",
+    "port=",
+    "port\"",
+    "port'",
+    "port(",
+    "port,",
+    "port_",
+    "_port",
+    "Port",
+    "PORT",
+    "ports:",
+    "ports =",
+    "-port",
+    "://",
+    "-p ",
+    "Listen ",
+    "VirtualHost",
+    "htons(",
+    "Server(",
+    "scotty ",
+    "Socket(",
+    "bind((",
+    "connect((",
+    "connection((",
+    "--bind",
+    "-b ",
+];
 const RUST_NEEDLES: &[&str] = &["bind("];
 const GO_NEEDLES: &[&str] = &["ListenAndServe", "Listen(", ".Run(\"", ".Start(\""];
 
@@ -444,7 +545,7 @@ impl Needles {
             // Leftmost-first lets the searcher use its SIMD (Teddy) prefilter.
             AhoCorasick::builder()
                 .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-                .build(LOCAL.iter().chain(extra))
+                .build(LOCAL.iter().chain(extra).chain(GENERIC_NEEDLES))
                 .expect("fixed patterns build")
         };
         Needles {
@@ -630,6 +731,12 @@ fn scan_file(
         {
             return Ok(None);
         }
+        // A port baseline records findings; it declares none.
+        if matches!(kind, FileKind::Text(_))
+            && memchr::memmem::find(bytes, b"\"portcullis-ports-baseline\"").is_some()
+        {
+            return Ok(None);
+        }
         let text = String::from_utf8_lossy(bytes).into_owned();
         let dir = path.parent().unwrap_or(Path::new("."));
         let (out, comments) = detect(&|| folders.get(dir), name, kind, &text);
@@ -657,7 +764,11 @@ fn detect(
         }
         FileKind::Dockerfile => files::dockerfile(&masked, &mut out),
         FileKind::Procfile | FileKind::Script => {
-            files::commands(&masked, &folder().runtime_env, &mut out)
+            if is_makefile(name) {
+                files::commands(&mask_make_rules(&masked), &folder().runtime_env, &mut out);
+            } else {
+                files::commands(&masked, &folder().runtime_env, &mut out);
+            }
         }
         FileKind::Nginx => {
             // A config next to a Dockerfile is copied into an image: it binds inside the
@@ -692,11 +803,58 @@ fn detect(
     }
     files::local_urls(&masked, &mut out);
     files::host_port_fields(&masked, &mut out);
+    // The generic layer reads only the lines no detector spoke of: a detector that read a line
+    // knows better (`${ADMIN_PORT:-8000}:80` with `ADMIN_PORT` set in `.env`).
+    let mut general = Vec::new();
+    generic::port_settings(&masked, &mut general);
+    generic::urls(&masked, &mut general);
+    generic::flags_and_calls(&masked, &mut general);
+    if !general.is_empty() {
+        let newlines: Vec<usize> = memchr::memchr_iter(b'\n', masked.as_bytes()).collect();
+        let line_of = |offset: usize| newlines.partition_point(|&n| n < offset);
+        let known: std::collections::HashSet<usize> =
+            out.iter().map(|c| line_of(c.offset)).collect();
+        let mut added: Vec<(usize, u16)> = Vec::new();
+        for c in general {
+            let line = line_of(c.offset);
+            if !known.contains(&line) && !added.contains(&(line, c.port)) {
+                added.push((line, c.port));
+                out.push(c);
+            }
+        }
+    }
     let comments = comments
         .into_iter()
         .filter(|(_, c)| c.contains("portcullis:"))
         .collect();
     (out, comments)
+}
+
+fn is_makefile(name: &str) -> bool {
+    matches!(name, "Makefile" | "makefile" | "GNUmakefile") || name.ends_with(".mk")
+}
+
+/// A Makefile with its rule lines blanked (`serve: build`, `.PHONY: serve`): their words are
+/// targets, not commands. Recipes (indented) and assignments stay; offsets are kept.
+fn mask_make_rules(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let starts_flush = !line.starts_with([' ', '\t']);
+        let rule = starts_flush
+            && line.find(':').is_some_and(|colon| {
+                let head = &line[..colon];
+                !head.contains('=') && !head.contains('$') && !line[colon..].starts_with(":=")
+            });
+        if rule {
+            // One space a byte, so that offsets stay those of the file.
+            let body = line.trim_end_matches('\n');
+            out.extend(std::iter::repeat_n(' ', body.len()));
+            out.push_str(&line[body.len()..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// A `portcullis: allow-port N <reason>` comment.

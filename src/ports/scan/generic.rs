@@ -1,0 +1,841 @@
+//! The generic layer under the ecosystem detectors: the shapes a port takes in any language and
+//! any configuration format, for the files and frameworks no detector was written for.
+//!
+//! - a setting whose name is a port word (`port`, `PORT`, `http_port`, `containerPort`,
+//!   `server.port`, `port_value`, `:port`) given a number: `port: 8000`, `"port": 3000`,
+//!   `port = 8000`, `set :port, 3000`, `{port, 8000}`, `.port(8000)`, `port = env("PORT") ||
+//!   "8000"`; a block opened by a port word (`port:` / `ports:` / `variable "app_port" {`) whose
+//!   fields hold numbers (`number: 3000`, `static = 8000`, `default = 8000`); a `name: PORT` /
+//!   `key: PORT` entry whose `value:` follows;
+//! - a URL with any host and a port (`http://api:8000`, `ws://*:3000`);
+//! - a port flag of any program (`--port 3000`, `--port=3000`, `-p 3000`, `--bind 0.0.0.0:8000`);
+//! - socket calls (`htons(8000)`, `ServerSocket(3000)`, `InetSocketAddress(8000)`,
+//!   `bind(("", 8000))`), and server directives (`Listen 8000`, `<VirtualHost *:8000>`).
+//!
+//! Every candidate is inside the system (`Scope::Container`): forbidden ports are violations
+//! wherever they are written, while a port the policy does not list is not one on this layer's
+//! word alone, since it cannot tell whether the host exposes it. A setting is `Kind::Env` and a
+//! flag or a server call `Kind::Bind` (they count in test trees too: a test server binds); a
+//! URL or a client connection is `Kind::Reference` (a note in test and documentation files).
+//! A name made of a word like `timeout`, `retries` or `size` besides `port` is not a port.
+
+use super::text::port_number;
+use super::{Candidate, Kind, Scope};
+
+/// Name parts that make a `port` name mean something else (`port_timeout`, `max_ports`).
+const NOT_A_PORT: &[&str] = &[
+    "timeout", "ttl", "interval", "delay", "retries", "retry", "count", "max", "min", "limit",
+    "size", "ms", "sec", "secs", "seconds", "wait", "range", "protocol", "name", "id",
+];
+
+/// Whether `word` names a port: one of its parts (split at `_`, `-`, `.`, `:`, `$` and camel
+/// case) is `port` or `ports`, and no part is in [`NOT_A_PORT`].
+pub(crate) fn is_port_word(word: &str) -> bool {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut previous_lower = false;
+    for c in word.chars() {
+        if !c.is_ascii_alphanumeric() {
+            if !current.is_empty() {
+                parts.push(std::mem::take(&mut current));
+            }
+            previous_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && previous_lower && !current.is_empty() {
+            parts.push(std::mem::take(&mut current));
+        }
+        previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        current.push(c.to_ascii_lowercase());
+    }
+    if !current.is_empty() {
+        parts.push(current);
+    }
+    parts.iter().any(|p| p == "port" || p == "ports")
+        && !parts.iter().any(|p| NOT_A_PORT.contains(&p.as_str()))
+}
+
+fn reference(offset: usize, port: u16, what: String) -> Candidate {
+    of_kind(Kind::Reference, offset, port, what)
+}
+
+fn of_kind(kind: Kind, offset: usize, port: u16, what: String) -> Candidate {
+    Candidate {
+        offset,
+        port,
+        end: port,
+        kind,
+        scope: Scope::Container,
+        loopback: false,
+        what,
+        dead: None,
+    }
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'$')
+}
+
+/// Numbers standing alone in `value` (not part of a word, a version or a decimal), with their
+/// offsets in it.
+fn standalone_numbers(value: &str) -> Vec<(usize, u16)> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        let before = start.checked_sub(1).map(|k| bytes[k]);
+        let after = bytes.get(i).copied();
+        let glued_before =
+            before.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'+'));
+        let glued_after = after.is_some_and(|b| {
+            b.is_ascii_alphanumeric()
+                || b == b'_'
+                || b == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+        });
+        if glued_before || glued_after {
+            continue;
+        }
+        if let Some(p) = port_number(&value[start..i]) {
+            out.push((start, p));
+        }
+    }
+    out
+}
+
+/// Each line of `text` with the byte offset it starts at.
+fn lines_at(text: &str) -> Vec<(usize, &str)> {
+    let mut at = 0;
+    text.split('\n')
+        .map(|line| {
+            let start = at;
+            at += line.len() + 1;
+            (start, line)
+        })
+        .collect()
+}
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// What follows a port name on its line, when it assigns: the value's offset in the line, or
+/// `None` when the name is not assigned here.
+enum After {
+    /// A value starts at this offset of the line.
+    Value(usize),
+    /// The name opens a block (`port:` at the end of a line, `port "http" {`).
+    Block,
+    None,
+}
+
+fn after_name(line: &str, name_start: usize, name_end: usize) -> After {
+    let bytes = line.as_bytes();
+    let mut i = name_end;
+    // Closing quotes and brackets of the name: `"port": 1`, `['port'] = 1`.
+    while i < bytes.len() && matches!(bytes[i], b'"' | b'\'' | b']' | b'`') {
+        i += 1;
+    }
+    let spaced = bytes.get(i).is_some_and(|b| *b == b' ' || *b == b'\t');
+    while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\t') {
+        i += 1;
+    }
+    let opener = name_start.checked_sub(1).map(|k| bytes[k]);
+    let rest = &line[i..];
+    // A flag in an argument list: `"--web-port", "3000"`.
+    if opener == Some(b'-') && rest.starts_with(',') {
+        let next = rest[1..].trim_start();
+        let value = next.trim_start_matches(['"', '\'']);
+        if value.starts_with(|c: char| c.is_ascii_digit()) {
+            return After::Value(line.len() - value.len());
+        }
+    }
+    // A template's default: `{{ nginx_port | default(8000) }}`.
+    if let Some(filter) = rest.strip_prefix('|')
+        && let Some(d) = filter.trim_start().strip_prefix("default(")
+    {
+        return After::Value(line.len() - d.len());
+    }
+    let op_len = if rest.starts_with("=>") || rest.starts_with(":=") || rest.starts_with("->") {
+        2
+    } else if rest.starts_with("==") || rest.starts_with("!=") || rest.starts_with("::") {
+        return After::None;
+    } else if rest.starts_with([':', '=', '(']) {
+        1
+    } else if rest.starts_with(',') && matches!(opener, Some(b':' | b'{')) {
+        // `set :port, 3000` (Ruby), `{port, 8000}` (Erlang).
+        1
+    } else if (rest.starts_with('"') || rest.starts_with('{')) && line.trim_end().ends_with('{') {
+        // `port "http" {` (HCL).
+        return After::Block;
+    } else if spaced
+        && (line.trim_start().len() == line.len() - name_start
+            || rest.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        // A directive at the start of its line (`port 6379`, `Port 22`), or a flag (`--port 3000`).
+        0
+    } else {
+        return After::None;
+    };
+    let value_at = i + op_len;
+    let value = line[value_at..].trim();
+    if value.is_empty() || value == "{" || value == "|" || value == ">" || value == "[" {
+        return After::Block;
+    }
+    After::Value(value_at)
+}
+
+/// The end of a value: the end of the line, or the first `,` / `;` outside brackets and quotes
+/// when the value does not start with a bracket (a list is read whole).
+fn value_end(value: &str) -> usize {
+    let bytes = value.as_bytes();
+    let list = value.trim_start().starts_with(['[', '(']);
+    let mut depth = 0i32;
+    let mut quote: Option<u8> = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match (quote, b) {
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'"' | b'\'') => quote = Some(b),
+            (None, b'(' | b'[' | b'{') => depth += 1,
+            (None, b')' | b']' | b'}') => {
+                depth -= 1;
+                if depth < 0 {
+                    return i;
+                }
+            }
+            (None, b',' | b';') if depth == 0 && !list => return i,
+            _ => {}
+        }
+    }
+    let mut end = bytes.len().min(160);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
+/// Port names given numbers, blocks they open, and `name: PORT` entries.
+pub(crate) fn port_settings(text: &str, out: &mut Vec<Candidate>) {
+    let lines = lines_at(text);
+    for (n, &(start, line)) in lines.iter().enumerate() {
+        let bytes = line.as_bytes();
+        let mut from = 0;
+        let mut found_on_line = false;
+        while let Some(k) = find_port(&line[from..]).map(|k| from + k) {
+            // The whole name around `port`.
+            let mut a = k;
+            while a > 0 && is_word_byte(bytes[a - 1]) {
+                a -= 1;
+            }
+            let mut b = k + 4;
+            while b < bytes.len() && is_word_byte(bytes[b]) {
+                b += 1;
+            }
+            from = b.max(k + 4);
+            let name = line[a..b].trim_start_matches(['-', '$', '.']);
+            let name_start = b - name.len();
+            if !is_port_word(name) {
+                continue;
+            }
+            match after_name(line, name_start, b) {
+                After::Value(at) => {
+                    let value = &line[at..];
+                    let value = &value[..value_end(value)];
+                    let numbers = standalone_numbers(value);
+                    let list = value.trim_start().starts_with('[');
+                    for (i, (off, port)) in numbers.iter().enumerate() {
+                        if i > 0 && !list && !mapping(value, numbers[0].0, *off) {
+                            break;
+                        }
+                        out.push(of_kind(
+                            Kind::Env,
+                            start + at + off,
+                            *port,
+                            format!("`{name}` is set to {port}"),
+                        ));
+                        found_on_line = true;
+                    }
+                }
+                After::Block => {
+                    block_values(&lines, n, name, out);
+                    found_on_line = true;
+                }
+                After::None => {}
+            }
+        }
+        if !found_on_line {
+            named_entry(&lines, n, out);
+        }
+    }
+}
+
+/// `3000:3000` or `3000-3005`: a second number that belongs to the first.
+fn mapping(value: &str, first: usize, second: usize) -> bool {
+    let between = &value[first..second];
+    between
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .len()
+        == 1
+        && matches!(between.as_bytes().last(), Some(b':' | b'-'))
+}
+
+/// The next `port` (any case) in `s`.
+fn find_port(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    while let Some(i) = memchr::memchr2(b'p', b'P', &bytes[from..]).map(|i| from + i) {
+        if bytes.len() >= i + 4 && bytes[i + 1..i + 4].eq_ignore_ascii_case(b"ort") {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// The lines under a block a port name opens: each `key: N` / `key = N` / `- N` / `- "N:M"`
+/// whose key is not in [`NOT_A_PORT`], up to the block's end (a line indented no deeper than the
+/// opener, or its closing brace).
+fn block_values(lines: &[(usize, &str)], opener: usize, name: &str, out: &mut Vec<Candidate>) {
+    let base = indent(lines[opener].1);
+    for &(start, line) in lines.iter().skip(opener + 1).take(8) {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if indent(line) <= base && !trimmed.starts_with('-') || trimmed.starts_with('}') {
+            break;
+        }
+        let body = trimmed.trim_start_matches(['-', ' ']);
+        let (key, value) = match body.find([':', '=']) {
+            Some(i) if !body[..i].contains(['"', '\'']) || body.starts_with(['"', '\'']) => {
+                (body[..i].trim().trim_matches(['"', '\'']), &body[i + 1..])
+            }
+            _ => ("", body),
+        };
+        if key.contains(' ')
+            || key
+                .split(['_', '-', '.'])
+                .any(|p| NOT_A_PORT.contains(&p.to_ascii_lowercase().as_str()))
+        {
+            continue;
+        }
+        if key.is_empty() && !trimmed.starts_with('-') {
+            continue;
+        }
+        let value = value.trim().trim_matches(['"', '\'', ',']);
+        let numbers = standalone_numbers(value);
+        // A value that is only a port, or a `host:container` pair.
+        let whole = value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b':' | b'/' | b'-'))
+            || value.starts_with("${");
+        if numbers.is_empty() || !whole && !value.starts_with("${") {
+            continue;
+        }
+        let value_at = line.len() - line.trim_start().len() + trimmed.find(value).unwrap_or(0);
+        for (off, port) in numbers {
+            out.push(of_kind(
+                Kind::Env,
+                start + value_at + off,
+                port,
+                format!("`{key}` under `{name}` is port {port}"),
+            ));
+        }
+    }
+}
+
+/// `name: PORT` / `key: PORT` / `- name: HTTP_PORT` followed (within two lines) by
+/// `value: N`: an environment entry of Kubernetes, Render and ECS.
+fn named_entry(lines: &[(usize, &str)], n: usize, out: &mut Vec<Candidate>) {
+    let line = lines[n].1.trim().trim_start_matches(['-', ' ', '{']);
+    let Some(rest) = ["name", "key", "path", "\"name\"", "\"key\"", "\"path\""]
+        .iter()
+        .find_map(|k| line.strip_prefix(k))
+    else {
+        return;
+    };
+    let Some(value) = rest.trim_start().strip_prefix([':', '=']) else {
+        return;
+    };
+    let value = value.trim().trim_end_matches(',').trim_matches(['"', '\'']);
+    // A JSON patch's `path: /spec/.../containerPort` names the port by its last segment.
+    let last = value.rsplit('/').next().unwrap_or(value);
+    if !is_port_word(last) || value.contains(' ') {
+        return;
+    }
+    let same = line.find("value");
+    let candidates: Vec<(usize, &str)> = match same {
+        Some(i) => vec![(
+            lines[n].0 + lines[n].1.find(&line[i..]).unwrap_or(0),
+            &line[i..],
+        )],
+        None => lines[n + 1..].iter().take(2).copied().collect(),
+    };
+    for (start, other) in candidates {
+        let trimmed = other.trim_start();
+        let Some(after) = trimmed
+            .trim_start_matches(['"', '\''])
+            .strip_prefix("value")
+            .map(|r| r.trim_start_matches(['"', '\'']).trim_start())
+            .and_then(|r| r.strip_prefix([':', '=']))
+        else {
+            continue;
+        };
+        let v = after
+            .trim()
+            .trim_end_matches([',', '}'])
+            .trim()
+            .trim_matches(['"', '\'']);
+        if let Some(port) = port_number(v) {
+            let at = other.len() - after.len() + after.find(v).unwrap_or(0);
+            out.push(of_kind(
+                Kind::Env,
+                start + at,
+                port,
+                format!("`{value}` is set to {port}"),
+            ));
+            return;
+        }
+    }
+}
+
+/// URLs with a port, whatever the host: `http://api:8000`, `ws://[::]:3000`, `http://*:3000`.
+pub(crate) fn urls(text: &str, out: &mut Vec<Candidate>) {
+    let bytes = text.as_bytes();
+    for i in memchr::memmem::find_iter(bytes, b"://") {
+        // A scheme before: letters.
+        let scheme_start = bytes[..i]
+            .iter()
+            .rposition(|b| !b.is_ascii_alphanumeric() && *b != b'+')
+            .map_or(0, |k| k + 1);
+        if scheme_start == i {
+            continue;
+        }
+        let scheme = &text[scheme_start..i];
+        if !matches!(
+            scheme.to_ascii_lowercase().as_str(),
+            "http"
+                | "https"
+                | "ws"
+                | "wss"
+                | "tcp"
+                | "grpc"
+                | "h2c"
+                | "redis"
+                | "amqp"
+                | "nats"
+                | "mongodb"
+                | "postgres"
+                | "postgresql"
+                | "mysql"
+                | "ftp"
+        ) {
+            continue;
+        }
+        let host_start = i + 3;
+        let mut j = host_start;
+        if bytes.get(j) == Some(&b'[') {
+            while j < bytes.len() && bytes[j] != b']' && bytes[j].is_ascii() && j - host_start < 48
+            {
+                j += 1;
+            }
+            if bytes.get(j) != Some(&b']') {
+                continue;
+            }
+            j += 1;
+        } else {
+            while j < bytes.len()
+                && (bytes[j].is_ascii_alphanumeric()
+                    || matches!(bytes[j], b'.' | b'-' | b'_' | b'*' | b'+' | b'@'))
+                && j - host_start < 128
+            {
+                j += 1;
+            }
+        }
+        if j <= host_start || bytes.get(j) != Some(&b':') {
+            continue;
+        }
+        let host = &text[host_start..j.min(text.len())];
+        let at = j + 1;
+        let len = bytes[at..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let next = bytes.get(at + len).copied();
+        if next.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') {
+            continue;
+        }
+        if let Some(port) = port_number(&text[at..at + len]) {
+            out.push(reference(
+                at,
+                port,
+                format!("`{scheme}://{host}:{port}` points at port {port}"),
+            ));
+        }
+    }
+}
+
+/// Port flags of any program, socket calls and server directives.
+pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
+    let bytes = text.as_bytes();
+    // `-p 3000`, `-p=3000`; `--port` is a port name read by `port_settings`.
+    for i in memchr::memmem::find_iter(bytes, b"-p") {
+        if i > 0 && !matches!(bytes[i - 1], b' ' | b'\t' | b'"' | b'\'' | b'[' | b',') {
+            continue;
+        }
+        let mut at = i + 2;
+        if !matches!(bytes.get(at), Some(b' ' | b'=')) {
+            continue;
+        }
+        while matches!(bytes.get(at), Some(b' ' | b'=' | b'"' | b'\'')) {
+            at += 1;
+        }
+        number_here(text, at, "`-p` gives the port", out);
+    }
+    // Bind addresses given to a flag: `--bind 0.0.0.0:8000`, `-b :8000`, `-a 0.0.0.0:8000`,
+    // `--listen *:3000`.
+    for flag in [
+        "--bind",
+        "-b",
+        "-a",
+        "--listen",
+        "-l",
+        "--address",
+        "--addr",
+    ] {
+        for i in memchr::memmem::find_iter(bytes, flag.as_bytes()) {
+            if i > 0 && !matches!(bytes[i - 1], b' ' | b'\t' | b'"' | b'\'') {
+                continue;
+            }
+            let mut at = i + flag.len();
+            if !matches!(bytes.get(at), Some(b' ' | b'=')) {
+                continue;
+            }
+            at += 1;
+            let end = bytes[at..]
+                .iter()
+                .position(|b| matches!(b, b' ' | b'\t' | b'"' | b'\'' | b'\n' | b','))
+                .map_or(bytes.len(), |e| at + e);
+            let word = &text[at..end];
+            if word.contains("://") {
+                continue;
+            }
+            if let Some(colon) = word.rfind(':') {
+                number_here(text, at + colon + 1, &format!("`{flag}` binds"), out);
+            } else if flag == "--listen" {
+                number_here(text, at, "`--listen` binds", out);
+            }
+        }
+    }
+    for call in [
+        "htons(",
+        "ServerSocket(",
+        "InetSocketAddress(",
+        "HTTPServer((",
+        "bind((",
+        "TCPServer((",
+        "connect((",
+        "create_connection((",
+    ] {
+        for i in memchr::memmem::find_iter(bytes, call.as_bytes()) {
+            let from = i + call.len();
+            let args_end = bytes[from..]
+                .iter()
+                .position(|b| matches!(b, b')' | b'\n'))
+                .map_or(bytes.len(), |e| from + e);
+            let args = &text[from..args_end];
+            let at = if call.ends_with("((") || args.trim_start().starts_with(['"', '\'']) {
+                // `("host", N)`: the number after the first comma.
+                match args.find(',') {
+                    Some(c) => {
+                        from + c + 1 + (args[c + 1..].len() - args[c + 1..].trim_start().len())
+                    }
+                    None => continue,
+                }
+            } else {
+                from + (args.len() - args.trim_start().len())
+            };
+            let name = call.trim_end_matches('(');
+            let kind = if name.contains("connect") {
+                Kind::Reference
+            } else {
+                Kind::Bind
+            };
+            number_of_kind(kind, text, at, &format!("`{name}(...)` opens"), out);
+        }
+    }
+    host_pairs(text, out);
+    // `scotty 3000` (Haskell), `TestServer(3002, app)`, `HttpServer(8000)`.
+    for i in memchr::memmem::find_iter(bytes, b"scotty ") {
+        if i == 0 || !is_word_byte(bytes[i - 1]) {
+            number_here(text, i + 7, "`scotty` serves on", out);
+        }
+    }
+    for i in memchr::memmem::find_iter(bytes, b"Server(") {
+        number_here(text, i + 7, "a server constructed on", out);
+    }
+    // `Listen 8000` (Apache) and `<VirtualHost *:8000>`.
+    for (start, line) in lines_at(text) {
+        let trimmed = line.trim_start();
+        let lead = line.len() - trimmed.len();
+        if let Some(rest) = trimmed.strip_prefix("Listen ") {
+            let value = rest.trim_start();
+            let at = start + lead + 7 + (rest.len() - value.len());
+            let port_at = value.rfind(':').map_or(at, |c| at + c + 1);
+            number_here(text, port_at, "`Listen` binds", out);
+        }
+        // `EXPOSE 8000:8000`: Docker reads the container side; either number is written here.
+        if let Some(rest) = trimmed.strip_prefix("EXPOSE ") {
+            for (off, port) in standalone_numbers(rest) {
+                out.push(reference(
+                    start + lead + 7 + off,
+                    port,
+                    format!("`EXPOSE` names port {port}"),
+                ));
+            }
+        }
+        // Vagrant: `config.vm.network "forwarded_port", guest: 8000, host: 3002`.
+        if trimmed.contains("forwarded_port") {
+            for key in [
+                "guest:",
+                "host:",
+                "guest =>",
+                "host =>",
+                ":guest =>",
+                ":host =>",
+            ] {
+                for (off, _) in line.match_indices(key) {
+                    if line[..off].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                        continue;
+                    }
+                    let value = &line[off + key.len()..];
+                    let at = start + off + key.len() + (value.len() - value.trim_start().len());
+                    number_here(
+                        text,
+                        at,
+                        &format!(
+                            "Vagrant forwards `{}`",
+                            key.trim_end_matches([':', ' ', '=', '>'])
+                        ),
+                        out,
+                    );
+                }
+            }
+        }
+        if let Some(rest) = trimmed.strip_prefix("<VirtualHost ") {
+            for (off, _) in rest.match_indices(':') {
+                let at = start + lead + 13 + off + 1;
+                number_here(text, at, "a virtual host on", out);
+            }
+        }
+    }
+}
+
+/// An address written as a host and a port side by side, in any language: `"0.0.0.0", 8000`,
+/// `'localhost', 3002`, `"", 8000`, `InternetAddress.anyIPv4, 8000`, `INADDR_ANY, 3000`.
+fn host_pairs(text: &str, out: &mut Vec<Candidate>) {
+    let bytes = text.as_bytes();
+    for comma in memchr::memchr_iter(b',', bytes) {
+        let after = &text[comma + 1..];
+        let lead = after.len() - after.trim_start_matches([' ', '\t']).len();
+        let at = comma + 1 + lead;
+        if !bytes.get(at).is_some_and(u8::is_ascii_digit) {
+            continue;
+        }
+        let before = text[..comma].trim_end();
+        let quoted_host = before.ends_with(['"', '\'']);
+        let host = if let Some(quoted) = before.strip_suffix(['"', '\'']) {
+            let quote = before.as_bytes()[before.len() - 1];
+            match quoted.as_bytes().iter().rposition(|b| *b == quote) {
+                Some(open) => &quoted[open + 1..],
+                None => continue,
+            }
+        } else {
+            let word_start = before
+                .as_bytes()
+                .iter()
+                .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.')))
+                .map_or(0, |k| k + 1);
+            let word = &before[word_start..];
+            let any = [
+                "IPv4",
+                "IPv6",
+                "INADDR_ANY",
+                "INADDR_LOOPBACK",
+                "loopback",
+                "anyIP",
+            ];
+            if !any.iter().any(|w| word.contains(w)) {
+                continue;
+            }
+            word
+        };
+        let literal = host.is_empty()
+            || host == "localhost"
+            || host == "::"
+            || host == "::1"
+            || host == "*"
+            || host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                && host.matches('.').count() == 3;
+        // A quoted host must be an address (not `"utf-8", 3000`); a constant was named above.
+        if literal || !quoted_host {
+            number_here(text, at, &format!("an address `{host}` with"), out);
+        }
+    }
+}
+
+/// A port number starting exactly at `at` of `text`, as a candidate.
+fn number_here(text: &str, at: usize, what: &str, out: &mut Vec<Candidate>) {
+    number_of_kind(Kind::Bind, text, at, what, out);
+}
+
+/// [`number_here`] for a candidate of another kind.
+fn number_of_kind(kind: Kind, text: &str, at: usize, what: &str, out: &mut Vec<Candidate>) {
+    if at >= text.len() {
+        return;
+    }
+    let bytes = text.as_bytes();
+    let len = bytes[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let next = bytes.get(at + len).copied();
+    if next.is_some_and(|b| {
+        b.is_ascii_alphanumeric()
+            || b == b'_'
+            || b == b'.' && bytes.get(at + len + 1).is_some_and(u8::is_ascii_digit)
+    }) {
+        return;
+    }
+    if let Some(port) = port_number(&text[at..at + len]) {
+        out.push(of_kind(kind, at, port, format!("{what} port {port}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports(f: fn(&str, &mut Vec<Candidate>), text: &str) -> Vec<(u16, usize)> {
+        let mut out = Vec::new();
+        f(text, &mut out);
+        let mut got: Vec<(u16, usize)> = out
+            .iter()
+            .map(|c| (c.port, text[..c.offset].matches('\n').count() + 1))
+            .collect();
+        got.sort_unstable();
+        got.dedup();
+        got
+    }
+
+    #[test]
+    fn port_words() {
+        for w in [
+            "port",
+            "PORT",
+            "Port",
+            "http_port",
+            "containerPort",
+            "server.port",
+            "port_value",
+            "from_port",
+            "internal_port",
+            "HTTP_PORT",
+            "ports",
+            "--port",
+            "sin_port",
+            ":port",
+        ] {
+            assert!(is_port_word(w), "{w}");
+        }
+        for w in [
+            "report",
+            "import",
+            "export",
+            "support",
+            "transport",
+            "passport",
+            "viewport",
+            "portal",
+            "port_timeout",
+            "maxPorts",
+            "REPORT_DIR",
+            "portfolio",
+            "ports_count",
+        ] {
+            assert!(!is_port_word(w), "{w}");
+        }
+    }
+
+    #[test]
+    fn settings_in_many_formats() {
+        let text = "port: 8000\n\"port\": 3002,\nserver.port = 3000\nset :port, 3000\n{port, 8000}\n\
+                    c.ServerApp.port = 8000\nport = int(os.environ.get(\"PORT\", 8000))\n\
+                    PORT = \"3000\"\nreport: 3000\ntimeout: 3000\nport_timeout: 3000\n\
+                    ports: [3000, 3002]\nport: ${PORT:3002}\nversion = \"3.0.0\" # port\n";
+        assert_eq!(
+            ports(port_settings, text),
+            [
+                (3000, 3),
+                (3000, 4),
+                (3000, 8),
+                (3000, 12),
+                (3002, 2),
+                (3002, 12),
+                (3002, 13),
+                (8000, 1),
+                (8000, 5),
+                (8000, 6),
+                (8000, 7)
+            ]
+        );
+    }
+
+    #[test]
+    fn blocks_and_named_entries() {
+        let text = "port:\n  number: 3000\n  name: http\nvariable \"app_port\" {\n  type = number\n  default = 8000\n}\n\
+                    env:\n  - name: PORT\n    value: \"3002\"\n  - name: WORKERS\n    value: \"3000\"\n";
+        assert_eq!(
+            ports(port_settings, text),
+            [(3000, 2), (3002, 10), (8000, 6)]
+        );
+    }
+
+    #[test]
+    fn urls_with_any_host() {
+        let text = "a http://api:8000/x b https://example.com:3000 c ws://*:3002\nhttp://host/3000 http://v:1.2\n";
+        assert_eq!(ports(urls, text), [(3000, 1), (3002, 1), (8000, 1)]);
+    }
+
+    #[test]
+    fn flags_calls_and_directives() {
+        let text = "hugo server -p 3000 --bind 0.0.0.0\ndaphne -b 0.0.0.0:8000 app\nsin_port = htons(8000);\n\
+                    new ServerSocket(3000)\nserver.bind((\"\", 3002)); socket.create_connection((\"localhost\", 3000))\nListen 8000\n<VirtualHost *:8000>\n\
+                    ulimit -n 30000\ntimeout 3000\nps -p $PID\n\
+                    EXPOSE 8000:8000\n  config.vm.network \"forwarded_port\", guest: 3000, host: 3002, host_ip: \"127.0.0.1\"\n";
+        assert_eq!(
+            ports(flags_and_calls, text),
+            [
+                (3000, 1),
+                (3000, 4),
+                (3000, 5),
+                (3000, 12),
+                (3002, 5),
+                (3002, 12),
+                (8000, 2),
+                (8000, 3),
+                (8000, 6),
+                (8000, 7),
+                (8000, 11)
+            ]
+        );
+    }
+}
