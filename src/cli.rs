@@ -54,7 +54,7 @@ pub(crate) enum Command {
     Plan(PlanArgs),
     /// Print the stage graph as Mermaid or Graphviz DOT.
     Graph(GraphArgs),
-    /// Install or remove the git hook that runs a pipeline before each push or commit.
+    /// Install or remove the git hook that runs a pipeline before each push or commit, or run it.
     Hook(HookArgs),
     /// Print a JSON Schema of the pipeline format, for editor completion and checks.
     Schema,
@@ -148,6 +148,28 @@ pub(crate) enum HookAction {
     Install(HookInstallArgs),
     /// Remove portcullis's hooks (both kinds unless one is named); other hooks are left alone.
     Uninstall(HookUninstallArgs),
+    /// Run the pipeline as the hook would: reads what git gives a pre-push hook (its standard
+    /// input, or pre-commit's `PRE_COMMIT_FROM_REF`), for hook managers (pre-commit, lefthook,
+    /// husky) to call.
+    Run(HookRunArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum HookType {
+    PrePush,
+    PreCommit,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HookRunArgs {
+    /// The git hook this runs as.
+    #[arg(value_enum)]
+    pub(crate) hook: HookType,
+    /// Pipeline to run (`pipelines/ci.yml` when omitted), as for `portcullis run`.
+    pub(crate) pipeline: Option<String>,
+    /// What git passed to the hook, after `--`: for pre-push, the remote's name and URL.
+    #[arg(last = true, value_name = "GIT_ARGS")]
+    pub(crate) git_args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

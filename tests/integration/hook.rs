@@ -165,7 +165,10 @@ fn a_passing_pipeline_lets_the_push_through_and_a_failing_one_blocks_it() {
         err.contains("portcullis: pipeline `ci` failed; push blocked (run `portcullis run --base "),
         "{err}"
     );
-    assert!(err.contains("or push with --no-verify to skip)"), "{err}");
+    assert!(
+        err.contains("or push with PORTCULLIS_SKIP=1 to skip this gate)"),
+        "{err}"
+    );
     assert_eq!(
         repo.remote_head("main").as_deref(),
         Some(head.as_str()),

@@ -14,7 +14,9 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{HookAction, HookArgs, HookInstallArgs, HookUninstallArgs};
+mod run;
+
+use crate::cli::{HookAction, HookArgs, HookInstallArgs, HookType, HookUninstallArgs};
 use crate::commands::Error;
 use crate::{config, exit_code};
 
@@ -26,6 +28,15 @@ const MARKER: &str = "# portcullis-hook v1";
 enum HookKind {
     PrePush,
     PreCommit,
+}
+
+impl From<HookType> for HookKind {
+    fn from(t: HookType) -> HookKind {
+        match t {
+            HookType::PrePush => HookKind::PrePush,
+            HookType::PreCommit => HookKind::PreCommit,
+        }
+    }
 }
 
 impl HookKind {
@@ -95,21 +106,26 @@ impl HookError {
             }
         }
     }
+
+    fn into_error(self) -> Error {
+        let help = self.help();
+        let error = Error::usage(self.to_string());
+        match help {
+            Some(h) => error.help(h),
+            None => error,
+        }
+    }
 }
 
 pub(crate) fn hook(args: &HookArgs) -> Result<u8, Error> {
     let result = match &args.action {
         HookAction::Install(a) => install(a),
         HookAction::Uninstall(a) => uninstall(a),
+        HookAction::Run(a) => return run::run(a),
     };
-    result.map(|()| exit_code::PASSED).map_err(|e| {
-        let help = e.help();
-        let error = Error::usage(e.to_string());
-        match help {
-            Some(h) => error.help(h),
-            None => error,
-        }
-    })
+    result
+        .map(|()| exit_code::PASSED)
+        .map_err(HookError::into_error)
 }
 
 fn install(args: &HookInstallArgs) -> Result<(), HookError> {
@@ -358,73 +374,32 @@ fn sh_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// What every hook runs after its settings (`portcullis`, `pipeline`, `shown`, `rerun`,
-/// `local_hook`): how to run the pipeline, and how to say it failed.
-const FUNCTIONS: &str = r#"
-run_pipeline() {
-    # Stages must not read what git writes to the hook.
-    if [ -n "$pipeline" ]; then
-        "$portcullis" run "$pipeline" "$@" </dev/null
-    else
-        "$portcullis" run "$@" </dev/null
-    fi
-}
-
-blocked() {
-    printf '%s\n' "portcullis: pipeline \`$shown\` failed; @ACTION@ blocked (run \`$1\` to see why, or @ACTION@ with --no-verify to skip)" >&2
-    exit 1
-}
-"#;
-
+/// What every hook runs after its settings (`portcullis`, `pipeline`, `hooks`, `local_hook`).
+/// The pipeline and the push's base are `portcullis hook run`'s business, as they are under a
+/// hook manager; the script only keeps the `.local` hook first and git's input for both.
+///
+/// `PORTCULLIS_HOOK_CHAIN` is set for the `.local` hook alone. If that hook leads back into this
+/// one (pre-commit's migration mode keeps the hook it replaced as `.legacy`, which can be ours),
+/// the inner call sees its own name there and steps aside: the outer one runs the pipeline, and
+/// there is no loop.
 const PRE_COMMIT: &str = r#"
+[ "${PORTCULLIS_HOOK_CHAIN-}" = "$hooks/pre-commit" ] && exit 0
 if [ -x "$local_hook" ]; then
-    "$local_hook" "$@" || exit $?
+    PORTCULLIS_HOOK_CHAIN="$hooks/pre-commit" "$local_hook" "$@" || exit $?
 fi
-run_pipeline || blocked "$rerun"
+"$portcullis" hook run pre-commit ${pipeline:+"$pipeline"} -- "$@" </dev/null
 "#;
 
 const PRE_PUSH: &str = r#"
+[ "${PORTCULLIS_HOOK_CHAIN-}" = "$hooks/pre-push" ] && exit 0
 # git writes one line per pushed ref: <local ref> <local sha> <remote ref> <remote sha>.
 input=$(cat)
 if [ -x "$local_hook" ]; then
-    if [ -n "$input" ]; then printf '%s\n' "$input"; fi | "$local_hook" "$@" || exit $?
+    if [ -n "$input" ]; then printf '%s\n' "$input"; fi |
+        PORTCULLIS_HOOK_CHAIN="$hooks/pre-push" "$local_hook" "$@" || exit $?
 fi
-
-remote=$1
-seen=
-while read -r local_ref local_sha remote_ref remote_sha; do
-    case $local_sha in
-        '') continue ;;
-        *[!0]*) ;;
-        *) continue ;; # all zeros: a deletion, nothing to check
-    esac
-    base=
-    case $remote_sha in
-        *[!0]*) git cat-file -e "$remote_sha^{commit}" 2>/dev/null && base=$remote_sha ;;
-    esac
-    if [ -z "$base" ]; then
-        # A new branch, or a remote commit this clone has not fetched: what is pushed is what no
-        # branch of the remote has, so compare with the parent of the oldest such commit. When
-        # the whole history is new there is nothing to compare with, and every stage runs.
-        first=$(git rev-list --reverse "$local_sha" --not --remotes="$remote" | head -n 1)
-        if [ -z "$first" ]; then
-            base=$local_sha
-        else
-            base=$(git rev-parse -q --verify "$first^") || base=
-        fi
-    fi
-    # Most pushes have one line; several refs with the same base need one run.
-    case " $seen " in *" ${base:-none} "*) continue ;; esac
-    seen="$seen ${base:-none}"
-    if [ -n "$base" ]; then
-        run_pipeline --base "$base" || blocked "$rerun --base $(git rev-parse --short "$base")"
-    else
-        run_pipeline || blocked "$rerun"
-    fi
-done <<EOF
-$input
-EOF
-exit 0
+if [ -n "$input" ]; then printf '%s\n' "$input"; fi |
+    "$portcullis" hook run pre-push ${pipeline:+"$pipeline"} -- "$@"
 "#;
 
 /// The hook script for `kind`, running `pipeline` (the default one when `None`) with the
@@ -434,35 +409,27 @@ fn script(kind: HookKind, exe: &str, pipeline: Option<&str>) -> String {
         HookKind::PrePush => PRE_PUSH,
         HookKind::PreCommit => PRE_COMMIT,
     };
-    let rerun = match pipeline {
-        Some(p) => format!("portcullis run {p}"),
-        None => "portcullis run".to_owned(),
-    };
     let hook = kind.file_name();
     let action = kind.action();
-    // The values are quoted here, after the fixed text has had its `@...@` names filled in, so
-    // that nothing in a path or a pipeline name is ever read as a placeholder.
     let header = format!(
         "#!/bin/sh\n\
          {MARKER}\n\
          # Written by `portcullis hook install`, which rewrites it; `portcullis hook uninstall`\n\
          # removes it. A hook of your own belongs in `{hook}.local` beside this file: it runs\n\
          # first, with the same arguments and input, and its failure stops the {action} too.\n\
+         # {SKIP_VAR}=1 skips the pipeline (and only it).\n\
          \n\
          # The portcullis that installed this hook, or the one on PATH if that one has moved.\n\
          portcullis={}\n\
          [ -x \"$portcullis\" ] || portcullis=portcullis\n\
          pipeline={}\n\
-         shown={}\n\
-         rerun={}\n\
-         local_hook=\"$(dirname \"$0\")/{hook}.local\"\n",
+         hooks=$(cd \"$(dirname \"$0\")\" && pwd)\n\
+         local_hook=\"$hooks/{hook}.local\"\n",
         sh_quote(exe),
         sh_quote(pipeline.unwrap_or("")),
-        sh_quote(pipeline.unwrap_or("ci")),
-        sh_quote(&rerun),
+        SKIP_VAR = run::SKIP_VAR,
     );
-    let rest = format!("{FUNCTIONS}{body}").replace("@ACTION@", action);
-    header + &rest
+    header + body
 }
 
 #[cfg(test)]
@@ -501,15 +468,14 @@ mod tests {
         }
     }
 
-    /// Every generated script parses as sh, with no placeholder left, whatever the names hold.
+    /// Every generated script parses as sh, and its settings read back as written, whatever
+    /// the names hold.
     #[test]
     fn scripts_are_valid_sh() {
         for kind in [HookKind::PrePush, HookKind::PreCommit] {
-            for pipeline in [None, Some("ci"), Some("it's a \"path\"/@ACTION@.yml")] {
-                let text = script(kind, "/opt/my tools/portcullis", pipeline);
-                let placeholders_left = text.matches("@ACTION@").count();
-                let in_values = pipeline.map_or(0, |p| p.matches("@ACTION@").count() * 3);
-                assert_eq!(placeholders_left, in_values, "{text}");
+            for pipeline in [None, Some("ci"), Some("it's a \"path\"/$(x) `y`.yml")] {
+                let exe = "/opt/my tools/portcullis";
+                let text = script(kind, exe, pipeline);
                 let out = std::process::Command::new("sh")
                     .arg("-n")
                     .arg("-c")
@@ -520,6 +486,26 @@ mod tests {
                     out.status.success(),
                     "{text}\n{}",
                     String::from_utf8_lossy(&out.stderr)
+                );
+                // The settings, less the fallback to `PATH` (the path above does not exist).
+                let settings: String = text
+                    .split("\nhooks=")
+                    .next()
+                    .expect("settings")
+                    .lines()
+                    .filter(|l| !l.starts_with("[ -x"))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                let out = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(format!(
+                        "{settings}\nprintf '%s|%s' \"$portcullis\" \"$pipeline\""
+                    ))
+                    .output()
+                    .expect("sh");
+                assert_eq!(
+                    String::from_utf8_lossy(&out.stdout),
+                    format!("{exe}|{}", pipeline.unwrap_or(""))
                 );
             }
         }
