@@ -18,6 +18,7 @@ Environment:
                                   $GITHUB_OUTPUT (status, junit)
   DATABASE_URL                    backups restore's URL when --url is not given
   DOCKER_HOST                     the Docker engine of blue-green and ports --live
+  PORTCULLIS_SKIP=1               the git hook (`hook run`) skips the pipeline, and only it
 Stages get PORTCULLIS_RUN_ID, PORTCULLIS_RUN_DIR, PORTCULLIS_STAGE, PORTCULLIS_STATUS and
 PORTCULLIS_OUTPUT (a file of KEY=VALUE lines, their outputs).";
 
@@ -144,9 +145,11 @@ pub(crate) struct HookArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum HookAction {
-    /// Write the hook (pre-push by default) into this repository's hooks folder.
+    /// Write the hook (pre-push by default) into this repository's hooks folder; where
+    /// pre-commit, lefthook or husky runs the hooks, add the gate to their config instead.
     Install(HookInstallArgs),
-    /// Remove portcullis's hooks (both kinds unless one is named); other hooks are left alone.
+    /// Remove portcullis's hooks and the gate it added to a hook manager's config (both kinds
+    /// unless one is named), restoring a hook it had displaced; other hooks are left alone.
     Uninstall(HookUninstallArgs),
     /// Run the pipeline as the hook would: reads what git gives a pre-push hook (its standard
     /// input, or pre-commit's `PRE_COMMIT_FROM_REF`), for hook managers (pre-commit, lefthook,
@@ -182,7 +185,8 @@ pub(crate) struct HookInstallArgs {
     /// Run the pipeline before each `git commit`.
     #[arg(long)]
     pub(crate) pre_commit: bool,
-    /// Replace a hook portcullis did not write; it is kept as `<hook>.local` and still runs first.
+    /// Replace a hook portcullis did not write; it is kept as `<hook>.local` and still runs first
+    /// (not needed, and not used, where a hook manager runs the hooks).
     #[arg(long)]
     pub(crate) force: bool,
 }

@@ -14,11 +14,13 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+mod managers;
 mod run;
 
 use crate::cli::{HookAction, HookArgs, HookInstallArgs, HookType, HookUninstallArgs};
 use crate::commands::Error;
 use crate::{config, exit_code};
+use managers::{Manager, Unsafe};
 
 /// The line that marks a hook as written by portcullis. The version is there so that a later
 /// format can still recognise, and rewrite, hooks written by this one.
@@ -82,6 +84,21 @@ enum HookError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{} runs this repository's hooks, and portcullis cannot add the gate to `{}` by itself: {why}",
+        manager.name(),
+        path.display()
+    )]
+    ManagerConfig {
+        manager: Manager,
+        path: PathBuf,
+        why: String,
+    },
 }
 
 impl HookError {
@@ -101,9 +118,21 @@ impl HookError {
                 "merge them into the `.local` one by hand, remove the other, and install again"
                     .to_owned(),
             ),
-            HookError::Write { .. } | HookError::Remove { .. } => {
+            HookError::Write { .. } | HookError::Remove { .. } | HookError::Read { .. } => {
                 Some("check that the hooks folder is writable".to_owned())
             }
+            HookError::ManagerConfig { manager, path, .. } => Some(format!(
+                "add the lines printed on stdout to `{}` by hand ({} then runs the gate), and run \
+                 `portcullis hook install` again to check; a hook of portcullis's own there would \
+                 be {}",
+                path.display(),
+                manager.name(),
+                match manager {
+                    Manager::PreCommit => "chained into a loop by pre-commit's migration mode",
+                    Manager::Lefthook => "renamed `.old` by lefthook and never run",
+                    Manager::Husky => "overwritten by husky's next install",
+                }
+            )),
         }
     }
 
@@ -144,6 +173,9 @@ fn install(args: &HookInstallArgs) -> Result<(), HookError> {
     // A hook that outlives a rebuilt or moved binary still works through `PATH`; the absolute
     // path comes first so that the hook runs the portcullis that installed it, not whichever
     // happens to be first on a developer's `PATH`.
+    if let Some(manager) = managers::detect(&repo.top, &repo.hooks, &path, &local) {
+        return integrate(manager, kind, &repo, pipeline.as_deref());
+    }
     let exe = std::env::current_exe()
         .ok()
         .and_then(|p| p.to_str().map(str::to_owned))
@@ -174,7 +206,7 @@ fn install(args: &HookInstallArgs) -> Result<(), HookError> {
         path: repo.hooks.clone(),
         source,
     })?;
-    write_atomic(&path, &text)?;
+    write_atomic(&path, &text, 0o755)?;
 
     let shown = pipeline.as_deref().unwrap_or("ci");
     let mut err = std::io::stderr().lock();
@@ -198,6 +230,270 @@ fn install(args: &HookInstallArgs) -> Result<(), HookError> {
     Ok(())
 }
 
+/// What became of the gate in a hook manager's config.
+enum Placed {
+    Added(PathBuf),
+    Already(PathBuf),
+}
+
+/// `hook install` where a hook manager owns the hook file: the gate goes into the manager's
+/// config, portcullis's own hook files leave the manager's way (restoring what they had
+/// displaced), and the manager's hook is installed if it is not.
+fn integrate(
+    manager: Manager,
+    kind: HookKind,
+    repo: &Repo,
+    pipeline: Option<&str>,
+) -> Result<(), HookError> {
+    let hook = repo.hooks.join(kind.file_name());
+    // Every edit is decided before anything is written, so that a refusal leaves all as it was.
+    let (target, current, edited, snippet) = match manager {
+        Manager::PreCommit => {
+            let config = repo.top.join(".pre-commit-config.yaml");
+            let text = read_optional(&config)?;
+            let present = text
+                .as_deref()
+                .and_then(|t| crate::config::yaml::parse(t).ok())
+                .is_some_and(|root| managers::pre_commit_has_gate(&root, kind));
+            let edited = match (&text, present) {
+                (_, true) => Ok(None),
+                (None, false) => Ok(Some(managers::pre_commit_config(kind, pipeline))),
+                (Some(t), false) => managers::pre_commit_add(t, kind, pipeline).map(Some),
+            };
+            (
+                config,
+                text,
+                edited,
+                managers::pre_commit_item(kind, pipeline, 2),
+            )
+        }
+        Manager::Lefthook => {
+            let local = managers::lefthook_local(&repo.top);
+            let text = read_optional(&local)?;
+            let main = match managers::lefthook_main(&repo.top) {
+                Some(p) => read_optional(&p)?,
+                None => None,
+            };
+            let present = [&text, &main]
+                .into_iter()
+                .flatten()
+                .any(|t| managers::lefthook_has_gate(t, kind));
+            let edited = if present {
+                Ok(None)
+            } else {
+                managers::lefthook_add(text.as_deref(), kind, pipeline).map(Some)
+            };
+            (
+                local,
+                text,
+                edited,
+                managers::lefthook_block(kind, pipeline),
+            )
+        }
+        Manager::Husky => {
+            let scripts = managers::husky_scripts(&repo.hooks).unwrap_or_else(|| repo.top.clone());
+            let script = scripts.join(kind.file_name());
+            let text = read_optional(&script)?;
+            let present = text
+                .as_deref()
+                .is_some_and(|t| managers::lefthook_has_gate(t, kind));
+            let edited = if present {
+                Ok(None)
+            } else {
+                managers::husky_add(text.as_deref(), kind, pipeline).map(Some)
+            };
+            (script, text, edited, managers::husky_lines(kind, pipeline))
+        }
+    };
+    let placed = match edited {
+        Ok(None) => Placed::Already(target),
+        Ok(Some(new)) => {
+            write_file(&target, &new, manager == Manager::Husky)?;
+            Placed::Added(target)
+        }
+        Err(Unsafe(why)) => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(snippet.as_bytes());
+            return Err(HookError::ManagerConfig {
+                manager,
+                path: target,
+                why,
+            });
+        }
+    };
+
+    let mut notes = Vec::new();
+    match &placed {
+        Placed::Added(path) => {
+            notes.push(format!(
+                "added the portcullis gate to `{}`: {} runs `{}` before each `git {}`",
+                shown_path(path, &repo.top),
+                manager.name(),
+                match manager {
+                    Manager::Lefthook => managers::lefthook_run(kind, pipeline),
+                    _ => managers::command(kind, pipeline),
+                },
+                kind.action()
+            ));
+            if manager == Manager::Lefthook && current.is_none() {
+                exclude_locally(repo, path, &mut notes);
+            }
+            if manager == Manager::PreCommit && tracked(&repo.top, path) {
+                notes.push(format!(
+                    "commit it to gate everyone's pushes; pre-commit will not run while it has \
+                     unstaged changes (`git add {}`)",
+                    shown_path(path, &repo.top)
+                ));
+            }
+        }
+        Placed::Already(path) => notes.push(format!(
+            "`{}` already runs the portcullis gate before each `git {}`",
+            shown_path(path, &repo.top),
+            kind.action()
+        )),
+    }
+    clear_the_way(manager, &hook, &mut notes)?;
+    ensure_manager_hook(manager, kind, repo, &hook, &mut notes);
+    if !on_path("portcullis") {
+        notes.push(format!(
+            "warning: `portcullis` is not on `PATH`, where {} looks for it; every `git {}` fails \
+             until it is",
+            manager.name(),
+            kind.action()
+        ));
+    }
+    let mut err = std::io::stderr().lock();
+    for note in notes {
+        let _ = writeln!(err, "{note}");
+    }
+    Ok(())
+}
+
+/// Takes portcullis's own hook files out of the manager's way: ours in the hook file gives it
+/// back to what it had displaced to `.local` (or goes), and ours kept as pre-commit's `.legacy`
+/// or lefthook's `.old` goes, since the gate now runs from the manager's config.
+fn clear_the_way(manager: Manager, hook: &Path, notes: &mut Vec<String>) -> Result<(), HookError> {
+    if matches!(existing(hook), Existing::Ours) {
+        let local = local_path(hook);
+        if std::fs::symlink_metadata(&local).is_ok() {
+            rename(&local, hook)?;
+            notes.push(format!(
+                "restored `{}` as `{}`, in place of the portcullis hook",
+                local.display(),
+                hook.display()
+            ));
+        } else {
+            remove(hook)?;
+            notes.push(format!(
+                "removed the portcullis hook `{}`: {} runs the gate now",
+                hook.display(),
+                manager.name()
+            ));
+        }
+    }
+    for (suffix, by) in [(".legacy", "pre-commit"), (".old", "lefthook")] {
+        let displaced = with_suffix(hook, suffix);
+        if matches!(existing(&displaced), Existing::Ours) {
+            remove(&displaced)?;
+            notes.push(format!(
+                "removed `{}`, the portcullis hook {by} had set aside",
+                displaced.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Installs the manager's own hook when the hook file is not already its script.
+fn ensure_manager_hook(
+    manager: Manager,
+    kind: HookKind,
+    repo: &Repo,
+    hook: &Path,
+    notes: &mut Vec<String>,
+) {
+    let theirs = std::fs::read_to_string(hook).is_ok_and(|t| manager.wrote(&t));
+    if theirs {
+        return;
+    }
+    let (program, args): (&str, Vec<&str>) = match manager {
+        Manager::PreCommit => (
+            "pre-commit",
+            vec!["install", "--hook-type", kind.file_name()],
+        ),
+        Manager::Lefthook => ("lefthook", vec!["install"]),
+        Manager::Husky => {
+            notes.push(format!(
+                "warning: husky's `{}` is missing; run `npx husky` to write it (until then, \
+                 `git {}` is not gated)",
+                hook.display(),
+                kind.action()
+            ));
+            return;
+        }
+    };
+    let shown = format!("{program} {}", args.join(" "));
+    let out = std::process::Command::new(program)
+        .args(&args)
+        .current_dir(&repo.top)
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(out) if out.status.success() => {
+            notes.push(format!("ran `{shown}`:"));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            notes.extend(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| format!("  {l}")),
+            );
+        }
+        Ok(out) => notes.push(format!(
+            "warning: `{shown}` failed; `git {}` is not gated until {} installs its hook:\n{}",
+            kind.action(),
+            manager.name(),
+            (String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr)).trim()
+        )),
+        Err(_) => notes.push(format!(
+            "warning: `{program}` is not on `PATH`; run `{shown}` to install its hook (until then, \
+             `git {}` is not gated)",
+            kind.action()
+        )),
+    }
+}
+
+/// lefthook's local config is one person's: keep it out of `git status` (and so out of the
+/// files `paths:` sees) through this clone's `info/exclude`, unless something ignores it already.
+fn exclude_locally(repo: &Repo, path: &Path, notes: &mut Vec<String>) {
+    let name = shown_path(path, &repo.top);
+    if git(Some(&repo.top), &["check-ignore", "-q", "--", &name]).is_ok() {
+        return;
+    }
+    let Ok(exclude) = git(
+        Some(&repo.top),
+        &["rev-parse", "--git-path", "info/exclude"],
+    ) else {
+        return;
+    };
+    let exclude = repo.top.join(exclude);
+    let mut text = std::fs::read_to_string(&exclude).unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!("/{name}\n"));
+    let written = exclude
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&exclude, text));
+    if written.is_ok() {
+        notes.push(format!(
+            "ignored it in this clone (`{}`)",
+            exclude.display()
+        ));
+    }
+}
+
 fn uninstall(args: &HookUninstallArgs) -> Result<(), HookError> {
     let kinds: &[HookKind] = match (args.pre_push, args.pre_commit) {
         (true, false) => &[HookKind::PrePush],
@@ -205,46 +501,145 @@ fn uninstall(args: &HookUninstallArgs) -> Result<(), HookError> {
         _ => &[HookKind::PrePush, HookKind::PreCommit],
     };
     let repo = Repo::find()?;
-    let mut err = std::io::stderr().lock();
+    let mut notes = Vec::new();
     let mut removed = 0;
     for &kind in kinds {
         let path = repo.hooks.join(kind.file_name());
         match existing(&path) {
             Existing::None => {}
             Existing::Foreign => {
-                let _ = writeln!(
-                    err,
+                notes.push(format!(
                     "left `{}` alone: portcullis did not write it",
                     path.display()
-                );
+                ));
             }
             Existing::Ours => {
-                std::fs::remove_file(&path).map_err(|source| HookError::Remove {
-                    path: path.clone(),
-                    source,
-                })?;
+                remove(&path)?;
                 removed += 1;
-                let _ = writeln!(err, "removed `{}`", path.display());
                 let local = local_path(&path);
-                if local.exists() {
-                    let _ = writeln!(
-                        err,
-                        "`{}` was left in place; rename it to `{}` to make it the hook again",
-                        local.display(),
-                        kind.file_name()
-                    );
+                if std::fs::symlink_metadata(&local).is_ok() {
+                    rename(&local, &path)?;
+                    notes.push(format!(
+                        "removed `{}` and restored `{}` in its place",
+                        path.display(),
+                        local.display()
+                    ));
+                } else {
+                    notes.push(format!("removed `{}`", path.display()));
                 }
+            }
+        }
+        for suffix in [".legacy", ".old"] {
+            let displaced = with_suffix(&path, suffix);
+            if matches!(existing(&displaced), Existing::Ours) {
+                remove(&displaced)?;
+                removed += 1;
+                notes.push(format!("removed `{}`", displaced.display()));
+            }
+        }
+        let mut configs = vec![
+            repo.top.join(".pre-commit-config.yaml"),
+            managers::lefthook_local(&repo.top),
+        ];
+        if let Some(scripts) = managers::husky_scripts(&repo.hooks) {
+            configs.push(scripts.join(kind.file_name()));
+        }
+        for config in configs {
+            let Some(text) = read_optional(&config)? else {
+                continue;
+            };
+            let Some(rest) = managers::remove_blocks(&text, kind) else {
+                continue;
+            };
+            removed += 1;
+            let shown = shown_path(&config, &repo.top);
+            if rest.trim().is_empty() {
+                remove(&config)?;
+                notes.push(format!(
+                    "removed `{shown}`, which held only the portcullis gate"
+                ));
+            } else {
+                write_file(&config, &rest, false)?;
+                notes.push(format!("removed the portcullis gate from `{shown}`"));
             }
         }
     }
     if removed == 0 {
-        let _ = writeln!(
-            err,
+        notes.push(format!(
             "no portcullis hook is installed in `{}`",
             repo.hooks.display()
-        );
+        ));
+    }
+    let mut err = std::io::stderr().lock();
+    for note in notes {
+        let _ = writeln!(err, "{note}");
     }
     Ok(())
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, HookError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(HookError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Writes a config through [`write_atomic`], keeping an existing file's mode.
+fn write_file(path: &Path, text: &str, executable: bool) -> Result<(), HookError> {
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(if executable { 0o755 } else { 0o644 });
+    write_atomic(path, text, mode)
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), HookError> {
+    std::fs::rename(from, to).map_err(|source| HookError::Write {
+        path: to.to_path_buf(),
+        source,
+    })
+}
+
+fn remove(path: &Path) -> Result<(), HookError> {
+    std::fs::remove_file(path).map_err(|source| HookError::Remove {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `pre-push` -> `pre-push.legacy`, beside it.
+fn with_suffix(hook: &Path, suffix: &str) -> PathBuf {
+    let mut name = hook.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    hook.with_file_name(name)
+}
+
+/// A path relative to the top of the working tree when it is inside it.
+fn shown_path(path: &Path, top: &Path) -> String {
+    path.strip_prefix(top)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn tracked(top: &Path, path: &Path) -> bool {
+    git(
+        Some(top),
+        &["ls-files", "--error-unmatch", "--", &shown_path(path, top)],
+    )
+    .is_ok()
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 /// The repository the command runs in: its working tree and its hooks folder.
@@ -314,9 +709,7 @@ fn is_ours(bytes: &[u8]) -> bool {
 
 /// `pre-push` -> `pre-push.local`, beside it.
 fn local_path(hook: &Path) -> PathBuf {
-    let mut name = hook.file_name().unwrap_or_default().to_os_string();
-    name.push(".local");
-    hook.with_file_name(name)
+    with_suffix(hook, ".local")
 }
 
 /// The pipeline argument as the hook will pass it: git runs hooks from the top of the working
@@ -347,7 +740,7 @@ fn pipeline_exists(top: &Path, pipeline: Option<&str>) -> bool {
 
 /// Writes the hook through a temporary file and a rename, so that a `git push` running at the
 /// same moment sees the old hook or the new one, never half of one.
-fn write_atomic(path: &Path, text: &str) -> Result<(), HookError> {
+fn write_atomic(path: &Path, text: &str, mode: u32) -> Result<(), HookError> {
     let tmp = path.with_file_name(format!(
         ".{}.portcullis-{}",
         path.file_name().unwrap_or_default().to_string_lossy(),
@@ -356,7 +749,7 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), HookError> {
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(text.as_bytes())?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o755))?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
