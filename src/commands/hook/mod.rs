@@ -508,10 +508,18 @@ fn uninstall(args: &HookUninstallArgs) -> Result<(), HookError> {
         match existing(&path) {
             Existing::None => {}
             Existing::Foreign => {
-                notes.push(format!(
-                    "left `{}` alone: portcullis did not write it",
-                    path.display()
-                ));
+                // A hook manager's own script is expected there; anything else is worth a word.
+                let managed = std::fs::read_to_string(&path).is_ok_and(|t| {
+                    [Manager::PreCommit, Manager::Lefthook, Manager::Husky]
+                        .iter()
+                        .any(|m| m.wrote(&t))
+                });
+                if !managed {
+                    notes.push(format!(
+                        "left `{}` alone: portcullis did not write it",
+                        path.display()
+                    ));
+                }
             }
             Existing::Ours => {
                 remove(&path)?;
