@@ -18,6 +18,7 @@ Environment:
                                   $GITHUB_OUTPUT (status, junit)
   DATABASE_URL                    backups restore's URL when --url is not given
   DOCKER_HOST                     the Docker engine of blue-green and ports --live
+  PORTCULLIS_SKIP=1               the git hook (`hook run`) skips the pipeline, and only it
 Stages get PORTCULLIS_RUN_ID, PORTCULLIS_RUN_DIR, PORTCULLIS_STAGE, PORTCULLIS_STATUS and
 PORTCULLIS_OUTPUT (a file of KEY=VALUE lines, their outputs).";
 
@@ -64,7 +65,7 @@ pub(crate) enum Command {
     Plan(PlanArgs),
     /// Print the stage graph as Mermaid or Graphviz DOT.
     Graph(GraphArgs),
-    /// Install or remove the git hook that runs a pipeline before each push or commit.
+    /// Install or remove the git hook that runs a pipeline before each push or commit, or run it.
     Hook(HookArgs),
     /// Print a JSON Schema of the pipeline format, for editor completion and checks.
     Schema,
@@ -167,10 +168,34 @@ pub(crate) struct HookArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum HookAction {
-    /// Write the hook (pre-push by default) into this repository's hooks folder.
+    /// Write the hook (pre-push by default) into this repository's hooks folder; where
+    /// pre-commit, lefthook or husky runs the hooks, add the gate to their config instead.
     Install(HookInstallArgs),
-    /// Remove portcullis's hooks (both kinds unless one is named); other hooks are left alone.
+    /// Remove portcullis's hooks and the gate it added to a hook manager's config (both kinds
+    /// unless one is named), restoring a hook it had displaced; other hooks are left alone.
     Uninstall(HookUninstallArgs),
+    /// Run the pipeline as the hook would: reads what git gives a pre-push hook (its standard
+    /// input, or pre-commit's `PRE_COMMIT_FROM_REF`), for hook managers (pre-commit, lefthook,
+    /// husky) to call.
+    Run(HookRunArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum HookType {
+    PrePush,
+    PreCommit,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HookRunArgs {
+    /// The git hook this runs as.
+    #[arg(value_enum)]
+    pub(crate) hook: HookType,
+    /// Pipeline to run (`pipelines/ci.yml` when omitted), as for `portcullis run`.
+    pub(crate) pipeline: Option<String>,
+    /// What git passed to the hook, after `--`: for pre-push, the remote's name and URL.
+    #[arg(last = true, value_name = "GIT_ARGS")]
+    pub(crate) git_args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -184,7 +209,8 @@ pub(crate) struct HookInstallArgs {
     /// Run the pipeline before each `git commit`.
     #[arg(long)]
     pub(crate) pre_commit: bool,
-    /// Replace a hook portcullis did not write; it is kept as `<hook>.local` and still runs first.
+    /// Replace a hook portcullis did not write; it is kept as `<hook>.local` and still runs first
+    /// (not needed, and not used, where a hook manager runs the hooks).
     #[arg(long)]
     pub(crate) force: bool,
 }

@@ -35,7 +35,8 @@ mod memory;
 mod schema;
 // `export github`: the workflow passes actionlint and keeps the pipeline's shape.
 mod export;
-// `hook install|uninstall`, with real pushes to a local bare remote.
+// `hook install|uninstall|run`, with real pushes to a local bare remote, alone and under the real
+// pre-commit and lefthook.
 mod hook;
 // `ports --live`: real listening sockets and Docker published ports against the port law.
 mod ports;
