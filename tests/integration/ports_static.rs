@@ -124,15 +124,9 @@ fn findings_say_what_and_why() {
             "{file}"
         );
         assert!(
-            ![
-                "node_modules",
-                ".next",
-                "dist/",
-                "pyenv312",
-                "package-lock",
-            ]
-            .iter()
-            .any(|s| file.contains(s)),
+            !["node_modules", ".next", "dist/", "pyenv312", "package-lock",]
+                .iter()
+                .any(|s| file.contains(s)),
             "{file}"
         );
     }
