@@ -61,6 +61,13 @@ process\.env\.PORT
 \b(next|vite|serve|flask|gunicorn|uvicorn|hypercorn|fastapi|runserver|http\.server|react-scripts|storybook)\b
 ListenStream=
 containerPort|hostPort|nodePort|targetPort|published:
+[A-Za-z_.-]*[pP][oO][rR][tT][sS]?["']?\s*(:|=|=>|\(|,)\s*["']?[0-9]
+[a-z]+://[^/\s"']+:[0-9]
+\s-p[ =][0-9]
+--(bind|listen)[ =]
+\b(htons|ServerSocket|InetSocketAddress|bind|connect|create_connection)\(\(?
+^\s*Listen\s
+VirtualHost
 PATTERNS
 cat > "$work/literal" <<'PATTERNS'
 localhost:
@@ -87,9 +94,34 @@ flask run
 runserver
 http.server
 ListenStream=
+port:
+port =
+port=
+port"
+port'
+port(
+port,
+port_
+_port
+Port
+PORT
+ports:
+-port
+://
+-p 
+Listen 
+VirtualHost
+htons(
+Server(
+Socket(
+bind((
+connect((
+--bind
+-b 
 PATTERNS
 
 globs=(-g '!.git' -g '*.{js,mjs,cjs,ts,mts,cts,jsx,tsx,vue,svelte,py,json,jsonc,toml,cfg,ini,yml,yaml,conf,nginx,socket,service,sh,bash,env,dockerfile}'
+       -g '*.{go,rs,c,h,cc,cpp,hpp,java,kt,kts,scala,sc,swift,cs,dart,groovy,gradle,php,rb,ru,ex,exs,tf,hcl,nomad,pl,pm,cr,nim,r,properties,j2,tpl,eex,star,bzl,psgi,sbt,erl,hrl,hs,lua,clj,cljs,edn,md,markdown,rst,txt,adoc}'
        -g 'Dockerfile*' -g 'Procfile*' -g 'Makefile' -g '.env*' -g '.flaskenv'
        -g '!package-lock.json' -g '!*.lock' -g '!pnpm-lock.yaml' -g '!*.min.js' -g '!*.map')
 rg_common="rg --hidden --no-require-git -j2 -c $(printf "%q " "${globs[@]}")"

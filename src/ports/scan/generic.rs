@@ -692,6 +692,51 @@ fn host_pairs(text: &str, out: &mut Vec<Candidate>) {
     }
 }
 
+/// Whether a prefilter match of one of the generic words at `start..end` of `bytes` could be
+/// part of what this layer reads: a port name that is not the end of another word (`import`,
+/// `Report`, `SUPPORT`), a URL whose host is followed by `:` and a digit, a flag or a call
+/// followed by a number. Cheap, and only asked until one match says yes.
+pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
+    let word = &bytes[start..end];
+    if word == b"://" {
+        let rest = &bytes[end..bytes.len().min(end + 128)];
+        let host = rest
+            .iter()
+            .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*' | b'+' | b'@' | b'[' | b']')))
+            .unwrap_or(rest.len());
+        return rest.get(host) == Some(&b':') && rest.get(host + 1).is_some_and(u8::is_ascii_digit);
+    }
+    let next_is_digit = |from: usize| {
+        bytes[from.min(bytes.len())..]
+            .iter()
+            .take(3)
+            .find(|b| !matches!(b, b' ' | b'=' | b'"' | b'\''))
+            .is_some_and(u8::is_ascii_digit)
+    };
+    match word {
+        b"-p " | b"Server(" | b"scotty " | b"Listen " => return next_is_digit(end),
+        _ => {}
+    }
+    let Some(p) = word
+        .windows(4)
+        .position(|w| w.eq_ignore_ascii_case(b"port"))
+        .map(|i| start + i)
+    else {
+        return true;
+    };
+    let Some(before) = p.checked_sub(1).map(|i| bytes[i]) else {
+        return true;
+    };
+    match bytes[p] {
+        // `import`, `export`, `report`, `support`, `import_module`; `_port`, `.port` pass.
+        b'p' => !before.is_ascii_alphabetic(),
+        // `IMPORT`, `REPORT`; `HTTP_PORT` passes.
+        _ if bytes[p + 1] == b'O' => !before.is_ascii_uppercase(),
+        // `Port` with a capital is a name of its own (`Port:`) or camel case (`containerPort`).
+        _ => true,
+    }
+}
+
 /// A port number starting exactly at `at` of `text`, as a candidate.
 fn number_here(text: &str, at: usize, what: &str, out: &mut Vec<Candidate>) {
     number_of_kind(Kind::Bind, text, at, what, out);

@@ -494,11 +494,11 @@ const PY_NEEDLES: &[&str] = &[
 ];
 const YAML_NEEDLES: &[&str] = &["apiVersion"];
 /// What the generic layer reads (`generic`): port names given a value, URLs, flags, socket
-/// calls and server directives. Spelled so that `import`, `export` and `report` do not match.
+/// calls and server directives. A match counts only when `generic::plausible` says so.
 const GENERIC_NEEDLES: &[&str] = &[
     "port:",
     "port =",
-    "port  ",
+    "port ",
     "port\t",
     "port=",
     "port\"",
@@ -531,22 +531,45 @@ const GO_NEEDLES: &[&str] = &["ListenAndServe", "Listen(", ".Run(\"", ".Start(\"
 
 /// The prefilters, built once per scan.
 struct Needles {
-    go: AhoCorasick,
-    rust: AhoCorasick,
-    js: AhoCorasick,
-    python: AhoCorasick,
-    yaml: AhoCorasick,
-    text: AhoCorasick,
+    go: Prefilter,
+    rust: Prefilter,
+    js: Prefilter,
+    python: Prefilter,
+    yaml: Prefilter,
+    text: Prefilter,
+}
+
+/// The words a kind of file must hold to be read closely. A match of a detector's own word is
+/// enough; a match of one of the generic layer's common words (`Port`, `://`, `-p `) counts only
+/// when what surrounds it could be a port (`generic::plausible`), since those words are in
+/// nearly every source file (`import`, `Report`, a licence URL).
+struct Prefilter {
+    words: AhoCorasick,
+    /// Patterns from this index on are [`GENERIC_NEEDLES`].
+    generic_from: usize,
+}
+
+impl Prefilter {
+    fn is_match(&self, bytes: &[u8]) -> bool {
+        self.words.find_iter(bytes).any(|m| {
+            m.pattern().as_usize() < self.generic_from
+                || generic::plausible(bytes, m.start(), m.end())
+        })
+    }
 }
 
 impl Needles {
     fn new() -> Needles {
         let build = |extra: &[&str]| {
             // Leftmost-first lets the searcher use its SIMD (Teddy) prefilter.
-            AhoCorasick::builder()
+            let words = AhoCorasick::builder()
                 .match_kind(aho_corasick::MatchKind::LeftmostFirst)
                 .build(LOCAL.iter().chain(extra).chain(GENERIC_NEEDLES))
-                .expect("fixed patterns build")
+                .expect("fixed patterns build");
+            Prefilter {
+                words,
+                generic_from: LOCAL.len() + extra.len(),
+            }
         };
         Needles {
             go: build(GO_NEEDLES),
@@ -560,7 +583,7 @@ impl Needles {
 
     /// The prefilter for a file, `None` when the file is always read (config files, which
     /// are few and whose every line may matter).
-    fn for_file(&self, kind: FileKind, name: &str) -> Option<&AhoCorasick> {
+    fn for_file(&self, kind: FileKind, name: &str) -> Option<&Prefilter> {
         match kind {
             FileKind::JavaScript if !files::is_dev_server_config(name) => Some(&self.js),
             FileKind::Python if !name.contains("gunicorn") => Some(&self.python),
