@@ -250,6 +250,11 @@ pub(crate) fn port_settings(text: &str, out: &mut Vec<Candidate>) {
                     let value = &line[at..];
                     let value = &value[..value_end(value)];
                     let numbers = standalone_numbers(value);
+                    if numbers.is_empty() {
+                        continued_default(&lines, n, name, out);
+                        found_on_line = true;
+                        continue;
+                    }
                     let list = value.trim_start().starts_with('[');
                     for (i, (off, port)) in numbers.iter().enumerate() {
                         if i > 0 && !list && !mapping(value, numbers[0].0, *off) {
@@ -273,6 +278,30 @@ pub(crate) fn port_settings(text: &str, out: &mut Vec<Candidate>) {
         }
         if !found_on_line {
             named_entry(&lines, n, out);
+        }
+    }
+}
+
+/// A value whose default comes lines later, in a chain of calls or operators:
+/// `let port = env::var("PORT")` / `.ok()` / `.unwrap_or(8000);`, `port = os.environ.get(` /
+/// `"PORT") or 8000`. The first number of the lines that continue the statement (they start
+/// with `.`, `?`, `|`, `:`, `or` or a closing bracket), up to four.
+fn continued_default(lines: &[(usize, &str)], n: usize, name: &str, out: &mut Vec<Candidate>) {
+    for &(start, line) in lines.iter().skip(n + 1).take(4) {
+        let trimmed = line.trim_start();
+        let continues =
+            trimmed.starts_with(['.', '?', '|', ':', ')', '"', '\'']) || trimmed.starts_with("or ");
+        if !continues {
+            return;
+        }
+        if let Some(&(off, port)) = standalone_numbers(line).first() {
+            out.push(of_kind(
+                Kind::Env,
+                start + off,
+                port,
+                format!("`{name}` defaults to {port}"),
+            ));
+            return;
         }
     }
 }
@@ -573,6 +602,32 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
         }
     }
     host_pairs(text, out);
+    bare_addresses(text, out);
+    // `kubectl port-forward svc/api 8000:3002`: both sides.
+    for i in memchr::memmem::find_iter(bytes, b"port-forward") {
+        let end = bytes[i..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |e| i + e);
+        let rest = &text[i + 12..end];
+        for word in rest.split_whitespace().skip(1) {
+            if word.starts_with('-') {
+                continue;
+            }
+            let at = i + 12 + (word.as_ptr() as usize - rest.as_ptr() as usize);
+            let mut offset = 0;
+            for side in word.split(':') {
+                number_of_kind(
+                    Kind::Reference,
+                    text,
+                    at + offset,
+                    "`port-forward` maps",
+                    out,
+                );
+                offset += side.len() + 1;
+            }
+        }
+    }
     // `scotty 3000` (Haskell), `TestServer(3002, app)`, `HttpServer(8000)`.
     for i in memchr::memmem::find_iter(bytes, b"scotty ") {
         if i == 0 || !is_word_byte(bytes[i - 1]) {
@@ -581,6 +636,10 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
     }
     for i in memchr::memmem::find_iter(bytes, b"Server(") {
         number_here(text, i + 7, "a server constructed on", out);
+    }
+    // Undertow's `addHttpListener(8000, "0.0.0.0")`, `Listener(3000)`.
+    for i in memchr::memmem::find_iter(bytes, b"Listener(") {
+        number_here(text, i + 9, "a listener on", out);
     }
     // `Listen 8000` (Apache) and `<VirtualHost *:8000>`.
     for (start, line) in lines_at(text) {
@@ -636,6 +695,75 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
                 number_here(text, at, "a virtual host on", out);
             }
         }
+    }
+}
+
+/// `app:8000`, `"localhost:3000"`, `":8000"` and a Caddy site `:8000 {` without a scheme: a
+/// host name (with a letter in it) or nothing, `:` and a port, as a token of its own (quotes,
+/// spaces, brackets or commas around it; not followed by another `:` or a `.`).
+fn bare_addresses(text: &str, out: &mut Vec<Candidate>) {
+    let bytes = text.as_bytes();
+    for colon in memchr::memchr_iter(b':', bytes) {
+        let at = colon + 1;
+        if !bytes.get(at).is_some_and(u8::is_ascii_digit) {
+            continue;
+        }
+        let len = bytes[at..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let after = bytes.get(at + len).copied();
+        if !matches!(
+            after,
+            None | Some(
+                b'"' | b'\''
+                    | b' '
+                    | b'\t'
+                    | b'\n'
+                    | b'\r'
+                    | b','
+                    | b']'
+                    | b')'
+                    | b'/'
+                    | b'`'
+                    | b'}'
+                    | b';'
+            )
+        ) {
+            continue;
+        }
+        let host_start = bytes[..colon]
+            .iter()
+            .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')))
+            .map_or(0, |k| k + 1);
+        let host = &text[host_start..colon];
+        let opener = host_start.checked_sub(1).map(|k| bytes[k]);
+        if !matches!(
+            opener,
+            None | Some(
+                b'"' | b'\'' | b' ' | b'\t' | b'\n' | b'[' | b',' | b'(' | b'=' | b'`' | b'@'
+            )
+        ) {
+            continue;
+        }
+        let named = host.bytes().any(|b| b.is_ascii_alphabetic())
+            && !host.ends_with('.')
+            && host.len() <= 63;
+        // `":8000"` (a Go or Node listen address) or a Caddy site at the start of its line.
+        let bare = host.is_empty()
+            && (matches!(opener, Some(b'"' | b'\'' | b'`'))
+                || opener == Some(b'\n')
+                || opener.is_none());
+        if !(named || bare) {
+            continue;
+        }
+        let kind = if bare { Kind::Bind } else { Kind::Reference };
+        let what = if bare {
+            "an address".to_owned()
+        } else {
+            format!("`{host}`")
+        };
+        number_of_kind(kind, text, at, &format!("{what} with"), out);
     }
 }
 
@@ -702,7 +830,10 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
         let rest = &bytes[end..bytes.len().min(end + 128)];
         let host = rest
             .iter()
-            .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*' | b'+' | b'@' | b'[' | b']')))
+            .position(|b| {
+                !(b.is_ascii_alphanumeric()
+                    || matches!(b, b'.' | b'-' | b'_' | b'*' | b'+' | b'@' | b'[' | b']'))
+            })
             .unwrap_or(rest.len());
         return rest.get(host) == Some(&b':') && rest.get(host + 1).is_some_and(u8::is_ascii_digit);
     }

@@ -492,7 +492,6 @@ const JS_NEEDLES: &[&str] = &[
 const PY_NEEDLES: &[&str] = &[
     ".run(", "environ", "getenv(", "serve(", "run_app(", "Server((", ".listen(",
 ];
-const YAML_NEEDLES: &[&str] = &["apiVersion"];
 /// What the generic layer reads (`generic`): port names given a value, URLs, flags, socket
 /// calls and server directives. A match counts only when `generic::plausible` says so.
 const GENERIC_NEEDLES: &[&str] = &[
@@ -535,7 +534,6 @@ struct Needles {
     rust: Prefilter,
     js: Prefilter,
     python: Prefilter,
-    yaml: Prefilter,
     text: Prefilter,
 }
 
@@ -576,7 +574,6 @@ impl Needles {
             rust: build(RUST_NEEDLES),
             js: build(JS_NEEDLES),
             python: build(PY_NEEDLES),
-            yaml: build(YAML_NEEDLES),
             text: build(&[]),
         }
     }
@@ -587,7 +584,9 @@ impl Needles {
         match kind {
             FileKind::JavaScript if !files::is_dev_server_config(name) => Some(&self.js),
             FileKind::Python if !name.contains("gunicorn") => Some(&self.python),
-            FileKind::Yaml => Some(&self.yaml),
+            // Configuration: few files, any line may hold an address (`targets: ['app:8000']`).
+            FileKind::Yaml => None,
+            FileKind::Text(_) if name == "Caddyfile" => None,
             FileKind::Text(_) => Some(&self.text),
             FileKind::DevContainer
             | FileKind::HaproxyCfg
@@ -784,6 +783,8 @@ fn detect(
         FileKind::Workflow => compose::workflow(&masked, &mut out),
         FileKind::Yaml => {
             compose::kubernetes(&masked, &mut out);
+            // Task runners' commands (`cmds:` of a Taskfile, `script:`, `command:`).
+            files::commands(&yaml_commands(&masked), &folder().runtime_env, &mut out);
         }
         FileKind::Dockerfile => files::dockerfile(&masked, &mut out),
         FileKind::Procfile | FileKind::Script => {
@@ -824,10 +825,12 @@ fn detect(
         FileKind::Rust => files::rust(&masked, &mut out),
         FileKind::Text(_) => {}
     }
+    let ecosystem = out.len();
     files::local_urls(&masked, &mut out);
     files::host_port_fields(&masked, &mut out);
-    // The generic layer reads only the lines no detector spoke of: a detector that read a line
-    // knows better (`${ADMIN_PORT:-8000}:80` with `ADMIN_PORT` set in `.env`).
+    // The generic layer reads only the lines no ecosystem detector spoke of: a detector that
+    // read a line knows better (`${ADMIN_PORT:-8000}:80` with `ADMIN_PORT` set in `.env`); and
+    // it adds no port a local address on the line already gave.
     let mut general = Vec::new();
     generic::port_settings(&masked, &mut general);
     generic::urls(&masked, &mut general);
@@ -836,8 +839,11 @@ fn detect(
         let newlines: Vec<usize> = memchr::memchr_iter(b'\n', masked.as_bytes()).collect();
         let line_of = |offset: usize| newlines.partition_point(|&n| n < offset);
         let known: std::collections::HashSet<usize> =
-            out.iter().map(|c| line_of(c.offset)).collect();
-        let mut added: Vec<(usize, u16)> = Vec::new();
+            out[..ecosystem].iter().map(|c| line_of(c.offset)).collect();
+        let mut added: Vec<(usize, u16)> = out[ecosystem..]
+            .iter()
+            .map(|c| (line_of(c.offset), c.port))
+            .collect();
         for c in general {
             let line = line_of(c.offset);
             if !known.contains(&line) && !added.contains(&(line, c.port)) {
@@ -851,6 +857,60 @@ fn detect(
         .filter(|(_, c)| c.contains("portcullis:"))
         .collect();
     (out, comments)
+}
+
+/// A YAML file with only its command lines kept (blanked elsewhere, offsets kept): the values
+/// of `cmd`, `cmds`, `command`, `commands`, `script`, `run`, `entrypoint` and the like, inline or
+/// as list items under them.
+fn yaml_commands(text: &str) -> String {
+    const KEYS: &[&str] = &[
+        "cmd",
+        "cmds",
+        "command",
+        "commands",
+        "script",
+        "scripts",
+        "run",
+        "before_script",
+        "after_script",
+        "entrypoint",
+        "exec",
+        "start",
+        "serve",
+        "dev",
+    ];
+    let mut out = String::with_capacity(text.len());
+    // The indentation of a command block's key while inside it.
+    let mut block: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim_start();
+        let indent = body.len() - trimmed.len();
+        if block.is_some_and(|b| !trimmed.is_empty() && indent <= b && !trimmed.starts_with('-')) {
+            block = None;
+        }
+        let item = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+        let key = item
+            .split_once(':')
+            .map(|(k, _)| k.trim().trim_matches(['"', '\'']));
+        let keep = match key {
+            Some(k) if KEYS.contains(&k) => {
+                let value = item.split_once(':').map_or("", |(_, v)| v.trim());
+                if value.is_empty() || value == "|" || value == ">" {
+                    block = Some(indent);
+                }
+                true
+            }
+            _ => block.is_some(),
+        };
+        if keep {
+            out.push_str(line);
+        } else {
+            out.extend(std::iter::repeat_n(' ', body.len()));
+            out.push_str(&line[body.len()..]);
+        }
+    }
+    out
 }
 
 fn is_makefile(name: &str) -> bool {
