@@ -64,6 +64,15 @@ pub mod fuzzing {
         errors.errors.len()
     }
 
+    /// Runs the port-law detectors of every file kind, the generic layer included, over `data`
+    /// and judges what they find. Panics when an offset leaves the text or a finding has no
+    /// place.
+    pub fn ports(data: &[u8]) {
+        if let Ok(text) = std::str::from_utf8(data) {
+            crate::ports::scan::check_detectors(text);
+        }
+    }
+
     /// Masks `data` (after its first byte, which sets where it is cut into pieces) with two
     /// secrets as a stream and as a whole text, and checks both agree and that no secret is
     /// left where a reader sees text. Panics when they do not.

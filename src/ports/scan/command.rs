@@ -675,6 +675,20 @@ fn publish_flag(v: &str, at: usize, cx: &Context, out: &mut Vec<Candidate>) {
             what: format!("`docker run -p {v}` publishes host port {port}"),
             dead: None,
         });
+        // The container side too, when it differs, as compose's: a forbidden port is forbidden
+        // wherever it appears.
+        if let Some((cport, cend, coff)) = m.container.filter(|c| c.0 != port) {
+            out.push(Candidate {
+                offset: at + coff,
+                port: cport,
+                end: cend,
+                kind: Kind::Bind,
+                scope: Scope::Container,
+                loopback: false,
+                what: format!("`docker run -p {v}`: the container listens on port {cport}"),
+                dead: None,
+            });
+        }
     }
 }
 
@@ -759,7 +773,7 @@ mod tests {
         assert_eq!(found("vite build"), []);
         assert_eq!(
             found("docker run -p 8080:80 nginx"),
-            [(8080, "publish", 14)]
+            [(8080, "publish", 14), (80, "bind", 19)]
         );
         assert_eq!(found("serve -s build -l 3001"), [(3001, "bind", 18)]);
         assert_eq!(found("npx serve -s build"), [(3000, "default", 4)]);

@@ -527,6 +527,14 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
         while matches!(bytes.get(at), Some(b' ' | b'=' | b'"' | b'\'')) {
             at += 1;
         }
+        // `-p 3001:8000` (a container runtime's publish): both sides.
+        let len = bytes[at..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if bytes.get(at + len) == Some(&b':') {
+            number_here(text, at + len + 1, "`-p` maps", out);
+        }
         number_here(text, at, "`-p` gives the port", out);
     }
     // Bind addresses given to a flag: `--bind 0.0.0.0:8000`, `-b :8000`, `-a 0.0.0.0:8000`,
@@ -989,6 +997,34 @@ mod tests {
     fn urls_with_any_host() {
         let text = "a http://api:8000/x b https://example.com:3000 c ws://*:3002\nhttp://host/3000 http://v:1.2\n";
         assert_eq!(ports(urls, text), [(3000, 1), (3002, 1), (8000, 1)]);
+    }
+
+    #[test]
+    fn addresses_without_a_scheme() {
+        let text = "targets: ['app:8000', 'worker-1:3002']\nlisten(\":8000\")\n:3000 {\n\
+                    reverse_proxy app:3000\nat 10:30 ok\nimage: node:18\nratio 16:9\n\
+                    kubectl port-forward svc/api 8000:3002\n.addHttpListener(3000, \"0.0.0.0\")\n";
+        assert_eq!(
+            ports(flags_and_calls, text),
+            [
+                (18, 6),
+                (3000, 3),
+                (3000, 4),
+                (3000, 9),
+                (3002, 1),
+                (3002, 8),
+                (8000, 1),
+                (8000, 2),
+                (8000, 8)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_default_given_lines_later() {
+        let text = "let port: u16 = std::env::var(\"PORT\")\n    .ok()\n    .unwrap_or(8000);\n\
+                    let port = env(\"PORT\");\nlet other = 3000;\n";
+        assert_eq!(ports(port_settings, text), [(8000, 3)]);
     }
 
     #[test]

@@ -1070,10 +1070,75 @@ fn judge(policy: &Policy, c: &Candidate) -> Option<Verdict> {
     policy.judge(c.port..=c.end, exposure, &c.what)
 }
 
+/// A file of each kind, for [`check_detectors`].
+const KINDS: &[(FileKind, &str)] = &[
+    (FileKind::PackageJson, "package.json"),
+    (FileKind::Env, ".env"),
+    (FileKind::Compose, "docker-compose.yml"),
+    (FileKind::Workflow, "ci.yml"),
+    (FileKind::Yaml, "k8s.yaml"),
+    (FileKind::Dockerfile, "Dockerfile"),
+    (FileKind::Procfile, "Procfile"),
+    (FileKind::Script, "dev.sh"),
+    (FileKind::Nginx, "site.conf"),
+    (FileKind::SystemdSocket, "a.socket"),
+    (FileKind::SystemdService, "a.service"),
+    (FileKind::Python, "gunicorn.conf.py"),
+    (FileKind::JavaScript, "vite.config.ts"),
+    (FileKind::Text(CommentStyle::Slash), "x.json"),
+    (FileKind::Text(CommentStyle::IniLine), "x.ini"),
+    (FileKind::DevContainer, "devcontainer.json"),
+    (FileKind::HaproxyCfg, "haproxy.cfg"),
+    (FileKind::Traefik, "traefik.yml"),
+    (FileKind::Properties, "application.properties"),
+    (FileKind::Puma, "puma.rb"),
+    (FileKind::Go, "main.go"),
+    (FileKind::UwsgiIni, "uwsgi.ini"),
+    (FileKind::SpringYaml, "application.yml"),
+    (FileKind::Rust, "main.rs"),
+];
+
+/// Runs every kind's detectors and the judgement over `text`; panics when an offset leaves the
+/// text or a finding has no line and column. For the property tests and the `ports` fuzz target.
+pub(crate) fn check_detectors(text: &str) {
+    let policy = Policy {
+        forbid: [3000, 8000].into_iter().collect(),
+        allow: [(5555, None)].into_iter().collect(),
+        ..Policy::default()
+    };
+    for (kind, name) in KINDS {
+        let (candidates, comments) = detect(&|| Arc::new(Folder::default()), name, *kind, text);
+        for c in &candidates {
+            assert!(
+                c.offset <= text.len(),
+                "{kind:?}: offset past the end in {text:?}"
+            );
+        }
+        for f in judge_file(&policy, name, text, candidates, &comments) {
+            assert!(f.line.is_some_and(|l| l >= 1) && f.column.is_some_and(|c| c >= 1));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Command values of a task runner's YAML are kept, other keys blanked, offsets unchanged.
+    #[test]
+    fn yaml_commands_keep_only_commands() {
+        let text = "tasks:\n  web:\n    name: serve\n    cmds:\n      - npx serve -l 3000\n      - echo é\n    dir: x\n  run: python -m http.server 8000\n";
+        let kept = yaml_commands(text);
+        assert_eq!(kept.len(), text.len());
+        assert!(!kept.contains("name: serve"), "{kept}");
+        assert!(kept.contains("      - npx serve -l 3000\n"), "{kept}");
+        assert!(
+            kept.contains("  run: python -m http.server 8000\n"),
+            "{kept}"
+        );
+        assert!(!kept.contains("dir: x"), "{kept}");
+    }
 
     /// Pieces real files are made of, with the characters that trip offset arithmetic:
     /// multi-byte text next to digits, unbalanced quotes and brackets, lone `${`.
@@ -1207,65 +1272,18 @@ mod tests {
         "unix:",
     ];
 
-    const KINDS: &[(FileKind, &str)] = &[
-        (FileKind::PackageJson, "package.json"),
-        (FileKind::Env, ".env"),
-        (FileKind::Compose, "docker-compose.yml"),
-        (FileKind::Workflow, "ci.yml"),
-        (FileKind::Yaml, "k8s.yaml"),
-        (FileKind::Dockerfile, "Dockerfile"),
-        (FileKind::Procfile, "Procfile"),
-        (FileKind::Script, "dev.sh"),
-        (FileKind::Nginx, "site.conf"),
-        (FileKind::SystemdSocket, "a.socket"),
-        (FileKind::SystemdService, "a.service"),
-        (FileKind::Python, "gunicorn.conf.py"),
-        (FileKind::JavaScript, "vite.config.ts"),
-        (FileKind::Text(CommentStyle::Slash), "x.json"),
-        (FileKind::Text(CommentStyle::IniLine), "x.ini"),
-        (FileKind::DevContainer, "devcontainer.json"),
-        (FileKind::HaproxyCfg, "haproxy.cfg"),
-        (FileKind::Traefik, "traefik.yml"),
-        (FileKind::Properties, "application.properties"),
-        (FileKind::Puma, "puma.rb"),
-        (FileKind::Go, "main.go"),
-        (FileKind::UwsgiIni, "uwsgi.ini"),
-        (FileKind::SpringYaml, "application.yml"),
-        (FileKind::Rust, "main.rs"),
-    ];
-
-    fn check(text: &str) {
-        let policy = Policy {
-            forbid: [3000, 8000].into_iter().collect(),
-            allow: [(5555, None)].into_iter().collect(),
-            ..Policy::default()
-        };
-        for (kind, name) in KINDS {
-            let (candidates, comments) = detect(&|| Arc::new(Folder::default()), name, *kind, text);
-            for c in &candidates {
-                assert!(
-                    c.offset <= text.len(),
-                    "{kind:?}: offset past the end in {text:?}"
-                );
-            }
-            for f in judge_file(&policy, name, text, candidates, &comments) {
-                assert!(f.line.is_some_and(|l| l >= 1) && f.column.is_some_and(|c| c >= 1));
-            }
-        }
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
 
         #[test]
         fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
-            check(&text);
+            check_detectors(&text);
         }
 
         #[test]
         fn file_shaped_text_never_panics(parts in proptest::collection::vec(any::<prop::sample::Index>(), 0..80)) {
             let text: String = parts.iter().map(|i| TOKENS[i.index(TOKENS.len())]).collect();
-            check(&text);
+            check_detectors(&text);
         }
     }
 
