@@ -853,7 +853,14 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
             .is_some_and(u8::is_ascii_digit)
     };
     match word {
-        b"-p " | b"Server(" | b"scotty " | b"Listen " => return next_is_digit(end),
+        b"-p " | b"Server(" | b"scotty " => return next_is_digit(end),
+        // `Listen 8000`, `Listen *:80`, `addHttpListener(8000`.
+        b"Listen" => {
+            let rest = &bytes[end..bytes.len().min(end + 8)];
+            let rest = rest.strip_prefix(b"er(").unwrap_or(rest);
+            let first = rest.iter().find(|b| **b != b' ' && **b != b'\t');
+            return first.is_some_and(|b| b.is_ascii_digit() || matches!(b, b'*' | b'[' | b':'));
+        }
         _ => {}
     }
     let Some(p) = word

@@ -495,35 +495,8 @@ const PY_NEEDLES: &[&str] = &[
 /// What the generic layer reads (`generic`): port names given a value, URLs, flags, socket
 /// calls and server directives. A match counts only when `generic::plausible` says so.
 const GENERIC_NEEDLES: &[&str] = &[
-    "port:",
-    "port =",
-    "port ",
-    "port\t",
-    "port=",
-    "port\"",
-    "port'",
-    "port(",
-    "port,",
-    "port_",
-    "_port",
-    "Port",
-    "PORT",
-    "ports:",
-    "ports =",
-    "-port",
-    "://",
-    "-p ",
-    "Listen ",
-    "VirtualHost",
-    "htons(",
-    "Server(",
-    "scotty ",
-    "Socket(",
-    "bind((",
-    "connect((",
-    "connection((",
-    "--bind",
-    "-b ",
+    "port", "Port", "PORT", "://", "-p ", "Listen", "VirtualHost", "htons(", "Server(", "scotty ",
+    "Socket(", "bind((", "connect((", "connection((", "--bind", "-b ",
 ];
 const RUST_NEEDLES: &[&str] = &["bind("];
 const GO_NEEDLES: &[&str] = &["ListenAndServe", "Listen(", ".Run(\"", ".Start(\""];
