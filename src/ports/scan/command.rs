@@ -571,6 +571,7 @@ fn server(
         // scanned on its own.
         if g.name == "gunicorn" && matches!(flag, "-c" | "--config")
             || g.name == "puma" && matches!(flag, "-C" | "--config")
+            || g.name == "hypercorn" && matches!(flag, "-c" | "--config")
         {
             found = true;
         }

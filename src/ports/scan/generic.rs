@@ -157,6 +157,19 @@ fn after_name(line: &str, name_start: usize, name_end: usize) -> After {
             return After::Value(line.len() - value.len());
         }
     }
+    // An option declared by name: `define("port", default=8000)` (tornado), `option("port",
+    // default: 3000)`.
+    if rest.starts_with(',') && matches!(opener, Some(b'"' | b'\'')) {
+        let args = &rest[1..];
+        for key in ["default=", "default =", "default:", "default :"] {
+            if let Some(k) = args.find(key) {
+                let value = args[k + key.len()..].trim_start();
+                if value.starts_with(|c: char| c.is_ascii_digit()) {
+                    return After::Value(line.len() - value.len());
+                }
+            }
+        }
+    }
     // A template's default: `{{ nginx_port | default(8000) }}`.
     if let Some(filter) = rest.strip_prefix('|')
         && let Some(d) = filter.trim_start().strip_prefix("default(")
@@ -302,6 +315,44 @@ fn continued_default(lines: &[(usize, &str)], n: usize, name: &str, out: &mut Ve
                 format!("`{name}` defaults to {port}"),
             ));
             return;
+        }
+    }
+}
+
+/// `bind = "0.0.0.0:8000"`, `config.bind = ["127.0.0.1:3002"]`, `listen = *:3000`,
+/// `address: ":8000"`: a setting named for a listening address, given one; a bind wherever
+/// it is written, tests included.
+pub(crate) fn bind_settings(text: &str, out: &mut Vec<Candidate>) {
+    for (start, line) in lines_at(text) {
+        let trimmed = line.trim_start();
+        let Some(eq) = trimmed.find(['=', ':']) else {
+            continue;
+        };
+        let key = trimmed[..eq].trim().trim_matches(['"', '\'']);
+        let last = key
+            .rsplit(['.', '_', '-'])
+            .next()
+            .unwrap_or(key)
+            .to_ascii_lowercase();
+        if !matches!(
+            last.as_str(),
+            "bind" | "listen" | "binds" | "address" | "addr" | "listeners"
+        ) {
+            continue;
+        }
+        let value = &trimmed[eq + 1..];
+        let value_at = start + (line.len() - trimmed.len()) + eq + 1;
+        for (off, _) in value.match_indices(':') {
+            let host_start = value[..off]
+                .rfind(|c: char| {
+                    !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '*' | '[' | ']'))
+                })
+                .map_or(0, |k| k + value[k..].chars().next().map_or(1, char::len_utf8));
+            let host = &value[host_start..off];
+            if host.contains('/') || host.ends_with("http") || host.ends_with("https") {
+                continue;
+            }
+            number_here(text, value_at + off + 1, &format!("`{key}` binds"), out);
         }
     }
 }
@@ -645,6 +696,17 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
     for i in memchr::memmem::find_iter(bytes, b"Server(") {
         number_here(text, i + 7, "a server constructed on", out);
     }
+    // `WireMockServer.Start(3002)`, `server.start(8000)`.
+    for needle in [
+        &b"Server.Start("[..],
+        b"Server.start(",
+        b"server.start(",
+        b"server.Start(",
+    ] {
+        for i in memchr::memmem::find_iter(bytes, needle) {
+            number_here(text, i + needle.len(), "a server started on", out);
+        }
+    }
     // Undertow's `addHttpListener(8000, "0.0.0.0")`, `Listener(3000)`.
     for i in memchr::memmem::find_iter(bytes, b"Listener(") {
         number_here(text, i + 9, "a listener on", out);
@@ -823,7 +885,31 @@ fn host_pairs(text: &str, out: &mut Vec<Candidate>) {
                 && host.matches('.').count() == 3;
         // A quoted host must be an address (not `"utf-8", 3000`); a constant was named above.
         if literal || !quoted_host {
-            number_here(text, at, &format!("an address `{host}` with"), out);
+            // The call it is given to: a client's connection is a reference, anything else
+            // (`TCPSite`, `newServerAt`, `serve`, `bind_tcp`) opens the port.
+            let call = text[..comma]
+                .rfind('(')
+                .map(|open| {
+                    let mut from = open.saturating_sub(40);
+                    while !text.is_char_boundary(from) {
+                        from += 1;
+                    }
+                    &text[from..open]
+                })
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let client = [
+                "connect",
+                "connection",
+                "client",
+                "dial",
+                "request",
+                "fetch",
+            ]
+            .iter()
+            .any(|w| call.ends_with(w) || call.contains(&format!("{w}(")));
+            let kind = if client { Kind::Reference } else { Kind::Bind };
+            number_of_kind(kind, text, at, &format!("an address `{host}` with"), out);
         }
     }
 }

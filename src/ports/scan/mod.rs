@@ -418,6 +418,7 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
                 | "bzl"
                 | "psgi"
                 | "sbt"
+                | "bazel"
         ) =>
         {
             FileKind::Text(CommentStyle::Hash)
@@ -440,8 +441,12 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
         {
             FileKind::Text(CommentStyle::None)
         }
-        // `Vagrantfile`, `Tiltfile`, `Gemfile`, xinetd services: files without an extension.
+        // `Vagrantfile`, `Tiltfile`, `Gemfile`, xinetd services: files without an extension;
+        // tools' dotfiles (`.ember-cli`, `.angular-cli`).
         _ if !name.contains('.') => FileKind::Text(CommentStyle::Hash),
+        _ if name.starts_with('.') && !name[1..].contains('.') => {
+            FileKind::Text(CommentStyle::Slash)
+        }
         _ => return None,
     })
 }
@@ -495,8 +500,26 @@ const PY_NEEDLES: &[&str] = &[
 /// What the generic layer reads (`generic`): port names given a value, URLs, flags, socket
 /// calls and server directives. A match counts only when `generic::plausible` says so.
 const GENERIC_NEEDLES: &[&str] = &[
-    "port", "Port", "PORT", "://", "-p ", "Listen", "VirtualHost", "htons(", "Server(", "scotty ",
-    "Socket(", "bind((", "connect((", "connection((", "--bind", "-b ",
+    "port",
+    "Port",
+    "PORT",
+    "://",
+    "-p ",
+    "Listen",
+    "VirtualHost",
+    "htons(",
+    "Server(",
+    "scotty ",
+    "Socket(",
+    "bind((",
+    "connect((",
+    "connection((",
+    "--bind",
+    "-b ",
+    "Server.Start(",
+    "server.start(",
+    "bind =",
+    "bind=",
 ];
 const RUST_NEEDLES: &[&str] = &["bind("];
 const GO_NEEDLES: &[&str] = &["ListenAndServe", "Listen(", ".Run(\"", ".Start(\""];
@@ -559,7 +582,15 @@ impl Needles {
             FileKind::Python if !name.contains("gunicorn") => Some(&self.python),
             // Configuration: few files, any line may hold an address (`targets: ['app:8000']`).
             FileKind::Yaml => None,
-            FileKind::Text(_) if name == "Caddyfile" => None,
+            // Configuration formats: few files, any line may hold an address.
+            FileKind::Text(_)
+                if name == "Caddyfile"
+                    || [".ini", ".cfg", ".toml", ".conf", ".properties"]
+                        .iter()
+                        .any(|e| name.ends_with(e)) =>
+            {
+                None
+            }
             FileKind::Text(_) => Some(&self.text),
             FileKind::DevContainer
             | FileKind::HaproxyCfg
@@ -808,7 +839,12 @@ fn detect(
     generic::port_settings(&masked, &mut general);
     generic::urls(&masked, &mut general);
     generic::flags_and_calls(&masked, &mut general);
+    let mut binds = Vec::new();
+    generic::bind_settings(&masked, &mut binds);
+    let first_bind = general.len();
+    general.extend(binds);
     if !general.is_empty() {
+        let is_bind_setting = |i: usize| i >= first_bind;
         let newlines: Vec<usize> = memchr::memchr_iter(b'\n', masked.as_bytes()).collect();
         let line_of = |offset: usize| newlines.partition_point(|&n| n < offset);
         let known: std::collections::HashSet<usize> =
@@ -817,12 +853,22 @@ fn detect(
             .iter()
             .map(|c| (line_of(c.offset), c.port))
             .collect();
-        for c in general {
+        for (n, c) in general.into_iter().enumerate() {
             let line = line_of(c.offset);
-            if !known.contains(&line) && !added.contains(&(line, c.port)) {
-                added.push((line, c.port));
-                out.push(c);
+            if known.contains(&line) {
+                continue;
             }
+            if let Some(i) = added.iter().position(|&a| a == (line, c.port)) {
+                // A bind or a setting says more than a local address's reference
+                // (`config.bind = ["127.0.0.1:3002"]` in a test binds).
+                let at = ecosystem + i;
+                if at < out.len() && out[at].kind == Kind::Reference && is_bind_setting(n) {
+                    out[at] = c;
+                }
+                continue;
+            }
+            added.push((line, c.port));
+            out.push(c);
         }
     }
     let comments = comments
