@@ -1095,30 +1095,17 @@ pub(crate) fn puma(text: &str, out: &mut Vec<Candidate>) {
         let trimmed = line.trim_start();
         let lead = line.len() - trimmed.len();
         if let Some(rest) = trimmed.strip_prefix("port ") {
-            // The last number on the line: the literal, or the default in `{ 3000 }`.
-            let digits = rest
-                .char_indices()
-                .filter(|(_, c)| c.is_ascii_digit())
-                .map(|(i, _)| i)
-                .collect::<Vec<_>>();
-            if let Some(&last) = digits.last() {
-                let start = digits
-                    .iter()
-                    .rev()
-                    .zip((0..=last).rev())
-                    .take_while(|(d, i)| *d == i)
-                    .last()
-                    .map_or(last, |(d, _)| *d);
-                if let Some(port) = port_number(&rest[start..=last]) {
-                    out.push(candidate(
-                        at + lead + 5 + start,
-                        port,
-                        Kind::Bind,
-                        Scope::Host,
-                        false,
-                        format!("puma listens on port {port}"),
-                    ));
-                }
+            // The first number standing alone: the literal, or the default in `{ 3000 }` (not
+            // the `1` of a `127.0.0.1` later on the line).
+            if let Some(&(start, port)) = super::generic::standalone_numbers(rest).first() {
+                out.push(candidate(
+                    at + lead + 5 + start,
+                    port,
+                    Kind::Bind,
+                    Scope::Host,
+                    false,
+                    format!("puma listens on port {port}"),
+                ));
             }
         } else if let Some(rest) = trimmed.strip_prefix("bind ") {
             let value = rest.trim().trim_matches(['"', '\'']);

@@ -78,7 +78,7 @@ fn is_word_byte(b: u8) -> bool {
 
 /// Numbers standing alone in `value` (not part of a word, a version or a decimal), with their
 /// offsets in it.
-fn standalone_numbers(value: &str) -> Vec<(usize, u16)> {
+pub(crate) fn standalone_numbers(value: &str) -> Vec<(usize, u16)> {
     let bytes = value.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -176,7 +176,13 @@ fn after_name(line: &str, name_start: usize, name_end: usize) -> After {
     {
         return After::Value(line.len() - d.len());
     }
-    let op_len = if rest.starts_with("=>") || rest.starts_with(":=") || rest.starts_with("->") {
+    let op_len = if rest.starts_with("=>")
+        || rest.starts_with(":=")
+        || rest.starts_with("->")
+        || rest.starts_with("||")
+        || rest.starts_with("??")
+    {
+        // `ENV["PORT"] || 3000`, `env.PORT ?? 3000`: the default.
         2
     } else if rest.starts_with("==") || rest.starts_with("!=") || rest.starts_with("::") {
         return After::None;
@@ -347,7 +353,9 @@ pub(crate) fn bind_settings(text: &str, out: &mut Vec<Candidate>) {
                 .rfind(|c: char| {
                     !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '*' | '[' | ']'))
                 })
-                .map_or(0, |k| k + value[k..].chars().next().map_or(1, char::len_utf8));
+                .map_or(0, |k| {
+                    k + value[k..].chars().next().map_or(1, char::len_utf8)
+                });
             let host = &value[host_start..off];
             if host.contains('/') || host.ends_with("http") || host.ends_with("https") {
                 continue;
@@ -600,7 +608,18 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
         "--addr",
     ] {
         for i in memchr::memmem::find_iter(bytes, flag.as_bytes()) {
-            if i > 0 && !matches!(bytes[i - 1], b' ' | b'\t' | b'"' | b'\'') {
+            // A flag of its own, or the end of a longer one (`--web.listen-address`).
+            let own = flag.starts_with('-');
+            if i > 0 && own && !matches!(bytes[i - 1], b' ' | b'\t' | b'"' | b'\'') {
+                continue;
+            }
+            if !own
+                && !bytes[..i]
+                    .iter()
+                    .rev()
+                    .take_while(|b| !b.is_ascii_whitespace())
+                    .any(|b| *b == b'-')
+            {
                 continue;
             }
             let mut at = i + flag.len();
@@ -940,6 +959,28 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
     };
     match word {
         b"-p " | b"Server(" | b"scotty " => return next_is_digit(end),
+        // `ServerSocket(3000)`, `InetSocketAddress("0.0.0.0", 8000)`; not `WebSocket(url)`.
+        b"Socket(" => {
+            let args = &bytes[end..bytes.len().min(end + 80)];
+            let close = args
+                .iter()
+                .position(|b| matches!(b, b')' | b'\n'))
+                .unwrap_or(args.len());
+            return args[..close].iter().any(u8::is_ascii_digit);
+        }
+        // `-b 0.0.0.0:8000`, `--bind :8000`.
+        b"-b " | b"--bind" => {
+            let rest = &bytes[end..bytes.len().min(end + 64)];
+            let token_end = rest
+                .iter()
+                .skip_while(|b| matches!(b, b' ' | b'='))
+                .position(|b| b.is_ascii_whitespace() || matches!(b, b'"' | b'\''))
+                .unwrap_or(rest.len());
+            let token = &rest[..token_end.min(rest.len())];
+            return token
+                .windows(2)
+                .any(|w| w[0] == b':' && w[1].is_ascii_digit());
+        }
         // `Listen 8000`, `Listen *:80`, `addHttpListener(8000`.
         b"Listen" => {
             let rest = &bytes[end..bytes.len().min(end + 8)];
@@ -956,17 +997,57 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
     else {
         return true;
     };
-    let Some(before) = p.checked_sub(1).map(|i| bytes[i]) else {
-        return true;
-    };
-    match bytes[p] {
+    let before = p.checked_sub(1).map(|i| bytes[i]);
+    let name_ok = match bytes[p] {
         // `import`, `export`, `report`, `support`, `import_module`; `_port`, `.port` pass.
-        b'p' => !before.is_ascii_alphabetic(),
+        b'p' => !before.is_some_and(|b| b.is_ascii_alphabetic()),
         // `IMPORT`, `REPORT`; `HTTP_PORT` passes.
-        _ if bytes[p + 1] == b'O' => !before.is_ascii_uppercase(),
+        _ if bytes[p + 1] == b'O' => !before.is_some_and(|b| b.is_ascii_uppercase()),
         // `Port` with a capital is a name of its own (`Port:`) or camel case (`containerPort`).
         _ => true,
+    };
+    name_ok && assigned_after(bytes, p + 4, bytes[p + 1] == b'O')
+}
+
+/// Whether what follows a port word (from `at`, the rest of its name skipped) gives it a value
+/// the generic layer reads: an operator (`:`, `=`, `(`, `,`, `|`, `?`, `>`), a number, a
+/// quoted label (`port "http" {`), `-forward`, or the end of the line after an upper-case name
+/// (`name: PORT`, its `value:` below). Prose (`the port is`) and code that only mentions a
+/// port (`port.close()`) are not.
+fn assigned_after(bytes: &[u8], at: usize, upper: bool) -> bool {
+    let mut i = at;
+    let name_end = bytes[at..]
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-')))
+        .map_or(bytes.len(), |k| at + k);
+    if bytes[at..name_end].starts_with(b"-forward") {
+        return true;
     }
+    // `port "http" {` (HCL): the line opens a block.
+    let line_end = memchr::memchr(b'\n', &bytes[name_end..]).map_or(bytes.len(), |k| name_end + k);
+    if bytes[name_end..line_end].trim_ascii_end().ends_with(b"{") {
+        return true;
+    }
+    i = i.max(name_end);
+    let mut skipped = 0;
+    while let Some(&b) = bytes.get(i) {
+        if matches!(b, b' ' | b'\t') && i < line_end {
+            i += 1;
+            continue;
+        }
+        if matches!(b, b'"' | b'\'' | b']' | b'`') && skipped < 4 {
+            i += 1;
+            skipped += 1;
+            continue;
+        }
+        return match b {
+            b':' | b'=' | b'(' | b',' | b'|' | b'?' | b'>' => true,
+            b'0'..=b'9' | b'"' | b'{' => true,
+            b'\n' | b'\r' => upper,
+            _ => false,
+        };
+    }
+    upper
 }
 
 /// A port number starting exactly at `at` of `text`, as a candidate.

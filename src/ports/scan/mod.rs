@@ -437,6 +437,7 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
                 | "rst"
                 | "txt"
                 | "adoc"
+                | "ipynb"
         ) =>
         {
             FileKind::Text(CommentStyle::None)
@@ -832,9 +833,8 @@ fn detect(
     let ecosystem = out.len();
     files::local_urls(&masked, &mut out);
     files::host_port_fields(&masked, &mut out);
-    // The generic layer reads only the lines no ecosystem detector spoke of: a detector that
-    // read a line knows better (`${ADMIN_PORT:-8000}:80` with `ADMIN_PORT` set in `.env`); and
-    // it adds no port a local address on the line already gave.
+    // The generic layer adds only what the detectors did not find: no port a detector or a
+    // local address gave on the same line.
     let mut general = Vec::new();
     generic::port_settings(&masked, &mut general);
     generic::urls(&masked, &mut general);
@@ -847,15 +847,24 @@ fn detect(
         let is_bind_setting = |i: usize| i >= first_bind;
         let newlines: Vec<usize> = memchr::memchr_iter(b'\n', masked.as_bytes()).collect();
         let line_of = |offset: usize| newlines.partition_point(|&n| n < offset);
-        let known: std::collections::HashSet<usize> =
-            out[..ecosystem].iter().map(|c| line_of(c.offset)).collect();
+        // Where a detector resolves variables (Compose's `${VAR:-default}` from `.env`, a
+        // Dockerfile's `ARG`, `package.json` against `.env`), a number it did not report on a
+        // line it read is a dead default: the whole line is its. Elsewhere, only its ports.
+        let resolves = matches!(
+            kind,
+            FileKind::Compose | FileKind::Env | FileKind::PackageJson | FileKind::Dockerfile
+        );
+        let known: std::collections::HashSet<(usize, Option<u16>)> = out[..ecosystem]
+            .iter()
+            .map(|c| (line_of(c.offset), (!resolves).then_some(c.port)))
+            .collect();
         let mut added: Vec<(usize, u16)> = out[ecosystem..]
             .iter()
             .map(|c| (line_of(c.offset), c.port))
             .collect();
         for (n, c) in general.into_iter().enumerate() {
             let line = line_of(c.offset);
-            if known.contains(&line) {
+            if known.contains(&(line, None)) || known.contains(&(line, Some(c.port))) {
                 continue;
             }
             if let Some(i) = added.iter().position(|&a| a == (line, c.port)) {

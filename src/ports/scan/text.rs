@@ -63,6 +63,10 @@ fn hash_comment_start(line: &[u8], style: CommentStyle) -> Option<usize> {
     match style {
         CommentStyle::HashLineStart => return (line[first] == b'#').then_some(first),
         CommentStyle::IniLine => return matches!(line[first], b'#' | b';').then_some(first),
+        // A line opened by `;` is an INI-style comment in the `.conf` and `.cfg` files that
+        // use `#` elsewhere (`; xmlrpc_port = 3000`); no language read this way starts a line
+        // with it.
+        CommentStyle::Hash if line[first] == b';' => return Some(first),
         _ => {}
     }
     let mut quote: Option<u8> = None;
