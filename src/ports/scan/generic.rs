@@ -243,6 +243,9 @@ fn value_end(value: &str) -> usize {
 
 /// Port names given numbers, blocks they open, and `name: PORT` entries.
 pub(crate) fn port_settings(text: &str, out: &mut Vec<Candidate>) {
+    if find_port(text).is_none() {
+        return;
+    }
     let lines = lines_at(text);
     for (n, &(start, line)) in lines.iter().enumerate() {
         let bytes = line.as_bytes();
@@ -329,6 +332,16 @@ fn continued_default(lines: &[(usize, &str)], n: usize, name: &str, out: &mut Ve
 /// `address: ":8000"`: a setting named for a listening address, given one; a bind wherever
 /// it is written, tests included.
 pub(crate) fn bind_settings(text: &str, out: &mut Vec<Candidate>) {
+    // Most files name no such setting: nothing to split into lines.
+    let words: [&[u8]; 8] = [
+        b"bind", b"BIND", b"Bind", b"listen", b"LISTEN", b"ddr", b"DDR", b"Listen",
+    ];
+    if !words
+        .iter()
+        .any(|w| memchr::memmem::find(text.as_bytes(), w).is_some())
+    {
+        return;
+    }
     for (start, line) in lines_at(text) {
         let trimmed = line.trim_start();
         let Some(eq) = trimmed.find(['=', ':']) else {
@@ -730,7 +743,14 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
     for i in memchr::memmem::find_iter(bytes, b"Listener(") {
         number_here(text, i + 9, "a listener on", out);
     }
-    // `Listen 8000` (Apache) and `<VirtualHost *:8000>`.
+    // `Listen 8000` (Apache) and `<VirtualHost *:8000>`; `EXPOSE`, Vagrant's forwarded ports.
+    let line_words: [&[u8]; 4] = [b"Listen ", b"<VirtualHost ", b"EXPOSE ", b"forwarded_port"];
+    if !line_words
+        .iter()
+        .any(|w| memchr::memmem::find(bytes, w).is_some())
+    {
+        return;
+    }
     for (start, line) in lines_at(text) {
         let trimmed = line.trim_start();
         let lead = line.len() - trimmed.len();
