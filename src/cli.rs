@@ -15,10 +15,12 @@ Exit status:
 Environment:
   NO_COLOR, CLICOLOR_FORCE, TERM  colour (see --color)
   GITHUB_ACTIONS=true             GitHub mode: groups, annotations, $GITHUB_STEP_SUMMARY,
-                                  $GITHUB_OUTPUT (status, junit)
+                                  $GITHUB_OUTPUT (status, junit, outputs)
   DATABASE_URL                    backups restore's URL when --url is not given
   DOCKER_HOST                     the Docker engine of blue-green and ports --live
   PORTCULLIS_SKIP=1               the git hook (`hook run`) skips the pipeline, and only it
+  PORTCULLIS_OUTPUT_<STAGE>__<KEY>  with --only, the value of `${STAGE.KEY}` for a stage left
+                                  out (`-` in STAGE and KEY written `_`)
 Stages get PORTCULLIS_RUN_ID, PORTCULLIS_RUN_DIR, PORTCULLIS_STAGE, PORTCULLIS_STATUS and
 PORTCULLIS_OUTPUT (a file of KEY=VALUE lines, their outputs).";
 
@@ -125,6 +127,9 @@ pub(crate) struct RunArgs {
     /// `human` (default) or `json`: the live log stays on stderr and stdout gets the run's `summary.json` at the end (with `--dry-run`: the plan as `plan --format json`).
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub(crate) format: OutputFormat,
+    /// Also write the outputs the stages published to FILE, as `PORTCULLIS_OUTPUT_<STAGE>__<KEY>=VALUE` lines (a GitLab dotenv report); outputs that hold a secret are left out.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) output_env: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

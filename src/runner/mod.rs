@@ -35,6 +35,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::pipeline::{Condition, Pipeline, StageIdx};
+use crate::config::template::Outputs;
 use crate::plan::Selection;
 use crate::redact::Redactor;
 use crate::supervisor::Signals;
@@ -57,6 +58,16 @@ pub(crate) struct RunSetup {
     /// without duplicate names ([`dedup_env`]).
     pub(crate) base_env: Vec<(String, String)>,
     pub(crate) redactor: Arc<Redactor>,
+    /// Outputs of stages this run leaves out, given from outside ([`crate::handoff`]), for the
+    /// stages that read them.
+    pub(crate) given_outputs: Outputs,
+}
+
+/// How a run ended, and what its stages published.
+pub(crate) struct RunEnd {
+    pub(crate) status: RunStatus,
+    /// Unmasked outputs of the stages that ran and passed here (given ones are not included).
+    pub(crate) outputs: Outputs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +117,7 @@ impl Dispatcher {
     pub(crate) fn new(pipeline: Arc<Pipeline>, setup: RunSetup, emitter: Emitter) -> Dispatcher {
         let (tx, rx) = mpsc::channel(64);
         let states = vec![State::Pending; pipeline.stages.len()];
+        let outputs = Arc::new(setup.given_outputs.clone());
         Dispatcher {
             pipeline,
             setup: Arc::new(setup),
@@ -113,7 +125,7 @@ impl Dispatcher {
             states,
             running: 0,
             passed_order: Vec::new(),
-            outputs: Arc::default(),
+            outputs,
             first_failure: None,
             aborted: false,
             interrupted: false,
@@ -129,7 +141,7 @@ impl Dispatcher {
 
     /// Runs the pipeline to its end and returns how it ended, listening to `signals` (created
     /// by the caller before anything else, so no interrupt is ever lost).
-    pub(crate) async fn run_with(mut self, mut signals: Signals) -> RunStatus {
+    pub(crate) async fn run_with(mut self, mut signals: Signals) -> RunEnd {
         let start = Instant::now();
         // Names two stages share; those stages are told apart by their id in reports.
         let mut seen = HashSet::new();
@@ -238,7 +250,14 @@ impl Dispatcher {
                 duration: start.elapsed(),
             })
             .await;
-        status
+        let mut outputs = Arc::unwrap_or_clone(self.outputs);
+        let selected = &self.setup.selection.selected;
+        outputs.retain(|stage, _| {
+            self.pipeline
+                .stage_by_name(stage)
+                .is_some_and(|idx| selected[idx.0])
+        });
+        RunEnd { status, outputs }
     }
 
     fn all_settled(&self) -> bool {

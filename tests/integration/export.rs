@@ -215,3 +215,161 @@ fn export_of_an_invalid_pipeline_fails_with_its_diagnostics() {
     assert!(out.stdout.is_empty(), "{out:?}");
     assert!(out.stderr.contains("unknown key `runn`"), "{out:?}");
 }
+
+/// Two stages that pass an output, as an exported pipeline runs them: each in its own run.
+const HANDOFF: &str = r#"version: 1
+secrets:
+  TOKEN: { env: HANDOFF_TOKEN }
+stages:
+  build:
+    run: |
+      echo "version=1.4 \"rc\"" >> "$PORTCULLIS_OUTPUT"
+      echo "auth=Bearer ${TOKEN}" >> "$PORTCULLIS_OUTPUT"
+      printf 'notes<<EOF\nline one\nline two\nEOF\n' >> "$PORTCULLIS_OUTPUT"
+      echo 'price=$5' >> "$PORTCULLIS_OUTPUT"
+  package:
+    needs: [build]
+    run: "true"
+  deploy:
+    needs: [package]
+    run: echo "deploying ${build.version}"
+"#;
+
+#[test]
+fn run_only_takes_the_outputs_of_stages_it_leaves_out_from_the_environment() {
+    let t = Test::new()
+        .pipeline("handoff", HANDOFF)
+        .env("HANDOFF_TOKEN", "tok-0123456789");
+    let out = t.run(&["run", "handoff", "--only", "deploy"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "warning: `${build.version}` has no value here: stage `build` does not run in this \
+             run and `PORTCULLIS_OUTPUT_build__version` is not set"
+        ),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("`${build.version}`: stage `build` published no output `version`"),
+        "{out:?}"
+    );
+
+    let t = t.env("PORTCULLIS_OUTPUT_build__version", "2.0 final");
+    let out = t.run(&["run", "handoff", "--only", "deploy"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("has no value here"), "{out:?}");
+    assert_eq!(t.log("deploy"), "deploying 2.0 final\n");
+    // The stage left out is still reported as not selected, with no outputs of its own.
+    let summary: serde_json::Value =
+        serde_json::from_str(&t.read(".portcullis/runs/latest/summary.json")).expect("JSON");
+    let build = summary["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["id"] == "build")
+        .expect("build");
+    assert_eq!(build["status"], "skipped", "{summary}");
+}
+
+#[test]
+fn run_hands_on_its_outputs_as_dotenv_and_github_json_but_never_a_secret() {
+    let t = Test::new()
+        .pipeline("handoff", HANDOFF)
+        .env("HANDOFF_TOKEN", "tok-0123456789");
+    let out = t
+        .github(&[
+            "run",
+            "handoff",
+            "--only",
+            "build",
+            "--output-env",
+            "out/outputs.env",
+        ])
+        .output()
+        .expect("run portcullis");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // One dotenv line per output a line can carry.
+    assert_eq!(
+        t.read("out/outputs.env"),
+        "PORTCULLIS_OUTPUT_build__version=1.4 \"rc\"\n"
+    );
+    for (key, why) in [
+        ("auth", "holds a secret's value"),
+        ("notes", "holds a line break, a `$` or blanks at an end"),
+        ("price", "holds a line break, a `$` or blanks at an end"),
+    ] {
+        assert!(
+            stderr.contains(&format!("warning: output `build.{key}` {why}")),
+            "{key}: {stderr}"
+        );
+    }
+    // The action's `outputs`: every output but the secret, by stage then key.
+    let output = t.github_output();
+    let json = output
+        .split("outputs<<")
+        .nth(1)
+        .and_then(|rest| rest.lines().nth(1))
+        .expect("an `outputs` entry in $GITHUB_OUTPUT");
+    let outputs: serde_json::Value = serde_json::from_str(json).expect("JSON");
+    assert_eq!(
+        outputs,
+        serde_json::json!({"build": {
+            "notes": "line one\nline two",
+            "price": "$5",
+            "version": "1.4 \"rc\"",
+        }})
+    );
+    assert!(!output.contains("tok-0123456789"), "{output}");
+}
+
+#[test]
+fn a_run_that_leaves_stages_out_needs_only_the_secrets_its_stages_read() {
+    let pipeline = r#"version: 1
+secrets:
+  TOKEN: { env: DEPLOY_TOKEN }
+  DB: { env: DB_URL }
+  KEY: { command: [sh, -c, "touch asked; echo key-0123456789"] }
+stages:
+  migrate:
+    command: [sh, -c, "echo migrating $DB"]
+  notify:
+    run: curl_stub "$TOKEN"; echo "raw $DB_URL"
+"#;
+    let t = Test::new()
+        .pipeline("partial", pipeline)
+        .file("bin/curl_stub", "#!/bin/sh\necho \"sent $1\"\n")
+        .env("DEPLOY_TOKEN", "token-0123456789");
+    std::fs::set_permissions(
+        t.path().join("bin/curl_stub"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let path = format!("{}:/usr/bin:/bin", t.path().join("bin").display());
+    let t = t.env("PATH", &path);
+    // `notify` reads TOKEN only: DB's variable is unset and KEY's command is not run.
+    let out = t.run(&["run", "partial", "--only", "notify"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(t.log("notify"), "sent ***\nraw \n");
+    assert!(!t.path().join("asked").exists(), "KEY's command ran");
+    // A secret the stage does not read is still masked when its variable is set.
+    let t = t.env("DB_URL", "postgres://db-0123456789");
+    let out = t.run(&["run", "partial", "--only", "notify"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(t.log("notify"), "sent ***\nraw ***\n");
+    // The stage that reads DB still needs it, and the whole pipeline needs every secret.
+    let t = Test::new()
+        .pipeline("partial", pipeline)
+        .env("DEPLOY_TOKEN", "token-0123456789");
+    let out = t.run(&["run", "partial", "--only", "migrate"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("secret `DB`: environment variable `DB_URL` is not set"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("secret `TOKEN`"), "{out:?}");
+    let out = t.run(&["run", "partial"]);
+    assert_eq!(out.code, 2, "{out:?}");
+}

@@ -702,7 +702,10 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
         let rest = &bytes[end..bytes.len().min(end + 128)];
         let host = rest
             .iter()
-            .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*' | b'+' | b'@' | b'[' | b']')))
+            .position(|b| {
+                !(b.is_ascii_alphanumeric()
+                    || matches!(b, b'.' | b'-' | b'_' | b'*' | b'+' | b'@' | b'[' | b']'))
+            })
             .unwrap_or(rest.len());
         return rest.get(host) == Some(&b':') && rest.get(host + 1).is_some_and(u8::is_ascii_digit);
     }
