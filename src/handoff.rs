@@ -9,12 +9,20 @@
 //! turns a job's dotenv report into variables of the jobs that need it) or as one [`json`]
 //! object (the portcullis action's `outputs`, which GitHub job outputs pick from).
 //!
+//! How the pipeline stood crosses the same way, as [`UPSTREAM_STATUS`]: a job that runs an
+//! `if: failure` stage runs only because an earlier job failed, and its run must know that.
+//!
 //! An output that holds a secret's value is never handed on: the reports show it masked, so
 //! what would arrive is `***`, and both engines refuse or hide such values anyway. The stage that
 //! reads it then fails, as it would if the output had not been published, and the warning says
 //! why.
 
 use std::collections::HashMap;
+
+/// The variable that tells a run the pipeline failed (`failed`) or was cancelled (`cancelled`)
+/// in another run before it: its `if: failure` stages run and `$PORTCULLIS_STATUS` starts there.
+/// `--output-env` writes it when the run failed, so that GitLab passes it on with the outputs.
+pub(crate) const UPSTREAM_STATUS: &str = "PORTCULLIS_UPSTREAM_STATUS";
 
 use crate::config::pipeline::Pipeline;
 use crate::config::template::Outputs;

@@ -18,6 +18,7 @@ use crate::report::junit::JunitReport;
 use crate::report::terminal::{TerminalMode, TerminalReporter};
 use crate::report::{ReportError, Reporters};
 use crate::runner::emitter::Emitter;
+use crate::runner::events::RunStatus;
 use crate::runner::{Dispatcher, RunSetup};
 use crate::supervisor::{self, Signals};
 use crate::{config, run_dir, secrets};
@@ -115,6 +116,9 @@ async fn run_pipeline(
     let given = crate::handoff::given(&pipeline, &selection.selected, &|name| {
         std::env::var(name).ok()
     });
+    let upstream = std::env::var(crate::handoff::UPSTREAM_STATUS)
+        .ok()
+        .and_then(|v| crate::runner::UpstreamStatus::parse(&v));
     for (stage, key, variable) in &given.missing {
         crate::commands::print_warning(&format!(
             "`${{{stage}.{key}}}` has no value here: stage `{stage}` does not run in this run \
@@ -225,6 +229,7 @@ async fn run_pipeline(
         base_env: crate::runner::dedup_env(base_env),
         redactor: redactor.clone(),
         given_outputs: given.outputs,
+        upstream,
     };
     let pipeline = Arc::new(pipeline);
     let end = Dispatcher::new(pipeline.clone(), setup, emitter)
@@ -250,8 +255,21 @@ async fn run_pipeline(
         }
     }
     if let Some(path) = &args.output_env {
-        let (text, warnings) =
+        let (mut text, warnings) =
             crate::handoff::dotenv(&pipeline, &end.outputs, &redactor, "`--output-env`");
+        // Jobs that need this one learn that the pipeline has failed, as `if: failure` and
+        // `$PORTCULLIS_STATUS` would have in one run.
+        let failed = match status {
+            RunStatus::Failed => Some("failed"),
+            RunStatus::Interrupted => Some("cancelled"),
+            RunStatus::Passed => upstream.map(|u| match u {
+                crate::runner::UpstreamStatus::Failed => "failed",
+                crate::runner::UpstreamStatus::Cancelled => "cancelled",
+            }),
+        };
+        if let Some(failed) = failed {
+            text.push_str(&format!("{}={failed}\n", crate::handoff::UPSTREAM_STATUS));
+        }
         for warning in &warnings {
             crate::commands::print_warning(warning);
         }

@@ -61,6 +61,28 @@ pub(crate) struct RunSetup {
     /// Outputs of stages this run leaves out, given from outside ([`crate::handoff`]), for the
     /// stages that read them.
     pub(crate) given_outputs: Outputs,
+    /// How the pipeline stood before this run, when another run (an earlier job of an exported
+    /// pipeline) failed or was cancelled: `if: failure` stages run, and `PORTCULLIS_STATUS`
+    /// starts there. This run's own status still counts only its own stages.
+    pub(crate) upstream: Option<UpstreamStatus>,
+}
+
+/// A status given from outside through `PORTCULLIS_UPSTREAM_STATUS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpstreamStatus {
+    Failed,
+    Cancelled,
+}
+
+impl UpstreamStatus {
+    /// The variable's value: `failed` or `cancelled`; anything else (`passed`, empty) is none.
+    pub(crate) fn parse(value: &str) -> Option<UpstreamStatus> {
+        match value {
+            "failed" => Some(UpstreamStatus::Failed),
+            "cancelled" => Some(UpstreamStatus::Cancelled),
+            _ => None,
+        }
+    }
 }
 
 /// How a run ended, and what its stages published.
@@ -279,7 +301,11 @@ impl Dispatcher {
         } else if self.first_failure.is_some() {
             "failed"
         } else {
-            "passed"
+            match self.setup.upstream {
+                Some(UpstreamStatus::Failed) => "failed",
+                Some(UpstreamStatus::Cancelled) => "cancelled",
+                None => "passed",
+            }
         }
     }
 
@@ -393,7 +419,10 @@ impl Dispatcher {
                 if self.kill_now.is_cancelled() {
                     return Decision::Skip("not started: the run was killed".into());
                 }
-                if stage.condition == Condition::Failure && !self.run_failed() {
+                if stage.condition == Condition::Failure
+                    && !self.run_failed()
+                    && self.setup.upstream.is_none()
+                {
                     return Decision::Skip(
                         "runs only when the pipeline fails (`if: failure`)".into(),
                     );
