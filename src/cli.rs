@@ -71,7 +71,7 @@ pub(crate) enum Command {
     Hook(HookArgs),
     /// Print a JSON Schema of the pipeline format, for editor completion and checks.
     Schema,
-    /// Write a pipeline as another CI system's workflow: `export github [PIPELINE]`.
+    /// Write a pipeline as another CI system's workflow: `export github|gitlab [PIPELINE]`.
     Export(ExportArgs),
     /// Check the port law: forbidden, unlisted and missing listeners (`--live`: on this machine now).
     Ports(PortsArgs),
@@ -252,7 +252,7 @@ pub(crate) struct ExportArgs {
     /// Pipeline name (`deploy` for `pipelines/deploy.yml`) or path.
     #[arg(add = pipelines())]
     pub(crate) pipeline: Option<String>,
-    /// The portcullis GitHub Action each job runs (`./` when this repository holds it).
+    /// The portcullis GitHub Action each job runs (`./` when this repository holds it); GitHub only.
     #[arg(
         long = "action",
         value_name = "REF",
@@ -265,6 +265,8 @@ pub(crate) struct ExportArgs {
 pub(crate) enum ExportTarget {
     /// A GitHub Actions workflow: one job per stage.
     Github,
+    /// A `.gitlab-ci.yml`: one job per stage.
+    Gitlab,
 }
 
 #[derive(Debug, Args)]

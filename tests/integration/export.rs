@@ -128,8 +128,28 @@ fn exported_workflows_keep_every_stage_needs_and_condition() {
             } else {
                 list(&stage["needs"])
             };
+            // A job also needs the stages whose outputs it reads (engines pass outputs only
+            // from the jobs a job needs), and a conditional one every stage before it.
+            let text = stage.to_string();
+            expected_needs.extend(
+                references(&text)
+                    .into_iter()
+                    .filter_map(|r| r.split_once('.').map(|(s, _)| s.to_owned())),
+            );
+            if stage["if"].as_str().is_some_and(|c| c != "success") {
+                let mut stack = expected_needs.clone();
+                while let Some(n) = stack.pop() {
+                    for up in list(&stages[&n]["needs"]) {
+                        if !expected_needs.contains(&up) {
+                            expected_needs.push(up.clone());
+                            stack.push(up);
+                        }
+                    }
+                }
+            }
             // The order of needs means nothing to either scheduler.
             expected_needs.sort();
+            expected_needs.dedup();
             let mut needs = list(&job["needs"]);
             needs.sort();
             assert_eq!(needs, expected_needs, "{pipeline}: `{id}` needs");
@@ -146,18 +166,53 @@ fn exported_workflows_keep_every_stage_needs_and_condition() {
             assert_eq!(step["uses"], "portcullis/portcullis@v1");
             assert_eq!(step["with"]["pipeline"], pipeline.as_str());
             assert_eq!(step["with"]["args"], format!("--only {id}"));
-            if let Some(secrets) = source["secrets"].as_object() {
-                for (name, from) in secrets {
-                    let var = from["env"].as_str().unwrap_or(name);
-                    assert_eq!(
-                        step["env"][var],
-                        format!("${{{{ secrets.{var} }}}}"),
-                        "{pipeline}: `{id}` maps secret `{name}`"
-                    );
+            assert_eq!(step["with"]["junit"], "portcullis-junit.xml");
+            assert_eq!(step["with"]["working-directory"], ".");
+            // Every secret the stage names with `${NAME}` is mapped, and nothing else but
+            // outputs and the upstream status reaches the step.
+            let secrets = source["secrets"].as_object().cloned().unwrap_or_default();
+            let var_of =
+                |name: &str| -> String { secrets[name]["env"].as_str().unwrap_or(name).to_owned() };
+            for name in references(&text)
+                .iter()
+                .filter(|r| secrets.contains_key(*r))
+            {
+                let var = var_of(name);
+                assert_eq!(
+                    step["env"][&var],
+                    format!("${{{{ secrets.{var} }}}}"),
+                    "{pipeline}: `{id}` maps secret `{name}`"
+                );
+            }
+            for (var, value) in step["env"].as_object().into_iter().flatten() {
+                let value = value.as_str().expect("a string");
+                if var.starts_with("PORTCULLIS_") {
+                    assert!(!value.contains("secrets."), "{pipeline}: `{id}` {var}");
+                    continue;
                 }
+                assert!(
+                    secrets.keys().any(|name| var_of(name) == *var),
+                    "{pipeline}: `{id}` gets `{var}`, which is no secret's"
+                );
             }
         }
     }
+}
+
+/// The `${...}` references in a text (in JSON, as serde writes it), without `$${...}`.
+fn references(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(pos) = rest.find("${") {
+        let escaped = rest[..pos].ends_with('$');
+        let body = &rest[pos + 2..];
+        let Some(end) = body.find('}') else { break };
+        if !escaped {
+            found.push(body[..end].to_owned());
+        }
+        rest = &body[end..];
+    }
+    found
 }
 
 #[test]
@@ -184,23 +239,37 @@ stages:
     command: ["true"]
   cleanup:
     if: always
-    run: "true"
+    run: echo "${TOKEN}"
 "#,
     );
     let workflow = export(t.path(), "release", &[]);
     let has = |text: &str| assert!(workflow.contains(text), "no `{text}` in:\n{workflow}");
     has("name: \"release: eu\"\n");
     has("\n  stage-1st-2:\n");
-    has("\n  stage-1st:\n    # Reads `${1st.version}`");
     has("needs: [stage-1st-2]\n");
+    // `1st`'s output leaves its job as a job output and reaches `stage-1st`'s step.
+    has(
+        "    outputs:\n      version: \"${{ fromJSON(steps.gate.outputs.outputs || '{}')['1st']['version'] }}\"\n",
+    );
+    has("PORTCULLIS_OUTPUT_1st__version: \"${{ needs.stage-1st-2.outputs.version }}\"\n");
     has("\n  \"on\":\n");
-    has("needs: [stage-1st]\n    if: failure()\n");
+    // A conditional stage needs every stage before it, and learns whether one failed.
+    has("needs: [stage-1st-2, stage-1st]\n    if: failure()\n");
     has("Its rollback never runs here");
     has("needs: [stage-1st-2, stage-1st, \"on\"]\n    if: always()\n");
+    has(
+        "PORTCULLIS_UPSTREAM_STATUS: \"${{ contains(needs.*.result, 'failure') && 'failed' || 'passed' }}\"\n",
+    );
     // Three attempts of 90s and waits of 30s and 60s: 6 minutes.
     has("timeout-minutes: 6\n");
-    has("CI_TOKEN: \"${{ secrets.CI_TOKEN }}\"\n");
-    has("KEY: \"${{ secrets.KEY }}\"\n");
+    // Only `cleanup` reads TOKEN, and no stage reads KEY.
+    assert_eq!(
+        workflow
+            .matches("CI_TOKEN: \"${{ secrets.CI_TOKEN }}\"\n")
+            .count(),
+        1
+    );
+    assert!(!workflow.contains("secrets.KEY"), "{workflow}");
     has("# Secret `KEY` is read from the file `/run/key`");
     std::fs::create_dir_all(t.path().join(".github/workflows")).expect("mkdir");
     std::fs::write(t.path().join(".github/workflows/release.yml"), &workflow).expect("write");
