@@ -189,9 +189,10 @@ fn outcome(
     runs: &HashMap<String, StageRun>,
     started: &[String],
 ) -> Outcome {
+    // Skipped jobs, and jobs that failed before portcullis ran.
     let mut not_run: Vec<String> = order
         .iter()
-        .filter(|j| ended[*j] == JobEnd::Skipped)
+        .filter(|j| ended[*j] == JobEnd::Skipped || !started.contains(*j))
         .map(|j| stage_of_job[j].clone())
         .collect();
     let mut ran = Vec::new();
@@ -488,13 +489,15 @@ fn gitlab_dotenv(text: &str) -> Vec<(String, String)> {
     vars
 }
 
-/// Runs an exported `.gitlab-ci.yml` as GitLab would.
+/// Runs an exported `.gitlab-ci.yml` as GitLab would; with `installed`, an image that has
+/// portcullis on its PATH, else one where the jobs install it.
 fn gitlab_run(
     project: &Path,
     config: &Value,
     project_variables: &[(String, String)],
     env: &[(String, String)],
     work: &Path,
+    installed: bool,
 ) -> Outcome {
     let top = config.as_object().expect("a mapping");
     let mut jobs: Vec<(String, Value)> = Vec::new();
@@ -583,11 +586,12 @@ fn gitlab_run(
         }
         vars.extend(project_variables.iter().cloned());
         vars.push(("CI_PROJECT_DIR".into(), dir.display().to_string()));
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
+        let system = std::env::var("PATH").unwrap_or_default();
+        let path = if installed {
+            format!("{}:{system}", bin.display())
+        } else {
+            system
+        };
         vars.push(("PATH".into(), path));
         let mut script = String::from("set -eo pipefail\n");
         for key in ["before_script", "script"] {
@@ -610,11 +614,15 @@ fn gitlab_run(
             dotenvs.insert(job.to_owned(), gitlab_dotenv(&text));
         }
         let junit = dir.join(reports["junit"].as_str().expect("a junit report"));
-        assert!(
-            junit.is_file(),
-            "{job}: no JUnit report at {}",
-            junit.display()
-        );
+        if !junit.is_file() {
+            // portcullis never ran (its install failed); GitLab says the report is missing.
+            assert!(
+                !out.status.success(),
+                "{job}: passed without a JUnit report at {}",
+                junit.display()
+            );
+            return JobEnd::Failure;
+        }
         assert_schema_valid(&junit);
         let workdir = junit.parent().expect("the report's folder").to_path_buf();
         runs.insert(job.to_owned(), stage_of(&workdir, &stage_of_job[job]));
@@ -695,7 +703,14 @@ fn round_trip(
         &env,
         work.path(),
     );
-    let gitlab = gitlab_run(project, &config, &project_variables, &env, work.path());
+    let gitlab = gitlab_run(
+        project,
+        &config,
+        &project_variables,
+        &env,
+        work.path(),
+        true,
+    );
     assert_eq!(github, plain, "GitHub against a plain run of {pipeline}");
     assert_eq!(gitlab, plain, "GitLab against a plain run of {pipeline}");
     Some([plain, github, gitlab])
@@ -837,7 +852,7 @@ fn the_demo_exported_runs_to_the_end_with_its_version_passed_to_deploy() {
         &[],
         work.path(),
     );
-    let gitlab = gitlab_run(t.path(), &config, &[], &[], work.path());
+    let gitlab = gitlab_run(t.path(), &config, &[], &[], work.path(), true);
     for (engine, outcome) in [("plain", &plain), ("GitHub", &github), ("GitLab", &gitlab)] {
         let order: Vec<&str> = outcome.ran.iter().map(|(s, _)| s.as_str()).collect();
         assert_eq!(
@@ -883,6 +898,81 @@ fn the_demo_exported_runs_to_the_end_with_its_version_passed_to_deploy() {
         .expect("deploy's log");
         assert_eq!(log, format!("switched traffic to {version}\n"), "{engine}");
     }
+}
+
+#[test]
+fn gitlab_jobs_install_portcullis_from_the_release_and_run_in_the_project_folder() {
+    // A repository whose portcullis project is the folder `app`.
+    let t = Test::new().file(
+        "app/pipelines/one.yml",
+        "version: 1\nstages:\n  a:\n    run: echo \"n=7\" >> \"$PORTCULLIS_OUTPUT\"\n  b:\n    needs: [a]\n    run: echo \"got ${a.n}\"\n",
+    );
+    let git = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(t.path())
+        .status()
+        .expect("git init");
+    assert!(git.success());
+    let work = tempfile::tempdir().expect("temp dir");
+    let Some(config) = exported(&t.path().join("app"), "one", "gitlab", work.path()) else {
+        return;
+    };
+    assert_eq!(
+        config["a"]["script"][0], "cd app",
+        "the job runs in the project's folder"
+    );
+    assert_eq!(
+        config[".portcullis"]["artifacts"]["reports"]["dotenv"],
+        "app/portcullis-outputs.env"
+    );
+    // A release as the download base serves it: the archive and its SHA256SUMS line.
+    let version = config["variables"]["PORTCULLIS_VERSION"]
+        .as_str()
+        .expect("a version");
+    let asset = format!("portcullis-{version}-x86_64-unknown-linux-musl.tar.gz");
+    let release = work.path().join("release").join(version);
+    let stage = work.path().join("archive");
+    std::fs::create_dir_all(&release).expect("mkdir");
+    std::fs::create_dir_all(&stage).expect("mkdir");
+    std::fs::copy(BIN, stage.join("portcullis")).expect("copy the binary");
+    let tar = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -cf - -C '{}' portcullis | gzip -1 > '{}' && cd '{}' && sha256sum '{asset}' > SHA256SUMS",
+            stage.display(),
+            release.join(&asset).display(),
+            release.display()
+        ))
+        .status()
+        .expect("make the release");
+    assert!(tar.success());
+    let base = format!("file://{}", work.path().join("release").display());
+    let variables = [("PORTCULLIS_DOWNLOAD_BASE".to_owned(), base)];
+    let gitlab = gitlab_run(t.path(), &config, &variables, &[], work.path(), false);
+    let plain = plain_run(&t.path().join("app"), "one", &[], work.path());
+    assert_eq!(gitlab, plain);
+    assert_eq!(plain.logs["b"], "got 7\n");
+    for job in ["a", "b"] {
+        let installed = work
+            .path()
+            .join(format!("gitlab-{job}/.portcullis/bin/portcullis"));
+        assert!(installed.is_file(), "{job} did not install portcullis");
+    }
+    // A damaged download is refused before it is unpacked.
+    std::fs::write(
+        release.join("SHA256SUMS"),
+        format!("{}  {asset}\n", "0".repeat(64)),
+    )
+    .expect("write");
+    let work = tempfile::tempdir().expect("temp dir");
+    let gitlab = gitlab_run(t.path(), &config, &variables, &[], work.path(), false);
+    assert_eq!(gitlab.ran, Vec::<(String, String)>::new(), "{gitlab:?}");
+    assert!(
+        !work
+            .path()
+            .join("gitlab-a/.portcullis/bin/portcullis")
+            .exists()
+    );
 }
 
 #[test]
