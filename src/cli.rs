@@ -15,10 +15,12 @@ Exit status:
 Environment:
   NO_COLOR, CLICOLOR_FORCE, TERM  colour (see --color)
   GITHUB_ACTIONS=true             GitHub mode: groups, annotations, $GITHUB_STEP_SUMMARY,
-                                  $GITHUB_OUTPUT (status, junit)
+                                  $GITHUB_OUTPUT (status, junit, outputs)
   DATABASE_URL                    backups restore's URL when --url is not given
   DOCKER_HOST                     the Docker engine of blue-green and ports --live
   PORTCULLIS_SKIP=1               the git hook (`hook run`) skips the pipeline, and only it
+  PORTCULLIS_OUTPUT_<STAGE>__<KEY>  with --only, the value of `${STAGE.KEY}` for a stage left
+                                  out (`-` in STAGE and KEY written `_`)
 Stages get PORTCULLIS_RUN_ID, PORTCULLIS_RUN_DIR, PORTCULLIS_STAGE, PORTCULLIS_STATUS and
 PORTCULLIS_OUTPUT (a file of KEY=VALUE lines, their outputs).";
 
@@ -69,7 +71,7 @@ pub(crate) enum Command {
     Hook(HookArgs),
     /// Print a JSON Schema of the pipeline format, for editor completion and checks.
     Schema,
-    /// Write a pipeline as another CI system's workflow: `export github [PIPELINE]`.
+    /// Write a pipeline as another CI system's workflow: `export github|gitlab [PIPELINE]`.
     Export(ExportArgs),
     /// Check the port law: forbidden, unlisted and missing listeners (`--live`: on this machine now).
     Ports(PortsArgs),
@@ -125,6 +127,9 @@ pub(crate) struct RunArgs {
     /// `human` (default) or `json`: the live log stays on stderr and stdout gets the run's `summary.json` at the end (with `--dry-run`: the plan as `plan --format json`).
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub(crate) format: OutputFormat,
+    /// Also write the outputs the stages published to FILE, as `PORTCULLIS_OUTPUT_<STAGE>__<KEY>=VALUE` lines (a GitLab dotenv report); outputs that hold a secret are left out.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) output_env: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -247,7 +252,7 @@ pub(crate) struct ExportArgs {
     /// Pipeline name (`deploy` for `pipelines/deploy.yml`) or path.
     #[arg(add = pipelines())]
     pub(crate) pipeline: Option<String>,
-    /// The portcullis GitHub Action each job runs (`./` when this repository holds it).
+    /// The portcullis GitHub Action each job runs (`./` when this repository holds it); GitHub only.
     #[arg(
         long = "action",
         value_name = "REF",
@@ -260,6 +265,8 @@ pub(crate) struct ExportArgs {
 pub(crate) enum ExportTarget {
     /// A GitHub Actions workflow: one job per stage.
     Github,
+    /// A `.gitlab-ci.yml`: one job per stage.
+    Gitlab,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ mod commands;
 mod config;
 pub mod exit_code;
 mod graph;
+mod handoff;
 mod pg;
 mod plan;
 mod ports;

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::{OutputFormat, RunArgs};
 use crate::commands::{Error, load, parse_vars, stderr_color};
-use crate::config::pipeline::Pipeline;
+use crate::config::pipeline::{Pipeline, SecretSource, StageIdx};
 use crate::exit_code;
 use crate::plan::{self, SelectOptions, Selection};
 use crate::redact::{MIN_SECRET_CHARS, Redactor};
@@ -18,6 +18,7 @@ use crate::report::junit::JunitReport;
 use crate::report::terminal::{TerminalMode, TerminalReporter};
 use crate::report::{ReportError, Reporters};
 use crate::runner::emitter::Emitter;
+use crate::runner::events::RunStatus;
 use crate::runner::{Dispatcher, RunSetup};
 use crate::supervisor::{self, Signals};
 use crate::{config, run_dir, secrets};
@@ -87,21 +88,43 @@ async fn run_pipeline(
     let root = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     // Password files a killed run left behind go before anything else runs.
     crate::pg::conn::sweep_stale_passfiles(&std::env::temp_dir());
-    let secret_list: Vec<_> = pipeline
-        .secrets
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let resolving = secrets::resolve(
-        &secret_list,
-        &root,
-        &|name| std::env::var(name).ok(),
-        SECRET_COMMAND_TIMEOUT,
-    );
+    let (secret_list, optional) = secrets_to_resolve(&pipeline, &selection, &root);
+    let resolving = async {
+        let mut resolved = secrets::resolve(
+            &secret_list,
+            &root,
+            &|name| std::env::var(name).ok(),
+            SECRET_COMMAND_TIMEOUT,
+        )
+        .await?;
+        // One at a time, so that one that cannot be read does not take the others with it.
+        for secret in optional {
+            let one = secrets::resolve(
+                std::slice::from_ref(&secret),
+                &root,
+                &|name| std::env::var(name).ok(),
+                SECRET_COMMAND_TIMEOUT,
+            );
+            resolved.extend(one.await.unwrap_or_default());
+        }
+        Ok(resolved)
+    };
     let resolved = tokio::select! {
         resolved = resolving => resolved.map_err(|errors| Error::Secrets { errors })?,
         () = signals.next() => return Err(Error::Interrupted),
     };
+    let given = crate::handoff::given(&pipeline, &selection.selected, &|name| {
+        std::env::var(name).ok()
+    });
+    let upstream = std::env::var(crate::handoff::UPSTREAM_STATUS)
+        .ok()
+        .and_then(|v| crate::runner::UpstreamStatus::parse(&v));
+    for (stage, key, variable) in &given.missing {
+        crate::commands::print_warning(&format!(
+            "`${{{stage}.{key}}}` has no value here: stage `{stage}` does not run in this run \
+             and `{variable}` is not set"
+        ));
+    }
     let redactor = Arc::new(Redactor::new(resolved.iter().map(|(_, v)| v.clone())));
     let maskable = |value: &str| value.trim().chars().count() >= MIN_SECRET_CHARS;
     for (name, _) in resolved.iter().filter(|(_, v)| !maskable(v)) {
@@ -204,11 +227,15 @@ async fn run_pipeline(
         concurrency,
         vars,
         base_env: crate::runner::dedup_env(base_env),
-        redactor,
+        redactor: redactor.clone(),
+        given_outputs: given.outputs,
+        upstream,
     };
-    let status = Dispatcher::new(Arc::new(pipeline), setup, emitter)
+    let pipeline = Arc::new(pipeline);
+    let end = Dispatcher::new(pipeline.clone(), setup, emitter)
         .run_with(signals)
         .await;
+    let status = end.status;
     // Every stage and rollback has stopped its processes by now.
     if let Some(watchdog) = watchdog {
         watchdog.dismiss();
@@ -227,13 +254,45 @@ async fn run_pipeline(
             });
         }
     }
+    if let Some(path) = &args.output_env {
+        let (mut text, warnings) =
+            crate::handoff::dotenv(&pipeline, &end.outputs, &redactor, "`--output-env`");
+        // Jobs that need this one learn that the pipeline has failed, as `if: failure` and
+        // `$PORTCULLIS_STATUS` would have in one run.
+        let failed = match status {
+            RunStatus::Failed => Some("failed"),
+            RunStatus::Interrupted => Some("cancelled"),
+            RunStatus::Passed => upstream.map(|u| match u {
+                crate::runner::UpstreamStatus::Failed => "failed",
+                crate::runner::UpstreamStatus::Cancelled => "cancelled",
+            }),
+        };
+        if let Some(failed) = failed {
+            text.push_str(&format!("{}={failed}\n", crate::handoff::UPSTREAM_STATUS));
+        }
+        for warning in &warnings {
+            crate::commands::print_warning(warning);
+        }
+        if let Err(source) = write_output_env(path, &text) {
+            failures.push(ReportError::OutputEnv {
+                path: path.clone(),
+                source,
+            });
+        }
+    }
     if let Some(github) = &mut reporters.github {
         failures.extend(github.take_summary_error());
         if let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|s| !s.is_empty()) {
             let junit = root.join(targets.last().unwrap_or(&dir));
+            let (outputs, warnings) =
+                crate::handoff::json(&pipeline, &end.outputs, &redactor, "`$GITHUB_OUTPUT`");
+            for warning in &warnings {
+                crate::commands::print_warning(warning);
+            }
             let text = crate::report::github::output_lines(&[
                 ("status", status.as_str()),
                 ("junit", &junit.display().to_string()),
+                ("outputs", &outputs.to_string()),
             ]);
             let written = std::fs::OpenOptions::new()
                 .create(true)
@@ -270,6 +329,52 @@ async fn run_pipeline(
             run: status,
         })
     }
+}
+
+type NamedSecret = (String, SecretSource);
+
+/// The secrets to resolve before the run, and those to resolve only if they can be. A run of the
+/// whole pipeline resolves every secret, and any that cannot be resolved stops it. A run that
+/// leaves stages out (an exported job runs one) needs only the secrets its stages read
+/// ([`Pipeline::secrets_read_by`]): the others are resolved when their variable is set or their
+/// file exists, so that their values are still masked, and are left out otherwise; their
+/// commands are not run.
+fn secrets_to_resolve(
+    pipeline: &Pipeline,
+    selection: &Selection,
+    root: &Path,
+) -> (Vec<NamedSecret>, Vec<NamedSecret>) {
+    let all: Vec<NamedSecret> = pipeline
+        .secrets
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if selection.selected.iter().all(|s| *s) {
+        return (all, Vec::new());
+    }
+    let read: Vec<String> = (0..pipeline.stages.len())
+        .filter(|i| selection.selected[*i])
+        .flat_map(|i| pipeline.secrets_read_by(StageIdx(i)))
+        .collect();
+    let (required, rest): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|(name, _)| read.contains(name));
+    let optional = rest
+        .into_iter()
+        .filter(|(_, source)| match source {
+            SecretSource::Env(var) => std::env::var_os(var).is_some_and(|v| !v.is_empty()),
+            SecretSource::File(path) => root.join(path).is_file(),
+            SecretSource::Command(_) => false,
+        })
+        .collect();
+    (required, optional)
+}
+
+/// Writes the `--output-env` file, creating the folders it goes in.
+fn write_output_env(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, text)
 }
 
 /// Writes one JUnit report, creating the folders it goes in.

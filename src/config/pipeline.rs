@@ -83,6 +83,25 @@ impl Pipeline {
         (vars, env)
     }
 
+    /// The secrets stage `idx` reads, in the order of `secrets:`: those its own templates name
+    /// (`run`, `command`, `with`, `env`, `workdir`, rollback included), as `${NAME}` or, for a
+    /// shell or a program to read from the environment, as `$NAME` or `$${NAME}`, and those the
+    /// pipeline's `env` names, since every stage gets that env. A program that reads a secret
+    /// from its environment without the stage naming it is not seen.
+    pub(crate) fn secrets_read_by(&self, idx: StageIdx) -> Vec<String> {
+        let templates: Vec<Template> = self
+            .env
+            .values()
+            .cloned()
+            .chain(self.stage(idx).templates())
+            .collect();
+        self.secrets
+            .keys()
+            .filter(|name| templates.iter().any(|t| t.names_variable(name)))
+            .cloned()
+            .collect()
+    }
+
     /// `${NAME}` values for showing the pipeline without running it: secrets read `***`.
     pub(crate) fn preview_vars(&self, cli_vars: &[(String, String)]) -> HashMap<String, String> {
         let masked: Vec<(String, String)> = self
@@ -117,6 +136,38 @@ pub(crate) struct Stage {
     pub(crate) rollback: Option<Action>,
     /// Globs: the stage runs only when a file changed since `--base` matches one.
     pub(crate) paths: Vec<String>,
+}
+
+impl Stage {
+    /// Every template of the stage: its action's, its rollback's, its `env` and `workdir`.
+    pub(crate) fn templates(&self) -> Vec<Template> {
+        let mut templates: Vec<Template> = Vec::new();
+        for action in std::iter::once(&self.action).chain(self.rollback.as_ref()) {
+            match action {
+                Action::Run { script, .. } => templates.push(script.clone()),
+                Action::Command { argv } => templates.extend(argv.iter().cloned()),
+                Action::Uses(uses) => templates.extend(uses.templates()),
+            }
+        }
+        templates.extend(self.env.values().cloned());
+        templates.extend(self.workdir.iter().cloned());
+        templates
+    }
+
+    /// Every `${STAGE.KEY}` the stage reads, in order of appearance and without repeats.
+    pub(crate) fn outputs_read(&self) -> Vec<(String, String)> {
+        let mut reads: Vec<(String, String)> = Vec::new();
+        for template in self.templates() {
+            for part in template.parts {
+                if let TemplatePart::Output { stage, key } = part
+                    && !reads.iter().any(|(s, k)| *s == stage && *k == key)
+                {
+                    reads.push((stage, key));
+                }
+            }
+        }
+        reads
+    }
 }
 
 /// When a stage runs, relative to how its needs ended (DESIGN 2).

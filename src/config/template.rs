@@ -69,6 +69,18 @@ impl Template {
             .any(|p| !matches!(p, TemplatePart::Literal(_)))
     }
 
+    /// Whether the template names variable `name`: as a reference `${NAME}`, or in its literal
+    /// text as `$NAME` or `${NAME}`, which a shell (or a program reading its environment) would
+    /// resolve. Literal text is matched loosely on purpose: naming a variable that is not read
+    /// costs nothing, missing one that is read breaks the stage.
+    pub(crate) fn names_variable(&self, name: &str) -> bool {
+        self.parts.iter().any(|part| match part {
+            TemplatePart::Var(n) => n == name,
+            TemplatePart::Literal(text) => mentions_variable(text, name),
+            TemplatePart::Output { .. } => false,
+        })
+    }
+
     /// Puts each reference's value in its place; a reference without a value stays as written
     /// and is named in [`Rendered::missing`].
     pub(crate) fn render(&self, values: Values<'_>) -> Rendered {
@@ -108,6 +120,18 @@ impl Template {
             Some(part) => Err(format!("`{}` has no value", part.source())),
         }
     }
+}
+
+/// Whether `text` holds `$NAME` or `${NAME}` followed by no further name character.
+fn mentions_variable(text: &str, name: &str) -> bool {
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices('$').any(|(pos, _)| {
+        let after = &text[pos + 1..];
+        let after = after.strip_prefix('{').unwrap_or(after);
+        after
+            .strip_prefix(name)
+            .is_some_and(|rest| !rest.starts_with(is_name_char))
+    })
 }
 
 /// A `with:` tree after expansion.
@@ -354,6 +378,22 @@ mod tests {
                 key: "k".into()
             })
         );
+    }
+
+    #[test]
+    fn names_variable_as_reference_or_shell_variable() {
+        let cases = [
+            ("${TOKEN}", true),
+            ("curl -H \"$TOKEN\"", true),
+            ("echo $${TOKEN}", true),
+            ("echo ${TOKEN_2} $TOKENS $MY_TOKEN", false),
+            ("echo TOKEN", false),
+            ("${s.TOKEN}", false),
+        ];
+        for (text, named) in cases {
+            let (template, _) = parse(text).expect(text);
+            assert_eq!(template.names_variable("TOKEN"), named, "{text}");
+        }
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub(crate) enum ReportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot write the outputs file `{}`: {source}", path.display())]
+    OutputEnv {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write the job summary `$GITHUB_STEP_SUMMARY` (`{}`): {source}", path.display())]
     StepSummary {
         path: PathBuf,
@@ -54,6 +59,9 @@ impl ReportError {
             }
             ReportError::Junit { .. } => {
                 "check that the folder of `--junit` is writable and that the path is not a folder"
+            }
+            ReportError::OutputEnv { .. } => {
+                "check that the folder of `--output-env` is writable and that the path is not a folder"
             }
             ReportError::GithubOutput { .. } | ReportError::StepSummary { .. } => {
                 "the runner sets this file; check the job's disk and the step's environment"

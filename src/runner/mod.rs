@@ -35,6 +35,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::pipeline::{Condition, Pipeline, StageIdx};
+use crate::config::template::Outputs;
 use crate::plan::Selection;
 use crate::redact::Redactor;
 use crate::supervisor::Signals;
@@ -57,6 +58,38 @@ pub(crate) struct RunSetup {
     /// without duplicate names ([`dedup_env`]).
     pub(crate) base_env: Vec<(String, String)>,
     pub(crate) redactor: Arc<Redactor>,
+    /// Outputs of stages this run leaves out, given from outside ([`crate::handoff`]), for the
+    /// stages that read them.
+    pub(crate) given_outputs: Outputs,
+    /// How the pipeline stood before this run, when another run (an earlier job of an exported
+    /// pipeline) failed or was cancelled: `if: failure` stages run, and `PORTCULLIS_STATUS`
+    /// starts there. This run's own status still counts only its own stages.
+    pub(crate) upstream: Option<UpstreamStatus>,
+}
+
+/// A status given from outside through `PORTCULLIS_UPSTREAM_STATUS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpstreamStatus {
+    Failed,
+    Cancelled,
+}
+
+impl UpstreamStatus {
+    /// The variable's value: `failed` or `cancelled`; anything else (`passed`, empty) is none.
+    pub(crate) fn parse(value: &str) -> Option<UpstreamStatus> {
+        match value {
+            "failed" => Some(UpstreamStatus::Failed),
+            "cancelled" => Some(UpstreamStatus::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// How a run ended, and what its stages published.
+pub(crate) struct RunEnd {
+    pub(crate) status: RunStatus,
+    /// Unmasked outputs of the stages that ran and passed here (given ones are not included).
+    pub(crate) outputs: Outputs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +139,7 @@ impl Dispatcher {
     pub(crate) fn new(pipeline: Arc<Pipeline>, setup: RunSetup, emitter: Emitter) -> Dispatcher {
         let (tx, rx) = mpsc::channel(64);
         let states = vec![State::Pending; pipeline.stages.len()];
+        let outputs = Arc::new(setup.given_outputs.clone());
         Dispatcher {
             pipeline,
             setup: Arc::new(setup),
@@ -113,7 +147,7 @@ impl Dispatcher {
             states,
             running: 0,
             passed_order: Vec::new(),
-            outputs: Arc::default(),
+            outputs,
             first_failure: None,
             aborted: false,
             interrupted: false,
@@ -129,7 +163,7 @@ impl Dispatcher {
 
     /// Runs the pipeline to its end and returns how it ended, listening to `signals` (created
     /// by the caller before anything else, so no interrupt is ever lost).
-    pub(crate) async fn run_with(mut self, mut signals: Signals) -> RunStatus {
+    pub(crate) async fn run_with(mut self, mut signals: Signals) -> RunEnd {
         let start = Instant::now();
         // Names two stages share; those stages are told apart by their id in reports.
         let mut seen = HashSet::new();
@@ -238,7 +272,14 @@ impl Dispatcher {
                 duration: start.elapsed(),
             })
             .await;
-        status
+        let mut outputs = Arc::unwrap_or_clone(self.outputs);
+        let selected = &self.setup.selection.selected;
+        outputs.retain(|stage, _| {
+            self.pipeline
+                .stage_by_name(stage)
+                .is_some_and(|idx| selected[idx.0])
+        });
+        RunEnd { status, outputs }
     }
 
     fn all_settled(&self) -> bool {
@@ -260,7 +301,11 @@ impl Dispatcher {
         } else if self.first_failure.is_some() {
             "failed"
         } else {
-            "passed"
+            match self.setup.upstream {
+                Some(UpstreamStatus::Failed) => "failed",
+                Some(UpstreamStatus::Cancelled) => "cancelled",
+                None => "passed",
+            }
         }
     }
 
@@ -374,7 +419,10 @@ impl Dispatcher {
                 if self.kill_now.is_cancelled() {
                     return Decision::Skip("not started: the run was killed".into());
                 }
-                if stage.condition == Condition::Failure && !self.run_failed() {
+                if stage.condition == Condition::Failure
+                    && !self.run_failed()
+                    && self.setup.upstream.is_none()
+                {
                     return Decision::Skip(
                         "runs only when the pipeline fails (`if: failure`)".into(),
                     );

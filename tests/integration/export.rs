@@ -128,8 +128,28 @@ fn exported_workflows_keep_every_stage_needs_and_condition() {
             } else {
                 list(&stage["needs"])
             };
+            // A job also needs the stages whose outputs it reads (engines pass outputs only
+            // from the jobs a job needs), and a conditional one every stage before it.
+            let text = stage.to_string();
+            expected_needs.extend(
+                references(&text)
+                    .into_iter()
+                    .filter_map(|r| r.split_once('.').map(|(s, _)| s.to_owned())),
+            );
+            if stage["if"].as_str().is_some_and(|c| c != "success") {
+                let mut stack = expected_needs.clone();
+                while let Some(n) = stack.pop() {
+                    for up in list(&stages[&n]["needs"]) {
+                        if !expected_needs.contains(&up) {
+                            expected_needs.push(up.clone());
+                            stack.push(up);
+                        }
+                    }
+                }
+            }
             // The order of needs means nothing to either scheduler.
             expected_needs.sort();
+            expected_needs.dedup();
             let mut needs = list(&job["needs"]);
             needs.sort();
             assert_eq!(needs, expected_needs, "{pipeline}: `{id}` needs");
@@ -146,18 +166,53 @@ fn exported_workflows_keep_every_stage_needs_and_condition() {
             assert_eq!(step["uses"], "portcullis/portcullis@v1");
             assert_eq!(step["with"]["pipeline"], pipeline.as_str());
             assert_eq!(step["with"]["args"], format!("--only {id}"));
-            if let Some(secrets) = source["secrets"].as_object() {
-                for (name, from) in secrets {
-                    let var = from["env"].as_str().unwrap_or(name);
-                    assert_eq!(
-                        step["env"][var],
-                        format!("${{{{ secrets.{var} }}}}"),
-                        "{pipeline}: `{id}` maps secret `{name}`"
-                    );
+            assert_eq!(step["with"]["junit"], "portcullis-junit.xml");
+            assert_eq!(step["with"]["working-directory"], ".");
+            // Every secret the stage names with `${NAME}` is mapped, and nothing else but
+            // outputs and the upstream status reaches the step.
+            let secrets = source["secrets"].as_object().cloned().unwrap_or_default();
+            let var_of =
+                |name: &str| -> String { secrets[name]["env"].as_str().unwrap_or(name).to_owned() };
+            for name in references(&text)
+                .iter()
+                .filter(|r| secrets.contains_key(*r))
+            {
+                let var = var_of(name);
+                assert_eq!(
+                    step["env"][&var],
+                    format!("${{{{ secrets.{var} }}}}"),
+                    "{pipeline}: `{id}` maps secret `{name}`"
+                );
+            }
+            for (var, value) in step["env"].as_object().into_iter().flatten() {
+                let value = value.as_str().expect("a string");
+                if var.starts_with("PORTCULLIS_") {
+                    assert!(!value.contains("secrets."), "{pipeline}: `{id}` {var}");
+                    continue;
                 }
+                assert!(
+                    secrets.keys().any(|name| var_of(name) == *var),
+                    "{pipeline}: `{id}` gets `{var}`, which is no secret's"
+                );
             }
         }
     }
+}
+
+/// The `${...}` references in a text (in JSON, as serde writes it), without `$${...}`.
+fn references(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(pos) = rest.find("${") {
+        let escaped = rest[..pos].ends_with('$');
+        let body = &rest[pos + 2..];
+        let Some(end) = body.find('}') else { break };
+        if !escaped {
+            found.push(body[..end].to_owned());
+        }
+        rest = &body[end..];
+    }
+    found
 }
 
 #[test]
@@ -184,23 +239,37 @@ stages:
     command: ["true"]
   cleanup:
     if: always
-    run: "true"
+    run: echo "${TOKEN}"
 "#,
     );
     let workflow = export(t.path(), "release", &[]);
     let has = |text: &str| assert!(workflow.contains(text), "no `{text}` in:\n{workflow}");
     has("name: \"release: eu\"\n");
     has("\n  stage-1st-2:\n");
-    has("\n  stage-1st:\n    # Reads `${1st.version}`");
     has("needs: [stage-1st-2]\n");
+    // `1st`'s output leaves its job as a job output and reaches `stage-1st`'s step.
+    has(
+        "    outputs:\n      version: \"${{ fromJSON(steps.gate.outputs.outputs || '{}')['1st']['version'] }}\"\n",
+    );
+    has("PORTCULLIS_OUTPUT_1st__version: \"${{ needs.stage-1st-2.outputs.version }}\"\n");
     has("\n  \"on\":\n");
-    has("needs: [stage-1st]\n    if: failure()\n");
+    // A conditional stage needs every stage before it, and learns whether one failed.
+    has("needs: [stage-1st-2, stage-1st]\n    if: failure()\n");
     has("Its rollback never runs here");
     has("needs: [stage-1st-2, stage-1st, \"on\"]\n    if: always()\n");
+    has(
+        "PORTCULLIS_UPSTREAM_STATUS: \"${{ contains(needs.*.result, 'failure') && 'failed' || 'passed' }}\"\n",
+    );
     // Three attempts of 90s and waits of 30s and 60s: 6 minutes.
     has("timeout-minutes: 6\n");
-    has("CI_TOKEN: \"${{ secrets.CI_TOKEN }}\"\n");
-    has("KEY: \"${{ secrets.KEY }}\"\n");
+    // Only `cleanup` reads TOKEN, and no stage reads KEY.
+    assert_eq!(
+        workflow
+            .matches("CI_TOKEN: \"${{ secrets.CI_TOKEN }}\"\n")
+            .count(),
+        1
+    );
+    assert!(!workflow.contains("secrets.KEY"), "{workflow}");
     has("# Secret `KEY` is read from the file `/run/key`");
     std::fs::create_dir_all(t.path().join(".github/workflows")).expect("mkdir");
     std::fs::write(t.path().join(".github/workflows/release.yml"), &workflow).expect("write");
@@ -214,4 +283,162 @@ fn export_of_an_invalid_pipeline_fails_with_its_diagnostics() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
     assert!(out.stderr.contains("unknown key `runn`"), "{out:?}");
+}
+
+/// Two stages that pass an output, as an exported pipeline runs them: each in its own run.
+const HANDOFF: &str = r#"version: 1
+secrets:
+  TOKEN: { env: HANDOFF_TOKEN }
+stages:
+  build:
+    run: |
+      echo "version=1.4 \"rc\"" >> "$PORTCULLIS_OUTPUT"
+      echo "auth=Bearer ${TOKEN}" >> "$PORTCULLIS_OUTPUT"
+      printf 'notes<<EOF\nline one\nline two\nEOF\n' >> "$PORTCULLIS_OUTPUT"
+      echo 'price=$5' >> "$PORTCULLIS_OUTPUT"
+  package:
+    needs: [build]
+    run: "true"
+  deploy:
+    needs: [package]
+    run: echo "deploying ${build.version}"
+"#;
+
+#[test]
+fn run_only_takes_the_outputs_of_stages_it_leaves_out_from_the_environment() {
+    let t = Test::new()
+        .pipeline("handoff", HANDOFF)
+        .env("HANDOFF_TOKEN", "tok-0123456789");
+    let out = t.run(&["run", "handoff", "--only", "deploy"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "warning: `${build.version}` has no value here: stage `build` does not run in this \
+             run and `PORTCULLIS_OUTPUT_build__version` is not set"
+        ),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("`${build.version}`: stage `build` published no output `version`"),
+        "{out:?}"
+    );
+
+    let t = t.env("PORTCULLIS_OUTPUT_build__version", "2.0 final");
+    let out = t.run(&["run", "handoff", "--only", "deploy"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("has no value here"), "{out:?}");
+    assert_eq!(t.log("deploy"), "deploying 2.0 final\n");
+    // The stage left out is still reported as not selected, with no outputs of its own.
+    let summary: serde_json::Value =
+        serde_json::from_str(&t.read(".portcullis/runs/latest/summary.json")).expect("JSON");
+    let build = summary["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["id"] == "build")
+        .expect("build");
+    assert_eq!(build["status"], "skipped", "{summary}");
+}
+
+#[test]
+fn run_hands_on_its_outputs_as_dotenv_and_github_json_but_never_a_secret() {
+    let t = Test::new()
+        .pipeline("handoff", HANDOFF)
+        .env("HANDOFF_TOKEN", "tok-0123456789");
+    let out = t
+        .github(&[
+            "run",
+            "handoff",
+            "--only",
+            "build",
+            "--output-env",
+            "out/outputs.env",
+        ])
+        .output()
+        .expect("run portcullis");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // One dotenv line per output a line can carry.
+    assert_eq!(
+        t.read("out/outputs.env"),
+        "PORTCULLIS_OUTPUT_build__version=1.4 \"rc\"\n"
+    );
+    for (key, why) in [
+        ("auth", "holds a secret's value"),
+        ("notes", "holds a line break, a `$` or blanks at an end"),
+        ("price", "holds a line break, a `$` or blanks at an end"),
+    ] {
+        assert!(
+            stderr.contains(&format!("warning: output `build.{key}` {why}")),
+            "{key}: {stderr}"
+        );
+    }
+    // The action's `outputs`: every output but the secret, by stage then key.
+    let output = t.github_output();
+    let json = output
+        .split("outputs<<")
+        .nth(1)
+        .and_then(|rest| rest.lines().nth(1))
+        .expect("an `outputs` entry in $GITHUB_OUTPUT");
+    let outputs: serde_json::Value = serde_json::from_str(json).expect("JSON");
+    assert_eq!(
+        outputs,
+        serde_json::json!({"build": {
+            "notes": "line one\nline two",
+            "price": "$5",
+            "version": "1.4 \"rc\"",
+        }})
+    );
+    assert!(!output.contains("tok-0123456789"), "{output}");
+}
+
+#[test]
+fn a_run_that_leaves_stages_out_needs_only_the_secrets_its_stages_read() {
+    let pipeline = r#"version: 1
+secrets:
+  TOKEN: { env: DEPLOY_TOKEN }
+  DB: { env: DB_URL }
+  KEY: { command: [sh, -c, "touch asked; echo key-0123456789"] }
+stages:
+  migrate:
+    command: [sh, -c, "echo migrating $DB"]
+  notify:
+    run: curl_stub "$TOKEN"; echo "raw $DB_URL"
+"#;
+    let t = Test::new()
+        .pipeline("partial", pipeline)
+        .file("bin/curl_stub", "#!/bin/sh\necho \"sent $1\"\n")
+        .env("DEPLOY_TOKEN", "token-0123456789");
+    std::fs::set_permissions(
+        t.path().join("bin/curl_stub"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let path = format!("{}:/usr/bin:/bin", t.path().join("bin").display());
+    let t = t.env("PATH", &path);
+    // `notify` reads TOKEN only: DB's variable is unset and KEY's command is not run.
+    let out = t.run(&["run", "partial", "--only", "notify"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(t.log("notify"), "sent ***\nraw \n");
+    assert!(!t.path().join("asked").exists(), "KEY's command ran");
+    // A secret the stage does not read is still masked when its variable is set.
+    let t = t.env("DB_URL", "postgres://db-0123456789");
+    let out = t.run(&["run", "partial", "--only", "notify"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(t.log("notify"), "sent ***\nraw ***\n");
+    // The stage that reads DB still needs it, and the whole pipeline needs every secret.
+    let t = Test::new()
+        .pipeline("partial", pipeline)
+        .env("DEPLOY_TOKEN", "token-0123456789");
+    let out = t.run(&["run", "partial", "--only", "migrate"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("secret `DB`: environment variable `DB_URL` is not set"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("secret `TOKEN`"), "{out:?}");
+    let out = t.run(&["run", "partial"]);
+    assert_eq!(out.code, 2, "{out:?}");
 }

@@ -33,8 +33,12 @@ mod seams;
 mod memory;
 // `schema`: the JSON Schema matches every shipped pipeline and rejects invalid ones.
 mod schema;
-// `export github`: the workflow passes actionlint and keeps the pipeline's shape.
+// `export github`: the workflow passes actionlint and keeps the pipeline's shape; `run --only`
+// takes outputs from the environment and hands its own on.
 mod export;
+// `export github` and `export gitlab` run as their engines would, against a plain run; the
+// exported files against the engines' schemas.
+mod export_engines;
 // `hook install|uninstall|run`, with real pushes to a local bare remote, alone and under the real
 // pre-commit and lefthook.
 mod hook;

@@ -1,0 +1,1080 @@
+//! `export github` and `export gitlab` run as their engines would run them, and compared with a
+//! plain `portcullis run` of the same pipeline: the same stages, in the same order, with the
+//! same statuses and outputs.
+//!
+//! Each engine is simulated from the exported file itself, parsed with Python's yaml: every job
+//! runs in a fresh copy of the project, in `needs` order (the first ready job in file order, one
+//! at a time, as `run -j 1` schedules stages), when its condition holds; it gets only what the
+//! engine would give it. GitHub: the step's `env:` and `with:`, evaluated from `secrets`, the
+//! needed jobs' outputs, and the action's outputs through `action.yml`, with the action's own
+//! `run.sh`. GitLab: the job after `extends`, its `before_script` and `script` in bash with
+//! `errexit`, the variables of the file and of the project, and the dotenv reports of the jobs
+//! it needs, read the way GitLab reads them. The GitLab files are also checked against GitLab's
+//! CI schema (`app/assets/javascripts/editor/schema/ci.json` of gitlab-org/gitlab, as the PyPI
+//! package `check-jsonschema` vendors it), and the GitHub ones against SchemaStore's workflow
+//! schema from the same package.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::{
+    BIN, Test, assert_schema_valid, copy_tree, python_yaml, repo_root, required, shipped_pipelines,
+};
+
+/// What a run of a pipeline did, however it was run.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    /// Each stage that ran, with its status, in the order they started.
+    ran: Vec<(String, String)>,
+    /// The stages that did not run, sorted.
+    not_run: Vec<String>,
+    /// The outputs of each stage that ran (masked, as the run's `summary.json` has them).
+    outputs: BTreeMap<String, Value>,
+    /// The log of each stage that ran.
+    logs: BTreeMap<String, String>,
+}
+
+/// A stage's entry in one run's `summary.json`.
+struct StageRun {
+    status: String,
+    started: Option<u64>,
+    outputs: Value,
+    log: String,
+}
+
+fn summary(project: &Path) -> Vec<(String, StageRun)> {
+    let text = std::fs::read_to_string(project.join(".portcullis/runs/latest/summary.json"))
+        .expect("the run's summary.json");
+    let doc: Value = serde_json::from_str(&text).expect("JSON");
+    let run_dir = PathBuf::from(doc["run_dir"].as_str().expect("run_dir"));
+    let run_dir = project.join(run_dir);
+    doc["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().expect("id").to_owned(),
+                StageRun {
+                    status: s["status"].as_str().expect("status").to_owned(),
+                    started: s["started_ms"].as_u64(),
+                    outputs: s["outputs"].clone(),
+                    log: std::fs::read_to_string(
+                        run_dir.join(format!("{}.log", s["id"].as_str().expect("id"))),
+                    )
+                    .unwrap_or_default(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// A clean environment for portcullis and the stages: what a runner would have, and `extra`.
+fn clean_env(cmd: &mut Command, extra: &[(String, String)]) {
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+}
+
+/// `portcullis run PIPELINE -j 1` in a copy of `project`, with the secrets in the environment.
+fn plain_run(project: &Path, pipeline: &str, env: &[(String, String)], work: &Path) -> Outcome {
+    let dir = work.join("plain");
+    copy_tree(project, &dir);
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", pipeline, "-j", "1"]).current_dir(&dir);
+    clean_env(&mut cmd, env);
+    let out = cmd.output().expect("run portcullis");
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut stages = summary(&dir);
+    stages.retain(|(_, s)| s.started.is_some() || s.status == "skipped");
+    let mut ran: Vec<(u64, String, String)> = Vec::new();
+    let mut not_run = Vec::new();
+    let mut outputs = BTreeMap::new();
+    let mut logs = BTreeMap::new();
+    for (id, s) in stages {
+        match s.started {
+            Some(at) => {
+                ran.push((at, id.clone(), s.status));
+                outputs.insert(id.clone(), s.outputs);
+                logs.insert(id, s.log);
+            }
+            None => not_run.push(id),
+        }
+    }
+    ran.sort_by_key(|(at, _, _)| *at);
+    not_run.sort();
+    Outcome {
+        ran: ran.into_iter().map(|(_, id, st)| (id, st)).collect(),
+        not_run,
+        outputs,
+        logs,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobEnd {
+    Success,
+    Failure,
+    Skipped,
+}
+
+/// Whether a job runs: its name, how its needs ended, how every job so far ended.
+type Decide<'a> = dyn Fn(&str, &[JobEnd], &HashMap<String, JobEnd>) -> bool + 'a;
+
+/// Runs the jobs of an engine: the first ready job in file order, one at a time. `decide` says
+/// whether a job runs, given how its needs ended and how every job so far ended; `run` runs it.
+fn schedule(
+    order: &[String],
+    needs: &HashMap<String, Vec<String>>,
+    decide: &Decide<'_>,
+    run: &mut dyn FnMut(&str, &HashMap<String, JobEnd>) -> JobEnd,
+) -> HashMap<String, JobEnd> {
+    let mut ended: HashMap<String, JobEnd> = HashMap::new();
+    while ended.len() < order.len() {
+        let job = order
+            .iter()
+            .find(|j| !ended.contains_key(*j) && needs[*j].iter().all(|n| ended.contains_key(n)))
+            .expect("a job whose needs have ended (the needs form no cycle)")
+            .clone();
+        let ends: Vec<JobEnd> = needs[&job].iter().map(|n| ended[n]).collect();
+        let end = if decide(&job, &ends, &ended) {
+            run(&job, &ended)
+        } else {
+            JobEnd::Skipped
+        };
+        ended.insert(job, end);
+    }
+    ended
+}
+
+/// The needs of each job, as a list of job ids.
+fn needs_of(job: &Value) -> Vec<String> {
+    match &job["needs"] {
+        Value::Null => Vec::new(),
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().expect("a job id").to_owned())
+            .collect(),
+        other => panic!("needs: {other}"),
+    }
+}
+
+/// What a job's own run of portcullis did for its stage.
+fn stage_of(project: &Path, stage: &str) -> StageRun {
+    summary(project)
+        .into_iter()
+        .find(|(id, _)| id == stage)
+        .map(|(_, s)| s)
+        .expect("the job's stage in its summary")
+}
+
+/// Collects the engine's outcome from the jobs' own runs.
+fn outcome(
+    order: &[String],
+    stage_of_job: &HashMap<String, String>,
+    ended: &HashMap<String, JobEnd>,
+    runs: &HashMap<String, StageRun>,
+    started: &[String],
+) -> Outcome {
+    // Skipped jobs, and jobs that failed before portcullis ran.
+    let mut not_run: Vec<String> = order
+        .iter()
+        .filter(|j| ended[*j] == JobEnd::Skipped || !started.contains(*j))
+        .map(|j| stage_of_job[j].clone())
+        .collect();
+    let mut ran = Vec::new();
+    let mut outputs = BTreeMap::new();
+    let mut logs = BTreeMap::new();
+    for job in started {
+        let stage = &stage_of_job[job];
+        let run = &runs[job];
+        // A job that ran, but whose stage portcullis skipped, did not run the stage.
+        if run.started.is_none() {
+            not_run.push(stage.clone());
+            continue;
+        }
+        ran.push((stage.clone(), run.status.clone()));
+        outputs.insert(stage.clone(), run.outputs.clone());
+        logs.insert(stage.clone(), run.log.clone());
+    }
+    not_run.sort();
+    Outcome {
+        ran,
+        not_run,
+        outputs,
+        logs,
+    }
+}
+
+/// Evaluates the `${{ }}` expressions the export writes; any other is a test failure.
+fn github_expr(
+    text: &str,
+    secrets: &HashMap<String, String>,
+    needs: &HashMap<String, (JobEnd, HashMap<String, String>)>,
+    gate: &HashMap<String, String>,
+) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}").expect("closed expression") + start;
+        let expr = rest[start + 3..end].trim();
+        out.push_str(&eval(expr, secrets, needs, gate));
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn eval(
+    expr: &str,
+    secrets: &HashMap<String, String>,
+    needs: &HashMap<String, (JobEnd, HashMap<String, String>)>,
+    gate: &HashMap<String, String>,
+) -> String {
+    if let Some(name) = expr.strip_prefix("secrets.") {
+        return secrets.get(name).cloned().unwrap_or_default();
+    }
+    if let Some(rest) = expr.strip_prefix("needs.") {
+        let (job, output) = rest.split_once(".outputs.").expect("needs.JOB.outputs.ID");
+        return needs[job].1.get(output).cloned().unwrap_or_default();
+    }
+    if expr == "contains(needs.*.result, 'failure') && 'failed' || 'passed'" {
+        let failed = needs.values().any(|(end, _)| *end == JobEnd::Failure);
+        return if failed { "failed" } else { "passed" }.to_owned();
+    }
+    if let Some(rest) = expr.strip_prefix("fromJSON(steps.gate.outputs.outputs || '{}')") {
+        let text = gate
+            .get("outputs")
+            .filter(|s| !s.is_empty())
+            .map_or("{}", String::as_str);
+        let mut value: Value = serde_json::from_str(text).expect("the action's outputs JSON");
+        let mut rest = rest;
+        while let Some(index) = rest.strip_prefix("['") {
+            let (key, after) = index.split_once("']").expect("['KEY']");
+            value = value.get(key).cloned().unwrap_or(Value::Null);
+            rest = after;
+        }
+        assert!(rest.is_empty(), "unexpected expression `{expr}`");
+        return match value {
+            Value::String(s) => s,
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+    }
+    panic!("the simulation does not know the expression `{expr}`")
+}
+
+/// Reads `$GITHUB_OUTPUT`: `NAME=VALUE` lines and `NAME<<DELIMITER` blocks.
+fn github_outputs(text: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((name, delimiter)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delimiter {
+                    break;
+                }
+                value.push(l);
+            }
+            out.insert(name.to_owned(), value.join("\n"));
+        } else if let Some((name, value)) = line.split_once('=') {
+            out.insert(name.to_owned(), value.to_owned());
+        }
+    }
+    out
+}
+
+/// Runs an exported workflow as GitHub would, each job through the action's `run.sh`.
+fn github_run(
+    project: &Path,
+    workflow: &Value,
+    action: &Value,
+    secrets: &HashMap<String, String>,
+    env: &[(String, String)],
+    work: &Path,
+) -> Outcome {
+    let jobs = workflow["jobs"].as_object().expect("jobs");
+    let order: Vec<String> = jobs.keys().cloned().collect();
+    let needs: HashMap<String, Vec<String>> = jobs
+        .iter()
+        .map(|(id, j)| (id.clone(), needs_of(j)))
+        .collect();
+    let mut ancestors: HashMap<String, Vec<String>> = HashMap::new();
+    for id in &order {
+        let mut found: Vec<String> = Vec::new();
+        let mut stack = needs[id].clone();
+        while let Some(n) = stack.pop() {
+            if !found.contains(&n) {
+                stack.extend(needs[&n].iter().cloned());
+                found.push(n);
+            }
+        }
+        ancestors.insert(id.clone(), found);
+    }
+    let stage_of_job: HashMap<String, String> = jobs
+        .iter()
+        .map(|(id, j)| {
+            let args = j["steps"][1]["with"]["args"].as_str().expect("args");
+            let stage = args.strip_prefix("--only ").expect("--only STAGE");
+            (id.clone(), stage.to_owned())
+        })
+        .collect();
+    // `if:` as GitHub reads it: no condition is `success()`, every need succeeded;
+    // `failure()` holds when any ancestor failed.
+    let decide = |job: &str, ends: &[JobEnd], ended: &HashMap<String, JobEnd>| -> bool {
+        match jobs[job]["if"].as_str() {
+            None => ends.iter().all(|e| *e == JobEnd::Success),
+            Some("always()") => true,
+            Some("failure()") => ancestors[job].iter().any(|a| ended[a] == JobEnd::Failure),
+            Some(other) => panic!("the simulation does not know `if: {other}`"),
+        }
+    };
+    let script = repo_root().join(".github/action/run.sh");
+    let mut job_outputs: HashMap<String, HashMap<String, String>> = HashMap::new();
+    let mut runs: HashMap<String, StageRun> = HashMap::new();
+    let mut started: Vec<String> = Vec::new();
+    let mut run = |job: &str, ended: &HashMap<String, JobEnd>| -> JobEnd {
+        let spec = &jobs[job];
+        let dir = work.join(format!("github-{job}"));
+        copy_tree(project, &dir);
+        let step = &spec["steps"][1];
+        let with = &step["with"];
+        let needed: HashMap<String, (JobEnd, HashMap<String, String>)> = needs[job]
+            .iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    (ended[n], job_outputs.get(n).cloned().unwrap_or_default()),
+                )
+            })
+            .collect();
+        let mut step_env: Vec<(String, String)> = env.to_vec();
+        if let Some(map) = step["env"].as_object() {
+            for (k, v) in map {
+                let text = v.as_str().expect("env value");
+                step_env.push((
+                    k.clone(),
+                    github_expr(text, secrets, &needed, &HashMap::new()),
+                ));
+            }
+        }
+        let output_file = work.join(format!("github-{job}.output"));
+        std::fs::write(&output_file, "").expect("GITHUB_OUTPUT");
+        let mut cmd = Command::new("bash");
+        cmd.arg(&script).current_dir(&dir);
+        clean_env(&mut cmd, &step_env);
+        let input = |name: &str| with[name].as_str().unwrap_or_default().to_owned();
+        cmd.env("PORTCULLIS_BIN", BIN)
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_WORKSPACE", &dir)
+            .env("GITHUB_OUTPUT", &output_file)
+            .env("GITHUB_STEP_SUMMARY", work.join(format!("github-{job}.md")))
+            .env("INPUT_PIPELINE", input("pipeline"))
+            .env("INPUT_ARGS", input("args"))
+            .env("INPUT_JUNIT", input("junit"))
+            .env("INPUT_WORKING_DIRECTORY", input("working-directory"));
+        let out = cmd.output().expect("run the action's run.sh");
+        let step_outputs =
+            github_outputs(&std::fs::read_to_string(&output_file).unwrap_or_default());
+        // The action's outputs, as action.yml maps them from its `run` step.
+        let mut gate = HashMap::new();
+        for (name, spec) in action["outputs"].as_object().expect("action outputs") {
+            let value = spec["value"].as_str().expect("value");
+            let from = value
+                .trim_start_matches("${{")
+                .trim_end_matches("}}")
+                .trim()
+                .strip_prefix("steps.run.outputs.")
+                .expect("an output of the run step");
+            gate.insert(
+                name.clone(),
+                step_outputs.get(from).cloned().unwrap_or_default(),
+            );
+        }
+        let mut outputs = HashMap::new();
+        if let Some(map) = spec["outputs"].as_object() {
+            for (id, v) in map {
+                let text = v.as_str().expect("output value");
+                outputs.insert(id.clone(), github_expr(text, secrets, &needed, &gate));
+            }
+        }
+        job_outputs.insert(job.to_owned(), outputs);
+        let project_dir = dir.join(input("working-directory"));
+        runs.insert(job.to_owned(), stage_of(&project_dir, &stage_of_job[job]));
+        started.push(job.to_owned());
+        if out.status.success() {
+            JobEnd::Success
+        } else {
+            JobEnd::Failure
+        }
+    };
+    let ended = schedule(&order, &needs, &decide, &mut run);
+    outcome(&order, &stage_of_job, &ended, &runs, &started)
+}
+
+/// Merges `extends` into a job: the template's keys, overridden by the job's, maps merged deeply.
+fn merge(base: &Value, over: &Value) -> Value {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            let mut merged = b.clone();
+            for (k, v) in o {
+                let value = match b.get(k) {
+                    Some(bv) => merge(bv, v),
+                    None => v.clone(),
+                };
+                merged.insert(k.clone(), value);
+            }
+            Value::Object(merged)
+        }
+        (_, over) => over.clone(),
+    }
+}
+
+const GITLAB_KEYWORDS: &[&str] = &[
+    "image",
+    "services",
+    "stages",
+    "types",
+    "before_script",
+    "after_script",
+    "variables",
+    "cache",
+    "include",
+    "default",
+    "workflow",
+    "spec",
+];
+
+/// Reads a dotenv report as GitLab does (`Ci::ParseDotenvArtifactService`): every line
+/// `KEY=VALUE`, both stripped, a line without `=` an error, at most 20 variables in 5 KiB by
+/// default, and a name of letters, digits and `_`.
+fn gitlab_dotenv(text: &str) -> Vec<(String, String)> {
+    assert!(
+        text.len() < 5 * 1024,
+        "a dotenv report of {} bytes",
+        text.len()
+    );
+    let vars: Vec<(String, String)> = text
+        .lines()
+        .map(|line| {
+            let (key, value) = line
+                .split_once('=')
+                .unwrap_or_else(|| panic!("GitLab rejects the dotenv line {line:?}"));
+            let key = key.trim();
+            assert!(
+                !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "GitLab rejects the variable name {key:?}"
+            );
+            // GitLab expands variables in these values; none may hold a `$`.
+            assert!(!value.contains('$'), "a `$` in the dotenv value {value:?}");
+            (key.to_owned(), value.trim().to_owned())
+        })
+        .collect();
+    assert!(vars.len() <= 20, "{} dotenv variables", vars.len());
+    vars
+}
+
+/// Runs an exported `.gitlab-ci.yml` as GitLab would; with `installed`, an image that has
+/// portcullis on its PATH, else one where the jobs install it.
+fn gitlab_run(
+    project: &Path,
+    config: &Value,
+    project_variables: &[(String, String)],
+    env: &[(String, String)],
+    work: &Path,
+    installed: bool,
+) -> Outcome {
+    let top = config.as_object().expect("a mapping");
+    let mut jobs: Vec<(String, Value)> = Vec::new();
+    for (name, spec) in top {
+        if name.starts_with('.') || GITLAB_KEYWORDS.contains(&name.as_str()) {
+            continue;
+        }
+        let mut spec = spec.clone();
+        if let Some(template) = spec["extends"].as_str() {
+            spec = merge(&top[template], &spec);
+        }
+        jobs.push((name.clone(), spec));
+    }
+    let order: Vec<String> = jobs.iter().map(|(n, _)| n.clone()).collect();
+    let specs: HashMap<String, Value> = jobs.into_iter().collect();
+    let needs: HashMap<String, Vec<String>> = specs
+        .iter()
+        .map(|(id, j)| (id.clone(), needs_of(j)))
+        .collect();
+    let stage_of_job: HashMap<String, String> = specs
+        .iter()
+        .map(|(id, j)| {
+            let line = j["script"]
+                .as_array()
+                .expect("script")
+                .last()
+                .expect("a line");
+            let line = line.as_str().expect("a line");
+            let stage = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("--only="))
+                .expect("--only=STAGE");
+            (id.clone(), stage.to_owned())
+        })
+        .collect();
+    let when = |job: &str| -> String {
+        match specs[job]["rules"].as_array() {
+            Some(rules) => {
+                assert_eq!(rules.len(), 1, "one rule");
+                rules[0]["when"].as_str().expect("when").to_owned()
+            }
+            None => specs[job]["when"]
+                .as_str()
+                .unwrap_or("on_success")
+                .to_owned(),
+        }
+    };
+    let decide = |job: &str, ends: &[JobEnd], _: &HashMap<String, JobEnd>| -> bool {
+        match when(job).as_str() {
+            "on_success" => ends.iter().all(|e| *e == JobEnd::Success),
+            "always" => true,
+            "on_failure" => ends.contains(&JobEnd::Failure),
+            other => panic!("the simulation does not know `when: {other}`"),
+        }
+    };
+    let bin = work.join("gitlab-bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let _ = std::os::unix::fs::symlink(BIN, bin.join("portcullis"));
+    let global: Vec<(String, String)> = top["variables"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().expect("a string").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut dotenvs: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    let mut runs: HashMap<String, StageRun> = HashMap::new();
+    let mut started: Vec<String> = Vec::new();
+    let mut run = |job: &str, _: &HashMap<String, JobEnd>| -> JobEnd {
+        let spec = &specs[job];
+        let dir = work.join(format!("gitlab-{job}"));
+        copy_tree(project, &dir);
+        // Precedence, lowest first: the file's variables, the job's, the needed jobs' dotenv
+        // reports, the project's CI/CD variables.
+        let mut vars: Vec<(String, String)> = env.to_vec();
+        vars.extend(global.iter().cloned());
+        if let Some(map) = spec["variables"].as_object() {
+            vars.extend(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().expect("str").to_owned())),
+            );
+        }
+        for need in &needs[job] {
+            vars.extend(dotenvs.get(need).cloned().unwrap_or_default());
+        }
+        vars.extend(project_variables.iter().cloned());
+        vars.push(("CI_PROJECT_DIR".into(), dir.display().to_string()));
+        let system = std::env::var("PATH").unwrap_or_default();
+        let path = if installed {
+            format!("{}:{system}", bin.display())
+        } else {
+            system
+        };
+        vars.push(("PATH".into(), path));
+        let mut script = String::from("set -eo pipefail\n");
+        for key in ["before_script", "script"] {
+            for line in spec[key].as_array().into_iter().flatten() {
+                script.push_str(line.as_str().expect("a script line"));
+                script.push('\n');
+            }
+        }
+        let script_file = work.join(format!("gitlab-{job}.sh"));
+        std::fs::write(&script_file, script).expect("write the job script");
+        let mut cmd = Command::new("bash");
+        cmd.arg(&script_file).current_dir(&dir);
+        clean_env(&mut cmd, &vars);
+        let out = cmd.output().expect("run the job script");
+        let reports = &spec["artifacts"]["reports"];
+        assert_eq!(spec["artifacts"]["when"], "always");
+        if let Some(file) = reports["dotenv"].as_str()
+            && let Ok(text) = std::fs::read_to_string(dir.join(file))
+        {
+            dotenvs.insert(job.to_owned(), gitlab_dotenv(&text));
+        }
+        let junit = dir.join(reports["junit"].as_str().expect("a junit report"));
+        if !junit.is_file() {
+            // portcullis never ran (its install failed); GitLab says the report is missing.
+            assert!(
+                !out.status.success(),
+                "{job}: passed without a JUnit report at {}",
+                junit.display()
+            );
+            return JobEnd::Failure;
+        }
+        assert_schema_valid(&junit);
+        let workdir = junit.parent().expect("the report's folder").to_path_buf();
+        runs.insert(job.to_owned(), stage_of(&workdir, &stage_of_job[job]));
+        started.push(job.to_owned());
+        if out.status.success() {
+            JobEnd::Success
+        } else {
+            JobEnd::Failure
+        }
+    };
+    let ended = schedule(&order, &needs, &decide, &mut run);
+    outcome(&order, &stage_of_job, &ended, &runs, &started)
+}
+
+/// Exports `pipeline` from `project` for `target`, parsed; `None` when Python's yaml is absent.
+fn exported(project: &Path, pipeline: &str, target: &str, work: &Path) -> Option<Value> {
+    let out = Command::new(BIN)
+        .args(["export", target, pipeline])
+        .current_dir(project)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run portcullis export");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = work.join(format!("exported-{target}.yml"));
+    std::fs::write(&file, &out.stdout).expect("write");
+    parse_yaml(&[&file, &repo_root().join("action.yml")]).map(|mut docs| docs.remove(0))
+}
+
+fn parse_yaml(files: &[&Path]) -> Option<Vec<Value>> {
+    const PARSE: &str = "import json, sys, yaml\n\
+        print(json.dumps([yaml.safe_load(open(p)) for p in sys.argv[1:]]))\n";
+    let args: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = python_yaml(PARSE, &args)?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).expect("JSON"))
+}
+
+/// Runs `pipeline` three ways (plain, GitHub, GitLab) and compares what each did.
+fn round_trip(
+    project: &Path,
+    pipeline: &str,
+    secrets: &[(&str, &str, &str)],
+    env: &[(&str, &str)],
+) -> Option<[Outcome; 3]> {
+    let work = tempfile::tempdir().expect("temp dir");
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let action = parse_yaml(&[&repo_root().join("action.yml")])?.remove(0);
+    let workflow = exported(project, pipeline, "github", work.path())?;
+    let config = exported(project, pipeline, "gitlab", work.path())?;
+    // The plain run has every secret in its environment; GitHub maps repository secrets into
+    // the jobs that read them; GitLab gives its CI/CD variables to every job.
+    let mut plain_env = env.clone();
+    let mut repository_secrets = HashMap::new();
+    let mut project_variables = Vec::new();
+    for (var, _, value) in secrets {
+        plain_env.push(((*var).to_owned(), (*value).to_owned()));
+        repository_secrets.insert((*var).to_owned(), (*value).to_owned());
+        project_variables.push(((*var).to_owned(), (*value).to_owned()));
+    }
+    let plain = plain_run(project, pipeline, &plain_env, work.path());
+    let github = github_run(
+        project,
+        &workflow,
+        &action,
+        &repository_secrets,
+        &env,
+        work.path(),
+    );
+    let gitlab = gitlab_run(
+        project,
+        &config,
+        &project_variables,
+        &env,
+        work.path(),
+        true,
+    );
+    assert_eq!(github, plain, "GitHub against a plain run of {pipeline}");
+    assert_eq!(gitlab, plain, "GitLab against a plain run of {pipeline}");
+    Some([plain, github, gitlab])
+}
+
+/// A pipeline with every kind of handoff: outputs read by a child and by a grandchild, values
+/// with blanks and quotes, a secret only one stage reads, an output that holds a secret (which
+/// no stage reads across jobs), an allowed failure, and stages that run on failure and always.
+const HANDOFF: &str = r#"version: 1
+name: handoff
+secrets:
+  TOKEN: { env: DEPLOY_TOKEN }
+stages:
+  build:
+    run: |
+      echo "version=2.1.0" >> "$PORTCULLIS_OUTPUT"
+      echo "title=release 2.1 'spring'" >> "$PORTCULLIS_OUTPUT"
+  lint:
+    run: echo "checking style"
+  docs:
+    needs: [lint]
+    allow-failure: true
+    run: echo "a broken link"; exit 1
+  package:
+    needs: [build, lint]
+    run: |
+      echo "packaging ${build.version}"
+      echo "artifact=app-${build.version}.tar" >> "$PORTCULLIS_OUTPUT"
+  deploy:
+    needs: [package]
+    run: |
+      test -n "${TOKEN}"
+      echo "deploying ${package.artifact} (${build.title}) as ${build.version}"
+      if [ "$FAIL_AT" = deploy ]; then echo "deploy failed"; exit 1; fi
+      echo "receipt=${TOKEN}-42" >> "$PORTCULLIS_OUTPUT"
+      echo "url=https://example.invalid/${build.version}" >> "$PORTCULLIS_OUTPUT"
+  smoke:
+    needs: [deploy]
+    run: echo "GET ${deploy.url}"
+  restore:
+    needs: [deploy]
+    if: failure
+    run: echo "restoring after $PORTCULLIS_STATUS"
+  notify:
+    needs: [smoke]
+    if: always
+    run: echo "pipeline $PORTCULLIS_STATUS"
+"#;
+
+const TOKEN: (&str, &str, &str) = ("DEPLOY_TOKEN", "TOKEN", "tok-9f8e7d6c5b4a");
+
+fn handoff_project() -> Test {
+    Test::new().pipeline("handoff", HANDOFF)
+}
+
+#[test]
+fn exported_pipelines_pass_outputs_and_keep_order_on_github_and_gitlab() {
+    let t = handoff_project();
+    let Some([plain, github, gitlab]) = round_trip(t.path(), "handoff", &[TOKEN], &[]) else {
+        return;
+    };
+    let stages: Vec<&str> = plain.ran.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        stages,
+        [
+            "build", "lint", "docs", "package", "deploy", "smoke", "notify"
+        ],
+        "{plain:?}"
+    );
+    assert_eq!(plain.not_run, ["restore"]);
+    assert_eq!(plain.ran[2], ("docs".to_owned(), "warning".to_owned()));
+    assert_eq!(
+        plain.logs["deploy"],
+        "deploying app-2.1.0.tar (release 2.1 'spring') as 2.1.0\n"
+    );
+    assert_eq!(plain.logs["notify"], "pipeline passed\n");
+    assert_eq!(
+        plain.outputs["deploy"],
+        serde_json::json!({"receipt": "***-42", "url": "https://example.invalid/2.1.0"})
+    );
+    assert_eq!(
+        plain.outputs["package"],
+        serde_json::json!({"artifact": "app-2.1.0.tar"})
+    );
+    assert_eq!(github, gitlab);
+}
+
+#[test]
+fn exported_pipelines_fail_skip_and_run_failure_stages_as_a_plain_run_does() {
+    let t = handoff_project();
+    let Some([plain, _, _]) = round_trip(t.path(), "handoff", &[TOKEN], &[("FAIL_AT", "deploy")])
+    else {
+        return;
+    };
+    let ran: Vec<(&str, &str)> = plain
+        .ran
+        .iter()
+        .map(|(s, st)| (s.as_str(), st.as_str()))
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            ("build", "passed"),
+            ("lint", "passed"),
+            ("docs", "warning"),
+            ("package", "passed"),
+            ("deploy", "failed"),
+            ("restore", "passed"),
+            ("notify", "passed"),
+        ]
+    );
+    assert_eq!(plain.not_run, ["smoke"]);
+    assert_eq!(plain.logs["restore"], "restoring after failed\n");
+    assert_eq!(plain.logs["notify"], "pipeline failed\n");
+}
+
+#[test]
+fn the_demo_exported_runs_to_the_end_with_its_version_passed_to_deploy() {
+    let t = Test::new();
+    copy_tree(&repo_root().join("pipelines"), &t.path().join("pipelines"));
+    copy_tree(
+        &repo_root().join("fixtures/ports/compliant"),
+        &t.path().join("fixtures/ports/compliant"),
+    );
+    let work = tempfile::tempdir().expect("temp dir");
+    let Some(action) = parse_yaml(&[&repo_root().join("action.yml")]) else {
+        return;
+    };
+    let Some(workflow) = exported(t.path(), "demo", "github", work.path()) else {
+        return;
+    };
+    let config = exported(t.path(), "demo", "gitlab", work.path()).expect("parsed before");
+    let plain = plain_run(t.path(), "demo", &[], work.path());
+    let github = github_run(
+        t.path(),
+        &workflow,
+        &action[0],
+        &HashMap::new(),
+        &[],
+        work.path(),
+    );
+    let gitlab = gitlab_run(t.path(), &config, &[], &[], work.path(), true);
+    for (engine, outcome) in [("plain", &plain), ("GitHub", &github), ("GitLab", &gitlab)] {
+        let order: Vec<&str> = outcome.ran.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "lint",
+                "unit-tests",
+                "integration-tests",
+                "port-law",
+                "docs-links",
+                "build",
+                "backup",
+                "deploy",
+                "smoke",
+                "notify"
+            ],
+            "{engine}"
+        );
+        assert!(
+            outcome
+                .ran
+                .iter()
+                .all(|(_, s)| s == "passed" || s == "warning"),
+            "{engine}: {outcome:?}"
+        );
+        let version = outcome.outputs["build"]["version"]
+            .as_str()
+            .expect("a version");
+        assert!(version.starts_with("1.4."), "{engine}: {version}");
+    }
+    // The version `build` published in its job is the one `deploy` switched traffic to.
+    for (engine, prefix) in [("GitHub", "github"), ("GitLab", "gitlab")] {
+        let version =
+            if engine == "GitHub" { &github } else { &gitlab }.outputs["build"]["version"]
+                .as_str()
+                .expect("a version")
+                .to_owned();
+        let log = std::fs::read_to_string(
+            work.path()
+                .join(format!("{prefix}-deploy"))
+                .join(".portcullis/runs/latest/deploy.log"),
+        )
+        .expect("deploy's log");
+        assert_eq!(log, format!("switched traffic to {version}\n"), "{engine}");
+    }
+}
+
+#[test]
+fn gitlab_jobs_install_portcullis_from_the_release_and_run_in_the_project_folder() {
+    // A repository whose portcullis project is the folder `app`.
+    let t = Test::new().file(
+        "app/pipelines/one.yml",
+        "version: 1\nstages:\n  a:\n    run: echo \"n=7\" >> \"$PORTCULLIS_OUTPUT\"\n  b:\n    needs: [a]\n    run: echo \"got ${a.n}\"\n",
+    );
+    let git = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(t.path())
+        .status()
+        .expect("git init");
+    assert!(git.success());
+    let work = tempfile::tempdir().expect("temp dir");
+    let Some(config) = exported(&t.path().join("app"), "one", "gitlab", work.path()) else {
+        return;
+    };
+    assert_eq!(
+        config["a"]["script"][0], "cd app",
+        "the job runs in the project's folder"
+    );
+    assert_eq!(
+        config[".portcullis"]["artifacts"]["reports"]["dotenv"],
+        "app/portcullis-outputs.env"
+    );
+    // A release as the download base serves it: the archive and its SHA256SUMS line.
+    let version = config["variables"]["PORTCULLIS_VERSION"]
+        .as_str()
+        .expect("a version");
+    let asset = format!("portcullis-{version}-x86_64-unknown-linux-musl.tar.gz");
+    let release = work.path().join("release").join(version);
+    let stage = work.path().join("archive");
+    std::fs::create_dir_all(&release).expect("mkdir");
+    std::fs::create_dir_all(&stage).expect("mkdir");
+    std::fs::copy(BIN, stage.join("portcullis")).expect("copy the binary");
+    let tar = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -cf - -C '{}' portcullis | gzip -1 > '{}' && cd '{}' && sha256sum '{asset}' > SHA256SUMS",
+            stage.display(),
+            release.join(&asset).display(),
+            release.display()
+        ))
+        .status()
+        .expect("make the release");
+    assert!(tar.success());
+    let base = format!("file://{}", work.path().join("release").display());
+    let variables = [("PORTCULLIS_DOWNLOAD_BASE".to_owned(), base)];
+    let gitlab = gitlab_run(t.path(), &config, &variables, &[], work.path(), false);
+    let plain = plain_run(&t.path().join("app"), "one", &[], work.path());
+    assert_eq!(gitlab, plain);
+    assert_eq!(plain.logs["b"], "got 7\n");
+    for job in ["a", "b"] {
+        let installed = work
+            .path()
+            .join(format!("gitlab-{job}/.portcullis/bin/portcullis"));
+        assert!(installed.is_file(), "{job} did not install portcullis");
+    }
+    // A damaged download is refused before it is unpacked.
+    std::fs::write(
+        release.join("SHA256SUMS"),
+        format!("{}  {asset}\n", "0".repeat(64)),
+    )
+    .expect("write");
+    let work = tempfile::tempdir().expect("temp dir");
+    let gitlab = gitlab_run(t.path(), &config, &variables, &[], work.path(), false);
+    assert_eq!(gitlab.ran, Vec::<(String, String)>::new(), "{gitlab:?}");
+    assert!(
+        !work
+            .path()
+            .join("gitlab-a/.portcullis/bin/portcullis")
+            .exists()
+    );
+}
+
+#[test]
+fn github_jobs_get_only_the_secrets_their_stage_reads() {
+    let t = handoff_project();
+    let work = tempfile::tempdir().expect("temp dir");
+    let Some(workflow) = exported(t.path(), "handoff", "github", work.path()) else {
+        return;
+    };
+    for (id, job) in workflow["jobs"].as_object().expect("jobs") {
+        let env = &job["steps"][1]["env"];
+        let mapped = env.get("DEPLOY_TOKEN").is_some();
+        assert_eq!(mapped, id == "deploy", "{id}: {env}");
+    }
+}
+
+/// Validates the exported files against the engines' schemas: GitLab's CI schema and
+/// SchemaStore's GitHub workflow schema, as `check-jsonschema` vendors them.
+const VALIDATE: &str = r#"
+import json, sys, yaml, jsonschema
+from importlib.resources import files
+vendor = files("check_jsonschema.builtin_schemas.vendor")
+schemas = {
+    "gitlab": json.loads((vendor / "gitlab-ci.json").read_text()),
+    "github": json.loads((vendor / "github-workflows.json").read_text()),
+}
+errors = []
+for arg in sys.argv[1:]:
+    kind, path = arg.split("=", 1)
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+    # YAML 1.1 reads the key `on` as true; GitHub reads it as `on`.
+    if kind == "github" and True in doc:
+        doc["on"] = doc.pop(True)
+    validator = jsonschema.Draft7Validator(schemas[kind])
+    for e in validator.iter_errors(doc):
+        errors.append(f"{path}: {'/'.join(map(str, e.absolute_path))}: {e.message}")
+print("\n".join(errors))
+sys.exit(1 if errors else 0)
+"#;
+
+/// Whether `check-jsonschema` (and with it GitLab's schema) can be imported; says why not.
+#[expect(clippy::print_stderr, reason = "a skipped check says why")]
+fn engine_schemas_present() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import check_jsonschema, jsonschema, yaml"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !required("check-jsonschema"),
+            "check-jsonschema is required (PORTCULLIS_REQUIRE) but cannot be imported"
+        );
+        eprintln!(
+            "skipped: Python's `check_jsonschema` is not installed \
+             (python3 -m pip install check-jsonschema)"
+        );
+    }
+    ok
+}
+
+#[test]
+fn exported_files_validate_against_the_gitlab_and_github_schemas() {
+    if !engine_schemas_present() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut args: Vec<String> = Vec::new();
+    let mut exports: Vec<PathBuf> = shipped_pipelines()
+        .into_iter()
+        .map(|p| repo_root().join(p))
+        .collect();
+    let t = handoff_project();
+    exports.push(t.path().join("pipelines/handoff.yml"));
+    for (n, pipeline) in exports.iter().enumerate() {
+        for target in ["gitlab", "github"] {
+            let out = Command::new(BIN)
+                .args(["export", target])
+                .arg(pipeline)
+                .current_dir(repo_root())
+                .output()
+                .expect("run portcullis export");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let file = work.path().join(format!("{n}-{target}.yml"));
+            std::fs::write(&file, &out.stdout).expect("write");
+            args.push(format!("{target}={}", file.display()));
+        }
+    }
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(VALIDATE)
+        .args(&args)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "exported files the schemas reject:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
