@@ -567,11 +567,12 @@ fn server(
             j += if a.text.contains('=') { 1 } else { 2 };
             continue;
         }
-        // gunicorn's `-c FILE` and puma's `-C FILE` take the port from the file, which is
-        // scanned on its own.
-        if g.name == "gunicorn" && matches!(flag, "-c" | "--config")
-            || g.name == "puma" && matches!(flag, "-C" | "--config")
-            || g.name == "hypercorn" && matches!(flag, "-c" | "--config")
+        // A server given its config file (`--config FILE`; gunicorn's and hypercorn's `-c`,
+        // puma's `-C`, vite's `-c`) takes the port from the file, which is scanned on its own.
+        if flag == "--config"
+            || matches!(g.name, "gunicorn" | "hypercorn") && flag == "-c"
+            || g.name == "puma" && flag == "-C"
+            || g.name.starts_with("vite") && flag == "-c"
         {
             found = true;
         }
@@ -579,7 +580,9 @@ fn server(
             if flag == "--uds" || flag == "--fd" {
                 found = true;
             }
-            j += 2;
+            // A flag whose value is optional (`vite --host --config FILE`) takes no flag as it.
+            let takes_next = args.get(j + 1).is_some_and(|w| !w.text.starts_with('-'));
+            j += if takes_next { 2 } else { 1 };
             continue;
         }
         if !positional_done && !a.text.starts_with('-') {
@@ -777,6 +780,10 @@ mod tests {
             [(8080, "publish", 14), (80, "bind", 19)]
         );
         assert_eq!(found("serve -s build -l 3001"), [(3001, "bind", 18)]);
+        // The config file gives the port; it is scanned on its own.
+        assert_eq!(found("vite --config ./config/vite.config.js"), []);
+        assert_eq!(found("vite -c vite.config.ts"), []);
+        assert_eq!(found("vite --host --config ./config/vite.config.js"), []);
         assert_eq!(found("npx serve -s build"), [(3000, "default", 4)]);
         assert_eq!(
             found("\"start\": \"serve -s build\""),
