@@ -6,7 +6,7 @@ use super::command::{self, Context};
 use super::text::{digits_at, is_local_host, is_loopback_host, parse_port_value, port_number};
 use super::{Candidate, EnvFiles, Kind, Scope};
 
-fn candidate(
+pub(super) fn candidate(
     offset: usize,
     port: u16,
     kind: Kind,
@@ -995,7 +995,7 @@ pub(crate) fn local_urls(text: &str, out: &mut Vec<Candidate>) {
 }
 
 /// Each line of `text` (without its `\n`) with the byte offset it starts at.
-fn lines_at(text: &str) -> impl Iterator<Item = (usize, &str)> {
+pub(super) fn lines_at(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.split('\n').scan(0, |at, line| {
         let start = *at;
         *at += line.len() + 1;

@@ -19,7 +19,8 @@
 //! URL or a client connection is `Kind::Reference` (a note in test and documentation files).
 //! A name made of a word like `timeout`, `retries` or `size` besides `port` is not a port.
 
-use super::text::port_number;
+use super::files::{candidate, lines_at};
+use super::text::{digits_at, port_number};
 use super::{Candidate, Kind, Scope};
 
 /// Name parts that make a `port` name mean something else (`port_timeout`, `max_ports`).
@@ -60,16 +61,7 @@ fn reference(offset: usize, port: u16, what: String) -> Candidate {
 }
 
 fn of_kind(kind: Kind, offset: usize, port: u16, what: String) -> Candidate {
-    Candidate {
-        offset,
-        port,
-        end: port,
-        kind,
-        scope: Scope::Container,
-        loopback: false,
-        what,
-        dead: None,
-    }
+    candidate(offset, port, kind, Scope::Container, false, what)
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -108,18 +100,6 @@ pub(crate) fn standalone_numbers(value: &str) -> Vec<(usize, u16)> {
         }
     }
     out
-}
-
-/// Each line of `text` with the byte offset it starts at.
-fn lines_at(text: &str) -> Vec<(usize, &str)> {
-    let mut at = 0;
-    text.split('\n')
-        .map(|line| {
-            let start = at;
-            at += line.len() + 1;
-            (start, line)
-        })
-        .collect()
 }
 
 fn indent(line: &str) -> usize {
@@ -246,7 +226,7 @@ pub(crate) fn port_settings(text: &str, out: &mut Vec<Candidate>) {
     if find_port(text).is_none() {
         return;
     }
-    let lines = lines_at(text);
+    let lines: Vec<(usize, &str)> = lines_at(text).collect();
     for (n, &(start, line)) in lines.iter().enumerate() {
         let bytes = line.as_bytes();
         let mut from = 0;
@@ -1077,23 +1057,10 @@ fn number_here(text: &str, at: usize, what: &str, out: &mut Vec<Candidate>) {
 
 /// [`number_here`] for a candidate of another kind.
 fn number_of_kind(kind: Kind, text: &str, at: usize, what: &str, out: &mut Vec<Candidate>) {
-    if at >= text.len() {
+    if at >= text.len() || !text.is_char_boundary(at) {
         return;
     }
-    let bytes = text.as_bytes();
-    let len = bytes[at..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    let next = bytes.get(at + len).copied();
-    if next.is_some_and(|b| {
-        b.is_ascii_alphanumeric()
-            || b == b'_'
-            || b == b'.' && bytes.get(at + len + 1).is_some_and(u8::is_ascii_digit)
-    }) {
-        return;
-    }
-    if let Some(port) = port_number(&text[at..at + len]) {
+    if let Some((port, _)) = digits_at(text, at) {
         out.push(of_kind(kind, at, port, format!("{what} port {port}")));
     }
 }
