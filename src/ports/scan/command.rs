@@ -666,9 +666,26 @@ fn bind(g: &Grammar, at: usize, pv: &PortValue, host: Option<&str>, cx: &Context
 
 /// `docker run -p [IP:]HOST:CONTAINER[/proto]`.
 fn publish_flag(v: &str, at: usize, cx: &Context, out: &mut Vec<Candidate>) {
-    if let Some(m) = super::compose::parse_mapping(v)
-        && let Some((port, end, off)) = m.host
+    let Some(m) = super::compose::parse_mapping(v) else {
+        return;
+    };
+    if m.host.is_none()
+        && let Some((cport, cend, coff)) = m.container
     {
+        // `-p 8000` (a random host port) or `-p ${PORT}:8000`: the container side is still a
+        // port the service listens on.
+        out.push(Candidate {
+            offset: at + coff,
+            port: cport,
+            end: cend,
+            kind: Kind::Bind,
+            scope: Scope::Container,
+            loopback: false,
+            what: format!("`docker run -p {v}`: the container listens on port {cport}"),
+            dead: None,
+        });
+    }
+    if let Some((port, end, off)) = m.host {
         out.push(Candidate {
             offset: at + off,
             port,

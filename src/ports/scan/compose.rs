@@ -14,6 +14,9 @@ pub(crate) struct Mapping {
     /// Host port or range (first, last) and the byte offset of its text in the entry.
     pub(crate) host: Option<(u16, u16, usize)>,
     pub(crate) host_var: Option<String>,
+    /// A host side that is a variable with no default (`${HTTP_PORT}:8000`): its name and
+    /// offset. The container side is still read.
+    pub(crate) host_unset: Option<(String, usize)>,
     pub(crate) container: Option<(u16, u16, usize)>,
 }
 
@@ -59,17 +62,28 @@ pub(crate) fn parse_mapping(entry: &str) -> Option<Mapping> {
             (Some(parts[n - 2]), Some(body[..ip_end].to_owned()))
         }
     };
+    let mut host_unset = None;
     let (host, host_var) = match host {
         Some((_, "")) | None => (None, None),
-        Some(h) => {
-            let (a, b, at, var) = range(h)?;
-            (Some((a, b, at)), var)
-        }
+        Some(h) => match range(h) {
+            Some((a, b, at, var)) => (Some((a, b, at)), var),
+            None => {
+                let name = h.1.strip_prefix("${")?.strip_suffix('}')?;
+                let ok = !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !ok {
+                    return None;
+                }
+                host_unset = Some((name.to_owned(), h.0));
+                (None, None)
+            }
+        },
     };
     Some(Mapping {
         ip,
         host,
         host_var,
+        host_unset,
         container: Some((container.0, container.1, container.2)),
     })
 }
@@ -368,11 +382,39 @@ fn compose_port(
             }
         }
         (None, host_network) => {
+            if let Some((var, at)) = &m.host_unset {
+                let resolved = env.get(var).and_then(|(v, _, _)| port_number(v));
+                match resolved {
+                    Some(port) => out.push(publish(
+                        service,
+                        (port, port, base + at),
+                        Some(var),
+                        loopback,
+                        env,
+                    )),
+                    None => out.push(Candidate {
+                        offset: base + at,
+                        port: 0,
+                        end: 0,
+                        kind: Kind::Publish,
+                        scope: Scope::Host,
+                        loopback: false,
+                        what: format!(
+                            "{service}: the host port `${{{var}}}` has no default and no value in .env"
+                        ),
+                        dead: Some("its value is only known when compose runs".into()),
+                    }),
+                }
+            }
+            let host = match &m.host_unset {
+                Some((var, _)) => format!("on host port `${{{var}}}`"),
+                None => "on a random host port".to_owned(),
+            };
             if let Some((port, end, at)) = m.container {
                 out.push(container_port(
                     (port, end, base + at),
                     host_network,
-                    format!("{service} publishes container port {port} on a random host port"),
+                    format!("{service} publishes container port {port} {host}"),
                 ));
             }
         }
@@ -705,6 +747,17 @@ mod tests {
             m("${WEB_PORT:-3001}:3001").map(|t| t.1),
             Some(Some((3001, 3001, 12)))
         );
+        // A host side that is a variable with no default: the container side is still read.
+        let unset = parse_mapping("${KONG_HTTP_PORT}:8000/tcp").expect("readable");
+        assert_eq!(
+            (unset.host, unset.host_unset, unset.container),
+            (
+                None,
+                Some(("KONG_HTTP_PORT".into(), 0)),
+                Some((8000, 8000, 18))
+            )
+        );
+        assert_eq!(m("${A B}:8000"), None);
         assert_eq!(m("127.0.0.1:99999:80"), None);
         assert_eq!(m("localhost:x:80"), None);
     }

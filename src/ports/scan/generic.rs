@@ -599,10 +599,11 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
         "-l",
         "--address",
         "--addr",
+        "-address",
     ] {
         for i in memchr::memmem::find_iter(bytes, flag.as_bytes()) {
             // A flag of its own, or the end of a longer one (`--web.listen-address`).
-            let own = flag.starts_with('-');
+            let own = flag != "-address";
             if i > 0 && own && !matches!(bytes[i - 1], b' ' | b'\t' | b'"' | b'\'') {
                 continue;
             }
@@ -625,11 +626,18 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
                 .position(|b| matches!(b, b' ' | b'\t' | b'"' | b'\'' | b'\n' | b','))
                 .map_or(bytes.len(), |e| at + e);
             let word = &text[at..end];
-            if word.contains("://") {
+            // `--mac-address=00:11:22:33:44:55` is no address with a port.
+            if word.contains("://") || !word.starts_with('[') && word.matches(':').count() > 1 {
                 continue;
             }
             if let Some(colon) = word.rfind(':') {
-                number_here(text, at + colon + 1, &format!("`{flag}` binds"), out);
+                // The whole flag's name: `--web.listen-address`.
+                let name_start = bytes[..i]
+                    .iter()
+                    .rposition(|b| b.is_ascii_whitespace() || matches!(b, b'"' | b'\''))
+                    .map_or(0, |k| k + 1);
+                let name = &text[name_start..i + flag.len()];
+                number_here(text, at + colon + 1, &format!("`{name}` binds"), out);
             } else if flag == "--listen" {
                 number_here(text, at, "`--listen` binds", out);
             }
@@ -723,6 +731,7 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
     for i in memchr::memmem::find_iter(bytes, b"Listener(") {
         number_here(text, i + 9, "a listener on", out);
     }
+    server_calls(text, out);
     // `Listen 8000` (Apache) and `<VirtualHost *:8000>`; `EXPOSE`, Vagrant's forwarded ports.
     let line_words: [&[u8]; 4] = [b"Listen ", b"<VirtualHost ", b"EXPOSE ", b"forwarded_port"];
     if !line_words
@@ -782,6 +791,82 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
             for (off, _) in rest.match_indices(':') {
                 let at = start + lead + 13 + off + 1;
                 number_here(text, at, "a virtual host on", out);
+            }
+        }
+    }
+}
+
+/// Calls that start a server, with the port as a number among their arguments.
+/// `(name, how many leading arguments may hold the port)`: `up(8000, "0.0.0.0")` (Genie),
+/// `Kemal.run(3002)`, `app.listen(8000)`, `serve(handler, "localhost", 8000)` (shelf),
+/// `embeddedServer(Netty, 8000)` (Ktor), `Javalin.create().start(7070)`.
+pub(crate) const SERVER_CALLS: &[(&str, usize)] = &[
+    ("up(", 1),
+    ("run(", 1),
+    ("Run(", 1),
+    ("listen(", 1),
+    ("Listen(", 1),
+    ("start(", 1),
+    ("runApp(", 1),
+    ("run_app(", 2),
+    ("serve(", 3),
+    ("embeddedServer(", 3),
+    ("startServer(", 2),
+    ("start_server(", 2),
+];
+
+fn server_calls(text: &str, out: &mut Vec<Candidate>) {
+    let bytes = text.as_bytes();
+    for &(call, positions) in SERVER_CALLS {
+        for i in memchr::memmem::find_iter(bytes, call.as_bytes()) {
+            // A name of its own: `up(`, `.up(`, not `setup(` or `backup(`.
+            if i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_') {
+                continue;
+            }
+            let line_start = memchr::memrchr(b'\n', &bytes[..i]).map_or(0, |k| k + 1);
+            let receiver = text[line_start..i].to_ascii_lowercase();
+            let plain = receiver.trim_end().is_empty() || !receiver.ends_with('.');
+            // `start(` and `run(` of anything but an app or server are timers, tasks and
+            // commands (`timer.start(3000)`, `subprocess.run(...)`).
+            let serverish = ["app", "server", "javalin", "kemal", "genie", "create()"]
+                .iter()
+                .any(|w| receiver.contains(w));
+            match call {
+                "start(" | "Run(" if !serverish => continue,
+                "run(" if !(serverish || plain) => continue,
+                // `sock.listen(128)`: a backlog, not a port.
+                "listen(" | "Listen(" if receiver.contains("sock") => continue,
+                _ => {}
+            }
+            let from = i + call.len();
+            let close = bytes[from..]
+                .iter()
+                .position(|b| matches!(b, b')' | b'\n' | b'{'))
+                .map_or(bytes.len(), |e| from + e);
+            let mut at = from;
+            for arg in text[from..close].split([',', ';']).take(positions) {
+                let lead = arg.len() - arg.trim_start().len();
+                let value = arg.trim();
+                let start = at + lead;
+                at += arg.len() + 1;
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    continue;
+                }
+                let Some((port, _)) = digits_at(text, start) else {
+                    continue;
+                };
+                // Backlogs and buffer sizes are powers of two; ports below 1024 given to
+                // these calls are counts more often than ports.
+                if port < 1024 || port.is_power_of_two() {
+                    continue;
+                }
+                out.push(of_kind(
+                    Kind::Bind,
+                    start,
+                    port,
+                    format!("`{}...)` serves on port {port}", call),
+                ));
+                break;
             }
         }
     }
@@ -959,6 +1044,15 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
     };
     match word {
         b"-p " | b"Server(" | b"scotty " => return next_is_digit(end),
+        // `generic::SERVER_CALLS`: a number among the arguments.
+        w if SERVER_CALLS.iter().any(|(call, _)| call.as_bytes() == w) => {
+            let args = &bytes[end..bytes.len().min(end + 120)];
+            let close = args
+                .iter()
+                .position(|b| matches!(b, b')' | b'\n' | b'{'))
+                .unwrap_or(args.len());
+            return args[..close].iter().any(u8::is_ascii_digit);
+        }
         // `ServerSocket(3000)`, `InetSocketAddress("0.0.0.0", 8000)`; not `WebSocket(url)`.
         b"Socket(" => {
             let args = &bytes[end..bytes.len().min(end + 80)];
@@ -1193,7 +1287,8 @@ mod tests {
         let text = "hugo server -p 3000 --bind 0.0.0.0\ndaphne -b 0.0.0.0:8000 app\nsin_port = htons(8000);\n\
                     new ServerSocket(3000)\nserver.bind((\"\", 3002)); socket.create_connection((\"localhost\", 3000))\nListen 8000\n<VirtualHost *:8000>\n\
                     ulimit -n 30000\ntimeout 3000\nps -p $PID\n\
-                    EXPOSE 8000:8000\n  config.vm.network \"forwarded_port\", guest: 3000, host: 3002, host_ip: \"127.0.0.1\"\n";
+                    EXPOSE 8000:8000\n  config.vm.network \"forwarded_port\", guest: 3000, host: 3002, host_ip: \"127.0.0.1\"\n\
+                    ExecStart=/usr/bin/node_exporter --web.listen-address=:3002 --net.mac-address=00:11:22:33:44:55\n";
         assert_eq!(
             ports(flags_and_calls, text),
             [
@@ -1203,11 +1298,33 @@ mod tests {
                 (3000, 12),
                 (3002, 5),
                 (3002, 12),
+                (3002, 13),
                 (8000, 2),
                 (8000, 3),
                 (8000, 6),
                 (8000, 7),
                 (8000, 11)
+            ]
+        );
+    }
+
+    #[test]
+    fn servers_started_with_a_port_argument() {
+        let text = "up(8000, \"0.0.0.0\", async = false)\nup(3002; async = true)\nKemal.run(3002)\n\
+                    Javalin.create().start(3000)\nshelf_io.serve(handler, 'localhost', 8000)\n\
+                    embeddedServer(Netty, 3002)\napp.listen(3000)\n\
+                    sock.listen(1024)\ns.listen(5)\nasyncio.run(main(3000))\ntimer.start(3000)\n\
+                    setup(3000)\nbackup(8000)\nrun(cmd, 3000)\nserver.listen(4096)\n";
+        assert_eq!(
+            ports(flags_and_calls, text),
+            [
+                (3000, 4),
+                (3000, 7),
+                (3002, 2),
+                (3002, 3),
+                (3002, 6),
+                (8000, 1),
+                (8000, 5)
             ]
         );
     }

@@ -309,8 +309,16 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
     if SKIP_FILES.contains(&name) || name.ends_with(".min.js") || name.ends_with(".map") {
         return None;
     }
-    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     let lower = name.to_ascii_lowercase();
+    let ext = lower.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    // `config.toml.example`, `nginx.conf.template`, `settings.py.dist`: a copy users fill in,
+    // read as the file it becomes.
+    if let Some((inner, _)) = name.rsplit_once('.').filter(|(inner, _)| {
+        inner.contains('.') && matches!(ext, "example" | "sample" | "dist" | "template" | "tmpl")
+    }) && let Some(kind) = classify(path, inner)
+    {
+        return Some(kind);
+    }
     Some(match name {
         // composer.json's `scripts` are commands as package.json's are.
         "package.json" | "composer.json" => FileKind::PackageJson,
@@ -357,10 +365,10 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
         _ if ext == "socket" => FileKind::SystemdSocket,
         _ if ext == "service" => FileKind::SystemdService,
         _ if ext == "py" => FileKind::Python,
-        _ if matches!(ext, "sh" | "bash")
+        _ if matches!(ext, "sh" | "bash" | "zsh" | "ksh" | "bats" | "envrc")
             || matches!(
                 name,
-                "Makefile" | "makefile" | "GNUmakefile" | "Justfile" | "justfile"
+                "Makefile" | "makefile" | "GNUmakefile" | "Justfile" | "justfile" | ".envrc"
             ) =>
         {
             FileKind::Script
@@ -393,6 +401,27 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
                 | "groovy"
                 | "gradle"
                 | "php"
+                | "fs"
+                | "fsx"
+                | "fsi"
+                | "zig"
+                | "v"
+                | "d"
+                | "odin"
+                | "hx"
+                | "m"
+                | "mm"
+                | "vala"
+                | "gleam"
+                | "res"
+                | "re"
+                | "jsonnet"
+                | "libsonnet"
+                | "cue"
+                | "pkl"
+                | "kdl"
+                | "ron"
+                | "json5"
         ) =>
         {
             FileKind::Text(CommentStyle::Slash)
@@ -419,6 +448,18 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
                 | "psgi"
                 | "sbt"
                 | "bazel"
+                | "jl"
+                | "nix"
+                | "ps1"
+                | "psm1"
+                | "fish"
+                | "tcl"
+                | "pp"
+                | "coffee"
+                | "rake"
+                | "gemspec"
+                | "mk"
+                | "nu"
         ) =>
         {
             FileKind::Text(CommentStyle::Hash)
@@ -438,6 +479,18 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
                 | "txt"
                 | "adoc"
                 | "ipynb"
+                | "ml"
+                | "elm"
+                | "purs"
+                | "rkt"
+                | "scm"
+                | "lisp"
+                | "el"
+                | "fnl"
+                | "xml"
+                | "erb"
+                | "bat"
+                | "cmd"
         ) =>
         {
             FileKind::Text(CommentStyle::None)
@@ -516,11 +569,26 @@ const GENERIC_NEEDLES: &[&str] = &[
     "connect((",
     "connection((",
     "--bind",
+    "--listen",
+    "-address",
+    "--addr",
     "-b ",
     "Server.Start(",
     "server.start(",
     "bind =",
     "bind=",
+    // `generic::SERVER_CALLS`.
+    "up(",
+    "run(",
+    "Run(",
+    "listen(",
+    "start(",
+    "runApp(",
+    "run_app(",
+    "serve(",
+    "embeddedServer(",
+    "startServer(",
+    "start_server(",
 ];
 const RUST_NEEDLES: &[&str] = &["bind("];
 const GO_NEEDLES: &[&str] = &["ListenAndServe", "Listen(", ".Run(\"", ".Start(\""];
@@ -763,6 +831,16 @@ fn scan_file(
             && memchr::memmem::find(bytes, b"\"portcullis-ports-baseline\"").is_some()
         {
             return Ok(None);
+        }
+        // A test or coverage report (JUnit, Cobertura) records a run; it declares nothing.
+        if name.to_ascii_lowercase().ends_with(".xml") {
+            let head = &bytes[..bytes.len().min(1024)];
+            if [&b"<testsuites"[..], b"<testsuite ", b"<coverage "]
+                .iter()
+                .any(|w| memchr::memmem::find(head, w).is_some())
+            {
+                return Ok(None);
+            }
         }
         let text = String::from_utf8_lossy(bytes).into_owned();
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -1154,6 +1232,20 @@ mod tests {
     use proptest::prelude::*;
 
     /// Command values of a task runner's YAML are kept, other keys blanked, offsets unchanged.
+    #[test]
+    fn files_are_classified_by_any_case_and_by_the_file_a_template_becomes() {
+        let kind = |name: &str| classify(Path::new(name), name);
+        assert_eq!(kind("api.R"), kind("api.r"));
+        assert!(kind("api.R").is_some());
+        assert_eq!(kind("app.jl"), Some(FileKind::Text(CommentStyle::Hash)));
+        assert_eq!(kind("main.zig"), Some(FileKind::Text(CommentStyle::Slash)));
+        assert_eq!(kind("docker-compose.yml.example"), Some(FileKind::Compose));
+        assert_eq!(kind("nginx.conf.template"), Some(FileKind::Nginx));
+        assert_eq!(kind(".envrc"), Some(FileKind::Script));
+        assert_eq!(kind("logo.png"), None);
+        assert_eq!(kind("notes.example"), None);
+    }
+
     #[test]
     fn yaml_commands_keep_only_commands() {
         let text = "tasks:\n  web:\n    name: serve\n    cmds:\n      - npx serve -l 3000\n      - echo é\n    dir: x\n  run: python -m http.server 8000\n";
