@@ -459,6 +459,9 @@ fn program(cmd: &[Word<'_>], i: usize) -> Option<(&'static Grammar, usize)> {
         "serve" if !command_position(cmd, i) => None,
         "serve" => match next {
             Some(n) if n.contains(':') && !n.starts_with("tcp:") => None,
+            // Ray Serve's CLI (`serve run config.yaml`, `serve deploy`): its port is in the
+            // config file, not the static server's 3000.
+            Some("run" | "deploy" | "build" | "status" | "shutdown" | "config" | "start") => None,
             _ => Some((&SERVE, i + 1)),
         },
         "react-scripts" => (next == Some("start")).then_some((&REACT_SCRIPTS, i + 2)),
@@ -558,7 +561,7 @@ fn server(
             let value = value.or_else(|| args.get(j + 1).map(|w| (w.text, w.at)));
             if let Some((v, at)) = value {
                 if g.name == "docker run" {
-                    publish_flag(v, at, cx, out);
+                    publish_flag("docker run -p ", v, at, cx, out);
                 } else if let Some(pv) = parse_port_value(v) {
                     out.push(bind(g, at, &pv, host.as_deref(), cx));
                 }
@@ -665,7 +668,8 @@ fn bind(g: &Grammar, at: usize, pv: &PortValue, host: Option<&str>, cx: &Context
 }
 
 /// `docker run -p [IP:]HOST:CONTAINER[/proto]`.
-fn publish_flag(v: &str, at: usize, cx: &Context, out: &mut Vec<Candidate>) {
+/// Also a Podman Quadlet's `PublishPort=` (`flag`).
+pub(crate) fn publish_flag(flag: &str, v: &str, at: usize, cx: &Context, out: &mut Vec<Candidate>) {
     let Some(m) = super::compose::parse_mapping(v) else {
         return;
     };
@@ -681,7 +685,7 @@ fn publish_flag(v: &str, at: usize, cx: &Context, out: &mut Vec<Candidate>) {
             kind: Kind::Bind,
             scope: Scope::Container,
             loopback: false,
-            what: format!("`docker run -p {v}`: the container listens on port {cport}"),
+            what: format!("`{flag}{v}`: the container listens on port {cport}"),
             dead: None,
         });
     }
@@ -693,7 +697,7 @@ fn publish_flag(v: &str, at: usize, cx: &Context, out: &mut Vec<Candidate>) {
             kind: Kind::Publish,
             scope: cx.scope,
             loopback: m.ip.as_deref().is_some_and(is_loopback_host),
-            what: format!("`docker run -p {v}` publishes host port {port}"),
+            what: format!("`{flag}{v}` publishes host port {port}"),
             dead: None,
         });
         // The container side too, when it differs, as compose's: a forbidden port is forbidden
@@ -706,7 +710,7 @@ fn publish_flag(v: &str, at: usize, cx: &Context, out: &mut Vec<Candidate>) {
                 kind: Kind::Bind,
                 scope: Scope::Container,
                 loopback: false,
-                what: format!("`docker run -p {v}`: the container listens on port {cport}"),
+                what: format!("`{flag}{v}`: the container listens on port {cport}"),
                 dead: None,
             });
         }
@@ -802,6 +806,8 @@ mod tests {
         assert_eq!(found("vite -c vite.config.ts"), []);
         assert_eq!(found("vite --host --config ./config/vite.config.js"), []);
         assert_eq!(found("npx serve -s build"), [(3000, "default", 4)]);
+        assert_eq!(found("serve run serve/serve_config.yaml"), []);
+        assert_eq!(found("serve deploy config.yaml"), []);
         assert_eq!(
             found("\"start\": \"serve -s build\""),
             [(3000, "default", 10)]

@@ -565,6 +565,12 @@ pub(crate) fn systemd_service(text: &str, out: &mut Vec<Candidate>) {
             pieces[0] = (at + first.len() - cmd.len(), cmd);
             command::scan_pieces(&pieces, &cx, &|_| false, out);
         }
+        // A Podman Quadlet unit (`.container`, `.kube`, `.pod`): `PublishPort=[IP:]HOST:CONTAINER`.
+        if let Some(value) = trimmed.strip_prefix("PublishPort=") {
+            let value = value.trim_end();
+            let value_at = at + first.len() - first.trim_start().len() + "PublishPort=".len();
+            command::publish_flag("PublishPort=", value, value_at, &cx, out);
+        }
     }
 }
 
@@ -1354,6 +1360,23 @@ mod tests {
         out.iter()
             .map(|c| (c.port, c.kind.as_str(), c.offset))
             .collect()
+    }
+
+    #[test]
+    fn quadlet_units_publish_ports() {
+        let text = "[Container]\nImage=docker.io/paperless\nPublishPort=127.0.0.1:3002:8000\n  PublishPort=3001:3000\n# PublishPort=8000:8000\n";
+        let (masked, _) =
+            super::super::text::mask_comments(text, super::super::text::CommentStyle::IniLine);
+        let found = ports(|o| systemd_service(&masked, o));
+        assert_eq!(
+            found,
+            [
+                (3002, "publish", 60),
+                (8000, "bind", 65),
+                (3001, "publish", 84),
+                (3000, "bind", 89)
+            ]
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! A name made of a word like `timeout`, `retries` or `size` besides `port` is not a port.
 
 use super::files::{candidate, lines_at};
-use super::text::{digits_at, port_number};
+use super::text::{digits_at, is_loopback_host, port_number};
 use super::{Candidate, Kind, Scope};
 
 /// Name parts that make a `port` name mean something else (`port_timeout`, `max_ports`).
@@ -150,6 +150,26 @@ fn after_name(line: &str, name_start: usize, name_end: usize) -> After {
             }
         }
     }
+    // A getter's default: `config().getInteger("http.port", 8000)`,
+    // `System.getProperty("server.port", "8000")`, `env("PORT", 3000)`.
+    if rest.starts_with(',') && matches!(opener, Some(b'"' | b'\'')) {
+        let call = line[..name_start - 1].trim_end();
+        if let Some(call) = call.strip_suffix('(') {
+            let word_start = call
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(0, |k| k + 1);
+            let word = call[word_start..].to_ascii_lowercase();
+            let getter = word.starts_with("get")
+                || matches!(
+                    word.as_str(),
+                    "env" | "fetch" | "config" | "setting" | "option"
+                );
+            let value = rest[1..].trim_start().trim_start_matches(['"', '\'']);
+            if getter && value.starts_with(|c: char| c.is_ascii_digit()) {
+                return After::Value(line.len() - value.len());
+            }
+        }
+    }
     // A template's default: `{{ nginx_port | default(8000) }}`.
     if let Some(filter) = rest.strip_prefix('|')
         && let Some(d) = filter.trim_start().strip_prefix("default(")
@@ -168,8 +188,11 @@ fn after_name(line: &str, name_start: usize, name_end: usize) -> After {
         return After::None;
     } else if rest.starts_with([':', '=', '(']) {
         1
-    } else if rest.starts_with(',') && matches!(opener, Some(b':' | b'{')) {
-        // `set :port, 3000` (Ruby), `{port, 8000}` (Erlang).
+    } else if rest.starts_with(',')
+        && (matches!(opener, Some(b':' | b'{')) || line.contains("set_env("))
+    {
+        // `set :port, 3000` (Ruby), `{port, 8000}` and `application:set_env(app, port, 8000)`
+        // (Erlang).
         1
     } else if (rest.starts_with('"') || rest.starts_with('{')) && line.trim_end().ends_with('{') {
         // `port "http" {` (HCL).
@@ -229,6 +252,10 @@ pub(crate) fn port_settings(text: &str, out: &mut Vec<Candidate>) {
     let lines: Vec<(usize, &str)> = lines_at(text).collect();
     for (n, &(start, line)) in lines.iter().enumerate() {
         let bytes = line.as_bytes();
+        // Squid's `acl Safe_ports port 8000` matches requests to other hosts' ports.
+        if line.trim_start().starts_with("acl ") {
+            continue;
+        }
         let mut from = 0;
         let mut found_on_line = false;
         while let Some(k) = find_port(&line[from..]).map(|k| from + k) {
@@ -545,6 +572,9 @@ pub(crate) fn urls(text: &str, out: &mut Vec<Candidate>) {
             continue;
         }
         let host = &text[host_start..j.min(text.len())];
+        if is_remote_name(host) {
+            continue;
+        }
         let at = j + 1;
         let len = bytes[at..]
             .iter()
@@ -716,6 +746,44 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
     for i in memchr::memmem::find_iter(bytes, b"Server(") {
         number_here(text, i + 7, "a server constructed on", out);
     }
+    // Warp's `Warp.run 3002 app` (Haskell).
+    for i in memchr::memmem::find_iter(bytes, b"Warp.run ") {
+        number_here(text, i + 9, "`Warp.run` serves on", out);
+    }
+    // An address as an array and a port: `SocketAddr::from(([0, 0, 0, 0], 3000))` (Rust),
+    // `.with_http_listener(([127, 0, 0, 1], 8000))`.
+    for (needle, what) in [
+        (&b"[0, 0, 0, 0]"[..], "the address `[0, 0, 0, 0]` with"),
+        (b"[127, 0, 0, 1]", "the address `[127, 0, 0, 1]` with"),
+        (b"[0,0,0,0]", "the address `[0,0,0,0]` with"),
+        (b"[127,0,0,1]", "the address `[127,0,0,1]` with"),
+    ] {
+        for i in memchr::memmem::find_iter(bytes, needle) {
+            let mut at = i + needle.len();
+            if bytes.get(at) != Some(&b',') {
+                continue;
+            }
+            at += 1;
+            while matches!(bytes.get(at), Some(b' ' | b'\t')) {
+                at += 1;
+            }
+            let before = out.len();
+            number_here(text, at, what, out);
+            if needle.starts_with(b"[127") {
+                for c in &mut out[before..] {
+                    c.loopback = true;
+                }
+            }
+        }
+    }
+    // shadow-cljs: `:dev-http {8000 "public"}` serves a folder on each port it names.
+    for i in memchr::memmem::find_iter(bytes, b":dev-http") {
+        let mut at = i + 9;
+        while matches!(bytes.get(at), Some(b' ' | b'\t' | b'\n' | b'{')) {
+            at += 1;
+        }
+        number_here(text, at, "`:dev-http` serves on", out);
+    }
     // `WireMockServer.Start(3002)`, `server.start(8000)`.
     for needle in [
         &b"Server.Start("[..],
@@ -733,7 +801,13 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
     }
     server_calls(text, out);
     // `Listen 8000` (Apache) and `<VirtualHost *:8000>`; `EXPOSE`, Vagrant's forwarded ports.
-    let line_words: [&[u8]; 4] = [b"Listen ", b"<VirtualHost ", b"EXPOSE ", b"forwarded_port"];
+    let line_words: [&[u8]; 5] = [
+        b"Listen ",
+        b"<VirtualHost ",
+        b"EXPOSE ",
+        b"forwarded_port",
+        b"listener ",
+    ];
     if !line_words
         .iter()
         .any(|w| memchr::memmem::find(bytes, w).is_some())
@@ -743,6 +817,16 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
     for (start, line) in lines_at(text) {
         let trimmed = line.trim_start();
         let lead = line.len() - trimmed.len();
+        // Mosquitto's `listener 8000 [address]`.
+        if let Some(rest) = trimmed.strip_prefix("listener ") {
+            let value = rest.trim_start();
+            number_here(
+                text,
+                start + lead + 9 + (rest.len() - value.len()),
+                "`listener` binds",
+                out,
+            );
+        }
         if let Some(rest) = trimmed.strip_prefix("Listen ") {
             let value = rest.trim_start();
             let at = start + lead + 7 + (rest.len() - value.len());
@@ -794,6 +878,48 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
             }
         }
     }
+}
+
+/// Whether a URL's host is a public name (`api.payments.example.com`): another machine, not a
+/// port of this one. Names that resolve here or inside the project's own network stay: single
+/// labels (`api`, a compose service), `localhost` and `*.localhost`, development domains
+/// (`*.test`, `*.local`, `*.internal`, `lvh.me`, `*.nip.io`, `*.ddev.site`, `*.lndo.site`) and
+/// cluster names (`*.svc`, `*.cluster.local`).
+pub(crate) fn is_remote_name(host: &str) -> bool {
+    let host = host
+        .rsplit_once('@')
+        .map_or(host, |(_, h)| h)
+        .to_ascii_lowercase();
+    let Some((_, tld)) = host.rsplit_once('.') else {
+        return false;
+    };
+    if tld.len() < 2 || !tld.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return false;
+    }
+    const LOCAL: &[&str] = &[
+        "localhost",
+        "local",
+        "test",
+        "internal",
+        "svc",
+        "docker",
+        "lan",
+        "home",
+    ];
+    const LOCAL_SUFFIXES: &[&str] = &[
+        "lvh.me",
+        "localtest.me",
+        "nip.io",
+        "sslip.io",
+        "xip.io",
+        "ddev.site",
+        "lndo.site",
+        "vcap.me",
+    ];
+    !LOCAL.contains(&tld)
+        && !LOCAL_SUFFIXES
+            .iter()
+            .any(|s| host == *s || host.ends_with(&format!(".{s}")))
 }
 
 /// Calls that start a server, with the port as a number among their arguments.
@@ -928,7 +1054,7 @@ fn bare_addresses(text: &str, out: &mut Vec<Candidate>) {
             && (matches!(opener, Some(b'"' | b'\'' | b'`'))
                 || opener == Some(b'\n')
                 || opener.is_none());
-        if !(named || bare) {
+        if !(named || bare) || is_remote_name(host) {
             continue;
         }
         let kind = if bare { Kind::Bind } else { Kind::Reference };
@@ -989,33 +1115,79 @@ fn host_pairs(text: &str, out: &mut Vec<Candidate>) {
                 && host.matches('.').count() == 3;
         // A quoted host must be an address (not `"utf-8", 3000`); a constant was named above.
         if literal || !quoted_host {
-            // The call it is given to: a client's connection is a reference, anything else
-            // (`TCPSite`, `newServerAt`, `serve`, `bind_tcp`) opens the port.
-            let call = text[..comma]
-                .rfind('(')
-                .map(|open| {
-                    let mut from = open.saturating_sub(40);
-                    while !text.is_char_boundary(from) {
-                        from += 1;
-                    }
-                    &text[from..open]
-                })
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            let client = [
-                "connect",
-                "connection",
-                "client",
-                "dial",
-                "request",
-                "fetch",
-            ]
-            .iter()
-            .any(|w| call.ends_with(w) || call.contains(&format!("{w}(")));
-            let kind = if client { Kind::Reference } else { Kind::Bind };
+            let kind = call_kind(text, comma);
             number_of_kind(kind, text, at, &format!("an address `{host}` with"), out);
         }
     }
+    // The port first: `.request(HttpMethod.GET, 8000, "localhost", "/health")` (Vert.x),
+    // `listen(8000, "0.0.0.0")`.
+    for host in [
+        "\"localhost\"",
+        "\"127.0.0.1\"",
+        "\"0.0.0.0\"",
+        "'localhost'",
+        "'127.0.0.1'",
+        "'0.0.0.0'",
+    ] {
+        for i in memchr::memmem::find_iter(bytes, host.as_bytes()) {
+            let before = text[..i].trim_end_matches([' ', '\t']);
+            let Some(before) = before.strip_suffix(',') else {
+                continue;
+            };
+            let number = before.trim_end_matches([' ', '\t']);
+            let digits = number.len() - number.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+            let at = number.len() - digits;
+            if digits == 0 || at > 0 && (is_word_byte(bytes[at - 1]) || bytes[at - 1] == b'"') {
+                continue;
+            }
+            let name = &host[1..host.len() - 1];
+            let before_out = out.len();
+            number_of_kind(
+                call_kind(text, at),
+                text,
+                at,
+                &format!("an address `{name}` with"),
+                out,
+            );
+            if is_loopback_host(name) {
+                for c in &mut out[before_out..] {
+                    c.loopback = true;
+                }
+            }
+        }
+    }
+}
+
+/// The kind of a port given with a host to the call around `at`: a client's connection is a
+/// reference, anything else (`TCPSite`, `newServerAt`, `serve`, `bind_tcp`) opens the port.
+fn call_kind(text: &str, at: usize) -> Kind {
+    let call = text[..at]
+        .rfind('(')
+        .map(|open| {
+            let mut from = open.saturating_sub(40);
+            while !text.is_char_boundary(from) {
+                from += 1;
+            }
+            &text[from..open]
+        })
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let client = [
+        "connect",
+        "connection",
+        "client",
+        "dial",
+        "request",
+        "fetch",
+        // Erlang's `gun:open("localhost", 3002)`, Ruby's `Net::HTTP.start(host, port)`.
+        "open",
+        "http.start",
+        // Vert.x's `getNow(8000, "localhost", "/")`.
+        "getnow",
+    ]
+    .iter()
+    .any(|w| call.ends_with(w) || call.contains(&format!("{w}(")));
+    if client { Kind::Reference } else { Kind::Bind }
 }
 
 /// Whether a prefilter match of one of the generic words at `start..end` of `bytes` could be
@@ -1043,15 +1215,22 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
             .is_some_and(u8::is_ascii_digit)
     };
     match word {
-        b"-p " | b"Server(" | b"scotty " => return next_is_digit(end),
-        // `generic::SERVER_CALLS`: a number among the arguments.
-        w if SERVER_CALLS.iter().any(|(call, _)| call.as_bytes() == w) => {
+        b"-p " | b"Server(" | b"scotty " | b"listener " | b"Warp.run " => {
+            return next_is_digit(end);
+        }
+        // `generic::SERVER_CALLS`: a number of four or five digits among the arguments.
+        w if SERVER_CALLS
+            .iter()
+            .any(|(call, _)| w.ends_with(call.as_bytes()) && w.len() <= call.len() + 1) =>
+        {
             let args = &bytes[end..bytes.len().min(end + 120)];
             let close = args
                 .iter()
                 .position(|b| matches!(b, b')' | b'\n' | b'{'))
                 .unwrap_or(args.len());
-            return args[..close].iter().any(u8::is_ascii_digit);
+            return args[..close]
+                .split(|b| !b.is_ascii_digit())
+                .any(|run| (4..=5).contains(&run.len()));
         }
         // `ServerSocket(3000)`, `InetSocketAddress("0.0.0.0", 8000)`; not `WebSocket(url)`.
         b"Socket(" => {
@@ -1063,7 +1242,7 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
             return args[..close].iter().any(u8::is_ascii_digit);
         }
         // `-b 0.0.0.0:8000`, `--bind :8000`.
-        b"-b " | b"--bind" => {
+        b"-b " | b"--bind" | b"--listen" | b"-address" | b"--addr" => {
             let rest = &bytes[end..bytes.len().min(end + 64)];
             let token_end = rest
                 .iter()
@@ -1249,9 +1428,9 @@ mod tests {
     }
 
     #[test]
-    fn urls_with_any_host() {
-        let text = "a http://api:8000/x b https://example.com:3000 c ws://*:3002\nhttp://host/3000 http://v:1.2\n";
-        assert_eq!(ports(urls, text), [(3000, 1), (3002, 1), (8000, 1)]);
+    fn urls_with_any_host_but_a_public_name() {
+        let text = "a http://api:8000/x b https://example.com:3000 c ws://*:3002\nhttp://host/3000 http://v:1.2\nhttp://web.test:3000\n";
+        assert_eq!(ports(urls, text), [(3000, 3), (3002, 1), (8000, 1)]);
     }
 
     #[test]
@@ -1306,6 +1485,73 @@ mod tests {
                 (8000, 11)
             ]
         );
+    }
+
+    #[test]
+    fn remote_names_are_other_machines() {
+        for host in [
+            "api.payments.example.com",
+            "suppliers.example.net",
+            "user@db.example.org",
+        ] {
+            assert!(is_remote_name(host), "{host}");
+        }
+        for host in [
+            "api",
+            "localhost",
+            "app.localhost",
+            "web.test",
+            "host.docker.internal",
+            "api.default.svc",
+            "shop.lndo.site",
+            "127.0.0.1",
+            "10.0.0.5",
+            "my.lvh.me",
+        ] {
+            assert!(!is_remote_name(host), "{host}");
+        }
+        let text = "a = \"https://api.payments.example.com:8000/v2\"\nb = \"http://api:8000\"\nc = \"db.example.net:3000\"\nd = \"redis:3002\"\n";
+        assert_eq!(ports(urls, text), [(8000, 2)]);
+        assert_eq!(ports(flags_and_calls, text), [(3002, 4)]);
+    }
+
+    #[test]
+    fn getters_tuples_and_directives() {
+        let text = "x.listen(config().getInteger(\"http.port\", 8000))\n\
+                    {port, 3002},\n\
+                    ok = application:set_env(inventory, port, 3000),\n\
+                    acl Safe_ports port 8000\n\
+                    f(port, 3000)\n";
+        assert_eq!(
+            ports(port_settings, text),
+            [(3000, 3), (3002, 2), (8000, 1)]
+        );
+        let text = "listener 8000\nlistener 3002 127.0.0.1\n    _ <- forkIO $ Warp.run 3000 app\n\
+                    let addr = SocketAddr::from(([127, 0, 0, 1], 3002));\n\
+                    .with_http_listener(([0, 0, 0, 0], 8000))\n\
+                    :dev-http {3000 \"public\"}\n\
+                    .request(HttpMethod.GET, 8000, \"localhost\", \"/health\")\n\
+                    v4 = [0, 0, 0, 0], other\n";
+        assert_eq!(
+            ports(flags_and_calls, text),
+            [
+                (3000, 3),
+                (3000, 6),
+                (3002, 2),
+                (3002, 4),
+                (8000, 1),
+                (8000, 5),
+                (8000, 7)
+            ]
+        );
+        let mut out = Vec::new();
+        flags_and_calls(
+            ".request(HttpMethod.GET, 8000, \"localhost\", \"/\")\napp.listen(3002, \"0.0.0.0\")\n",
+            &mut out,
+        );
+        let kinds: Vec<(u16, Kind)> = out.iter().map(|c| (c.port, c.kind)).collect();
+        assert!(kinds.contains(&(8000, Kind::Reference)), "{kinds:?}");
+        assert!(kinds.contains(&(3002, Kind::Bind)), "{kinds:?}");
     }
 
     #[test]

@@ -437,7 +437,6 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
                 | "pl"
                 | "pm"
                 | "cr"
-                | "nim"
                 | "r"
                 | "properties"
                 | "j2"
@@ -466,35 +465,58 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
         }
         _ if matches!(
             ext,
-            "erl"
-                | "hrl"
-                | "hs"
-                | "lua"
-                | "clj"
-                | "cljs"
-                | "edn"
-                | "md"
-                | "markdown"
+            "md" | "markdown"
                 | "rst"
                 | "txt"
                 | "adoc"
                 | "ipynb"
-                | "ml"
-                | "elm"
-                | "purs"
-                | "rkt"
-                | "scm"
-                | "lisp"
-                | "el"
-                | "fnl"
                 | "xml"
                 | "erb"
                 | "bat"
                 | "cmd"
+                | "t"
         ) =>
         {
             FileKind::Text(CommentStyle::None)
         }
+        // Erlang (`sys.config`, `rebar.config`), ML-family, Lisp-family and Nim comments.
+        _ if matches!(ext, "erl" | "hrl" | "config" | "app" | "src") => {
+            FileKind::Text(CommentStyle::Marked {
+                line: &["%"],
+                block: None,
+            })
+        }
+        _ if matches!(ext, "hs" | "lhs" | "elm" | "purs") => FileKind::Text(CommentStyle::Marked {
+            line: &["--"],
+            block: Some(("{-", "-}")),
+        }),
+        _ if ext == "lua" => FileKind::Text(CommentStyle::Marked {
+            line: &["--"],
+            block: Some(("--[[", "]]")),
+        }),
+        _ if matches!(ext, "ml" | "mli") => FileKind::Text(CommentStyle::Marked {
+            line: &[],
+            block: Some(("(*", "*)")),
+        }),
+        _ if matches!(
+            ext,
+            "clj" | "cljs" | "cljc" | "edn" | "rkt" | "scm" | "lisp" | "el" | "fnl"
+        ) =>
+        {
+            FileKind::Text(CommentStyle::Marked {
+                line: &[";"],
+                block: None,
+            })
+        }
+        _ if matches!(ext, "nim" | "nims" | "nimble") => FileKind::Text(CommentStyle::Marked {
+            line: &["#"],
+            block: Some(("#[", "]#")),
+        }),
+        _ if matches!(ext, "container" | "kube" | "pod") => FileKind::SystemdService,
+        _ if ext == "vcl" => FileKind::Text(CommentStyle::Marked {
+            line: &["#", "//"],
+            block: Some(("/*", "*/")),
+        }),
         // `Vagrantfile`, `Tiltfile`, `Gemfile`, xinetd services: files without an extension;
         // tools' dotfiles (`.ember-cli`, `.angular-cli`).
         _ if !name.contains('.') => FileKind::Text(CommentStyle::Hash),
@@ -577,12 +599,19 @@ const GENERIC_NEEDLES: &[&str] = &[
     "server.start(",
     "bind =",
     "bind=",
-    // `generic::SERVER_CALLS`.
-    "up(",
-    "run(",
-    "Run(",
-    "listen(",
-    "start(",
+    ":dev-http",
+    "Warp.run ",
+    "listener ",
+    // `generic::SERVER_CALLS`, with what may stand before the short names (not `setup(`).
+    " up(",
+    "\nup(",
+    ".up(",
+    " run(",
+    "\nrun(",
+    ".run(",
+    ".Run(",
+    ".listen(",
+    ".start(",
     "runApp(",
     "run_app(",
     "serve(",
@@ -590,7 +619,13 @@ const GENERIC_NEEDLES: &[&str] = &[
     "startServer(",
     "start_server(",
 ];
-const RUST_NEEDLES: &[&str] = &["bind("];
+const RUST_NEEDLES: &[&str] = &[
+    "bind(",
+    "0, 0, 0, 0]",
+    "127, 0, 0, 1]",
+    "0,0,0,0]",
+    "127,0,0,1]",
+];
 const GO_NEEDLES: &[&str] = &["ListenAndServe", "Listen(", ".Run(\"", ".Start(\""];
 
 /// The prefilters, built once per scan.

@@ -19,6 +19,13 @@ pub(crate) enum CommentStyle {
     Slash,
     /// No comments (JSON).
     None,
+    /// A line marker and a block marker pair, outside double quotes: Erlang's `%`, Haskell's
+    /// and Lua's `--` with `{- -}` and `--[[ ]]`, OCaml's `(* *)`, Lisp's `;`, Nim's `#` with
+    /// `#[ ]#`. A line marker counts at the start of a line or after a space or a separator.
+    Marked {
+        line: &'static [&'static str],
+        block: Option<(&'static str, &'static str)>,
+    },
 }
 
 /// The text with comments blanked out (newlines kept), and the comments themselves as
@@ -41,6 +48,9 @@ pub(crate) fn mask_comments(text: &str, style: CommentStyle) -> (String, Vec<(us
             }
         }
         CommentStyle::Slash => slash_comments(bytes, &mut out, &mut comments, text),
+        CommentStyle::Marked { line, block } => {
+            marked_comments(text, line, block, &mut out, &mut comments);
+        }
     }
     // Only ASCII bytes were replaced by ASCII spaces, or whole comments were blanked; a
     // multi-byte character is blanked entirely or not at all, so this stays UTF-8.
@@ -126,6 +136,61 @@ fn slash_comments(bytes: &[u8], out: &mut [u8], comments: &mut Vec<(usize, Strin
             _ => {}
         }
         i += 1;
+    }
+}
+
+fn marked_comments(
+    text: &str,
+    line: &[&str],
+    block: Option<(&str, &str)>,
+    out: &mut [u8],
+    comments: &mut Vec<(usize, String)>,
+) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    let mut quoted = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if quoted {
+            match b {
+                b'\\' => i += 1,
+                b'"' | b'\n' => quoted = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            quoted = true;
+            i += 1;
+            continue;
+        }
+        let rest = &bytes[i..];
+        // A block first: Lua's `--[[` and Nim's `#[` start with the line marker.
+        let end = if let Some((open, close)) = block.filter(|(o, _)| rest.starts_with(o.as_bytes()))
+        {
+            memchr::memmem::find(&bytes[i + open.len()..], close.as_bytes())
+                .map_or(bytes.len(), |n| i + open.len() + n + close.len())
+        } else if line.iter().any(|m| rest.starts_with(m.as_bytes()))
+            && (i == 0
+                || matches!(
+                    bytes[i - 1],
+                    b' ' | b'\t' | b'\n' | b'\r' | b',' | b';' | b')' | b'}' | b']'
+                ))
+        {
+            memchr::memchr(b'\n', rest).map_or(bytes.len(), |n| i + n)
+        } else {
+            i += 1;
+            continue;
+        };
+        // Blank whole characters only: the end is moved to a character boundary.
+        let mut end = end.min(bytes.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        comments.push((i, text[i..end].to_owned()));
+        blank(&mut out[i..end]);
+        i = end;
     }
 }
 
@@ -293,6 +358,55 @@ mod tests {
         let docker = "EXPOSE 3000 # not a comment in a Dockerfile\n  # EXPOSE 8000\n";
         let (masked, _) = mask_comments(docker, CommentStyle::HashLineStart);
         assert!(masked.contains("# not a comment") && !masked.contains("8000"));
+    }
+
+    #[test]
+    fn masks_comments_of_other_languages() {
+        let masked = |text: &str, line: &'static [&'static str], block| {
+            let (m, _) = mask_comments(text, CommentStyle::Marked { line, block });
+            assert_eq!(m.len(), text.len());
+            m
+        };
+        // Erlang: `%` after code or at a line's start; not inside a string.
+        let m = masked(
+            "{port, 8000}, % was 3000\n%% Port = 3002\n{url, \"http://x/%20\"}\n",
+            &["%"],
+            None,
+        );
+        assert!(
+            m.contains("8000") && !m.contains("3000") && !m.contains("3002"),
+            "{m}"
+        );
+        assert!(m.contains("%20"), "{m}");
+        // OCaml: blocks only.
+        let m = masked("let p = 8000 (* was 3000 *)\n", &[], Some(("(*", "*)")));
+        assert!(m.contains("8000") && !m.contains("3000"), "{m}");
+        // Nim: `#` lines and `#[ ... ]#` blocks across lines.
+        let m = masked(
+            "#[\n  run(Port(3002))\n]#\nlet port = 8000 # é 3000\n",
+            &["#"],
+            Some(("#[", "]#")),
+        );
+        assert!(
+            m.contains("8000") && !m.contains("3002") && !m.contains("3000"),
+            "{m}"
+        );
+        // Haskell: `--` and `{- -}`; VCL: `#`, `//` and `/* */`.
+        let m = masked(
+            "run 8000 -- 3000\n{- 3002 -}\n",
+            &["--"],
+            Some(("{-", "-}")),
+        );
+        assert!(
+            m.contains("8000") && !m.contains("3000") && !m.contains("3002"),
+            "{m}"
+        );
+        let m = masked(
+            "# 3000\n// 3002\n/* 3001 */ .port = \"8000\";\n",
+            &["#", "//"],
+            Some(("/*", "*/")),
+        );
+        assert!(m.contains("8000") && !m.contains("300"), "{m}");
     }
 
     #[test]
