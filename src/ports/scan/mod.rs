@@ -591,14 +591,20 @@ const GENERIC_NEEDLES: &[&str] = &[
     "connect((",
     "connection((",
     "--bind",
-    "--listen",
-    "-address",
-    "--addr",
     "-b ",
     "Server.Start(",
     "server.start(",
     "bind =",
     "bind=",
+];
+/// Generic words read only in files no ecosystem detector reads (`FileKind::Text`): server
+/// calls and directives whose first bytes are common in JavaScript and Python (`run(`,
+/// `listener`), where the ecosystem detectors read those calls themselves. Each counts only
+/// when `generic::plausible` says so.
+const TEXT_NEEDLES: &[&str] = &[
+    "--listen",
+    "-address",
+    "--addr",
     ":dev-http",
     "Warp.run ",
     "listener ",
@@ -658,11 +664,17 @@ impl Prefilter {
 
 impl Needles {
     fn new() -> Needles {
-        let build = |extra: &[&str]| {
+        let build = |extra: &[&str], generic_extra: &[&str]| {
             // Leftmost-first lets the searcher use its SIMD (Teddy) prefilter.
             let words = AhoCorasick::builder()
                 .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-                .build(LOCAL.iter().chain(extra).chain(GENERIC_NEEDLES))
+                .build(
+                    LOCAL
+                        .iter()
+                        .chain(extra)
+                        .chain(GENERIC_NEEDLES)
+                        .chain(generic_extra),
+                )
                 .expect("fixed patterns build");
             Prefilter {
                 words,
@@ -670,11 +682,11 @@ impl Needles {
             }
         };
         Needles {
-            go: build(GO_NEEDLES),
-            rust: build(RUST_NEEDLES),
-            js: build(JS_NEEDLES),
-            python: build(PY_NEEDLES),
-            text: build(&[]),
+            go: build(GO_NEEDLES, &[]),
+            rust: build(RUST_NEEDLES, &[]),
+            js: build(JS_NEEDLES, &[]),
+            python: build(PY_NEEDLES, &[]),
+            text: build(&[], TEXT_NEEDLES),
         }
     }
 
