@@ -93,7 +93,12 @@ const TEST_DIRS: &[&str] = &[
 pub(crate) fn test_file(rel: &str) -> Option<&'static str> {
     let mut parts: Vec<&str> = rel.split('/').collect();
     let name = parts.pop().unwrap_or_default();
-    if parts.iter().any(|p| TEST_DIRS.contains(p)) {
+    // In any case (SwiftPM's and Xcode's `Tests/`), and .NET's test projects (`Api.Tests/`).
+    if parts.iter().any(|p| {
+        TEST_DIRS.iter().any(|d| d.eq_ignore_ascii_case(p))
+            || p.ends_with(".Tests")
+            || p.ends_with(".IntegrationTests")
+    }) {
         return Some("a test, fixture or sample folder");
     }
     let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
@@ -418,12 +423,20 @@ mod tests {
             "conftest.py",
             "saleor/fixtures/data.json",
             "spec/models/user_spec.rb",
+            "Tests/AppTests/AppTests.swift",
+            "src/Api.Tests/HealthTests.cs",
         ] {
             assert!(test_file(rel).is_some(), "{rel}");
         }
         assert_eq!(test_file("README.md"), Some("documentation"));
         assert_eq!(test_file("docs/install.rst"), Some("documentation"));
-        for rel in ["src/server.ts", "testing.py", "latest/app.py", "contest.py"] {
+        for rel in [
+            "src/server.ts",
+            "testing.py",
+            "latest/app.py",
+            "contest.py",
+            "Contests/app.swift",
+        ] {
             assert!(test_file(rel).is_none(), "{rel}");
         }
     }

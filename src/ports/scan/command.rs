@@ -125,6 +125,8 @@ pub(crate) fn scan_pieces(
 
 /// Asked of `loaded_env`: whether the folder holds gunicorn's default config file.
 pub(crate) const GUNICORN_CONF: &str = "gunicorn.conf.py";
+/// Asked of the folder's files: a dev-server config there sets a port.
+pub(crate) const DEV_CONFIG: &str = "dev-server config";
 
 /// What a server program reads.
 struct Grammar {
@@ -628,6 +630,14 @@ fn server(
         return;
     }
     if cx.loads_env_files && g.file_env.iter().any(|e| loaded_env(e)) {
+        return;
+    }
+    // `nuxt dev` next to a `nuxt.config.ts` that sets `devServer: { port }` binds that port
+    // (the config's line is the finding).
+    if cx.loads_env_files
+        && matches!(g.name, "nuxt dev" | "vite" | "astro dev")
+        && loaded_env(DEV_CONFIG)
+    {
         return;
     }
     if let Some((port, loopback)) = g.default {

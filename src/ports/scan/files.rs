@@ -161,6 +161,7 @@ pub(crate) fn env_file(name: &str, text: &str, project: &Project, out: &mut Vec<
 /// What a project folder uses, read from its `package.json`.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Project {
+    pub(crate) package_json: bool,
     pub(crate) next: bool,
     pub(crate) react_scripts: bool,
 }
@@ -169,6 +170,7 @@ impl Project {
     pub(crate) fn read(dir: &std::path::Path) -> Project {
         match std::fs::read_to_string(dir.join("package.json")) {
             Ok(text) => Project {
+                package_json: true,
                 next: text.contains("\"next\""),
                 react_scripts: text.contains("\"react-scripts\""),
             },

@@ -630,6 +630,10 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
         "--address",
         "--addr",
         "-address",
+        // Go's flag package: `-addr :8000`, `-listen=:3000`, `-http :8000`.
+        "-addr",
+        "-listen",
+        "-http",
     ] {
         for i in memchr::memmem::find_iter(bytes, flag.as_bytes()) {
             // A flag of its own, or the end of a longer one (`--web.listen-address`).
@@ -954,9 +958,11 @@ fn server_calls(text: &str, out: &mut Vec<Candidate>) {
             let plain = receiver.trim_end().is_empty() || !receiver.ends_with('.');
             // `start(` and `run(` of anything but an app or server are timers, tasks and
             // commands (`timer.start(3000)`, `subprocess.run(...)`).
-            let serverish = ["app", "server", "javalin", "kemal", "genie", "create()"]
-                .iter()
-                .any(|w| receiver.contains(w));
+            let serverish = [
+                "app", "server", "javalin", "kemal", "genie", "create()", "vweb",
+            ]
+            .iter()
+            .any(|w| receiver.contains(w));
             match call {
                 "start(" | "Run(" if !serverish => continue,
                 "run(" if !(serverish || plain) => continue,
@@ -967,8 +973,14 @@ fn server_calls(text: &str, out: &mut Vec<Candidate>) {
             let from = i + call.len();
             let close = bytes[from..]
                 .iter()
-                .position(|b| matches!(b, b')' | b'\n' | b'{'))
+                .position(|b| matches!(b, b')' | b'\n'))
                 .map_or(bytes.len(), |e| from + e);
+            // A server's own `run` takes the app first: `vweb.run(&App{}, 8000)`.
+            let positions = if call == "run(" && serverish {
+                positions.max(2)
+            } else {
+                positions
+            };
             let mut at = from;
             for arg in text[from..close].split([',', ';']).take(positions) {
                 let lead = arg.len() - arg.trim_start().len();
@@ -1049,9 +1061,10 @@ fn bare_addresses(text: &str, out: &mut Vec<Candidate>) {
         let named = host.bytes().any(|b| b.is_ascii_alphabetic())
             && !host.ends_with('.')
             && host.len() <= 63;
-        // `":8000"` (a Go or Node listen address) or a Caddy site at the start of its line.
+        // `":8000"` (a Go or Node listen address, quoted whole: not the value of a JSON key,
+        // `"balance":8000`) or a Caddy site at the start of its line.
         let bare = host.is_empty()
-            && (matches!(opener, Some(b'"' | b'\'' | b'`'))
+            && (matches!(opener, Some(b'"' | b'\'' | b'`')) && after == opener
                 || opener == Some(b'\n')
                 || opener.is_none());
         if !(named || bare) || is_remote_name(host) {
@@ -1218,6 +1231,15 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
         b"-p " | b"Server(" | b"scotty " | b"listener " | b"Warp.run " => {
             return next_is_digit(end);
         }
+        // `':3002'`: digits, then the same quote.
+        b"':" | b"\":" => {
+            let digits = bytes[end..]
+                .iter()
+                .take(6)
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            return digits > 0 && bytes.get(end + digits) == Some(&word[0]);
+        }
         // `generic::SERVER_CALLS`: a number of four or five digits among the arguments.
         w if SERVER_CALLS
             .iter()
@@ -1242,7 +1264,8 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
             return args[..close].iter().any(u8::is_ascii_digit);
         }
         // `-b 0.0.0.0:8000`, `--bind :8000`.
-        b"-b " | b"--bind" | b"--listen" | b"-address" | b"--addr" => {
+        b"-b " | b"--bind" | b"--listen" | b"-address" | b"--addr" | b" -addr" | b" -listen"
+        | b" -http" => {
             let rest = &bytes[end..bytes.len().min(end + 64)];
             let token_end = rest
                 .iter()
@@ -1552,6 +1575,21 @@ mod tests {
         let kinds: Vec<(u16, Kind)> = out.iter().map(|c| (c.port, c.kind)).collect();
         assert!(kinds.contains(&(8000, Kind::Reference)), "{kinds:?}");
         assert!(kinds.contains(&(3002, Kind::Bind)), "{kinds:?}");
+    }
+
+    #[test]
+    fn go_flags_and_quoted_addresses() {
+        let text = "\tgo run ./cmd/api -addr :8000\n./godoc -http=:3000\n\
+                    addr: ':3002'\n\
+                    w.Write([]byte(`{\"account\":\"a\",\"balance\":8000}`))\n\
+                    {\"limit\":3000, \"port\":\"x\"}\n\
+                    spawn vweb.run(&App{}, 8000)\n";
+        assert_eq!(
+            ports(flags_and_calls, text),
+            [(3000, 2), (3002, 3), (8000, 1), (8000, 6)]
+        );
+        assert!(plausible(b"addr: ':3002'", 6, 8));
+        assert!(!plausible(b"{\"balance\":8000}", 9, 11));
     }
 
     #[test]

@@ -98,6 +98,9 @@ pub(crate) struct EnvFiles {
     vars: HashMap<String, (String, String, u32)>,
     /// The folder holds `gunicorn.conf.py`, which gunicorn reads when started there.
     gunicorn_conf: bool,
+    /// A dev-server config here (`nuxt.config.ts`, `vite.config.js`...) sets a port: a dev
+    /// server started here binds that, not its default.
+    dev_config_port: bool,
 }
 
 impl EnvFiles {
@@ -138,6 +141,9 @@ impl EnvFiles {
         if name == command::GUNICORN_CONF {
             return self.gunicorn_conf;
         }
+        if name == command::DEV_CONFIG {
+            return self.dev_config_port;
+        }
         self.vars.contains_key(name)
     }
 }
@@ -163,7 +169,9 @@ impl Folder {
         let compose_env = EnvFiles {
             vars: vars.clone(),
             gunicorn_conf,
+            dev_config_port: false,
         };
+        let project = Project::read(dir);
         for name in &LOADED_ENV[1..] {
             EnvFiles::read_into(&mut vars, dir, name);
         }
@@ -172,11 +180,36 @@ impl Folder {
             runtime_env: EnvFiles {
                 vars,
                 gunicorn_conf,
+                dev_config_port: project.package_json && dev_config_sets_port(dir),
             },
-            project: Project::read(dir),
+            project,
             dockerfile: dir.join("Dockerfile").is_file(),
         }
     }
+}
+
+/// Whether a dev-server config in `dir` sets a port (`devServer: { port: 3002 }`,
+/// `server: { port: 3002 }`).
+fn dev_config_sets_port(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else {
+            return false;
+        };
+        if !files::is_dev_server_config(name) {
+            return false;
+        }
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            return false;
+        };
+        let (masked, _) = mask_comments(&text, CommentStyle::Slash);
+        let mut found = Vec::new();
+        generic::port_settings(&masked, &mut found);
+        !found.is_empty()
+    })
 }
 
 /// The folders read so far in one scan, shared by the walker's threads.
@@ -500,7 +533,7 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
         }),
         _ if matches!(
             ext,
-            "clj" | "cljs" | "cljc" | "edn" | "rkt" | "scm" | "lisp" | "el" | "fnl"
+            "clj" | "cljs" | "cljc" | "edn" | "rkt" | "scm" | "lisp" | "el" | "fnl" | "ros" | "asd"
         ) =>
         {
             FileKind::Text(CommentStyle::Marked {
@@ -605,6 +638,12 @@ const TEXT_NEEDLES: &[&str] = &[
     "--listen",
     "-address",
     "--addr",
+    " -addr",
+    " -listen",
+    " -http",
+    // A quoted listen address: `addr: ':3002'`.
+    "':",
+    "\":",
     ":dev-http",
     "Warp.run ",
     "listener ",
@@ -1452,6 +1491,34 @@ mod tests {
             let text: String = parts.iter().map(|i| TOKENS[i.index(TOKENS.len())]).collect();
             check_detectors(&text);
         }
+    }
+
+    #[test]
+    fn a_dev_server_takes_its_port_from_its_config_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let folder = || Arc::new(Folder::read(dir.path()));
+        let package = "{ \"scripts\": { \"dev\": \"nuxt dev\" } }\n";
+        std::fs::write(dir.path().join("package.json"), package).expect("write");
+        let ports =
+            |found: Vec<Candidate>| found.iter().map(|c| (c.port, c.kind)).collect::<Vec<_>>();
+        let (without, _) = detect(&folder, "package.json", FileKind::PackageJson, package);
+        assert_eq!(ports(without), [(3000, Kind::Default)]);
+        // A config that only mentions a port in a comment sets nothing.
+        let config = dir.path().join("nuxt.config.ts");
+        std::fs::write(
+            &config,
+            "export default { /* devServer: { port: 3002 } */ }\n",
+        )
+        .expect("write");
+        let (commented, _) = detect(&folder, "package.json", FileKind::PackageJson, package);
+        assert_eq!(ports(commented), [(3000, Kind::Default)]);
+        std::fs::write(
+            &config,
+            "export default {\n  devServer: { port: 3002 },\n}\n",
+        )
+        .expect("write");
+        let (with, _) = detect(&folder, "package.json", FileKind::PackageJson, package);
+        assert!(with.is_empty(), "{with:?}");
     }
 
     #[test]
