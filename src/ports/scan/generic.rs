@@ -150,24 +150,16 @@ fn after_name(line: &str, name_start: usize, name_end: usize) -> After {
             }
         }
     }
-    // A getter's default: `config().getInteger("http.port", 8000)`,
-    // `System.getProperty("server.port", "8000")`, `env("PORT", 3000)`.
-    if rest.starts_with(',') && matches!(opener, Some(b'"' | b'\'')) {
-        let call = line[..name_start - 1].trim_end();
-        if let Some(call) = call.strip_suffix('(') {
-            let word_start = call
-                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .map_or(0, |k| k + 1);
-            let word = call[word_start..].to_ascii_lowercase();
-            let getter = word.starts_with("get")
-                || matches!(
-                    word.as_str(),
-                    "env" | "fetch" | "config" | "setting" | "option"
-                );
-            let value = rest[1..].trim_start().trim_start_matches(['"', '\'']);
-            if getter && value.starts_with(|c: char| c.is_ascii_digit()) {
-                return After::Value(line.len() - value.len());
-            }
+    // A call given the port's name, then its value or default: `app.set('port', 3000)`,
+    // `config().getInteger("http.port", 8000)`, `systemProperty("server.port", "8000")`,
+    // `envOr("PORT", "8000")`.
+    if rest.starts_with(',')
+        && matches!(opener, Some(b'"' | b'\''))
+        && line[..name_start - 1].trim_end().ends_with('(')
+    {
+        let value = rest[1..].trim_start().trim_start_matches(['"', '\'']);
+        if value.starts_with(|c: char| c.is_ascii_digit()) {
+            return After::Value(line.len() - value.len());
         }
     }
     // A template's default: `{{ nginx_port | default(8000) }}`.
@@ -1544,10 +1536,21 @@ mod tests {
                     {port, 3002},\n\
                     ok = application:set_env(inventory, port, 3000),\n\
                     acl Safe_ports port 8000\n\
-                    f(port, 3000)\n";
+                    f(port, 3000)\n\
+                    app.set('port', 3002);\n\
+                    systemProperty(\"server.port\", \"8000\")\n\
+                    addr := \":\" + envOr(\"PORT\", \"3000\")\n\
+                    log(\"port\", name)\n";
         assert_eq!(
             ports(port_settings, text),
-            [(3000, 3), (3002, 2), (8000, 1)]
+            [
+                (3000, 3),
+                (3000, 8),
+                (3002, 2),
+                (3002, 6),
+                (8000, 1),
+                (8000, 7)
+            ]
         );
         let text = "listener 8000\nlistener 3002 127.0.0.1\n    _ <- forkIO $ Warp.run 3000 app\n\
                     let addr = SocketAddr::from(([127, 0, 0, 1], 3002));\n\

@@ -369,7 +369,8 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
         _ if lower.starts_with("uwsgi") && ext == "ini" => FileKind::UwsgiIni,
         _ if ext == "rs" => FileKind::Rust,
         _ if ext == "go" => FileKind::Go,
-        ".flaskenv" | ".env" => FileKind::Env,
+        // wrangler's `.dev.vars` is a `.env` file under another name.
+        ".flaskenv" | ".env" | ".dev.vars" => FileKind::Env,
         _ if name.starts_with(".env.") || ext == "env" => FileKind::Env,
         _ if (lower.starts_with("docker-compose") || lower.starts_with("compose"))
             && matches!(ext, "yml" | "yaml") =>
@@ -388,6 +389,8 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
         }
         _ if lower == "dockerfile"
             || lower.starts_with("dockerfile.")
+            || lower.starts_with("dockerfile_")
+            || lower.starts_with("dockerfile-")
             || ext == "dockerfile"
             || lower == "containerfile" =>
         {
@@ -455,6 +458,7 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
                 | "kdl"
                 | "ron"
                 | "json5"
+                | "bal"
         ) =>
         {
             FileKind::Text(CommentStyle::Slash)
@@ -593,6 +597,8 @@ const LOCAL: &[&str] = &[
     "localhost'",
     "127.0.0.1\"",
     "127.0.0.1'",
+    "0.0.0.0\"",
+    "0.0.0.0'",
     ": localhost",
     ": 127.0.0.1",
 ];
@@ -1328,6 +1334,12 @@ mod tests {
         assert_eq!(kind("docker-compose.yml.example"), Some(FileKind::Compose));
         assert_eq!(kind("nginx.conf.template"), Some(FileKind::Nginx));
         assert_eq!(kind(".envrc"), Some(FileKind::Script));
+        assert_eq!(kind("Dockerfile_dagster"), Some(FileKind::Dockerfile));
+        assert_eq!(kind(".dev.vars"), Some(FileKind::Env));
+        assert_eq!(
+            kind("service.bal"),
+            Some(FileKind::Text(CommentStyle::Slash))
+        );
         assert_eq!(kind("logo.png"), None);
         assert_eq!(kind("notes.example"), None);
     }
