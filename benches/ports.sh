@@ -75,6 +75,9 @@ Warp\.run [0-9]
 ^\s*listener\s+[0-9]
 \[(0, ?0, ?0, ?0|127, ?0, ?0, ?1)\],
 PublishPort=
+\s-(addr|listen|http)[ =]
+0\.0\.0\.0["']
+[aA]ddr\s*[:=]\s*["']
 PATTERNS
 cat > "$work/literal" <<'PATTERNS'
 localhost:
@@ -137,12 +140,22 @@ embeddedServer(
 startServer(
 start_server(
 PublishPort=
+ -addr
+ -listen
+ -http
+0.0.0.0"
+0.0.0.0'
+addr: '
+addr: "
+Addr: "
+addr = "
+addr = '
 PATTERNS
 
 globs=(-g '!.git' -g '*.{js,mjs,cjs,ts,mts,cts,jsx,tsx,vue,svelte,py,json,jsonc,toml,cfg,ini,yml,yaml,conf,nginx,socket,service,sh,bash,env,dockerfile}'
        -g '*.{go,rs,c,h,cc,cpp,hpp,java,kt,kts,scala,sc,swift,cs,dart,groovy,gradle,php,rb,ru,ex,exs,tf,hcl,nomad,pl,pm,cr,nim,r,properties,j2,tpl,eex,star,bzl,psgi,sbt,erl,hrl,hs,lua,clj,cljs,edn,md,markdown,rst,txt,adoc}'
-       -g '*.{fs,fsx,fsi,zig,v,d,odin,hx,m,mm,vala,gleam,res,re,jsonnet,libsonnet,cue,pkl,kdl,ron,json5,jl,nix,ps1,psm1,fish,tcl,pp,coffee,rake,gemspec,mk,nu,ml,mli,elm,purs,rkt,scm,lisp,el,fnl,xml,erb,bat,cmd,t,config,app,src,lhs,cljc,nims,nimble,container,kube,pod,vcl,zsh,ksh,bats,envrc,example,sample,dist,template,tmpl}'
-       -g 'Dockerfile*' -g 'Procfile*' -g 'Makefile' -g '.env*' -g '.flaskenv'
+       -g '*.{fs,fsx,fsi,zig,v,d,odin,hx,m,mm,vala,gleam,res,re,jsonnet,libsonnet,cue,pkl,kdl,ron,json5,jl,nix,ps1,psm1,fish,tcl,pp,coffee,rake,gemspec,mk,nu,ml,mli,elm,purs,rkt,scm,lisp,el,fnl,xml,erb,bat,cmd,t,config,app,src,lhs,cljc,nims,nimble,container,kube,pod,vcl,zsh,ksh,bats,envrc,example,sample,dist,template,tmpl,bal,ros,asd}'
+       -g 'Dockerfile*' -g 'Procfile*' -g 'Makefile' -g '.env*' -g '.flaskenv' -g '.dev.vars'
        -g '!package-lock.json' -g '!*.lock' -g '!pnpm-lock.yaml' -g '!*.min.js' -g '!*.map')
 rg_common="rg --hidden --no-require-git --glob-case-insensitive -j2 -c $(printf "%q " "${globs[@]}")"
 policy="--allow 3001 --allow 5555 --forbid 3000 --forbid 3002 --forbid 8000"

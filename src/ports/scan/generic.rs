@@ -613,7 +613,7 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
     }
     // Bind addresses given to a flag: `--bind 0.0.0.0:8000`, `-b :8000`, `-a 0.0.0.0:8000`,
     // `--listen *:3000`.
-    for flag in [
+    const FLAGS: &[&str] = &[
         "--bind",
         "-b",
         "-a",
@@ -626,47 +626,53 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
         "-addr",
         "-listen",
         "-http",
-    ] {
-        for i in memchr::memmem::find_iter(bytes, flag.as_bytes()) {
-            // A flag of its own, or the end of a longer one (`--web.listen-address`).
-            let own = flag != "-address";
-            if i > 0 && own && !matches!(bytes[i - 1], b' ' | b'\t' | b'"' | b'\'') {
-                continue;
-            }
-            if !own
-                && !bytes[..i]
-                    .iter()
-                    .rev()
-                    .take_while(|b| !b.is_ascii_whitespace())
-                    .any(|b| *b == b'-')
-            {
-                continue;
-            }
-            let mut at = i + flag.len();
-            if !matches!(bytes.get(at), Some(b' ' | b'=')) {
-                continue;
-            }
-            at += 1;
-            let end = bytes[at..]
+    ];
+    // One pass for every flag; they overlap (`--addr` holds `-addr` and `-a`).
+    static FLAG_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+        std::sync::LazyLock::new(|| {
+            aho_corasick::AhoCorasick::new(FLAGS).expect("fixed patterns build")
+        });
+    for m in FLAG_WORDS.find_overlapping_iter(bytes) {
+        let flag = FLAGS[m.pattern().as_usize()];
+        let i = m.start();
+        // A flag of its own, or the end of a longer one (`--web.listen-address`).
+        let own = flag != "-address";
+        if i > 0 && own && !matches!(bytes[i - 1], b' ' | b'\t' | b'"' | b'\'') {
+            continue;
+        }
+        if !own
+            && !bytes[..i]
                 .iter()
-                .position(|b| matches!(b, b' ' | b'\t' | b'"' | b'\'' | b'\n' | b','))
-                .map_or(bytes.len(), |e| at + e);
-            let word = &text[at..end];
-            // `--mac-address=00:11:22:33:44:55` is no address with a port.
-            if word.contains("://") || !word.starts_with('[') && word.matches(':').count() > 1 {
-                continue;
-            }
-            if let Some(colon) = word.rfind(':') {
-                // The whole flag's name: `--web.listen-address`.
-                let name_start = bytes[..i]
-                    .iter()
-                    .rposition(|b| b.is_ascii_whitespace() || matches!(b, b'"' | b'\''))
-                    .map_or(0, |k| k + 1);
-                let name = &text[name_start..i + flag.len()];
-                number_here(text, at + colon + 1, &format!("`{name}` binds"), out);
-            } else if flag == "--listen" {
-                number_here(text, at, "`--listen` binds", out);
-            }
+                .rev()
+                .take_while(|b| !b.is_ascii_whitespace())
+                .any(|b| *b == b'-')
+        {
+            continue;
+        }
+        let mut at = i + flag.len();
+        if !matches!(bytes.get(at), Some(b' ' | b'=')) {
+            continue;
+        }
+        at += 1;
+        let end = bytes[at..]
+            .iter()
+            .position(|b| matches!(b, b' ' | b'\t' | b'"' | b'\'' | b'\n' | b','))
+            .map_or(bytes.len(), |e| at + e);
+        let word = &text[at..end];
+        // `--mac-address=00:11:22:33:44:55` is no address with a port.
+        if word.contains("://") || !word.starts_with('[') && word.matches(':').count() > 1 {
+            continue;
+        }
+        if let Some(colon) = word.rfind(':') {
+            // The whole flag's name: `--web.listen-address`.
+            let name_start = bytes[..i]
+                .iter()
+                .rposition(|b| b.is_ascii_whitespace() || matches!(b, b'"' | b'\''))
+                .map_or(0, |k| k + 1);
+            let name = &text[name_start..i + flag.len()];
+            number_here(text, at + colon + 1, &format!("`{name}` binds"), out);
+        } else if flag == "--listen" {
+            number_here(text, at, "`--listen` binds", out);
         }
     }
     for call in [
@@ -882,16 +888,15 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
 /// (`*.test`, `*.local`, `*.internal`, `lvh.me`, `*.nip.io`, `*.ddev.site`, `*.lndo.site`) and
 /// cluster names (`*.svc`, `*.cluster.local`).
 pub(crate) fn is_remote_name(host: &str) -> bool {
-    let host = host
-        .rsplit_once('@')
-        .map_or(host, |(_, h)| h)
-        .to_ascii_lowercase();
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
     let Some((_, tld)) = host.rsplit_once('.') else {
         return false;
     };
     if tld.len() < 2 || !tld.bytes().all(|b| b.is_ascii_alphabetic()) {
         return false;
     }
+    let host = host.to_ascii_lowercase();
+    let tld = &host[host.len() - tld.len()..];
     const LOCAL: &[&str] = &[
         "localhost",
         "local",
@@ -913,9 +918,10 @@ pub(crate) fn is_remote_name(host: &str) -> bool {
         "vcap.me",
     ];
     !LOCAL.contains(&tld)
-        && !LOCAL_SUFFIXES
-            .iter()
-            .any(|s| host == *s || host.ends_with(&format!(".{s}")))
+        && !LOCAL_SUFFIXES.iter().any(|s| {
+            host.strip_suffix(s)
+                .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+        })
 }
 
 /// Calls that start a server, with the port as a number among their arguments.
@@ -938,66 +944,73 @@ pub(crate) const SERVER_CALLS: &[(&str, usize)] = &[
 ];
 
 fn server_calls(text: &str, out: &mut Vec<Candidate>) {
+    /// Every name of [`SERVER_CALLS`], searched in one pass.
+    static CALLS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(SERVER_CALLS.iter().map(|(call, _)| call))
+            .expect("fixed patterns build")
+    });
     let bytes = text.as_bytes();
-    for &(call, positions) in SERVER_CALLS {
-        for i in memchr::memmem::find_iter(bytes, call.as_bytes()) {
-            // A name of its own: `up(`, `.up(`, not `setup(` or `backup(`.
-            if i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_') {
+    for m in CALLS.find_iter(bytes) {
+        let (call, positions) = SERVER_CALLS[m.pattern().as_usize()];
+        let i = m.start();
+        // A name of its own: `up(`, `.up(`, not `setup(` or `backup(`.
+        if i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_') {
+            continue;
+        }
+        let line_start = memchr::memrchr(b'\n', &bytes[..i]).map_or(0, |k| k + 1);
+        let receiver = text[line_start..i].to_ascii_lowercase();
+        let plain = receiver.trim_end().is_empty() || !receiver.ends_with('.');
+        // `start(` and `run(` of anything but an app or server are timers, tasks and
+        // commands (`timer.start(3000)`, `subprocess.run(...)`).
+        let serverish = [
+            "app", "server", "javalin", "kemal", "genie", "create()", "vweb",
+        ]
+        .iter()
+        .any(|w| receiver.contains(w));
+        match call {
+            "start(" | "Run(" if !serverish => continue,
+            "run(" if !(serverish || plain) => continue,
+            // `sock.listen(128)`: a backlog, not a port.
+            "listen(" | "Listen(" if receiver.contains("sock") => continue,
+            _ => {}
+        }
+        let from = i + call.len();
+        let close = bytes[from..]
+            .iter()
+            .position(|b| matches!(b, b')' | b'\n'))
+            .map_or(bytes.len(), |e| from + e);
+        // A server's own `run` takes the app first: `vweb.run(&App{}, 8000)`.
+        let positions = if call == "run(" && serverish {
+            positions.max(2)
+        } else {
+            positions
+        };
+        let mut at = from;
+        for arg in text[from..close].split([',', ';']).take(positions) {
+            let lead = arg.len() - arg.trim_start().len();
+            let value = arg.trim();
+            let start = at + lead;
+            at += arg.len() + 1;
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
                 continue;
             }
-            let line_start = memchr::memrchr(b'\n', &bytes[..i]).map_or(0, |k| k + 1);
-            let receiver = text[line_start..i].to_ascii_lowercase();
-            let plain = receiver.trim_end().is_empty() || !receiver.ends_with('.');
-            // `start(` and `run(` of anything but an app or server are timers, tasks and
-            // commands (`timer.start(3000)`, `subprocess.run(...)`).
-            let serverish = [
-                "app", "server", "javalin", "kemal", "genie", "create()", "vweb",
-            ]
-            .iter()
-            .any(|w| receiver.contains(w));
-            match call {
-                "start(" | "Run(" if !serverish => continue,
-                "run(" if !(serverish || plain) => continue,
-                // `sock.listen(128)`: a backlog, not a port.
-                "listen(" | "Listen(" if receiver.contains("sock") => continue,
-                _ => {}
-            }
-            let from = i + call.len();
-            let close = bytes[from..]
-                .iter()
-                .position(|b| matches!(b, b')' | b'\n'))
-                .map_or(bytes.len(), |e| from + e);
-            // A server's own `run` takes the app first: `vweb.run(&App{}, 8000)`.
-            let positions = if call == "run(" && serverish {
-                positions.max(2)
-            } else {
-                positions
+            let Some((port, _)) = digits_at(text, start) else {
+                continue;
             };
-            let mut at = from;
-            for arg in text[from..close].split([',', ';']).take(positions) {
-                let lead = arg.len() - arg.trim_start().len();
-                let value = arg.trim();
-                let start = at + lead;
-                at += arg.len() + 1;
-                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-                    continue;
-                }
-                let Some((port, _)) = digits_at(text, start) else {
-                    continue;
-                };
-                // Backlogs and buffer sizes are powers of two; ports below 1024 given to
-                // these calls are counts more often than ports.
-                if port < 1024 || port.is_power_of_two() {
-                    continue;
-                }
-                out.push(of_kind(
-                    Kind::Bind,
-                    start,
-                    port,
-                    format!("`{}...)` serves on port {port}", call),
-                ));
-                break;
+            // Backlogs and buffer sizes are powers of two; ports below 1024 given to
+            // these calls are counts more often than ports.
+            if port < 1024 || port.is_power_of_two() {
+                continue;
             }
+            out.push(of_kind(
+                Kind::Bind,
+                start,
+                port,
+                format!("`{}...)` serves on port {port}", call),
+            ));
+            break;
         }
     }
 }
@@ -1126,38 +1139,42 @@ fn host_pairs(text: &str, out: &mut Vec<Candidate>) {
     }
     // The port first: `.request(HttpMethod.GET, 8000, "localhost", "/health")` (Vert.x),
     // `listen(8000, "0.0.0.0")`.
-    for host in [
+    const HOSTS: &[&str] = &[
         "\"localhost\"",
         "\"127.0.0.1\"",
         "\"0.0.0.0\"",
         "'localhost'",
         "'127.0.0.1'",
         "'0.0.0.0'",
-    ] {
-        for i in memchr::memmem::find_iter(bytes, host.as_bytes()) {
-            let before = text[..i].trim_end_matches([' ', '\t']);
-            let Some(before) = before.strip_suffix(',') else {
-                continue;
-            };
-            let number = before.trim_end_matches([' ', '\t']);
-            let digits = number.len() - number.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-            let at = number.len() - digits;
-            if digits == 0 || at > 0 && (is_word_byte(bytes[at - 1]) || bytes[at - 1] == b'"') {
-                continue;
-            }
-            let name = &host[1..host.len() - 1];
-            let before_out = out.len();
-            number_of_kind(
-                call_kind(text, at),
-                text,
-                at,
-                &format!("an address `{name}` with"),
-                out,
-            );
-            if is_loopback_host(name) {
-                for c in &mut out[before_out..] {
-                    c.loopback = true;
-                }
+    ];
+    static HOST_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+        std::sync::LazyLock::new(|| {
+            aho_corasick::AhoCorasick::new(HOSTS).expect("fixed patterns build")
+        });
+    for m in HOST_WORDS.find_iter(bytes) {
+        let (host, i) = (HOSTS[m.pattern().as_usize()], m.start());
+        let before = text[..i].trim_end_matches([' ', '\t']);
+        let Some(before) = before.strip_suffix(',') else {
+            continue;
+        };
+        let number = before.trim_end_matches([' ', '\t']);
+        let digits = number.len() - number.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        let at = number.len() - digits;
+        if digits == 0 || at > 0 && (is_word_byte(bytes[at - 1]) || bytes[at - 1] == b'"') {
+            continue;
+        }
+        let name = &host[1..host.len() - 1];
+        let before_out = out.len();
+        number_of_kind(
+            call_kind(text, at),
+            text,
+            at,
+            &format!("an address `{name}` with"),
+            out,
+        );
+        if is_loopback_host(name) {
+            for c in &mut out[before_out..] {
+                c.loopback = true;
             }
         }
     }
@@ -1223,14 +1240,16 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
         b"-p " | b"Server(" | b"scotty " | b"listener " | b"Warp.run " => {
             return next_is_digit(end);
         }
-        // `':3002'`: digits, then the same quote.
-        b"':" | b"\":" => {
-            let digits = bytes[end..]
+        // `addr: ':3002'`: a colon and digits in the quotes.
+        b"addr: '" | b"addr: \"" | b"Addr: \"" | b"addr = \"" | b"addr = '" => {
+            let rest = &bytes[end..bytes.len().min(end + 64)];
+            let close = rest
                 .iter()
-                .take(6)
-                .take_while(|b| b.is_ascii_digit())
-                .count();
-            return digits > 0 && bytes.get(end + digits) == Some(&word[0]);
+                .position(|b| *b == word[word.len() - 1])
+                .unwrap_or(rest.len());
+            return rest[..close]
+                .windows(2)
+                .any(|w| w[0] == b':' && w[1].is_ascii_digit());
         }
         // `generic::SERVER_CALLS`: a number of four or five digits among the arguments.
         w if SERVER_CALLS
@@ -1591,8 +1610,8 @@ mod tests {
             ports(flags_and_calls, text),
             [(3000, 2), (3002, 3), (8000, 1), (8000, 6)]
         );
-        assert!(plausible(b"addr: ':3002'", 6, 8));
-        assert!(!plausible(b"{\"balance\":8000}", 9, 11));
+        assert!(plausible(b"addr: ':3002'", 0, 7));
+        assert!(!plausible(b"addr: 'db-host'", 0, 7));
     }
 
     #[test]

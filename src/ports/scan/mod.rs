@@ -597,8 +597,6 @@ const LOCAL: &[&str] = &[
     "localhost'",
     "127.0.0.1\"",
     "127.0.0.1'",
-    "0.0.0.0\"",
-    "0.0.0.0'",
     ": localhost",
     ": 127.0.0.1",
 ];
@@ -647,9 +645,16 @@ const TEXT_NEEDLES: &[&str] = &[
     " -addr",
     " -listen",
     " -http",
-    // A quoted listen address: `addr: ':3002'`.
-    "':",
-    "\":",
+    // An address given apart from its port: `newServerAt("0.0.0.0", 8000)` (the JavaScript
+    // and Python detectors read their own host-and-port calls).
+    "0.0.0.0\"",
+    "0.0.0.0'",
+    // A listen address in a field of its own: `addr: ':3002'` (V), `Addr: ":8000"`.
+    "addr: '",
+    "addr: \"",
+    "Addr: \"",
+    "addr = \"",
+    "addr = '",
     ":dev-http",
     "Warp.run ",
     "listener ",
