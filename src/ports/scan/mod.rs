@@ -1299,6 +1299,35 @@ const KINDS: &[(FileKind, &str)] = &[
     (FileKind::UwsgiIni, "uwsgi.ini"),
     (FileKind::SpringYaml, "application.yml"),
     (FileKind::Rust, "main.rs"),
+    (FileKind::SystemdService, "web.container"),
+    (
+        FileKind::Text(CommentStyle::Marked {
+            line: &["%"],
+            block: None,
+        }),
+        "sys.config",
+    ),
+    (
+        FileKind::Text(CommentStyle::Marked {
+            line: &["#"],
+            block: Some(("#[", "]#")),
+        }),
+        "app.nim",
+    ),
+    (
+        FileKind::Text(CommentStyle::Marked {
+            line: &[],
+            block: Some(("(*", "*)")),
+        }),
+        "main.ml",
+    ),
+    (
+        FileKind::Text(CommentStyle::Marked {
+            line: &["#", "//"],
+            block: Some(("/*", "*/")),
+        }),
+        "default.vcl",
+    ),
 ];
 
 /// Runs every kind's detectors and the judgement over `text`; panics when an offset leaves the
@@ -1328,7 +1357,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Command values of a task runner's YAML are kept, other keys blanked, offsets unchanged.
     #[test]
     fn files_are_classified_by_any_case_and_by_the_file_a_template_becomes() {
         let kind = |name: &str| classify(Path::new(name), name);
@@ -1349,6 +1377,7 @@ mod tests {
         assert_eq!(kind("notes.example"), None);
     }
 
+    /// Command values of a task runner's YAML are kept, other keys blanked, offsets unchanged.
     #[test]
     fn yaml_commands_keep_only_commands() {
         let text = "tasks:\n  web:\n    name: serve\n    cmds:\n      - npx serve -l 3000\n      - echo é\n    dir: x\n  run: python -m http.server 8000\n";
