@@ -683,22 +683,6 @@ pub(crate) fn publish_flag(flag: &str, v: &str, at: usize, cx: &Context, out: &m
     let Some(m) = super::compose::parse_mapping(v) else {
         return;
     };
-    if m.host.is_none()
-        && let Some((cport, cend, coff)) = m.container
-    {
-        // `-p 8000` (a random host port) or `-p ${PORT}:8000`: the container side is still a
-        // port the service listens on.
-        out.push(Candidate {
-            offset: at + coff,
-            port: cport,
-            end: cend,
-            kind: Kind::Bind,
-            scope: Scope::Container,
-            loopback: false,
-            what: format!("`{flag}{v}`: the container listens on port {cport}"),
-            dead: None,
-        });
-    }
     if let Some((port, end, off)) = m.host {
         out.push(Candidate {
             offset: at + off,
@@ -710,20 +694,24 @@ pub(crate) fn publish_flag(flag: &str, v: &str, at: usize, cx: &Context, out: &m
             what: format!("`{flag}{v}` publishes host port {port}"),
             dead: None,
         });
-        // The container side too, when it differs, as compose's: a forbidden port is forbidden
-        // wherever it appears.
-        if let Some((cport, cend, coff)) = m.container.filter(|c| c.0 != port) {
-            out.push(Candidate {
-                offset: at + coff,
-                port: cport,
-                end: cend,
-                kind: Kind::Bind,
-                scope: Scope::Container,
-                loopback: false,
-                what: format!("`{flag}{v}`: the container listens on port {cport}"),
-                dead: None,
-            });
-        }
+    }
+    // The container side when it differs from the host's, or has no host side (`-p 8000`, a
+    // random host port; `-p ${PORT}:8000`), as compose's: a forbidden port is forbidden
+    // wherever it appears.
+    if let Some((cport, cend, coff)) = m
+        .container
+        .filter(|c| m.host.is_none_or(|(port, _, _)| c.0 != port))
+    {
+        out.push(Candidate {
+            offset: at + coff,
+            port: cport,
+            end: cend,
+            kind: Kind::Bind,
+            scope: Scope::Container,
+            loopback: false,
+            what: format!("`{flag}{v}`: the container listens on port {cport}"),
+            dead: None,
+        });
     }
 }
 

@@ -349,16 +349,11 @@ fn compose_port(
     let Some(value) = entry.as_str() else { return };
     let base = value_start(text, entry);
     let Some(m) = parse_mapping(value) else {
-        out.push(Candidate {
-            offset: base,
-            port: 0,
-            end: 0,
-            kind: Kind::Publish,
-            scope: Scope::Host,
-            loopback: false,
-            what: format!("{service}: cannot read the port mapping `{value}`"),
-            dead: Some("the mapping could not be read, so it was not verified".into()),
-        });
+        out.push(unverified(
+            base,
+            format!("{service}: cannot read the port mapping `{value}`"),
+            "the mapping could not be read, so it was not verified",
+        ));
         return;
     };
     let loopback = m.ip.as_deref().is_some_and(is_loopback_host);
@@ -392,18 +387,13 @@ fn compose_port(
                         loopback,
                         env,
                     )),
-                    None => out.push(Candidate {
-                        offset: base + at,
-                        port: 0,
-                        end: 0,
-                        kind: Kind::Publish,
-                        scope: Scope::Host,
-                        loopback: false,
-                        what: format!(
+                    None => out.push(unverified(
+                        base + at,
+                        format!(
                             "{service}: the host port `${{{var}}}` has no default and no value in .env"
                         ),
-                        dead: Some("its value is only known when compose runs".into()),
-                    }),
+                        "its value is only known when compose runs",
+                    )),
                 }
             }
             let host = match &m.host_unset {
@@ -418,6 +408,20 @@ fn compose_port(
                 ));
             }
         }
+    }
+}
+
+/// A published port the scan cannot know (reported as a note to check by hand).
+fn unverified(offset: usize, what: String, why: &str) -> Candidate {
+    Candidate {
+        offset,
+        port: 0,
+        end: 0,
+        kind: Kind::Publish,
+        scope: Scope::Host,
+        loopback: false,
+        what,
+        dead: Some(why.into()),
     }
 }
 

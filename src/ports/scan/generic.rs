@@ -769,12 +769,9 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
             while matches!(bytes.get(at), Some(b' ' | b'\t')) {
                 at += 1;
             }
-            let before = out.len();
-            number_here(text, at, what, out);
-            if needle.starts_with(b"[127") {
-                for c in &mut out[before..] {
-                    c.loopback = true;
-                }
+            if let Some(mut c) = number_candidate(Kind::Bind, text, at, what) {
+                c.loopback = needle.starts_with(b"[127");
+                out.push(c);
             }
         }
     }
@@ -1164,18 +1161,10 @@ fn host_pairs(text: &str, out: &mut Vec<Candidate>) {
             continue;
         }
         let name = &host[1..host.len() - 1];
-        let before_out = out.len();
-        number_of_kind(
-            call_kind(text, at),
-            text,
-            at,
-            &format!("an address `{name}` with"),
-            out,
-        );
-        if is_loopback_host(name) {
-            for c in &mut out[before_out..] {
-                c.loopback = true;
-            }
+        let what = format!("an address `{name}` with");
+        if let Some(mut c) = number_candidate(call_kind(text, at), text, at, &what) {
+            c.loopback = is_loopback_host(name);
+            out.push(c);
         }
     }
 }
@@ -1364,12 +1353,16 @@ fn number_here(text: &str, at: usize, what: &str, out: &mut Vec<Candidate>) {
 
 /// [`number_here`] for a candidate of another kind.
 fn number_of_kind(kind: Kind, text: &str, at: usize, what: &str, out: &mut Vec<Candidate>) {
+    out.extend(number_candidate(kind, text, at, what));
+}
+
+/// The candidate [`number_of_kind`] would add, for a caller that adjusts it first.
+fn number_candidate(kind: Kind, text: &str, at: usize, what: &str) -> Option<Candidate> {
     if at >= text.len() || !text.is_char_boundary(at) {
-        return;
+        return None;
     }
-    if let Some((port, _)) = digits_at(text, at) {
-        out.push(of_kind(kind, at, port, format!("{what} port {port}")));
-    }
+    let (port, _) = digits_at(text, at)?;
+    Some(of_kind(kind, at, port, format!("{what} port {port}")))
 }
 
 #[cfg(test)]

@@ -930,7 +930,7 @@ fn scan_file(
             return Ok(None);
         }
         // A test or coverage report (JUnit, Cobertura) records a run; it declares nothing.
-        if name.to_ascii_lowercase().ends_with(".xml") {
+        if name.len() > 4 && name.as_bytes()[name.len() - 4..].eq_ignore_ascii_case(b".xml") {
             let head = &bytes[..bytes.len().min(1024)];
             if [&b"<testsuites"[..], b"<testsuite ", b"<coverage "]
                 .iter()
