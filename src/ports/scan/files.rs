@@ -264,7 +264,8 @@ pub(crate) fn devcontainer(text: &str, out: &mut Vec<Candidate>) {
 
 /// Dockerfile: `EXPOSE`, `ENV PORT`, `ARG PORT`, `CMD`/`ENTRYPOINT`; all inside the container.
 pub(crate) fn dockerfile(text: &str, out: &mut Vec<Candidate>) {
-    let mut vars: Vec<(String, u16)> = Vec::new();
+    // Each `ARG`/`ENV` variable given a port: its name, the port and where the digits are.
+    let mut vars: Vec<(String, u16, usize)> = Vec::new();
     let mut port_env = false;
     for pieces in logical_lines(text) {
         let (at, first) = pieces[0];
@@ -275,24 +276,36 @@ pub(crate) fn dockerfile(text: &str, out: &mut Vec<Candidate>) {
         };
         let rest_at = at + lead + instr.len();
         let rest = &first[lead + instr.len()..];
+        // The instruction's words over all its lines (`ENV A=1 \` / `    PORT=8000`), with
+        // their offsets in the file; the continuation marks are not words.
+        let words: Vec<(usize, &str)> = std::iter::once((rest_at, rest))
+            .chain(pieces[1..].iter().copied())
+            .flat_map(|(at, piece)| words_at(piece).into_iter().map(move |(i, w)| (at + i, w)))
+            .filter(|(_, w)| *w != "\\")
+            .collect();
         match instr.to_ascii_uppercase().as_str() {
             "EXPOSE" => {
-                for (i, word) in words_at(rest) {
+                for &(i, word) in &words {
                     let spec = word.split('/').next().unwrap_or(word);
-                    let (port, end) = match spec.split_once('-') {
+                    let (port, end, digits) = match spec.split_once('-') {
                         Some((a, b)) => match (port_number(a), port_number(b)) {
-                            (Some(a), Some(b)) if a <= b => (a, b),
+                            (Some(a), Some(b)) if a <= b => (a, b, i),
                             _ => continue,
                         },
-                        None => match port_number(spec).or_else(|| lookup(&vars, spec)) {
-                            Some(p) => (p, p),
-                            None => continue,
+                        None => match port_number(spec) {
+                            Some(p) => (p, p, i),
+                            // `EXPOSE ${PORT}`: the port is where the variable was given it,
+                            // so the finding is there, once, where it is changed.
+                            None => match lookup(&vars, spec) {
+                                Some((p, set_at)) => (p, p, set_at),
+                                None => continue,
+                            },
                         },
                     };
                     out.push(Candidate {
                         end,
                         ..candidate(
-                            rest_at + i,
+                            digits,
                             port,
                             Kind::Bind,
                             Scope::Container,
@@ -303,7 +316,6 @@ pub(crate) fn dockerfile(text: &str, out: &mut Vec<Candidate>) {
                 }
             }
             "ENV" | "ARG" => {
-                let words = words_at(rest);
                 // `ENV PORT 3000` (legacy) or `ENV PORT=3000 HOST=0.0.0.0`.
                 let pairs: Vec<(usize, &str, &str)> = if words.len() == 2
                     && !words[0].1.contains('=')
@@ -313,20 +325,20 @@ pub(crate) fn dockerfile(text: &str, out: &mut Vec<Candidate>) {
                 } else {
                     words
                         .iter()
-                        .filter_map(|(i, w)| {
+                        .filter_map(|&(i, w)| {
                             w.split_once('=').map(|(k, v)| (i + k.len() + 1, k, v))
                         })
                         .collect()
                 };
                 for (i, key, value) in pairs {
                     let value = value.trim_matches(['"', '\'']);
-                    let quoted = usize::from(rest[i..].starts_with(['"', '\'']));
+                    let quoted = usize::from(text[i..].starts_with(['"', '\'']));
                     if let Some(p) = port_number(value) {
-                        vars.push((key.to_owned(), p));
+                        vars.push((key.to_owned(), p, i + quoted));
                         if key == "PORT" {
                             port_env = true;
                             out.push(candidate(
-                                rest_at + i + quoted,
+                                i + quoted,
                                 p,
                                 Kind::Env,
                                 Scope::Container,
@@ -356,13 +368,17 @@ pub(crate) fn dockerfile(text: &str, out: &mut Vec<Candidate>) {
     }
 }
 
-fn lookup(vars: &[(String, u16)], word: &str) -> Option<u16> {
+/// The port and the offset of its digits that `${NAME}` (or `$NAME`) was last given.
+fn lookup(vars: &[(String, u16, usize)], word: &str) -> Option<(u16, usize)> {
     let name = word
         .strip_prefix("${")
         .and_then(|w| w.strip_suffix('}'))
         .or_else(|| word.strip_prefix('$'))?;
     let name = name.split(":-").next().unwrap_or(name);
-    vars.iter().rev().find(|(k, _)| k == name).map(|(_, p)| *p)
+    vars.iter()
+        .rev()
+        .find(|(k, ..)| k == name)
+        .map(|&(_, p, at)| (p, at))
 }
 
 /// Whitespace-separated words and their byte offsets.
@@ -1428,6 +1444,25 @@ mod tests {
         assert_eq!(
             ports(|o| dockerfile(text, o)),
             [(5555, "env", text.find("5555").unwrap())]
+        );
+        // An `ENV` over two lines still sets `PORT` (so gunicorn has no default to report),
+        // and `EXPOSE ${PORT}` is the same port, found where it is given.
+        let text = "FROM python:3.12\nENV PYTHONUNBUFFERED=1 \\\n    PORT=8000\nEXPOSE ${PORT}\n\
+                    CMD set -xe; gunicorn mysite.wsgi:application\n";
+        let found = ports(|o| dockerfile(text, o));
+        assert!(
+            found.iter().all(|f| f.2 == text.find("8000").unwrap()),
+            "{found:?}"
+        );
+        assert!(found.iter().any(|f| f.1 == "env"), "{found:?}");
+        // An `EXPOSE` continued on the next line.
+        let text = "FROM x\nEXPOSE 5555 \\\n  3002/tcp\n";
+        assert_eq!(
+            ports(|o| dockerfile(text, o)),
+            [
+                (5555, "bind", text.find("5555").unwrap()),
+                (3002, "bind", text.find("3002").unwrap())
+            ]
         );
     }
 

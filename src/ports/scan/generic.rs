@@ -162,6 +162,33 @@ fn after_name(line: &str, name_start: usize, name_end: usize) -> After {
             return After::Value(line.len() - value.len());
         }
     }
+    // An XML element: `<http.port>8000</http.port>`, `<liberty.var.http.port>8000</...>`.
+    if opener == Some(b'<') && rest.starts_with('>') {
+        let value = &rest[1..];
+        let value = &value[..value.find('<').unwrap_or(value.len())];
+        return if value.trim().is_empty() {
+            After::None
+        } else {
+            After::Value(i + 1)
+        };
+    }
+    // An XML element named by an attribute, its value in another: `<variable
+    // name="http.port" defaultValue="8000" />`, `<property name="server.port" value="8000"/>`.
+    if matches!(opener, Some(b'"' | b'\''))
+        && line[..name_start - 1].trim_end().ends_with("name=")
+    {
+        let element = &rest[..rest.find('>').unwrap_or(rest.len())];
+        let lower = element.to_ascii_lowercase();
+        for key in ["value=\"", "value='", "default=\"", "default='"] {
+            if let Some(k) = lower.find(key) {
+                let value = &element[k + key.len()..];
+                if value.starts_with(|c: char| c.is_ascii_digit()) {
+                    return After::Value(line.len() - rest.len() + k + key.len());
+                }
+            }
+        }
+        return After::None;
+    }
     // A template's default: `{{ nginx_port | default(8000) }}`.
     if let Some(filter) = rest.strip_prefix('|')
         && let Some(d) = filter.trim_start().strip_prefix("default(")
@@ -747,6 +774,15 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
     }
     for i in memchr::memmem::find_iter(bytes, b"Server(") {
         number_here(text, i + 7, "a server constructed on", out);
+        // http4k: `app.asServer(Undertow(3000))`, `asServer(Jetty(8000))`: the server
+        // configuration given to `asServer` takes the port first.
+        if text[..i].ends_with("as") {
+            let args = &bytes[i + 7..bytes.len().min(i + 7 + 40)];
+            let name = args.iter().take_while(|b| b.is_ascii_alphanumeric()).count();
+            if name > 0 && args.get(name) == Some(&b'(') {
+                number_here(text, i + 7 + name + 1, "`asServer` serves on", out);
+            }
+        }
     }
     // Warp's `Warp.run 3002 app` (Haskell).
     for i in memchr::memmem::find_iter(bytes, b"Warp.run ") {
@@ -1226,6 +1262,12 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
             .is_some_and(u8::is_ascii_digit)
     };
     match word {
+        // http4k's `asServer(Undertow(3000))`: the port inside the configuration's call.
+        b"Server(" if start >= 2 && &bytes[start - 2..start] == b"as" => {
+            let rest = &bytes[end..bytes.len().min(end + 40)];
+            let name = rest.iter().take_while(|b| b.is_ascii_alphanumeric()).count();
+            return rest.get(name) == Some(&b'(') && next_is_digit(end + name + 1);
+        }
         b"-p " | b"Server(" | b"scotty " | b"listener " | b"Warp.run " => {
             return next_is_digit(end);
         }
@@ -1418,6 +1460,23 @@ mod tests {
         ] {
             assert!(!is_port_word(w), "{w}");
         }
+    }
+
+    #[test]
+    fn xml_settings_and_http4k_servers() {
+        let text = "<properties>\n  <liberty.var.http.port>8000</liberty.var.http.port>\n\
+                    <port>3002</port>\n  <timeout>3000</timeout>\n</properties>\n\
+                    <variable name=\"http.port\" defaultValue=\"3000\" />\n\
+                    <property name=\"server.port\" value=\"5555\"/>\n\
+                    <variable name=\"http.timeout\" value=\"8000\" />\n\
+                    <entry name=\"port\" />\n";
+        // (port, line)
+        assert_eq!(
+            ports(port_settings, text),
+            [(3000, 6), (3002, 3), (5555, 7), (8000, 2)]
+        );
+        let text = "val server = app.asServer(Undertow(3000))\nJetty(8000)\nasServer(Netty(port))\n";
+        assert_eq!(ports(flags_and_calls, text), [(3000, 1)]);
     }
 
     #[test]

@@ -507,7 +507,6 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
                 | "txt"
                 | "adoc"
                 | "ipynb"
-                | "xml"
                 | "erb"
                 | "bat"
                 | "cmd"
@@ -516,6 +515,11 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
         {
             FileKind::Text(CommentStyle::None)
         }
+        // XML (`pom.xml`, `server.xml`): `<!-- -->` comments.
+        _ if ext == "xml" => FileKind::Text(CommentStyle::Marked {
+            line: &[],
+            block: Some(("<!--", "-->")),
+        }),
         // Erlang (`sys.config`, `rebar.config`), ML-family, Lisp-family and Nim comments.
         _ if matches!(ext, "erl" | "hrl" | "config" | "app" | "src") => {
             FileKind::Text(CommentStyle::Marked {

@@ -378,6 +378,16 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("%20"), "{m}");
+        // XML: `<!-- -->` blocks, across lines too.
+        let m = masked(
+            "<a port=\"8000\"/>\n<!-- <b port=\"3002\"/> -->\n<!--\n 3000\n-->\n",
+            &[],
+            Some(("<!--", "-->")),
+        );
+        assert!(
+            m.contains("8000") && !m.contains("3002") && !m.contains("3000"),
+            "{m}"
+        );
         // OCaml: blocks only.
         let m = masked("let p = 8000 (* was 3000 *)\n", &[], Some(("(*", "*)")));
         assert!(m.contains("8000") && !m.contains("3000"), "{m}");
