@@ -66,11 +66,12 @@ pub mod fuzzing {
     }
 
     /// Runs the port-law detectors of every file kind, the generic layer included, over `data`
-    /// and judges what they find. Panics when an offset leaves the text or a finding has no
-    /// place.
+    /// and judges what they find. Panics when an offset leaves the text, a finding has no
+    /// place, or the prefilter would drop a file in which the detectors find a port.
     pub fn ports(data: &[u8]) {
         if let Ok(text) = std::str::from_utf8(data) {
             crate::ports::scan::check_detectors(text);
+            crate::ports::scan::prefilter_keeps_what_is_found(text);
         }
     }
 

@@ -85,8 +85,14 @@ pub(crate) fn standalone_numbers(value: &str) -> Vec<(usize, u16)> {
         }
         let before = start.checked_sub(1).map(|k| bytes[k]);
         let after = bytes.get(i).copied();
-        let glued_before =
-            before.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'+'));
+        // A sign makes a number, not a port (`= -8000`); not a range's `-` (`3000-3005`) nor
+        // a shell default's (`${PORT:-3000}`).
+        let signed = before == Some(b'-')
+            && start.checked_sub(2).is_some_and(|k| {
+                bytes[k].is_ascii_whitespace() || matches!(bytes[k], b'=' | b'(' | b'[' | b',')
+            });
+        let glued_before = signed
+            || before.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'+'));
         let glued_after = after.is_some_and(|b| {
             b.is_ascii_alphanumeric()
                 || b == b'_'
@@ -174,8 +180,7 @@ fn after_name(line: &str, name_start: usize, name_end: usize) -> After {
     }
     // An XML element named by an attribute, its value in another: `<variable
     // name="http.port" defaultValue="8000" />`, `<property name="server.port" value="8000"/>`.
-    if matches!(opener, Some(b'"' | b'\''))
-        && line[..name_start - 1].trim_end().ends_with("name=")
+    if matches!(opener, Some(b'"' | b'\'')) && line[..name_start - 1].trim_end().ends_with("name=")
     {
         let element = &rest[..rest.find('>').unwrap_or(rest.len())];
         let lower = element.to_ascii_lowercase();
@@ -197,6 +202,9 @@ fn after_name(line: &str, name_start: usize, name_end: usize) -> After {
     }
     let op_len = if rest.starts_with("=>")
         || rest.starts_with(":=")
+        // `${PORT:-3000}` (a shell default), `PORT ?= 8000` (Make).
+        || rest.starts_with(":-")
+        || rest.starts_with("?=")
         || rest.starts_with("->")
         || rest.starts_with("||")
         || rest.starts_with("??")
@@ -218,6 +226,9 @@ fn after_name(line: &str, name_start: usize, name_end: usize) -> After {
         return After::Block;
     } else if spaced
         && (line.trim_start().len() == line.len() - name_start
+            && rest
+                .trim_start_matches(['"', '\''])
+                .starts_with(|c: char| c.is_ascii_digit() || c == '{' || c == '$')
             || rest.starts_with(|c: char| c.is_ascii_digit()))
     {
         // A directive at the start of its line (`port 6379`, `Port 22`), or a flag (`--port 3000`).
@@ -615,6 +626,13 @@ pub(crate) fn urls(text: &str, out: &mut Vec<Candidate>) {
 
 /// Port flags of any program, socket calls and server directives.
 pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
+    flags_and_named_calls(text, out);
+    server_calls(text, out);
+}
+
+/// [`flags_and_calls`] but the server calls of [`SERVER_CALLS`], for the files whose own
+/// detector reads their server calls (JavaScript, Python, Go, Rust).
+pub(crate) fn flags_and_named_calls(text: &str, out: &mut Vec<Candidate>) {
     let bytes = text.as_bytes();
     // `-p 3000`, `-p=3000`; `--port` is a port name read by `port_settings`.
     for i in memchr::memmem::find_iter(bytes, b"-p") {
@@ -633,7 +651,7 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
             .iter()
             .take_while(|b| b.is_ascii_digit())
             .count();
-        if bytes.get(at + len) == Some(&b':') {
+        if len > 0 && bytes.get(at + len) == Some(&b':') {
             number_here(text, at + len + 1, "`-p` maps", out);
         }
         number_here(text, at, "`-p` gives the port", out);
@@ -778,7 +796,10 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
         // configuration given to `asServer` takes the port first.
         if text[..i].ends_with("as") {
             let args = &bytes[i + 7..bytes.len().min(i + 7 + 40)];
-            let name = args.iter().take_while(|b| b.is_ascii_alphanumeric()).count();
+            let name = args
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
             if name > 0 && args.get(name) == Some(&b'(') {
                 number_here(text, i + 7 + name + 1, "`asServer` serves on", out);
             }
@@ -834,7 +855,6 @@ pub(crate) fn flags_and_calls(text: &str, out: &mut Vec<Candidate>) {
     for i in memchr::memmem::find_iter(bytes, b"Listener(") {
         number_here(text, i + 9, "a listener on", out);
     }
-    server_calls(text, out);
     // `Listen 8000` (Apache) and `<VirtualHost *:8000>`; `EXPOSE`, Vagrant's forwarded ports.
     let line_words: [&[u8]; 5] = [
         b"Listen ",
@@ -1052,124 +1072,85 @@ fn server_calls(text: &str, out: &mut Vec<Candidate>) {
 /// host name (with a letter in it) or nothing, `:` and a port, as a token of its own (quotes,
 /// spaces, brackets or commas around it; not followed by another `:` or a `.`).
 fn bare_addresses(text: &str, out: &mut Vec<Candidate>) {
+    out.extend(memchr::memchr_iter(b':', text.as_bytes()).filter_map(|c| bare_address(text, c)));
+}
+
+/// Whether `text` holds an address [`bare_addresses`] or [`host_pairs`] reads: what the
+/// prefilter asks of a file none of its words matched, since these shapes have no word.
+pub(crate) fn has_address(text: &str) -> bool {
     let bytes = text.as_bytes();
-    for colon in memchr::memchr_iter(b':', bytes) {
-        let at = colon + 1;
-        if !bytes.get(at).is_some_and(u8::is_ascii_digit) {
-            continue;
-        }
-        let len = bytes[at..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let after = bytes.get(at + len).copied();
-        if !matches!(
-            after,
-            None | Some(
-                b'"' | b'\''
-                    | b' '
-                    | b'\t'
-                    | b'\n'
-                    | b'\r'
-                    | b','
-                    | b']'
-                    | b')'
-                    | b'/'
-                    | b'`'
-                    | b'}'
-                    | b';'
-            )
-        ) {
-            continue;
-        }
-        let host_start = bytes[..colon]
-            .iter()
-            .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')))
-            .map_or(0, |k| k + 1);
-        let host = &text[host_start..colon];
-        let opener = host_start.checked_sub(1).map(|k| bytes[k]);
-        if !matches!(
-            opener,
-            None | Some(
-                b'"' | b'\'' | b' ' | b'\t' | b'\n' | b'[' | b',' | b'(' | b'=' | b'`' | b'@'
-            )
-        ) {
-            continue;
-        }
-        let named = host.bytes().any(|b| b.is_ascii_alphabetic())
-            && !host.ends_with('.')
-            && host.len() <= 63;
-        // `":8000"` (a Go or Node listen address, quoted whole: not the value of a JSON key,
-        // `"balance":8000`) or a Caddy site at the start of its line.
-        let bare = host.is_empty()
-            && (matches!(opener, Some(b'"' | b'\'' | b'`')) && after == opener
-                || opener == Some(b'\n')
-                || opener.is_none());
-        if !(named || bare) || is_remote_name(host) {
-            continue;
-        }
-        let kind = if bare { Kind::Bind } else { Kind::Reference };
-        let what = if bare {
-            "an address".to_owned()
-        } else {
-            format!("`{host}`")
-        };
-        number_of_kind(kind, text, at, &format!("{what} with"), out);
+    memchr::memchr_iter(b':', bytes).any(|c| bare_address(text, c).is_some())
+        || memchr::memchr_iter(b',', bytes).any(|c| host_pair(text, c).is_some())
+}
+
+/// The address whose port follows the colon at `colon`, if it is one (see [`bare_addresses`]).
+fn bare_address(text: &str, colon: usize) -> Option<Candidate> {
+    let bytes = text.as_bytes();
+    let at = colon + 1;
+    if !bytes.get(at).is_some_and(u8::is_ascii_digit) {
+        return None;
     }
+    let len = bytes[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let after = bytes.get(at + len).copied();
+    if !matches!(
+        after,
+        None | Some(
+            b'"' | b'\''
+                | b' '
+                | b'\t'
+                | b'\n'
+                | b'\r'
+                | b','
+                | b']'
+                | b')'
+                | b'/'
+                | b'`'
+                | b'}'
+                | b';'
+        )
+    ) {
+        return None;
+    }
+    let host_start = bytes[..colon]
+        .iter()
+        .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')))
+        .map_or(0, |k| k + 1);
+    let host = &text[host_start..colon];
+    let opener = host_start.checked_sub(1).map(|k| bytes[k]);
+    if !matches!(
+        opener,
+        None | Some(b'"' | b'\'' | b' ' | b'\t' | b'\n' | b'[' | b',' | b'(' | b'=' | b'`' | b'@')
+    ) {
+        return None;
+    }
+    let named =
+        host.bytes().any(|b| b.is_ascii_alphabetic()) && !host.ends_with('.') && host.len() <= 63;
+    // `":8000"` (a Go or Node listen address, quoted whole: not the value of a JSON key,
+    // `"balance":8000`) or a Caddy site at the start of its line.
+    let bare = host.is_empty()
+        && (matches!(opener, Some(b'"' | b'\'' | b'`')) && after == opener
+            || opener == Some(b'\n')
+            || opener.is_none());
+    if !(named || bare) || is_remote_name(host) {
+        return None;
+    }
+    let kind = if bare { Kind::Bind } else { Kind::Reference };
+    let what = if bare {
+        "an address".to_owned()
+    } else {
+        format!("`{host}`")
+    };
+    number_candidate(kind, text, at, &format!("{what} with"))
 }
 
 /// An address written as a host and a port side by side, in any language: `"0.0.0.0", 8000`,
 /// `'localhost', 3002`, `"", 8000`, `InternetAddress.anyIPv4, 8000`, `INADDR_ANY, 3000`.
 fn host_pairs(text: &str, out: &mut Vec<Candidate>) {
     let bytes = text.as_bytes();
-    for comma in memchr::memchr_iter(b',', bytes) {
-        let after = &text[comma + 1..];
-        let lead = after.len() - after.trim_start_matches([' ', '\t']).len();
-        let at = comma + 1 + lead;
-        if !bytes.get(at).is_some_and(u8::is_ascii_digit) {
-            continue;
-        }
-        let before = text[..comma].trim_end();
-        let quoted_host = before.ends_with(['"', '\'']);
-        let host = if let Some(quoted) = before.strip_suffix(['"', '\'']) {
-            let quote = before.as_bytes()[before.len() - 1];
-            match quoted.as_bytes().iter().rposition(|b| *b == quote) {
-                Some(open) => &quoted[open + 1..],
-                None => continue,
-            }
-        } else {
-            let word_start = before
-                .as_bytes()
-                .iter()
-                .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.')))
-                .map_or(0, |k| k + 1);
-            let word = &before[word_start..];
-            let any = [
-                "IPv4",
-                "IPv6",
-                "INADDR_ANY",
-                "INADDR_LOOPBACK",
-                "loopback",
-                "anyIP",
-            ];
-            if !any.iter().any(|w| word.contains(w)) {
-                continue;
-            }
-            word
-        };
-        let literal = host.is_empty()
-            || host == "localhost"
-            || host == "::"
-            || host == "::1"
-            || host == "*"
-            || host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-                && host.matches('.').count() == 3;
-        // A quoted host must be an address (not `"utf-8", 3000`); a constant was named above.
-        if literal || !quoted_host {
-            let kind = call_kind(text, comma);
-            number_of_kind(kind, text, at, &format!("an address `{host}` with"), out);
-        }
-    }
+    out.extend(memchr::memchr_iter(b',', bytes).filter_map(|c| host_pair(text, c)));
     // The port first: `.request(HttpMethod.GET, 8000, "localhost", "/health")` (Vert.x),
     // `listen(8000, "0.0.0.0")`.
     const HOSTS: &[&str] = &[
@@ -1203,6 +1184,61 @@ fn host_pairs(text: &str, out: &mut Vec<Candidate>) {
             out.push(c);
         }
     }
+}
+
+/// The address whose port follows the comma at `comma`, if it is one (see [`host_pairs`]).
+fn host_pair(text: &str, comma: usize) -> Option<Candidate> {
+    let bytes = text.as_bytes();
+    let after = &text[comma + 1..];
+    let lead = after.len() - after.trim_start_matches([' ', '\t']).len();
+    let at = comma + 1 + lead;
+    if !bytes.get(at).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    let before = text[..comma].trim_end();
+    let quoted_host = before.ends_with(['"', '\'']);
+    let host = if let Some(quoted) = before.strip_suffix(['"', '\'']) {
+        let quote = before.as_bytes()[before.len() - 1];
+        match quoted.as_bytes().iter().rposition(|b| *b == quote) {
+            Some(open) => &quoted[open + 1..],
+            None => return None,
+        }
+    } else {
+        let word_start = before
+            .as_bytes()
+            .iter()
+            .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.')))
+            .map_or(0, |k| k + 1);
+        let word = &before[word_start..];
+        let any = [
+            "IPv4",
+            "IPv6",
+            "INADDR_ANY",
+            "INADDR_LOOPBACK",
+            "loopback",
+            "anyIP",
+        ];
+        if !any.iter().any(|w| word.contains(w)) {
+            return None;
+        }
+        word
+    };
+    let literal = host.is_empty()
+        || host == "localhost"
+        || host == "::"
+        || host == "::1"
+        || host == "*"
+        || host.bytes().all(|b| b.is_ascii_digit() || b == b'.') && host.matches('.').count() == 3;
+    // A quoted host must be an address (not `"utf-8", 3000`); a constant was named above.
+    if !literal && quoted_host {
+        return None;
+    }
+    number_candidate(
+        call_kind(text, comma),
+        text,
+        at,
+        &format!("an address `{host}` with"),
+    )
 }
 
 /// The kind of a port given with a host to the call around `at`: a client's connection is a
@@ -1262,11 +1298,47 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
             .is_some_and(u8::is_ascii_digit)
     };
     match word {
+        // Python: `os.environ.get("PORT", 8000)`, `os.getenv("APP_PORT", "8000")`,
+        // `environ["PORT"] or 8000`: the name read is a port's.
+        b"environ" | b"getenv(" => {
+            let rest = &bytes[end..bytes.len().min(end + 48)];
+            return memchr::memmem::find(rest, b"PORT").is_some();
+        }
+        // Python's `uvicorn.run(app, port=8000)`, `socketio.run(app)`: the receivers the
+        // Python detector reads without a port; any other `.run(` with a port number.
+        b".run("
+            if [&b"uvicorn"[..], b"socketio", b"web"]
+                .iter()
+                .any(|r| bytes[..start].ends_with(r)) =>
+        {
+            return true;
+        }
+        b".run(" => {
+            let args = &bytes[end..bytes.len().min(end + 400)];
+            let close = memchr::memchr(b')', args).unwrap_or(args.len());
+            return args[..close].iter().any(u8::is_ascii_digit);
+        }
+        // `EXPOSE 8000`: any number on the rest of its line.
+        b"EXPOSE " => {
+            let rest = &bytes[end..];
+            let line = memchr::memchr(b'\n', rest).map_or(rest, |k| &rest[..k]);
+            return line.iter().any(u8::is_ascii_digit);
+        }
         // http4k's `asServer(Undertow(3000))`: the port inside the configuration's call.
         b"Server(" if start >= 2 && &bytes[start - 2..start] == b"as" => {
             let rest = &bytes[end..bytes.len().min(end + 40)];
-            let name = rest.iter().take_while(|b| b.is_ascii_alphanumeric()).count();
-            return rest.get(name) == Some(&b'(') && next_is_digit(end + name + 1);
+            let name = rest
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+            return next_is_digit(end)
+                || rest.get(name) == Some(&b'(') && next_is_digit(end + name + 1);
+        }
+        // `HTTPServer(("", 8000), Handler)`: an address tuple.
+        b"Server(" if bytes.get(end) == Some(&b'(') => {
+            let args = &bytes[end..bytes.len().min(end + 80)];
+            let close = memchr::memchr(b')', args).unwrap_or(args.len());
+            return args[..close].iter().any(u8::is_ascii_digit);
         }
         b"-p " | b"Server(" | b"scotty " | b"listener " | b"Warp.run " => {
             return next_is_digit(end);
@@ -1283,14 +1355,15 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
                 .any(|w| w[0] == b':' && w[1].is_ascii_digit());
         }
         // `generic::SERVER_CALLS`: a number of four or five digits among the arguments.
-        w if SERVER_CALLS
-            .iter()
-            .any(|(call, _)| w.ends_with(call.as_bytes()) && w.len() <= call.len() + 1) =>
-        {
+        w if SERVER_CALLS.iter().any(|(call, _)| w == call.as_bytes()) => {
+            // A name of its own: `up(`, `.up(`, not `setup(` or `backup(`.
+            if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
+                return false;
+            }
             let args = &bytes[end..bytes.len().min(end + 120)];
             let close = args
                 .iter()
-                .position(|b| matches!(b, b')' | b'\n' | b'{'))
+                .position(|b| matches!(b, b')' | b'\n'))
                 .unwrap_or(args.len());
             return args[..close]
                 .split(|b| !b.is_ascii_digit())
@@ -1321,8 +1394,20 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
         }
         // `Listen 8000`, `Listen *:80`, `addHttpListener(8000`.
         b"Listen" => {
+            // `Listen = ":8000"` (a bind setting): an address on the rest of the line.
+            let line = &bytes[end..bytes.len().min(end + 120)];
+            let line = &line[..memchr::memchr(b'\n', line).unwrap_or(line.len())];
+            if line
+                .windows(2)
+                .any(|w| w[0] == b':' && w[1].is_ascii_digit())
+            {
+                return true;
+            }
             let rest = &bytes[end..bytes.len().min(end + 8)];
-            let rest = rest.strip_prefix(b"er(").unwrap_or(rest);
+            let rest = rest
+                .strip_prefix(b"er(")
+                .or_else(|| rest.strip_prefix(b"("))
+                .unwrap_or(rest);
             let first = rest.iter().find(|b| **b != b' ' && **b != b'\t');
             return first.is_some_and(|b| b.is_ascii_digit() || matches!(b, b'*' | b'[' | b':'));
         }
@@ -1356,7 +1441,7 @@ fn assigned_after(bytes: &[u8], at: usize, upper: bool) -> bool {
     let mut i = at;
     let name_end = bytes[at..]
         .iter()
-        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-')))
+        .position(|b| !is_word_byte(*b))
         .map_or(bytes.len(), |k| at + k);
     if bytes[at..name_end].starts_with(b"-forward") {
         return true;
@@ -1380,7 +1465,8 @@ fn assigned_after(bytes: &[u8], at: usize, upper: bool) -> bool {
         }
         return match b {
             b':' | b'=' | b'(' | b',' | b'|' | b'?' | b'>' => true,
-            b'0'..=b'9' | b'"' | b'{' => true,
+            b'0'..=b'9' | b'"' | b'{' | b'$' => true,
+            b'-' => bytes.get(i + 1) == Some(&b'>'),
             b'\n' | b'\r' => upper,
             _ => false,
         };
@@ -1475,7 +1561,8 @@ mod tests {
             ports(port_settings, text),
             [(3000, 6), (3002, 3), (5555, 7), (8000, 2)]
         );
-        let text = "val server = app.asServer(Undertow(3000))\nJetty(8000)\nasServer(Netty(port))\n";
+        let text =
+            "val server = app.asServer(Undertow(3000))\nJetty(8000)\nasServer(Netty(port))\n";
         assert_eq!(ports(flags_and_calls, text), [(3000, 1)]);
     }
 

@@ -502,15 +502,7 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
         }
         _ if matches!(
             ext,
-            "md" | "markdown"
-                | "rst"
-                | "txt"
-                | "adoc"
-                | "ipynb"
-                | "erb"
-                | "bat"
-                | "cmd"
-                | "t"
+            "md" | "markdown" | "rst" | "txt" | "adoc" | "ipynb" | "erb" | "bat" | "cmd" | "t"
         ) =>
         {
             FileKind::Text(CommentStyle::None)
@@ -601,6 +593,8 @@ const LOCAL: &[&str] = &[
     "localhost'",
     "127.0.0.1\"",
     "127.0.0.1'",
+    "0.0.0.0\"",
+    "0.0.0.0'",
     ": localhost",
     ": 127.0.0.1",
 ];
@@ -611,9 +605,11 @@ const JS_NEEDLES: &[&str] = &[
     "createServer(",
     "start({",
 ];
-const PY_NEEDLES: &[&str] = &[
-    ".run(", "environ", "getenv(", "serve(", "run_app(", "Server((", ".listen(",
-];
+const PY_NEEDLES: &[&str] = &["Flask(", "serve(", "run_app(", "Server((", ".listen("];
+/// The Python detector's words that count only where `generic::plausible` says so: an
+/// environment read of a `PORT` (`os.environ.get("PORT", 8000)`), a `.run(` of uvicorn or
+/// Socket.IO or with a port among its arguments (a Flask app's is read when `Flask(` is there).
+const PY_PLAUSIBLE: &[&str] = &["environ", "getenv(", ".run("];
 /// What the generic layer reads (`generic`): port names given a value, URLs, flags, socket
 /// calls and server directives. A match counts only when `generic::plausible` says so.
 const GENERIC_NEEDLES: &[&str] = &[
@@ -624,6 +620,7 @@ const GENERIC_NEEDLES: &[&str] = &[
     "-p ",
     "Listen",
     "VirtualHost",
+    "EXPOSE ",
     "htons(",
     "Server(",
     "scotty ",
@@ -649,10 +646,6 @@ const TEXT_NEEDLES: &[&str] = &[
     " -addr",
     " -listen",
     " -http",
-    // An address given apart from its port: `newServerAt("0.0.0.0", 8000)` (the JavaScript
-    // and Python detectors read their own host-and-port calls).
-    "0.0.0.0\"",
-    "0.0.0.0'",
     // A listen address in a field of its own: `addr: ':3002'` (V), `Addr: ":8000"`.
     "addr: '",
     "addr: \"",
@@ -662,16 +655,12 @@ const TEXT_NEEDLES: &[&str] = &[
     ":dev-http",
     "Warp.run ",
     "listener ",
-    // `generic::SERVER_CALLS`, with what may stand before the short names (not `setup(`).
-    " up(",
-    "\nup(",
-    ".up(",
-    " run(",
-    "\nrun(",
-    ".run(",
-    ".Run(",
-    ".listen(",
-    ".start(",
+    // `generic::SERVER_CALLS` (not `setup(`: `generic::plausible` wants a name of its own).
+    "up(",
+    "run(",
+    "Run(",
+    "listen(",
+    "start(",
     "runApp(",
     "run_app(",
     "serve(",
@@ -712,7 +701,7 @@ impl Prefilter {
         self.words.find_iter(bytes).any(|m| {
             m.pattern().as_usize() < self.generic_from
                 || generic::plausible(bytes, m.start(), m.end())
-        })
+        }) || std::str::from_utf8(bytes).map_or(true, generic::has_address)
     }
 }
 
@@ -739,7 +728,7 @@ impl Needles {
             go: build(GO_NEEDLES, &[]),
             rust: build(RUST_NEEDLES, &[]),
             js: build(JS_NEEDLES, &[]),
-            python: build(PY_NEEDLES, &[]),
+            python: build(PY_NEEDLES, PY_PLAUSIBLE),
             text: build(&[], TEXT_NEEDLES),
         }
     }
@@ -1017,7 +1006,16 @@ fn detect(
     let mut general = Vec::new();
     generic::port_settings(&masked, &mut general);
     generic::urls(&masked, &mut general);
-    generic::flags_and_calls(&masked, &mut general);
+    // The server calls `run(`, `listen(`, `start(`... are read by these kinds' own detectors,
+    // and only in files whose prefilter holds them.
+    if matches!(
+        kind,
+        FileKind::JavaScript | FileKind::Python | FileKind::Go | FileKind::Rust
+    ) {
+        generic::flags_and_named_calls(&masked, &mut general);
+    } else {
+        generic::flags_and_calls(&masked, &mut general);
+    }
     let mut binds = Vec::new();
     generic::bind_settings(&masked, &mut binds);
     let first_bind = general.len();
@@ -1334,6 +1332,40 @@ const KINDS: &[(FileKind, &str)] = &[
     ),
 ];
 
+/// Panics when the prefilter would drop `text` for a kind whose detectors find a port in it.
+/// For the property tests and the `ports` fuzz target.
+pub(crate) fn prefilter_keeps_what_is_found(text: &str) {
+    static NEEDLES: std::sync::LazyLock<Needles> = std::sync::LazyLock::new(Needles::new);
+    for (kind, name) in KINDS.iter().chain(PREFILTERED_KINDS) {
+        let Some(prefilter) = NEEDLES.for_file(*kind, name) else {
+            continue;
+        };
+        if prefilter.is_match(text.as_bytes()) {
+            continue;
+        }
+        let (candidates, _) = detect(&|| Arc::new(Folder::default()), name, *kind, text);
+        assert!(
+            candidates.is_empty(),
+            "{kind:?} {name}: the prefilter drops {text:?}, which holds {candidates:?}"
+        );
+    }
+}
+
+/// Kinds read only when their prefilter matches, besides those of [`KINDS`].
+const PREFILTERED_KINDS: &[(FileKind, &str)] = &[
+    (FileKind::Python, "app.py"),
+    (FileKind::JavaScript, "server.js"),
+    (FileKind::Text(CommentStyle::Slash), "Main.java"),
+    (FileKind::Text(CommentStyle::Hash), "app.rb"),
+    (
+        FileKind::Text(CommentStyle::Marked {
+            line: &[],
+            block: Some(("<!--", "-->")),
+        }),
+        "pom.xml",
+    ),
+];
+
 /// Runs every kind's detectors and the judgement over `text`; panics when an offset leaves the
 /// text or a finding has no line and column. For the property tests and the `ports` fuzz target.
 pub(crate) fn check_detectors(text: &str) {
@@ -1531,9 +1563,31 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
 
+
         #[test]
         fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
             check_detectors(&text);
+        }
+
+        /// The prefilter drops only files the detectors would find nothing in: it is a
+        /// shortcut, never a change in what a scan reports.
+        #[test]
+        fn the_prefilter_drops_no_file_with_a_finding(parts in proptest::collection::vec(any::<prop::sample::Index>(), 0..30)) {
+            // Words near the prefilter's edge: the generic words it judges by what surrounds
+            // them, and the detectors' words it does not list. Not `bind`, `listen` or `addr`
+            // as names of their own (`bind: ":8000"`): settings named so are read in the files
+            // always read (YAML, TOML, INI, `.conf`, `.properties`), while in a source file the
+            // prefilter needs another word of the file (`bind =`, `0.0.0.0:`, a URL).
+            const NEAR: &[&str] = &[
+                " ", "\n", "\"", "'", ":", "=", ",", "(", ")", "[", "]", "{", "}", ".", "-", "_",
+                "port", "Port", "PORT", "ports", "8000", "3000", "5555", "127.0.0.1", "0.0.0.0",
+                "localhost", "://", "http", "run(", ".run(", "start(", "listen(", "serve(",
+                "environ", ".get(", "getenv(", "os.", "Flask(", "app", "uvicorn", "socketio",
+                "web", "-p ", "--port", "host", "Server(", "as", "Undertow", "name=",
+                "value=", "<", ">", "/", "or ", "int(", "Listen", "EXPOSE ", "ENV ", "#",
+            ];
+            let text: String = parts.iter().map(|i| NEAR[i.index(NEAR.len())]).collect();
+            prefilter_keeps_what_is_found(&text);
         }
 
         #[test]

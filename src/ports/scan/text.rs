@@ -37,14 +37,17 @@ pub(crate) fn mask_comments(text: &str, style: CommentStyle) -> (String, Vec<(us
     match style {
         CommentStyle::None => {}
         CommentStyle::Hash | CommentStyle::HashLineStart | CommentStyle::IniLine => {
-            let mut start = 0;
-            for line in text.split_inclusive('\n') {
-                let end = start + line.trim_end_matches(['\n', '\r']).len();
+            // Only a line holding `#` or `;` can hold a comment: each such line once.
+            let mut from = 0;
+            while let Some(hit) = memchr::memchr2(b'#', b';', &bytes[from..]).map(|k| from + k) {
+                let start = memchr::memrchr(b'\n', &bytes[..hit]).map_or(0, |k| k + 1);
+                let next = memchr::memchr(b'\n', &bytes[hit..]).map_or(bytes.len(), |k| hit + k);
+                let end = start + text[start..next].trim_end_matches('\r').len();
                 if let Some(at) = hash_comment_start(&bytes[start..end], style) {
                     comments.push((start + at, text[start + at..end].to_owned()));
                     blank(&mut out[start + at..end]);
                 }
-                start += line.len();
+                from = next;
             }
         }
         CommentStyle::Slash => slash_comments(bytes, &mut out, &mut comments, text),
