@@ -233,6 +233,36 @@ impl Folders {
     }
 }
 
+/// Which folders are inside a virtualenv (a folder holding `pyvenv.cfg`, whatever its name),
+/// asked only for the few files with a finding: a stat of every folder walked would cost more
+/// than the files it spares (the virtualenv's `site-packages` is skipped by name).
+#[derive(Default)]
+struct Virtualenvs(Mutex<HashMap<PathBuf, bool>>);
+
+impl Virtualenvs {
+    /// Whether `dir`, or a folder between it and `root` (not `root` itself), is a virtualenv.
+    fn inside(&self, dir: &Path, root: &Path) -> bool {
+        if dir == root || !dir.starts_with(root) {
+            return false;
+        }
+        let cached = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(dir)
+            .copied();
+        cached.unwrap_or_else(|| {
+            let inside = dir.join("pyvenv.cfg").is_file()
+                || dir.parent().is_some_and(|up| self.inside(up, root));
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(dir.to_path_buf(), inside);
+            inside
+        })
+    }
+}
+
 /// The files a runtime loads into its environment, in increasing precedence; `.env` first.
 const LOADED_ENV: &[&str] = &[
     ".env",
@@ -780,6 +810,7 @@ pub(crate) struct ScanResult {
 pub(crate) fn scan(roots: &[PathBuf], policy: &Policy, reach: &Reach) -> ScanResult {
     let needles = Needles::new();
     let folders = Folders::default();
+    let virtualenvs = Virtualenvs::default();
     let mut result = ScanResult::default();
     for root in roots {
         let found = Mutex::new(Vec::new());
@@ -805,7 +836,6 @@ pub(crate) fn scan(roots: &[PathBuf], policy: &Policy, reach: &Reach) -> ScanRes
                 !(dir
                     && e.depth() > 0
                     && (SKIP_DIRS.contains(&e.file_name().to_str().unwrap_or(""))
-                        || e.path().join("pyvenv.cfg").is_file()
                         || !entry_reach
                             .enters(e.path().strip_prefix(&entry_root).unwrap_or(e.path()))))
             })
@@ -816,6 +846,7 @@ pub(crate) fn scan(roots: &[PathBuf], policy: &Policy, reach: &Reach) -> ScanRes
             let files = &files;
             let needles = &needles;
             let folders = &folders;
+            let virtualenvs = &virtualenvs;
             Box::new(move |entry| {
                 let entry = match entry {
                     Ok(e) => e,
@@ -841,7 +872,8 @@ pub(crate) fn scan(roots: &[PathBuf], policy: &Policy, reach: &Reach) -> ScanRes
                 files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match scan_file(path, name, kind, needles, folders) {
                     Ok(Some((text, candidates, comments)))
-                        if !candidates.is_empty() || !comments.is_empty() =>
+                        if (!candidates.is_empty() || !comments.is_empty())
+                            && !virtualenvs.inside(path.parent().unwrap_or(root), root) =>
                     {
                         let rel = path.strip_prefix(root).unwrap_or(path);
                         let rel = if rel.as_os_str().is_empty() {
