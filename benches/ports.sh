@@ -14,8 +14,9 @@
 #     a port, `.listen(`, `process.env.PORT`, `PORT`, `port:`/`port=` with a number, `bind`,
 #     `listen`, `EXPOSE`, `--port`, `-p N`, the server command words, systemd and Kubernetes
 #     port keys), over the same file types, honouring the same .gitignore;
-#   - ripgrep with only the literal words (-F), the cheapest search ripgrep can do for this:
-#     a lower bound, not an equivalent.
+#   - ripgrep with only the literal words (-F): the words the scanner's prefilters search for
+#     (`src/ports/scan/mod.rs`) and the server command words, the cheapest search ripgrep can
+#     do for this: a lower bound, not an equivalent.
 # Throughput ratio = ripgrep time / portcullis time (above 1: portcullis is faster).
 #
 # Needs: cargo, python3, rg 15.1 (`python3 -m pip install ripgrep`), hyperfine (`apt-get install -y
@@ -128,11 +129,6 @@ Warp.run
 listener 
 0, 0, 0, 0]
 127, 0, 0, 1]
- up(
-.up(
- run(
-.Run(
-.start(
 runApp(
 run_app(
 serve(
@@ -150,6 +146,32 @@ addr: "
 Addr: "
 addr = "
 addr = '
+portcullis:
+localhost"
+localhost'
+127.0.0.1"
+127.0.0.1'
+: localhost
+: 127.0.0.1
+createServer(
+start({
+Flask(
+Server((
+environ
+getenv(
+up(
+run(
+Run(
+listen(
+start(
+bind(
+0,0,0,0]
+127,0,0,1]
+ListenAndServe
+Listen(
+.Run("
+.Start("
+EXPOSE 
 PATTERNS
 
 globs=(-g '!.git' -g '*.{js,mjs,cjs,ts,mts,cts,jsx,tsx,vue,svelte,py,json,jsonc,toml,cfg,ini,yml,yaml,conf,nginx,socket,service,sh,bash,env,dockerfile}'

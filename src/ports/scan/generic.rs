@@ -202,6 +202,8 @@ fn after_name(line: &str, name_start: usize, name_end: usize) -> After {
     }
     let op_len = if rest.starts_with("=>")
         || rest.starts_with(":=")
+        // Haskell's and R's `port <- ...`.
+        || rest.starts_with("<-")
         // `${PORT:-3000}` (a shell default), `PORT ?= 8000` (Make).
         || rest.starts_with(":-")
         || rest.starts_with("?=")
@@ -805,9 +807,17 @@ pub(crate) fn flags_and_named_calls(text: &str, out: &mut Vec<Candidate>) {
             }
         }
     }
-    // Warp's `Warp.run 3002 app` (Haskell).
+    // Warp's `Warp.run 3002 app` (Haskell), and `run 3000 app` in a module that imports
+    // `Network.Wai.Handler.Warp` (elsewhere a bare `run N` is too common to be a server).
     for i in memchr::memmem::find_iter(bytes, b"Warp.run ") {
         number_here(text, i + 9, "`Warp.run` serves on", out);
+    }
+    if memchr::memmem::find(bytes, b"Network.Wai.Handler.Warp").is_some() {
+        for i in memchr::memmem::find_iter(bytes, b"run ") {
+            if i == 0 || !is_word_byte(bytes[i - 1]) && bytes[i - 1] != b'\'' {
+                number_here(text, i + 4, "warp's `run` serves on", out);
+            }
+        }
     }
     // An address as an array and a port: `SocketAddr::from(([0, 0, 0, 0], 3000))` (Rust),
     // `.with_http_listener(([127, 0, 0, 1], 8000))`.
@@ -1079,8 +1089,20 @@ fn bare_addresses(text: &str, out: &mut Vec<Candidate>) {
 /// prefilter asks of a file none of its words matched, since these shapes have no word.
 pub(crate) fn has_address(text: &str) -> bool {
     let bytes = text.as_bytes();
-    memchr::memchr_iter(b':', bytes).any(|c| bare_address(text, c).is_some())
-        || memchr::memchr_iter(b',', bytes).any(|c| host_pair(text, c).is_some())
+    // One pass for both; most hits end at the first test, a digit after the mark.
+    memchr::memchr2_iter(b':', b',', bytes).any(|i| {
+        if bytes[i] == b':' {
+            bytes.get(i + 1).is_some_and(u8::is_ascii_digit) && bare_address(text, i).is_some()
+        } else {
+            let at = i
+                + 1
+                + bytes[i + 1..]
+                    .iter()
+                    .take_while(|b| matches!(b, b' ' | b'\t'))
+                    .count();
+            bytes.get(at).is_some_and(u8::is_ascii_digit) && host_pair(text, i).is_some()
+        }
+    })
 }
 
 /// The address whose port follows the colon at `colon`, if it is one (see [`bare_addresses`]).
@@ -1167,6 +1189,26 @@ fn host_pairs(text: &str, out: &mut Vec<Candidate>) {
         });
     for m in HOST_WORDS.find_iter(bytes) {
         let (host, i) = (HOSTS[m.pattern().as_usize()], m.start());
+        // The host, then the port as the next argument of a call without commas: servant's
+        // `BaseUrl Http "localhost" 8000 ""`, Lisp's `(connect "localhost" 3000)`; read as
+        // what it most often is, an address pointed at (a note in a test).
+        let gap = bytes[m.end()..]
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count();
+        if gap > 0 {
+            let at = m.end() + gap;
+            let name = &host[1..host.len() - 1];
+            if let Some(mut c) = number_candidate(
+                Kind::Reference,
+                text,
+                at,
+                &format!("an address `{name}` with"),
+            ) {
+                c.loopback = is_loopback_host(name);
+                out.push(c);
+            }
+        }
         let before = text[..i].trim_end_matches([' ', '\t']);
         let Some(before) = before.strip_suffix(',') else {
             continue;
@@ -1467,6 +1509,7 @@ fn assigned_after(bytes: &[u8], at: usize, upper: bool) -> bool {
             b':' | b'=' | b'(' | b',' | b'|' | b'?' | b'>' => true,
             b'0'..=b'9' | b'"' | b'{' | b'$' => true,
             b'-' => bytes.get(i + 1) == Some(&b'>'),
+            b'<' => bytes.get(i + 1) == Some(&b'-'),
             b'\n' | b'\r' => upper,
             _ => false,
         };
@@ -1546,6 +1589,24 @@ mod tests {
         ] {
             assert!(!is_port_word(w), "{w}");
         }
+    }
+
+    #[test]
+    fn haskell_binds_and_warp() {
+        let text = "main = do\n  port <- maybe 8000 read <$> lookupEnv \"PORT\"\n";
+        assert_eq!(ports(port_settings, text), [(8000, 2)]);
+        let warp = "import Network.Wai.Handler.Warp (run)\nmain = run 3000 app\n\
+                    serve = forkIO (run 3002 metrics)\n";
+        assert_eq!(ports(flags_and_calls, warp), [(3000, 2), (3002, 3)]);
+        // Without warp imported, `run 3000` is anything (a task, a count).
+        assert_eq!(ports(flags_and_calls, "main = run 3000 app\n"), []);
+        let mut out = Vec::new();
+        host_pairs(
+            "env = mkClientEnv mgr (BaseUrl Http \"localhost\" 8000 \"\")\n",
+            &mut out,
+        );
+        let found: Vec<(u16, Kind)> = out.iter().map(|c| (c.port, c.kind)).collect();
+        assert_eq!(found, [(8000, Kind::Reference)]);
     }
 
     #[test]

@@ -537,8 +537,9 @@ fn classify(path: &Path, name: &str) -> Option<FileKind> {
         {
             FileKind::Text(CommentStyle::None)
         }
-        // XML (`pom.xml`, `server.xml`): `<!-- -->` comments.
-        _ if ext == "xml" => FileKind::Text(CommentStyle::Marked {
+        // XML (`pom.xml`, `server.xml`) and HTML pages (a `<script>`'s base URL): `<!-- -->`
+        // comments.
+        _ if matches!(ext, "xml" | "html" | "htm") => FileKind::Text(CommentStyle::Marked {
             line: &[],
             block: Some(("<!--", "-->")),
         }),
@@ -684,6 +685,8 @@ const TEXT_NEEDLES: &[&str] = &[
     "addr = '",
     ":dev-http",
     "Warp.run ",
+    // Haskell: a module that imports warp serves with `run 3000 app`.
+    "Handler.Warp",
     "listener ",
     // `generic::SERVER_CALLS` (not `setup(`: `generic::plausible` wants a name of its own).
     "up(",
@@ -1627,6 +1630,39 @@ mod tests {
             let text: String = parts.iter().map(|i| TOKENS[i.index(TOKENS.len())]).collect();
             check_detectors(&text);
         }
+    }
+
+    /// Each prefilter stays within the 64 words of the SIMD (Teddy) searcher: one more word
+    /// silently turns every file's search into a slower one.
+    #[test]
+    fn prefilters_stay_on_the_fast_searcher() {
+        let n = Needles::new();
+        for (name, p) in [
+            ("go", &n.go),
+            ("rust", &n.rust),
+            ("js", &n.js),
+            ("python", &n.python),
+            ("text", &n.text),
+        ] {
+            assert!(
+                p.words.patterns_len() <= 64,
+                "{name}: {}",
+                p.words.patterns_len()
+            );
+        }
+    }
+
+    #[test]
+    fn html_pages_are_read_without_their_comments() {
+        let kind = classify(Path::new("widget.html"), "widget.html").expect("read");
+        let text = "<!-- <script>var U=\"http://localhost:3002\"</script> -->\n\
+                    <script>var BASE_URL=\"http://localhost:3000\";</script>\n";
+        let (found, _) = detect(&|| Arc::new(Folder::default()), "widget.html", kind, text);
+        assert_eq!(
+            found.iter().map(|c| c.port).collect::<Vec<_>>(),
+            [3000],
+            "{found:?}"
+        );
     }
 
     #[test]
