@@ -505,10 +505,16 @@ fn named_entry(lines: &[(usize, &str)], n: usize, out: &mut Vec<Candidate>) {
     let Some(value) = rest.trim_start().strip_prefix([':', '=']) else {
         return;
     };
-    let value = value.trim().trim_end_matches(',').trim_matches(['"', '\'']);
+    // The name is one word (`"PORT", "value": "8000"` names `PORT`), a path's segments
+    // included.
+    let value = value.trim().trim_start_matches(['"', '\'']);
+    let value = &value[..value
+        .bytes()
+        .position(|b| !(is_word_byte(b) || b == b'/'))
+        .unwrap_or(value.len())];
     // A JSON patch's `path: /spec/.../containerPort` names the port by its last segment.
     let last = value.rsplit('/').next().unwrap_or(value);
-    if !is_port_word(last) || value.contains(' ') {
+    if !is_port_word(last) {
         return;
     }
     let same = line.find("value");
@@ -622,6 +628,33 @@ pub(crate) fn urls(text: &str, out: &mut Vec<Candidate>) {
                 port,
                 format!("`{scheme}://{host}:{port}` points at port {port}"),
             ));
+        }
+    }
+}
+
+/// An address as an array and a port: `SocketAddr::from(([0, 0, 0, 0], 3000))` (Rust),
+/// `.with_http_listener(([127, 0, 0, 1], 8000))`.
+pub(crate) fn array_addresses(text: &str, out: &mut Vec<Candidate>) {
+    let bytes = text.as_bytes();
+    for (needle, what) in [
+        (&b"[0, 0, 0, 0]"[..], "the address `[0, 0, 0, 0]` with"),
+        (b"[127, 0, 0, 1]", "the address `[127, 0, 0, 1]` with"),
+        (b"[0,0,0,0]", "the address `[0,0,0,0]` with"),
+        (b"[127,0,0,1]", "the address `[127,0,0,1]` with"),
+    ] {
+        for i in memchr::memmem::find_iter(bytes, needle) {
+            let mut at = i + needle.len();
+            if bytes.get(at) != Some(&b',') {
+                continue;
+            }
+            at += 1;
+            while matches!(bytes.get(at), Some(b' ' | b'\t')) {
+                at += 1;
+            }
+            if let Some(mut c) = number_candidate(Kind::Bind, text, at, what) {
+                c.loopback = needle.starts_with(b"[127");
+                out.push(c);
+            }
         }
     }
 }
@@ -807,40 +840,10 @@ pub(crate) fn flags_and_named_calls(text: &str, out: &mut Vec<Candidate>) {
             }
         }
     }
-    // Warp's `Warp.run 3002 app` (Haskell), and `run 3000 app` in a module that imports
-    // `Network.Wai.Handler.Warp` (elsewhere a bare `run N` is too common to be a server).
+    // Warp's `Warp.run 3002 app` (Haskell); a bare `run 3000 app` is read with the server
+    // calls.
     for i in memchr::memmem::find_iter(bytes, b"Warp.run ") {
         number_here(text, i + 9, "`Warp.run` serves on", out);
-    }
-    if memchr::memmem::find(bytes, b"Network.Wai.Handler.Warp").is_some() {
-        for i in memchr::memmem::find_iter(bytes, b"run ") {
-            if i == 0 || !is_word_byte(bytes[i - 1]) && bytes[i - 1] != b'\'' {
-                number_here(text, i + 4, "warp's `run` serves on", out);
-            }
-        }
-    }
-    // An address as an array and a port: `SocketAddr::from(([0, 0, 0, 0], 3000))` (Rust),
-    // `.with_http_listener(([127, 0, 0, 1], 8000))`.
-    for (needle, what) in [
-        (&b"[0, 0, 0, 0]"[..], "the address `[0, 0, 0, 0]` with"),
-        (b"[127, 0, 0, 1]", "the address `[127, 0, 0, 1]` with"),
-        (b"[0,0,0,0]", "the address `[0,0,0,0]` with"),
-        (b"[127,0,0,1]", "the address `[127,0,0,1]` with"),
-    ] {
-        for i in memchr::memmem::find_iter(bytes, needle) {
-            let mut at = i + needle.len();
-            if bytes.get(at) != Some(&b',') {
-                continue;
-            }
-            at += 1;
-            while matches!(bytes.get(at), Some(b' ' | b'\t')) {
-                at += 1;
-            }
-            if let Some(mut c) = number_candidate(Kind::Bind, text, at, what) {
-                c.loopback = needle.starts_with(b"[127");
-                out.push(c);
-            }
-        }
     }
     // shadow-cljs: `:dev-http {8000 "public"}` serves a folder on each port it names.
     for i in memchr::memmem::find_iter(bytes, b":dev-http") {
@@ -1007,6 +1010,16 @@ pub(crate) const SERVER_CALLS: &[(&str, usize)] = &[
 ];
 
 fn server_calls(text: &str, out: &mut Vec<Candidate>) {
+    // Warp's `run 3000 app` in a module that imports `Network.Wai.Handler.Warp` (elsewhere a
+    // bare `run N` is too common to be a server).
+    let bytes = text.as_bytes();
+    if memchr::memmem::find(bytes, b"Network.Wai.Handler.Warp").is_some() {
+        for i in memchr::memmem::find_iter(bytes, b"run ") {
+            if i == 0 || !is_word_byte(bytes[i - 1]) && bytes[i - 1] != b'\'' {
+                number_here(text, i + 4, "warp's `run` serves on", out);
+            }
+        }
+    }
     /// Every name of [`SERVER_CALLS`], searched in one pass.
     static CALLS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
         aho_corasick::AhoCorasick::builder()
@@ -1092,7 +1105,8 @@ pub(crate) fn has_address(text: &str) -> bool {
     // One pass for both; most hits end at the first test, a digit after the mark.
     memchr::memchr2_iter(b':', b',', bytes).any(|i| {
         if bytes[i] == b':' {
-            bytes.get(i + 1).is_some_and(u8::is_ascii_digit) && bare_address(text, i).is_some()
+            bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+                && (bare_address(text, i).is_some() || in_bind_setting(text, i))
         } else {
             let at = i
                 + 1
@@ -1103,6 +1117,17 @@ pub(crate) fn has_address(text: &str) -> bool {
             bytes.get(at).is_some_and(u8::is_ascii_digit) && host_pair(text, i).is_some()
         }
     })
+}
+
+/// Whether the line around `colon` is a setting [`bind_settings`] reads (`bind: ":8000"`,
+/// `address = "0.0.0.0:3000"`); every such setting has a colon before its port.
+fn in_bind_setting(text: &str, colon: usize) -> bool {
+    let bytes = text.as_bytes();
+    let start = memchr::memrchr(b'\n', &bytes[..colon]).map_or(0, |k| k + 1);
+    let end = memchr::memchr(b'\n', &bytes[colon..]).map_or(bytes.len(), |k| colon + k);
+    let mut found = Vec::new();
+    bind_settings(&text[start..end], &mut found);
+    !found.is_empty()
 }
 
 /// The address whose port follows the colon at `colon`, if it is one (see [`bare_addresses`]).
@@ -1471,7 +1496,33 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
         // `Port` with a capital is a name of its own (`Port:`) or camel case (`containerPort`).
         _ => true,
     };
-    name_ok && assigned_after(bytes, p + 4, bytes[p + 1] == b'O')
+    // A name that ends its line counts when upper case (`name: PORT`, its `value:` below) or
+    // as the last segment of a JSON patch's path (`path: /spec/.../containerPort`).
+    let segment = bytes[..p].iter().rposition(|b| !is_word_byte(*b));
+    let path_end = segment.is_some_and(|k| bytes[k] == b'/');
+    // The value of a `name`/`key` entry (`name: PORT`, `{"name": "port", "value": 8000}`,
+    // `name=port value=8000`), whose port is in a `value` beside or below it.
+    let word_start = segment.map_or(0, |k| k + 1);
+    let lead = &bytes[word_start.saturating_sub(12)..word_start];
+    let lead = lead.trim_ascii_end();
+    let lead = lead
+        .strip_suffix(b"\"")
+        .or_else(|| lead.strip_suffix(b"'"))
+        .unwrap_or(lead)
+        .trim_ascii_end();
+    let lead = lead
+        .strip_suffix(b":")
+        .or_else(|| lead.strip_suffix(b"="))
+        .unwrap_or(&[])
+        .trim_ascii_end();
+    let lead = lead
+        .strip_suffix(b"\"")
+        .or_else(|| lead.strip_suffix(b"'"))
+        .unwrap_or(lead);
+    if name_ok && (lead.ends_with(b"name") || lead.ends_with(b"key")) {
+        return true;
+    }
+    name_ok && assigned_after(bytes, p + 4, bytes[p + 1] == b'O' || path_end)
 }
 
 /// Whether what follows a port word (from `at`, the rest of its name skipped) gives it a value
@@ -1777,8 +1828,12 @@ mod tests {
                     :dev-http {3000 \"public\"}\n\
                     .request(HttpMethod.GET, 8000, \"localhost\", \"/health\")\n\
                     v4 = [0, 0, 0, 0], other\n";
+        let both = |text: &str, out: &mut Vec<Candidate>| {
+            flags_and_calls(text, out);
+            array_addresses(text, out);
+        };
         assert_eq!(
-            ports(flags_and_calls, text),
+            ports(both, text),
             [
                 (3000, 3),
                 (3000, 6),

@@ -665,12 +665,6 @@ const GENERIC_NEEDLES: &[&str] = &[
     "server.start(",
     "bind =",
     "bind=",
-];
-/// Generic words read only in files no ecosystem detector reads (`FileKind::Text`): server
-/// calls and directives whose first bytes are common in JavaScript and Python (`run(`,
-/// `listener`), where the ecosystem detectors read those calls themselves. Each counts only
-/// when `generic::plausible` says so.
-const TEXT_NEEDLES: &[&str] = &[
     "--listen",
     "-address",
     "--addr",
@@ -685,9 +679,15 @@ const TEXT_NEEDLES: &[&str] = &[
     "addr = '",
     ":dev-http",
     "Warp.run ",
+    "listener ",
+];
+/// Generic words read only in files no ecosystem detector reads (`FileKind::Text` and the
+/// other kinds without a prefilter of their own): server calls whose names are common in
+/// JavaScript, Python, Go and Rust (`run(`, `start(`), where the ecosystem detectors read those
+/// calls themselves. Each counts only when `generic::plausible` says so.
+const TEXT_NEEDLES: &[&str] = &[
     // Haskell: a module that imports warp serves with `run 3000 app`.
     "Handler.Warp",
-    "listener ",
     // `generic::SERVER_CALLS` (not `setup(`: `generic::plausible` wants a name of its own).
     "up(",
     "run(",
@@ -1042,7 +1042,11 @@ fn detect(
     generic::port_settings(&masked, &mut general);
     generic::urls(&masked, &mut general);
     // The server calls `run(`, `listen(`, `start(`... are read by these kinds' own detectors,
-    // and only in files whose prefilter holds them.
+    // and only in files whose prefilter holds them; an address as an array
+    // (`([0, 0, 0, 0], 3000)`) only in Rust, whose prefilter holds it.
+    if kind == FileKind::Rust {
+        generic::array_addresses(&masked, &mut general);
+    }
     if matches!(
         kind,
         FileKind::JavaScript | FileKind::Python | FileKind::Go | FileKind::Rust
@@ -1609,17 +1613,15 @@ mod tests {
         #[test]
         fn the_prefilter_drops_no_file_with_a_finding(parts in proptest::collection::vec(any::<prop::sample::Index>(), 0..30)) {
             // Words near the prefilter's edge: the generic words it judges by what surrounds
-            // them, and the detectors' words it does not list. Not `bind`, `listen` or `addr`
-            // as names of their own (`bind: ":8000"`): settings named so are read in the files
-            // always read (YAML, TOML, INI, `.conf`, `.properties`), while in a source file the
-            // prefilter needs another word of the file (`bind =`, `0.0.0.0:`, a URL).
+            // them, and the detectors' words it does not list.
             const NEAR: &[&str] = &[
                 " ", "\n", "\"", "'", ":", "=", ",", "(", ")", "[", "]", "{", "}", ".", "-", "_",
                 "port", "Port", "PORT", "ports", "8000", "3000", "5555", "127.0.0.1", "0.0.0.0",
                 "localhost", "://", "http", "run(", ".run(", "start(", "listen(", "serve(",
                 "environ", ".get(", "getenv(", "os.", "Flask(", "app", "uvicorn", "socketio",
-                "web", "-p ", "--port", "host", "Server(", "as", "Undertow", "name=",
+                "web", "-p ", "--port", "bind", "listen", "address", "addr", "host", "Server(", "as", "Undertow", "name=",
                 "value=", "<", ">", "/", "or ", "int(", "Listen", "EXPOSE ", "ENV ", "#",
+                "[0, 0, 0, 0]", "[127,0,0,1]", "listener ", "Network.Wai.Handler.Warp", "run ",
             ];
             let text: String = parts.iter().map(|i| NEAR[i.index(NEAR.len())]).collect();
             prefilter_keeps_what_is_found(&text);
