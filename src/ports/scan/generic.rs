@@ -492,14 +492,18 @@ fn block_values(lines: &[(usize, &str)], opener: usize, name: &str, out: &mut Ve
     }
 }
 
+/// The keys whose value names a port given in a `value` beside or below: `name: PORT`,
+/// `key: HTTP_PORT`, a JSON patch's `path: /spec/.../containerPort`.
+const ENTRY_KEYS: &[&str] = &["name", "key", "path"];
+
 /// `name: PORT` / `key: PORT` / `- name: HTTP_PORT` followed (within two lines) by
 /// `value: N`: an environment entry of Kubernetes, Render and ECS.
 fn named_entry(lines: &[(usize, &str)], n: usize, out: &mut Vec<Candidate>) {
     let line = lines[n].1.trim().trim_start_matches(['-', ' ', '{']);
-    let Some(rest) = ["name", "key", "path", "\"name\"", "\"key\"", "\"path\""]
-        .iter()
-        .find_map(|k| line.strip_prefix(k))
-    else {
+    let Some(rest) = ENTRY_KEYS.iter().find_map(|k| {
+        line.strip_prefix(k)
+            .or_else(|| line.strip_prefix('"')?.strip_prefix(k)?.strip_prefix('"'))
+    }) else {
         return;
     };
     let Some(value) = rest.trim_start().strip_prefix([':', '=']) else {
@@ -869,13 +873,8 @@ pub(crate) fn flags_and_named_calls(text: &str, out: &mut Vec<Candidate>) {
         number_here(text, i + 9, "a listener on", out);
     }
     // `Listen 8000` (Apache) and `<VirtualHost *:8000>`; `EXPOSE`, Vagrant's forwarded ports.
-    let line_words: [&[u8]; 5] = [
-        b"Listen ",
-        b"<VirtualHost ",
-        b"EXPOSE ",
-        b"forwarded_port",
-        b"listener ",
-    ];
+    // (Mosquitto's `listener 8000` is read with the server calls.)
+    let line_words: [&[u8]; 4] = [b"Listen ", b"<VirtualHost ", b"EXPOSE ", b"forwarded_port"];
     if !line_words
         .iter()
         .any(|w| memchr::memmem::find(bytes, w).is_some())
@@ -885,16 +884,6 @@ pub(crate) fn flags_and_named_calls(text: &str, out: &mut Vec<Candidate>) {
     for (start, line) in lines_at(text) {
         let trimmed = line.trim_start();
         let lead = line.len() - trimmed.len();
-        // Mosquitto's `listener 8000 [address]`.
-        if let Some(rest) = trimmed.strip_prefix("listener ") {
-            let value = rest.trim_start();
-            number_here(
-                text,
-                start + lead + 9 + (rest.len() - value.len()),
-                "`listener` binds",
-                out,
-            );
-        }
         if let Some(rest) = trimmed.strip_prefix("Listen ") {
             let value = rest.trim_start();
             let at = start + lead + 7 + (rest.len() - value.len());
@@ -1009,7 +998,21 @@ pub(crate) const SERVER_CALLS: &[(&str, usize)] = &[
     ("start_server(", 2),
 ];
 
+/// Server calls and directives whose words are common in source code (`run(`, `start(`,
+/// `listener`): read only in the files whose prefilter holds those words, not in JavaScript,
+/// Python, Go and Rust, whose own detectors read their server calls.
 fn server_calls(text: &str, out: &mut Vec<Candidate>) {
+    // Mosquitto's `listener 8000 [address]`.
+    if text.contains("listener ") {
+        for (start, line) in lines_at(text) {
+            let trimmed = line.trim_start();
+            if let Some(rest) = trimmed.strip_prefix("listener ") {
+                let value = rest.trim_start();
+                let at = start + (line.len() - trimmed.len()) + 9 + (rest.len() - value.len());
+                number_here(text, at, "`listener` binds", out);
+            }
+        }
+    }
     // Warp's `run 3000 app` in a module that imports `Network.Wai.Handler.Warp` (elsewhere a
     // bare `run N` is too common to be a server).
     let bytes = text.as_bytes();
@@ -1308,6 +1311,18 @@ fn host_pair(text: &str, comma: usize) -> Option<Candidate> {
     )
 }
 
+/// The arguments of a call whose name ends at `end`, up to its `)` (and, unless `multiline`,
+/// its line's end), at most `window` bytes: what the prefilter looks at to tell a call given
+/// a port.
+fn call_args(bytes: &[u8], end: usize, window: usize, multiline: bool) -> &[u8] {
+    let args = &bytes[end..bytes.len().min(end + window)];
+    let close = args
+        .iter()
+        .position(|b| *b == b')' || *b == b'\n' && !multiline)
+        .unwrap_or(args.len());
+    &args[..close]
+}
+
 /// The kind of a port given with a host to the call around `at`: a client's connection is a
 /// reference, anything else (`TCPSite`, `newServerAt`, `serve`, `bind_tcp`) opens the port.
 fn call_kind(text: &str, at: usize) -> Kind {
@@ -1381,9 +1396,9 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
             return true;
         }
         b".run(" => {
-            let args = &bytes[end..bytes.len().min(end + 400)];
-            let close = memchr::memchr(b')', args).unwrap_or(args.len());
-            return args[..close].iter().any(u8::is_ascii_digit);
+            return call_args(bytes, end, 400, true)
+                .iter()
+                .any(u8::is_ascii_digit);
         }
         // `EXPOSE 8000`: any number on the rest of its line.
         b"EXPOSE " => {
@@ -1403,9 +1418,9 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
         }
         // `HTTPServer(("", 8000), Handler)`: an address tuple.
         b"Server(" if bytes.get(end) == Some(&b'(') => {
-            let args = &bytes[end..bytes.len().min(end + 80)];
-            let close = memchr::memchr(b')', args).unwrap_or(args.len());
-            return args[..close].iter().any(u8::is_ascii_digit);
+            return call_args(bytes, end, 80, true)
+                .iter()
+                .any(u8::is_ascii_digit);
         }
         b"-p " | b"Server(" | b"scotty " | b"listener " | b"Warp.run " => {
             return next_is_digit(end);
@@ -1427,23 +1442,15 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
             if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
                 return false;
             }
-            let args = &bytes[end..bytes.len().min(end + 120)];
-            let close = args
-                .iter()
-                .position(|b| matches!(b, b')' | b'\n'))
-                .unwrap_or(args.len());
-            return args[..close]
+            return call_args(bytes, end, 120, false)
                 .split(|b| !b.is_ascii_digit())
                 .any(|run| (4..=5).contains(&run.len()));
         }
         // `ServerSocket(3000)`, `InetSocketAddress("0.0.0.0", 8000)`; not `WebSocket(url)`.
         b"Socket(" => {
-            let args = &bytes[end..bytes.len().min(end + 80)];
-            let close = args
+            return call_args(bytes, end, 80, false)
                 .iter()
-                .position(|b| matches!(b, b')' | b'\n'))
-                .unwrap_or(args.len());
-            return args[..close].iter().any(u8::is_ascii_digit);
+                .any(u8::is_ascii_digit);
         }
         // `-b 0.0.0.0:8000`, `--bind :8000`.
         b"-b " | b"--bind" | b"--listen" | b"-address" | b"--addr" | b" -addr" | b" -listen"
@@ -1500,26 +1507,19 @@ pub(crate) fn plausible(bytes: &[u8], start: usize, end: usize) -> bool {
     // as the last segment of a JSON patch's path (`path: /spec/.../containerPort`).
     let segment = bytes[..p].iter().rposition(|b| !is_word_byte(*b));
     let path_end = segment.is_some_and(|k| bytes[k] == b'/');
-    // The value of a `name`/`key` entry (`name: PORT`, `{"name": "port", "value": 8000}`,
-    // `name=port value=8000`), whose port is in a `value` beside or below it.
+    // The value of an entry [`named_entry`] reads (`name: PORT`, `{"name": "port", "value":
+    // 8000}`, `name=port value=8000`), whose port is in a `value` beside or below it.
     let word_start = segment.map_or(0, |k| k + 1);
-    let lead = &bytes[word_start.saturating_sub(12)..word_start];
-    let lead = lead.trim_ascii_end();
-    let lead = lead
-        .strip_suffix(b"\"")
-        .or_else(|| lead.strip_suffix(b"'"))
-        .unwrap_or(lead)
-        .trim_ascii_end();
-    let lead = lead
-        .strip_suffix(b":")
-        .or_else(|| lead.strip_suffix(b"="))
-        .unwrap_or(&[])
-        .trim_ascii_end();
-    let lead = lead
-        .strip_suffix(b"\"")
-        .or_else(|| lead.strip_suffix(b"'"))
-        .unwrap_or(lead);
-    if name_ok && (lead.ends_with(b"name") || lead.ends_with(b"key")) {
+    let separator = bytes[..word_start]
+        .iter()
+        .rev()
+        .take_while(|b| matches!(b, b'"' | b'\'' | b' ' | b'\t' | b':' | b'='))
+        .collect::<Vec<_>>();
+    let key = &bytes[..word_start - separator.len()];
+    if name_ok
+        && separator.iter().any(|b| matches!(b, b':' | b'='))
+        && ENTRY_KEYS.iter().any(|k| key.ends_with(k.as_bytes()))
+    {
         return true;
     }
     name_ok && assigned_after(bytes, p + 4, bytes[p + 1] == b'O' || path_end)

@@ -213,11 +213,26 @@ fn dev_config_sets_port(dir: &Path) -> bool {
 }
 
 /// The folders read so far in one scan, shared by the walker's threads.
-#[derive(Debug, Default)]
-struct Folders(Mutex<HashMap<PathBuf, Arc<Folder>>>);
+#[derive(Default)]
+struct Folders(PerFolder<Arc<Folder>>);
 
 impl Folders {
     fn get(&self, dir: &Path) -> Arc<Folder> {
+        self.0.get(dir, || Arc::new(Folder::read(dir)))
+    }
+}
+
+/// A value per folder, computed once per scan and shared by the walker's threads.
+struct PerFolder<T>(Mutex<HashMap<PathBuf, T>>);
+
+impl<T> Default for PerFolder<T> {
+    fn default() -> Self {
+        PerFolder(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<T: Clone> PerFolder<T> {
+    fn get(&self, dir: &Path, compute: impl FnOnce() -> T) -> T {
         let cached = self
             .0
             .lock()
@@ -225,10 +240,11 @@ impl Folders {
             .get(dir)
             .cloned();
         cached.unwrap_or_else(|| {
-            // Read outside the lock; two threads may read one folder, the first insert wins.
-            let folder = Arc::new(Folder::read(dir));
+            // Computed outside the lock; two threads may compute one folder, the first insert
+            // wins.
+            let value = compute();
             let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            Arc::clone(map.entry(dir.to_path_buf()).or_insert(folder))
+            map.entry(dir.to_path_buf()).or_insert(value).clone()
         })
     }
 }
@@ -237,7 +253,7 @@ impl Folders {
 /// asked only for the few files with a finding: a stat of every folder walked would cost more
 /// than the files it spares (the virtualenv's `site-packages` is skipped by name).
 #[derive(Default)]
-struct Virtualenvs(Mutex<HashMap<PathBuf, bool>>);
+struct Virtualenvs(PerFolder<bool>);
 
 impl Virtualenvs {
     /// Whether `dir`, or a folder between it and `root` (not `root` itself), is a virtualenv.
@@ -245,20 +261,8 @@ impl Virtualenvs {
         if dir == root || !dir.starts_with(root) {
             return false;
         }
-        let cached = self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(dir)
-            .copied();
-        cached.unwrap_or_else(|| {
-            let inside = dir.join("pyvenv.cfg").is_file()
-                || dir.parent().is_some_and(|up| self.inside(up, root));
-            self.0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(dir.to_path_buf(), inside);
-            inside
+        self.0.get(dir, || {
+            dir.join("pyvenv.cfg").is_file() || dir.parent().is_some_and(|up| self.inside(up, root))
         })
     }
 }
@@ -366,6 +370,18 @@ enum FileKind {
     Rust,
     /// Other text that may hold local URLs (JSON, TOML, INI).
     Text(CommentStyle),
+}
+
+impl FileKind {
+    /// The kinds whose own detector reads their server calls (`app.listen(...)`,
+    /// `uvicorn.run(...)`, `ListenAndServe`, `bind(...)`), and whose prefilter therefore holds
+    /// none of the generic layer's server-call words ([`TEXT_NEEDLES`]).
+    fn reads_own_server_calls(self) -> bool {
+        matches!(
+            self,
+            FileKind::JavaScript | FileKind::Python | FileKind::Go | FileKind::Rust
+        )
+    }
 }
 
 fn classify(path: &Path, name: &str) -> Option<FileKind> {
@@ -679,13 +695,14 @@ const GENERIC_NEEDLES: &[&str] = &[
     "addr = '",
     ":dev-http",
     "Warp.run ",
-    "listener ",
 ];
 /// Generic words read only in files no ecosystem detector reads (`FileKind::Text` and the
 /// other kinds without a prefilter of their own): server calls whose names are common in
 /// JavaScript, Python, Go and Rust (`run(`, `start(`), where the ecosystem detectors read those
 /// calls themselves. Each counts only when `generic::plausible` says so.
 const TEXT_NEEDLES: &[&str] = &[
+    // Mosquitto's `listener 8000`.
+    "listener ",
     // Haskell: a module that imports warp serves with `run 3000 app`.
     "Handler.Warp",
     // `generic::SERVER_CALLS` (not `setup(`: `generic::plausible` wants a name of its own).
@@ -1047,10 +1064,7 @@ fn detect(
     if kind == FileKind::Rust {
         generic::array_addresses(&masked, &mut general);
     }
-    if matches!(
-        kind,
-        FileKind::JavaScript | FileKind::Python | FileKind::Go | FileKind::Rust
-    ) {
+    if kind.reads_own_server_calls() {
         generic::flags_and_named_calls(&masked, &mut general);
     } else {
         generic::flags_and_calls(&masked, &mut general);
@@ -1602,7 +1616,6 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
 
-
         #[test]
         fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
             check_detectors(&text);
@@ -1619,9 +1632,10 @@ mod tests {
                 "port", "Port", "PORT", "ports", "8000", "3000", "5555", "127.0.0.1", "0.0.0.0",
                 "localhost", "://", "http", "run(", ".run(", "start(", "listen(", "serve(",
                 "environ", ".get(", "getenv(", "os.", "Flask(", "app", "uvicorn", "socketio",
-                "web", "-p ", "--port", "bind", "listen", "address", "addr", "host", "Server(", "as", "Undertow", "name=",
-                "value=", "<", ">", "/", "or ", "int(", "Listen", "EXPOSE ", "ENV ", "#",
-                "[0, 0, 0, 0]", "[127,0,0,1]", "listener ", "Network.Wai.Handler.Warp", "run ",
+                "web", "-p ", "--port", "bind", "listen", "address", "addr", "host", "Server(",
+                "as", "Undertow", "name=", "value=", "<", ">", "/", "or ", "int(", "Listen",
+                "EXPOSE ", "ENV ", "#", "[0, 0, 0, 0]", "[127,0,0,1]", "listener ",
+                "Network.Wai.Handler.Warp", "run ",
             ];
             let text: String = parts.iter().map(|i| NEAR[i.index(NEAR.len())]).collect();
             prefilter_keeps_what_is_found(&text);
