@@ -189,12 +189,8 @@ impl Baseline {
     pub(crate) fn read(path: &Path) -> Result<Baseline, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read the baseline `{}`: {e}", path.display()))?;
-        let baseline: Baseline = serde_json::from_str(&text).map_err(|e| {
-            format!(
-                "`{}` is not a port baseline ({e}); write one with `portcullis ports --write-baseline FILE`",
-                path.display()
-            )
-        })?;
+        let baseline: Baseline = serde_json::from_str(&text)
+            .map_err(|e| format!("`{}` is not a port baseline ({e})", path.display()))?;
         if baseline.version != 1 {
             return Err(format!(
                 "`{}` is a version {} baseline; this portcullis reads version 1",
