@@ -197,17 +197,23 @@ pub(crate) struct Dumped {
     pub(crate) sha256: String,
     /// What pg_dump printed on stderr (warnings), up to 256 KiB.
     pub(crate) warnings: String,
+    /// Why the copy written into the tee (the offsite upload) failed, if it did; the local
+    /// file is written whole regardless.
+    pub(crate) tee_error: Option<String>,
 }
 
 /// Runs `pg_dump --format=custom --snapshot=…` into `file`, hashing on a dedicated thread, and
 /// fsyncs the file. Any failure (non-zero exit, a write error, cancellation) is an `Err`; the
-/// caller deletes the partial folder.
+/// caller deletes the partial folder. Each block is also written into `tee` (the offsite copy's
+/// encryption) when there is one; a tee that fails is dropped, which aborts its upload, and
+/// the dump goes on.
 pub(crate) async fn dump_to_file(
     tools: &Tools,
     snapshot: &str,
     lock_wait_timeout_ms: u128,
     env: &[(String, String)],
     file: &Path,
+    mut tee: Option<super::offsite::Encrypting>,
     cancel: &CancellationToken,
 ) -> Result<Dumped, String> {
     let args = [
@@ -239,7 +245,8 @@ pub(crate) async fn dump_to_file(
     // A larger pipe means fewer wake-ups per megabyte; not fatal where it cannot be set.
     let _ = nix::fcntl::fcntl(&stdout, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
     let path = file.to_owned();
-    let hashing = std::thread::spawn(move || -> std::io::Result<Dumped> {
+    type Hashed = (Dumped, Option<super::offsite::Encrypting>);
+    let hashing = std::thread::spawn(move || -> std::io::Result<Hashed> {
         let mut out = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -247,6 +254,7 @@ pub(crate) async fn dump_to_file(
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut size = 0u64;
+        let mut tee_error = None;
         loop {
             let n = match stdout.read(&mut buf) {
                 Ok(0) => break,
@@ -256,14 +264,26 @@ pub(crate) async fn dump_to_file(
             };
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n])?;
+            if let Some(t) = &mut tee
+                && let Err(e) = t.write(&buf[..n])
+            {
+                tee_error = Some(e.to_string());
+                tee = None;
+            }
             size += n as u64;
         }
         out.sync_all()?;
-        Ok(Dumped {
-            size,
-            sha256: hex(&hasher.finalize()),
-            warnings: String::new(),
-        })
+        // The tee is finished by the caller, only once pg_dump exited well: a dump that failed
+        // must not complete an upload.
+        Ok((
+            Dumped {
+                size,
+                sha256: hex(&hasher.finalize()),
+                warnings: String::new(),
+                tee_error,
+            },
+            tee,
+        ))
     });
     let errors = std::thread::spawn(move || {
         let mut text = Vec::new();
@@ -281,10 +301,23 @@ pub(crate) async fn dump_to_file(
     child
         .stop_rest(child::HELPER_GRACE, &CancellationToken::new())
         .await;
-    let hashed = tokio::task::spawn_blocking(move || hashing.join())
-        .await
-        .ok()
-        .and_then(Result::ok);
+    let exited_well = status.as_ref().is_ok_and(|s| s.success());
+    let hashed = tokio::task::spawn_blocking(move || {
+        hashing.join().map(|hashed| {
+            hashed.map(|(mut dumped, tee)| {
+                if let Some(tee) = tee
+                    && exited_well
+                    && let Err(e) = tee.finish()
+                {
+                    dumped.tee_error = Some(e.to_string());
+                }
+                dumped
+            })
+        })
+    })
+    .await
+    .ok()
+    .and_then(Result::ok);
     let stderr_text = tokio::task::spawn_blocking(move || errors.join())
         .await
         .ok()

@@ -7,6 +7,7 @@
 
 pub(crate) mod conn;
 pub(crate) mod dump;
+pub(crate) mod offsite;
 pub(crate) mod restore;
 pub(crate) mod store;
 pub(crate) mod tools;

@@ -47,8 +47,33 @@ pub(crate) struct Manifest {
     pub(crate) row_counts: BTreeMap<String, i64>,
     pub(crate) dump_ms: u64,
     pub(crate) verify_ms: u64,
+    /// The encrypted copy in object storage, once it was uploaded and read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) offsite: Option<super::offsite::RemoteCopy>,
+    /// Restore drills of this backup, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) drills: Vec<Drill>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) manifest_sha256: Option<String>,
+}
+
+/// One restore drill: the backup restored into a scratch database and checked there.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Drill {
+    /// When the drill ended (RFC 3339, UTC).
+    pub(crate) at: String,
+    /// `local` or the offsite copy's URL.
+    pub(crate) from: String,
+    pub(crate) passed: bool,
+    /// From the start of the restore (the download, for an offsite copy) to the last check.
+    pub(crate) recovery_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) rto_ms: Option<u64>,
+    /// The checks that ran, each `name: ok` or `name: why it failed`.
+    pub(crate) checks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
 }
 
 /// What `pg_dump` does not carry unless restoring with `--create`, which a swap cannot use.
@@ -96,10 +121,14 @@ impl Manifest {
     /// Reads and checks a manifest: it parses, has this format and its checksum holds.
     pub(crate) fn read(dir: &Path) -> Result<Manifest, String> {
         let path = dir.join(MANIFEST);
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("no readable manifest: {e}"))?;
-        let manifest: Manifest =
-            serde_json::from_str(&text).map_err(|e| format!("the manifest does not parse: {e}"))?;
+        let bytes = std::fs::read(&path).map_err(|e| format!("no readable manifest: {e}"))?;
+        Manifest::from_json(&bytes)
+    }
+
+    /// Parses and checks a manifest's bytes.
+    pub(crate) fn from_json(bytes: &[u8]) -> Result<Manifest, String> {
+        let manifest: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| format!("the manifest does not parse: {e}"))?;
         if manifest.format != FORMAT {
             return Err(format!(
                 "the manifest's format is `{}`, not `{FORMAT}`",
@@ -528,6 +557,8 @@ mod tests {
             row_counts: BTreeMap::from([("public.t".into(), 5)]),
             dump_ms: 1,
             verify_ms: 1,
+            offsite: None,
+            drills: Vec::new(),
             manifest_sha256: None,
         }
     }

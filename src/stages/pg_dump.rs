@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{BoxFuture, BuiltinStage, Kind, KindOutcome, StageContext, conn_from};
+use crate::config::errors::ConfigError;
 use crate::config::validate::Validator;
 use crate::config::yaml::Node;
 use crate::pg::conn::{ConnInfo, PassFile};
 use crate::pg::store::{self, Manifest, Retention};
-use crate::pg::{dump, restore, tools};
+use crate::pg::{dump, offsite, restore, tools};
 use crate::runner::events::{CaseResult, CaseStatus};
 
 const KEYS: &[&str] = &[
@@ -33,7 +34,81 @@ const KEYS: &[&str] = &[
     "rehearse",
     "lock-wait-timeout",
     "maintenance-db",
+    "offsite",
 ];
+
+const OFFSITE_KEYS: &[&str] = &[
+    "url",
+    "endpoint",
+    "region",
+    "access-key-id",
+    "secret-access-key",
+    "recipients",
+];
+
+/// `offsite:`: where the encrypted copy goes, and to whom it is encrypted.
+#[derive(Debug)]
+struct Offsite {
+    settings: offsite::Settings,
+    recipients: Vec<String>,
+}
+
+fn offsite_settings(node: &Node, v: &mut Validator<'_>) -> Option<Offsite> {
+    let f = v.fields(node, "`offsite` of `pg-dump`", OFFSITE_KEYS)?;
+    let url = v.required_string(
+        &f,
+        "url",
+        "offsite",
+        "add `url: s3://BUCKET/PREFIX`: where the encrypted copies go",
+    );
+    if let (Some(url), Some(n)) = (&url, f.get("url"))
+        && let Err(e) = offsite::parse_url(url)
+    {
+        v.error(
+            ConfigError::new(e, n.span.clone(), "not an S3 URL")
+                .help("write `url: s3://BUCKET/PREFIX`; give a non-AWS server with `endpoint:`"),
+        );
+    }
+    let mut string = |key: &str| f.get(key).and_then(|n| v.string(n, &format!("`{key}`")));
+    let settings = offsite::Settings {
+        url: url.clone().unwrap_or_default(),
+        endpoint: string("endpoint"),
+        region: string("region"),
+        access_key_id: string("access-key-id"),
+        secret_access_key: string("secret-access-key"),
+    };
+    let recipients = match f.get("recipients") {
+        Some(n) => {
+            let list = v.string_list(n, "`recipients`");
+            for (text, item) in &list {
+                if let Err(e) = offsite::parse_recipients(std::slice::from_ref(text)) {
+                    v.error(
+                        ConfigError::new(e, item.span.clone(), "not an age public key")
+                            .help("run `age-keygen -o key.txt`, keep key.txt in your secret store and list the `age1…` line it prints"),
+                    );
+                }
+            }
+            if list.is_empty() {
+                v.error(
+                    ConfigError::new("`recipients` is empty", n.span.clone(), "no recipient")
+                        .help("list at least one age public key `age1…`: copies are encrypted before they leave"),
+                );
+            }
+            list.into_iter().map(|(t, _)| t).collect()
+        }
+        None => {
+            v.error(
+                ConfigError::new("`offsite` needs `recipients`", f.span.clone(), "no `recipients`")
+                    .help("list the age public keys (`age1…`) copies are encrypted to: nothing leaves unencrypted"),
+            );
+            Vec::new()
+        }
+    };
+    url.map(|_| Offsite {
+        settings,
+        recipients,
+    })
+}
 
 #[derive(Debug)]
 pub(crate) struct PgDump {
@@ -45,6 +120,7 @@ pub(crate) struct PgDump {
     rehearse: bool,
     lock_wait_timeout: Duration,
     maintenance_db: String,
+    offsite: Option<Offsite>,
 }
 
 impl Kind for PgDump {
@@ -85,6 +161,7 @@ impl Kind for PgDump {
             .get("maintenance-db")
             .and_then(|n| v.string(n, "`maintenance-db`"))
             .unwrap_or_else(|| "postgres".into());
+        let offsite = f.get("offsite").and_then(|n| offsite_settings(n, v));
         Some(PgDump {
             url,
             dir,
@@ -94,6 +171,7 @@ impl Kind for PgDump {
             rehearse,
             lock_wait_timeout,
             maintenance_db,
+            offsite,
         })
     }
 
@@ -112,7 +190,21 @@ impl Kind for PgDump {
                 "restore-on-failure": { "description": "The stage's rollback restores this backup when the run fails (default true).", "type": "boolean" },
                 "rehearse": { "description": "Also restore the backup into a scratch database, published as the output `rehearsal-url`.", "type": "boolean" },
                 "lock-wait-timeout": { "description": "How long pg_dump waits for its table locks (default 30s).", "$ref": "#/definitions/duration" },
-                "maintenance-db": { "description": "The database used to create and rename databases when restoring (default `postgres`).", "type": "string" }
+                "maintenance-db": { "description": "The database used to create and rename databases when restoring (default `postgres`).", "type": "string" },
+                "offsite": {
+                    "description": "Also upload each backup, encrypted with age on this machine, to S3-compatible object storage; read back and checked before its manifest is written.",
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["url", "recipients"],
+                    "properties": {
+                        "url": { "description": "`s3://BUCKET/PREFIX`.", "type": "string" },
+                        "endpoint": { "description": "The server for S3-compatible storage other than AWS (MinIO, Ceph, R2, GCS): `https://…`.", "type": "string" },
+                        "region": { "description": "The bucket's region (else `AWS_REGION`).", "type": "string" },
+                        "access-key-id": { "description": "Else `AWS_ACCESS_KEY_ID`; give it from `secrets:`.", "type": "string" },
+                        "secret-access-key": { "description": "Else `AWS_SECRET_ACCESS_KEY`; give it from `secrets:`.", "type": "string" },
+                        "recipients": { "description": "age public keys (`age1…`) the copy is encrypted to; the private key is needed only to restore.", "type": "array", "items": { "type": "string" }, "minItems": 1 }
+                    }
+                }
             }
         })
     }
@@ -174,6 +266,8 @@ struct Preflight {
     size: i64,
     version: String,
     version_num: i64,
+    /// The bucket of `offsite:`, reached once already.
+    remote: Option<offsite::Remote>,
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
@@ -187,6 +281,33 @@ impl restore::Progress for MaskedLog<'_> {
     fn line<'a>(&'a mut self, text: String) -> BoxFuture<'a, ()> {
         Box::pin(async move { self.log.line(&self.conn.mask(&text)).await })
     }
+}
+
+/// The offsite upload running beside the dump.
+struct Upload {
+    task: offsite::UploadTask,
+    /// Why writing into the upload failed during the dump, if it did.
+    tee_error: Option<String>,
+}
+
+/// Waits for the upload, then reads the object back and compares its size and sha256 with
+/// what was sent. `Ok(None)` when there is no offsite copy to make.
+async fn read_back(
+    remote: Option<&offsite::Remote>,
+    upload: Option<Upload>,
+) -> Result<Option<offsite::RemoteCopy>, String> {
+    let (Some(remote), Some(upload)) = (remote, upload) else {
+        return Ok(None);
+    };
+    let url = upload.task.url.clone();
+    let sent = upload.task.finish().await;
+    let mut copy = match (sent, upload.tee_error) {
+        (Ok(copy), None) => copy,
+        (_, Some(e)) | (Err(e), None) => return Err(format!("cannot upload `{url}`: {e}")),
+    };
+    remote.verify_object(&copy).await?;
+    copy.verified_at = jiff::Timestamp::now().to_string();
+    Ok(Some(copy))
 }
 
 /// A database name as part of a file or folder name.
@@ -222,6 +343,9 @@ impl BuiltinStage for PgDump {
         }
         if let Some(m) = self.retention.max_age {
             text.push_str(&format!(", max age {}", crate::config::duration::format(m)));
+        }
+        if let Some(o) = &self.offsite {
+            text.push_str(&format!(", encrypted copy to {}", o.settings.url));
         }
         if self.rehearse {
             text.push_str(", rehearse into a scratch database");
@@ -320,7 +444,7 @@ impl PgDump {
         };
         let env = conn.tool_env(&cx.env, passfile.as_ref());
         let dumped = self.dump(cx, &conn, &found, &env, &partial, &id).await;
-        let mut manifest = match dumped {
+        let (mut manifest, upload) = match dumped {
             Ok(m) => m,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&partial);
@@ -343,11 +467,14 @@ impl PgDump {
 
         let started = Instant::now();
         let file = partial.join(&manifest.file);
-        let (verified, counts) = tokio::join!(
+        // The offsite copy is read back while pg_restore reads the local one.
+        let (verified, counts, copied) = tokio::join!(
             tools::verify_dump(&found.tools, &file, &env, &cx.cancel),
-            dump::row_counts(&found.client)
+            dump::row_counts(&found.client),
+            read_back(found.remote.as_ref(), upload)
         );
         let _ = found.client.batch_execute("ROLLBACK").await;
+        let offsite_started = started;
         match (verified, counts) {
             (Ok((toc, entries)), Ok(counts)) => {
                 manifest.toc_sha256 = toc;
@@ -369,12 +496,32 @@ impl PgDump {
             }
             (Err(e), _) | (_, Err(e)) => {
                 let _ = std::fs::remove_dir_all(&partial);
+                if let (Some(remote), Ok(Some(_))) = (&found.remote, &copied) {
+                    let _ = remote.delete(&id, Some(&manifest.file)).await;
+                }
                 return steps.fail(cx, "verify", started, conn.mask(&e)).await;
             }
         }
 
-        let started = Instant::now();
+        // The remote manifest is the offsite copy's commit point; it is written before the
+        // local one, which then records the copy.
         manifest.finished_at = jiff::Timestamp::now().to_string();
+        let offsite = match (copied, &found.remote) {
+            (Ok(Some(copy)), Some(remote)) => {
+                manifest.offsite = Some(copy);
+                match remote.put_manifest(&manifest).await {
+                    Ok(()) => Ok(manifest.offsite.clone()),
+                    Err(e) => {
+                        manifest.offsite = None;
+                        let _ = remote.delete(&id, Some(&manifest.file)).await;
+                        Err(e)
+                    }
+                }
+            }
+            (other, _) => other,
+        };
+
+        let started = Instant::now();
         let final_path = dir.join(&id);
         let committed = manifest
             .write(&partial)
@@ -400,8 +547,43 @@ impl PgDump {
             )
             .await;
 
+        match offsite {
+            Ok(Some(copy)) => {
+                steps
+                    .pass(
+                        cx,
+                        "offsite",
+                        offsite_started,
+                        format!(
+                            "{} encrypted to {} age recipient(s), uploaded to `{}` and read back (sha256 {})",
+                            mb(copy.size_bytes),
+                            copy.recipients.len(),
+                            copy.url,
+                            copy.sha256
+                        ),
+                    )
+                    .await;
+            }
+            Ok(None) => {}
+            // The local backup stands; older copies are not pruned while the newest has no
+            // offsite copy.
+            Err(e) => {
+                return steps
+                    .fail(
+                        cx,
+                        "offsite",
+                        offsite_started,
+                        format!("{e}; the local backup `{id}` was kept"),
+                    )
+                    .await;
+            }
+        }
+
         let started = Instant::now();
-        let pruned = self.prune(&dir, &id);
+        let mut pruned = self.prune(&dir, &id);
+        if let Some(remote) = &found.remote {
+            pruned.extend(self.prune_remote(remote, &id).await);
+        }
         for line in &pruned {
             cx.log.line(line).await;
         }
@@ -473,6 +655,14 @@ impl PgDump {
                     .await;
             }
         }
+        let remote = match &self.offsite {
+            Some(o) => {
+                let remote = offsite::Remote::open(&o.settings, &cx.env)?;
+                remote.check().await?;
+                Some(remote)
+            }
+            None => None,
+        };
         let lock = store::lock(dir)?;
         for swept in store::sweep(dir) {
             cx.log
@@ -505,6 +695,7 @@ impl PgDump {
             size,
             version,
             version_num,
+            remote,
             _lock: lock,
         })
     }
@@ -517,7 +708,7 @@ impl PgDump {
         env: &[(String, String)],
         partial: &std::path::Path,
         id: &str,
-    ) -> Result<Manifest, String> {
+    ) -> Result<(Manifest, Option<Upload>), String> {
         let Preflight {
             client,
             tools,
@@ -536,6 +727,14 @@ impl PgDump {
         let file = format!("{}.dump", file_safe(&conn.dbname));
         let started = Instant::now();
         let target = partial.join(&file);
+        let (tee, task) = match (&found.remote, &self.offsite) {
+            (Some(remote), Some(o)) => {
+                let recipients = offsite::parse_recipients(&o.recipients)?;
+                let (tee, task) = remote.start_upload(id, &file, &recipients)?;
+                (Some(tee), Some(task))
+            }
+            _ => (None, None),
+        };
         // The snapshot's transaction stays open after the dump: the row counts are taken in it
         // while the dump is verified (see `backup`), so they describe exactly what was dumped
         // without competing with pg_dump for the CPU.
@@ -545,6 +744,7 @@ impl PgDump {
             self.lock_wait_timeout.as_millis(),
             env,
             &target,
+            tee,
             &cx.cancel,
         )
         .await;
@@ -559,7 +759,11 @@ impl PgDump {
             cx.log.line(&format!("pg_dump: {line}")).await;
         }
         let dump_ms = started.elapsed().as_millis() as u64;
-        Ok(Manifest {
+        let upload = task.map(|task| Upload {
+            task,
+            tee_error: dumped.tee_error.clone(),
+        });
+        let manifest = Manifest {
             format: store::FORMAT.into(),
             backup_id: id.to_owned(),
             run_id: cx.run_id.clone(),
@@ -579,8 +783,11 @@ impl PgDump {
             row_counts: std::collections::BTreeMap::new(),
             dump_ms,
             verify_ms: 0,
+            offsite: None,
+            drills: Vec::new(),
             manifest_sha256: None,
-        })
+        };
+        Ok((manifest, upload))
     }
 
     /// Applies retention (or, with `dry-run-retention`, only says what it would do).
@@ -619,6 +826,54 @@ impl PgDump {
                 match store::delete(dir, &d.id) {
                     Ok(()) => lines.push(format!("retention: deleted `{}` ({})", d.id, d.reason)),
                     Err(e) => lines.push(format!("retention: cannot delete `{}`: {e}", d.id)),
+                }
+            }
+        }
+        lines
+    }
+
+    /// Applies retention to the offsite copies, with the same policy as the local ones.
+    async fn prune_remote(&self, remote: &offsite::Remote, current: &str) -> Vec<String> {
+        let listed = match remote.list().await {
+            Ok(l) => l,
+            Err(e) => return vec![format!("retention: {e}; no offsite copy was deleted")],
+        };
+        let mut lines = Vec::new();
+        let mut valid = Vec::new();
+        for entry in &listed {
+            match entry {
+                offsite::RemoteListed::Valid { manifest } => {
+                    if let Ok(t) = manifest.created_at.parse::<jiff::Timestamp>() {
+                        valid.push((manifest.backup_id.clone(), t));
+                    }
+                }
+                offsite::RemoteListed::Corrupt { id, reason } => lines.push(format!(
+                    "retention: offsite `{id}` is not a valid backup ({reason}); left for you to inspect"
+                )),
+                offsite::RemoteListed::Incomplete { id } => lines.push(format!(
+                    "retention: offsite `{id}` has no manifest (an upload that did not finish); left for you to inspect"
+                )),
+            }
+        }
+        let plan = store::plan_retention(&valid, self.retention, jiff::Timestamp::now(), Some(current));
+        for d in plan {
+            let file = listed.iter().find_map(|l| match l {
+                offsite::RemoteListed::Valid { manifest } if manifest.backup_id == d.id => {
+                    Some(manifest.file.clone())
+                }
+                _ => None,
+            });
+            if !d.delete {
+                lines.push(format!("retention: keep offsite `{}`: {}", d.id, d.reason));
+            } else if self.dry_run_retention {
+                lines.push(format!(
+                    "retention: would delete offsite `{}` ({}); dry run",
+                    d.id, d.reason
+                ));
+            } else {
+                match remote.delete(&d.id, file.as_deref()).await {
+                    Ok(()) => lines.push(format!("retention: deleted offsite `{}` ({})", d.id, d.reason)),
+                    Err(e) => lines.push(format!("retention: cannot delete offsite `{}`: {e}", d.id)),
                 }
             }
         }
