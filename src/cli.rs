@@ -130,6 +130,12 @@ pub(crate) struct RunArgs {
     /// Also write the outputs the stages published to FILE, as `PORTCULLIS_OUTPUT_<STAGE>__<KEY>=VALUE` lines (a GitLab dotenv report); outputs that hold a secret are left out.
     #[arg(long, value_name = "FILE")]
     pub(crate) output_env: Option<PathBuf>,
+    /// Write the run's figures to FILE in Prometheus' text format (node_exporter's textfile
+    /// collector), atomically: each stage's status and duration, and the last successful
+    /// backup and restore drill of each `pg-dump` and `backup-drill` folder (overrides the
+    /// pipeline's `metrics:`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) metrics: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -330,6 +336,71 @@ pub(crate) enum BackupsAction {
     /// Restore a backup over its database: into a fresh database, checked, then swapped in by
     /// name; the replaced database is kept as `<db>__failed_<time>`.
     Restore(BackupsRestoreArgs),
+    /// Restore drill: restore the newest backup (or `--id`) into a scratch database, check it,
+    /// time it from start to verified, record the result in its manifest, drop the copy.
+    Drill(BackupsDrillArgs),
+}
+
+/// Where the offsite copies are (the `offsite:` of `pg-dump`). Credentials come from
+/// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, never from the command line.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct RemoteArgs {
+    /// The offsite copies, `s3://BUCKET/PREFIX` (the `offsite.url` of the `pg-dump` stage).
+    #[arg(long, value_name = "S3_URL", env = "PORTCULLIS_OFFSITE_URL")]
+    pub(crate) remote: Option<String>,
+    /// The S3-compatible server when it is not AWS (MinIO, Ceph, R2, GCS); else `AWS_ENDPOINT_URL`.
+    #[arg(long, value_name = "URL")]
+    pub(crate) endpoint: Option<String>,
+    /// The bucket's region; else `AWS_REGION`.
+    #[arg(long, value_name = "REGION")]
+    pub(crate) region: Option<String>,
+}
+
+/// Where a restore or a drill takes its backup from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BackupSource {
+    /// The folder given with `--dir`.
+    Local,
+    /// The offsite copies given with `--remote`: downloaded, decrypted with `--identity`,
+    /// checked against both sha256 sums, then restored.
+    Remote,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IdentityArgs {
+    /// An age identity file (`AGE-SECRET-KEY-1…`, as `age-keygen` writes) that decrypts the
+    /// offsite copy; else the key itself in `PORTCULLIS_AGE_IDENTITY`.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) identity: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupsDrillArgs {
+    /// The backup to drill (default: the newest, valid or not: a drill says when the newest
+    /// would not restore).
+    #[arg(long, value_name = "ID")]
+    pub(crate) id: Option<String>,
+    #[arg(long, value_name = "DIR", default_value = "backups")]
+    pub(crate) dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = BackupSource::Local)]
+    pub(crate) from: BackupSource,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    #[command(flatten)]
+    pub(crate) identity: IdentityArgs,
+    /// The server to restore onto, as a URL naming any database; the copy is created beside it
+    /// as `<db>__drill_<time>` and dropped afterwards.
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
+    pub(crate) url: String,
+    #[arg(long, value_name = "DB", default_value = "postgres")]
+    pub(crate) maintenance_db: String,
+    /// The recovery-time objective: the drill fails when restoring and checking took longer.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) rto: Option<String>,
+    /// Write the drill's figures to FILE in Prometheus' text format (node_exporter's textfile
+    /// collector), atomically.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) metrics: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -340,6 +411,8 @@ pub(crate) struct BackupsListArgs {
     /// `human` (default) or `json`: each backup's state with its whole manifest.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub(crate) format: OutputFormat,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
 }
 
 #[derive(Debug, Args)]
@@ -348,6 +421,13 @@ pub(crate) struct BackupsVerifyArgs {
     pub(crate) ids: Vec<String>,
     #[arg(long, value_name = "DIR", default_value = "backups")]
     pub(crate) dir: PathBuf,
+    /// Verify the offsite copies instead: each object read back and its size and sha256
+    /// compared with its manifest; with `--identity`, also decrypted and the dump's sha256
+    /// compared.
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    #[command(flatten)]
+    pub(crate) identity: IdentityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -363,4 +443,10 @@ pub(crate) struct BackupsRestoreArgs {
     /// The database to connect to for creating and renaming databases.
     #[arg(long, value_name = "DB", default_value = "postgres")]
     pub(crate) maintenance_db: String,
+    #[arg(long, value_enum, default_value_t = BackupSource::Local)]
+    pub(crate) from: BackupSource,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    #[command(flatten)]
+    pub(crate) identity: IdentityArgs,
 }

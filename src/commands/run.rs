@@ -317,6 +317,16 @@ async fn run_pipeline(
             source,
         });
     }
+    let metrics = args
+        .metrics
+        .clone()
+        .or_else(|| pipeline.metrics.as_ref().map(|m| root.join(m)));
+    if let Some(path) = metrics {
+        let families = crate::report::metrics::run(&document, &backup_folders(&pipeline, &root));
+        if let Err(source) = crate::report::metrics::write(&path, &families) {
+            failures.push(ReportError::Metrics { path, source });
+        }
+    }
     if args.format == OutputFormat::Json {
         let document = reporters.json.to_json(code(&failures), &targets);
         crate::commands::write_json(&document)?;
@@ -329,6 +339,50 @@ async fn run_pipeline(
             run: status,
         })
     }
+}
+
+/// The backup folders of the `pg-dump` and `backup-drill` stages whose `dir:` (and `workdir:`)
+/// are written out, for the metrics of the last good backup and drill.
+fn backup_folders(pipeline: &Pipeline, root: &Path) -> Vec<(String, PathBuf)> {
+    use crate::config::pipeline::Action;
+    use crate::config::yaml::NodeKind;
+    let mut folders = Vec::new();
+    for stage in &pipeline.stages {
+        let Action::Uses(uses) = &stage.action else {
+            continue;
+        };
+        if uses.kind != "pg-dump" && uses.kind != "backup-drill" {
+            continue;
+        }
+        let NodeKind::Map(pairs) = &uses.with.kind else {
+            continue;
+        };
+        let dir = pairs
+            .iter()
+            .find(|(k, _)| k.as_str() == Some("dir"))
+            .and_then(|(_, v)| v.as_str());
+        let base = match &stage.workdir {
+            None => Some(root.to_path_buf()),
+            Some(t) if !t.has_references() => Some(
+                root.join(
+                    t.parts
+                        .iter()
+                        .map(|p| match p {
+                            crate::config::template::TemplatePart::Literal(s) => s.as_str(),
+                            _ => "",
+                        })
+                        .collect::<String>(),
+                ),
+            ),
+            Some(_) => None,
+        };
+        if let (Some(dir), Some(base)) = (dir, base)
+            && !dir.contains("${")
+        {
+            folders.push((stage.id.clone(), base.join(dir)));
+        }
+    }
+    folders
 }
 
 type NamedSecret = (String, SecretSource);

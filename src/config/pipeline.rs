@@ -31,6 +31,9 @@ pub(crate) struct Pipeline {
     pub(crate) secrets: IndexMap<String, SecretSource>,
     /// Most stages running at once.
     pub(crate) concurrency: usize,
+    /// `metrics:`: the file each run writes its Prometheus metrics to, relative to the
+    /// project's root.
+    pub(crate) metrics: Option<String>,
     /// Stages in file order; [`StageIdx`] indexes this.
     pub(crate) stages: Vec<Stage>,
     /// The file's text, for errors found when a kind is bound to its values at run time.

@@ -41,6 +41,7 @@ const TOP_KEYS: &[&str] = &[
     "secrets",
     "defaults",
     "concurrency",
+    "metrics",
     "stages",
 ];
 const DEFAULT_KEYS: &[&str] = &["timeout", "shell", "grace"];
@@ -518,6 +519,7 @@ impl<'a> Validator<'a> {
             None => cpus,
         };
 
+        let metrics = top.get("metrics").and_then(|n| self.string(n, "`metrics`"));
         let secrets = top
             .get("secrets")
             .map(|n| self.secrets(n))
@@ -679,6 +681,7 @@ impl<'a> Validator<'a> {
             env,
             secrets,
             concurrency,
+            metrics,
             stages,
             source: source.clone(),
         })

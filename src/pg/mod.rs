@@ -6,6 +6,7 @@
 //! fresh database and swapping names with the live one.
 
 pub(crate) mod conn;
+pub(crate) mod drill;
 pub(crate) mod dump;
 pub(crate) mod offsite;
 pub(crate) mod restore;

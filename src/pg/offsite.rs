@@ -88,11 +88,11 @@ pub(crate) fn parse_recipients(texts: &[String]) -> Result<Vec<age::x25519::Reci
         .collect()
 }
 
+/// age identities (private keys), shared with the thread that decrypts.
+pub(crate) type Identities = Arc<Vec<Box<dyn age::Identity + Send + Sync>>>;
+
 /// Parses age identities (the `AGE-SECRET-KEY-1…` lines of a key file, comments allowed).
-pub(crate) fn parse_identities(
-    text: &str,
-    source: &str,
-) -> Result<Vec<Box<dyn age::Identity + Send + Sync>>, String> {
+pub(crate) fn parse_identities(text: &str, source: &str) -> Result<Identities, String> {
     let bad = |e: String| format!("{source} holds no usable age identity: {e}");
     let identities = age::IdentityFile::from_buffer(text.as_bytes())
         .map_err(|e| bad(e.to_string()))?
@@ -101,7 +101,7 @@ pub(crate) fn parse_identities(
     if identities.is_empty() {
         return Err(bad("it is empty".into()));
     }
-    Ok(identities)
+    Ok(Arc::new(identities))
 }
 
 /// A bucket and prefix.
@@ -115,10 +115,17 @@ pub(crate) struct Remote {
 /// One backup of a remote listing.
 #[derive(Debug, Clone)]
 pub(crate) enum RemoteListed {
-    Valid { manifest: Box<Manifest> },
-    Corrupt { id: String, reason: String },
+    Valid {
+        manifest: Box<Manifest>,
+    },
+    Corrupt {
+        id: String,
+        reason: String,
+    },
     /// Objects without a manifest: an upload that did not finish, or a deletion cut short.
-    Incomplete { id: String },
+    Incomplete {
+        id: String,
+    },
 }
 
 impl RemoteListed {
@@ -329,7 +336,13 @@ impl Remote {
         while let Some(meta) = rest.next().await {
             match meta {
                 Ok(m) => keys.push(m.location),
-                Err(e) => return Err(format!("cannot list `{}`: {}", self.url_of(&prefix), store_error(&e))),
+                Err(e) => {
+                    return Err(format!(
+                        "cannot list `{}`: {}",
+                        self.url_of(&prefix),
+                        store_error(&e)
+                    ));
+                }
             }
         }
         if let Some(file) = file {
@@ -342,7 +355,11 @@ impl Remote {
             match self.store.delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => {
-                    return Err(format!("cannot delete `{}`: {}", self.url_of(&key), store_error(&e)));
+                    return Err(format!(
+                        "cannot delete `{}`: {}",
+                        self.url_of(&key),
+                        store_error(&e)
+                    ));
                 }
             }
         }
@@ -428,7 +445,7 @@ impl Remote {
     pub(crate) async fn download(
         &self,
         manifest: &Manifest,
-        identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+        identities: Identities,
         into: &Path,
     ) -> Result<(), String> {
         let result = self.download_inner(manifest, identities, into).await;
@@ -441,7 +458,7 @@ impl Remote {
     async fn download_inner(
         &self,
         manifest: &Manifest,
-        identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+        identities: Identities,
         into: &Path,
     ) -> Result<(), String> {
         let copy = manifest
@@ -462,7 +479,8 @@ impl Remote {
         let recipients = copy.recipients.join(", ");
         let decrypting = std::thread::spawn(move || decrypt_to_file(rx, &identities, &target));
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| format!("cannot read `{}`: {}", copy.url, store_error(&e)));
+            let chunk =
+                chunk.map_err(|e| format!("cannot read `{}`: {}", copy.url, store_error(&e)));
             let failed = chunk.is_err();
             // The decrypting thread stops early on a wrong key; then the rest is not fetched.
             if tx.send(chunk).is_err() || failed {
@@ -474,7 +492,11 @@ impl Remote {
             .await
             .ok()
             .and_then(Result::ok)
-            .unwrap_or_else(|| Err(Failure::Other("the thread decrypting the dump stopped".into())));
+            .unwrap_or_else(|| {
+                Err(Failure::Other(
+                    "the thread decrypting the dump stopped".into(),
+                ))
+            });
         let done = match decrypted {
             Ok(done) => done,
             Err(Failure::NoMatchingKey) => {
@@ -525,7 +547,10 @@ enum Failure {
     NoMatchingKey,
     /// Decryption failed part-way: the object's hash (read to its end) tells whether it was
     /// changed.
-    Damaged { cipher: Digested, error: String },
+    Damaged {
+        cipher: Digested,
+        error: String,
+    },
     Other(String),
 }
 
@@ -564,14 +589,15 @@ fn decrypt_to_file(
             return Err(damaged(reader, error));
         }
     };
-    let mut plain = match decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity)) {
-        Ok(p) => p,
-        Err(age::DecryptError::NoMatchingKeys) => return Err(Failure::NoMatchingKey),
-        Err(e) => {
-            let error = e.to_string();
-            return Err(damaged(reader, error));
-        }
-    };
+    let mut plain =
+        match decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity)) {
+            Ok(p) => p,
+            Err(age::DecryptError::NoMatchingKeys) => return Err(Failure::NoMatchingKey),
+            Err(e) => {
+                let error = e.to_string();
+                return Err(damaged(reader, error));
+            }
+        };
     let out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -605,7 +631,10 @@ fn decrypt_to_file(
     }
     drop(plain);
     if let Err(e) = out.sync_all() {
-        return Err(Failure::Other(format!("cannot write `{}`: {e}", target.display())));
+        return Err(Failure::Other(format!(
+            "cannot write `{}`: {e}",
+            target.display()
+        )));
     }
     let mut inner = reader.into_inner();
     // The age stream ends at its last chunk; anything after it would be damage.
@@ -702,7 +731,10 @@ impl Write for Sender {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let block = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(1 << 20)));
+        let block = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(1 << 20),
+        ));
         self.tx
             .blocking_send(Message::Block(block))
             .map_err(|_| std::io::Error::other("the upload stopped"))

@@ -7,6 +7,7 @@ pub(crate) mod github;
 pub(crate) mod json;
 pub(crate) mod junit;
 pub(crate) mod junit_import;
+pub(crate) mod metrics;
 pub(crate) mod terminal;
 
 use std::path::PathBuf;
@@ -44,6 +45,11 @@ pub(crate) enum ReportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot write the metrics file `{}`: {source}", path.display())]
+    Metrics {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write the job summary `$GITHUB_STEP_SUMMARY` (`{}`): {source}", path.display())]
     StepSummary {
         path: PathBuf,
@@ -59,6 +65,9 @@ impl ReportError {
             }
             ReportError::Junit { .. } => {
                 "check that the folder of `--junit` is writable and that the path is not a folder"
+            }
+            ReportError::Metrics { .. } => {
+                "check that the folder of `--metrics` (or `metrics:`) exists and is writable"
             }
             ReportError::OutputEnv { .. } => {
                 "check that the folder of `--output-env` is writable and that the path is not a folder"

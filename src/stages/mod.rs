@@ -25,6 +25,7 @@ use crate::pg::conn::ConnInfo;
 use crate::runner::events::CaseResult;
 use crate::runner::output::OutputSink;
 
+pub(crate) mod backup_drill;
 pub(crate) mod blue_green;
 pub(crate) mod http;
 pub(crate) mod pg_dump;
@@ -151,6 +152,7 @@ pub(crate) static REGISTRY: Registry = Registry(&[
     def::<postgres_check::PostgresCheck>(),
     def::<pg_dump::PgDump>(),
     def::<blue_green::BlueGreen>(),
+    def::<backup_drill::BackupDrill>(),
 ]);
 
 impl Registry {

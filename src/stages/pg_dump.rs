@@ -37,7 +37,7 @@ const KEYS: &[&str] = &[
     "offsite",
 ];
 
-const OFFSITE_KEYS: &[&str] = &[
+pub(crate) const OFFSITE_KEYS: &[&str] = &[
     "url",
     "endpoint",
     "region",
@@ -55,28 +55,7 @@ struct Offsite {
 
 fn offsite_settings(node: &Node, v: &mut Validator<'_>) -> Option<Offsite> {
     let f = v.fields(node, "`offsite` of `pg-dump`", OFFSITE_KEYS)?;
-    let url = v.required_string(
-        &f,
-        "url",
-        "offsite",
-        "add `url: s3://BUCKET/PREFIX`: where the encrypted copies go",
-    );
-    if let (Some(url), Some(n)) = (&url, f.get("url"))
-        && let Err(e) = offsite::parse_url(url)
-    {
-        v.error(
-            ConfigError::new(e, n.span.clone(), "not an S3 URL")
-                .help("write `url: s3://BUCKET/PREFIX`; give a non-AWS server with `endpoint:`"),
-        );
-    }
-    let mut string = |key: &str| f.get(key).and_then(|n| v.string(n, &format!("`{key}`")));
-    let settings = offsite::Settings {
-        url: url.clone().unwrap_or_default(),
-        endpoint: string("endpoint"),
-        region: string("region"),
-        access_key_id: string("access-key-id"),
-        secret_access_key: string("secret-access-key"),
-    };
+    let settings = bucket_settings(&f, v)?;
     let recipients = match f.get("recipients") {
         Some(n) => {
             let list = v.string_list(n, "`recipients`");
@@ -104,9 +83,60 @@ fn offsite_settings(node: &Node, v: &mut Validator<'_>) -> Option<Offsite> {
             Vec::new()
         }
     };
-    url.map(|_| Offsite {
+    Some(Offsite {
         settings,
         recipients,
+    })
+}
+
+/// The bucket part of an `offsite:` block (`url`, `endpoint`, `region`, the keys).
+pub(crate) fn bucket_settings(
+    f: &crate::config::validate::Fields<'_>,
+    v: &mut Validator<'_>,
+) -> Option<offsite::Settings> {
+    let url = v.required_string(
+        f,
+        "url",
+        "offsite",
+        "add `url: s3://BUCKET/PREFIX`: where the encrypted copies are",
+    );
+    if let (Some(url), Some(n)) = (&url, f.get("url"))
+        && let Err(e) = offsite::parse_url(url)
+    {
+        v.error(
+            ConfigError::new(e, n.span.clone(), "not an S3 URL")
+                .help("write `url: s3://BUCKET/PREFIX`; give a non-AWS server with `endpoint:`"),
+        );
+    }
+    let mut string = |key: &str| f.get(key).and_then(|n| v.string(n, &format!("`{key}`")));
+    let settings = offsite::Settings {
+        url: url.clone().unwrap_or_default(),
+        endpoint: string("endpoint"),
+        region: string("region"),
+        access_key_id: string("access-key-id"),
+        secret_access_key: string("secret-access-key"),
+    };
+    url.map(|_| settings)
+}
+
+/// The JSON schema of the bucket settings, with `extra` properties.
+pub(crate) fn bucket_schema(description: &str, required: &[&str], extra: Value) -> Value {
+    let mut properties = json!({
+        "url": { "description": "`s3://BUCKET/PREFIX`.", "type": "string" },
+        "endpoint": { "description": "The server for S3-compatible storage other than AWS (MinIO, Ceph, R2, GCS): `https://…`.", "type": "string" },
+        "region": { "description": "The bucket's region (else `AWS_REGION`).", "type": "string" },
+        "access-key-id": { "description": "Else `AWS_ACCESS_KEY_ID`; give it from `secrets:`.", "type": "string" },
+        "secret-access-key": { "description": "Else `AWS_SECRET_ACCESS_KEY`; give it from `secrets:`.", "type": "string" }
+    });
+    if let (Some(p), Value::Object(extra)) = (properties.as_object_mut(), extra) {
+        p.extend(extra);
+    }
+    json!({
+        "description": description,
+        "type": "object",
+        "additionalProperties": false,
+        "required": required,
+        "properties": properties
     })
 }
 
@@ -191,20 +221,11 @@ impl Kind for PgDump {
                 "rehearse": { "description": "Also restore the backup into a scratch database, published as the output `rehearsal-url`.", "type": "boolean" },
                 "lock-wait-timeout": { "description": "How long pg_dump waits for its table locks (default 30s).", "$ref": "#/definitions/duration" },
                 "maintenance-db": { "description": "The database used to create and rename databases when restoring (default `postgres`).", "type": "string" },
-                "offsite": {
-                    "description": "Also upload each backup, encrypted with age on this machine, to S3-compatible object storage; read back and checked before its manifest is written.",
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["url", "recipients"],
-                    "properties": {
-                        "url": { "description": "`s3://BUCKET/PREFIX`.", "type": "string" },
-                        "endpoint": { "description": "The server for S3-compatible storage other than AWS (MinIO, Ceph, R2, GCS): `https://…`.", "type": "string" },
-                        "region": { "description": "The bucket's region (else `AWS_REGION`).", "type": "string" },
-                        "access-key-id": { "description": "Else `AWS_ACCESS_KEY_ID`; give it from `secrets:`.", "type": "string" },
-                        "secret-access-key": { "description": "Else `AWS_SECRET_ACCESS_KEY`; give it from `secrets:`.", "type": "string" },
-                        "recipients": { "description": "age public keys (`age1…`) the copy is encrypted to; the private key is needed only to restore.", "type": "array", "items": { "type": "string" }, "minItems": 1 }
-                    }
-                }
+                "offsite": bucket_schema(
+                    "Also upload each backup, encrypted with age on this machine, to S3-compatible object storage; read back and checked before its manifest is written.",
+                    &["url", "recipients"],
+                    json!({ "recipients": { "description": "age public keys (`age1…`) the copy is encrypted to; the private key is needed only to restore.", "type": "array", "items": { "type": "string" }, "minItems": 1 } })
+                )
             }
         })
     }
@@ -855,7 +876,12 @@ impl PgDump {
                 )),
             }
         }
-        let plan = store::plan_retention(&valid, self.retention, jiff::Timestamp::now(), Some(current));
+        let plan = store::plan_retention(
+            &valid,
+            self.retention,
+            jiff::Timestamp::now(),
+            Some(current),
+        );
         for d in plan {
             let file = listed.iter().find_map(|l| match l {
                 offsite::RemoteListed::Valid { manifest } if manifest.backup_id == d.id => {
@@ -872,8 +898,13 @@ impl PgDump {
                 ));
             } else {
                 match remote.delete(&d.id, file.as_deref()).await {
-                    Ok(()) => lines.push(format!("retention: deleted offsite `{}` ({})", d.id, d.reason)),
-                    Err(e) => lines.push(format!("retention: cannot delete offsite `{}`: {e}", d.id)),
+                    Ok(()) => lines.push(format!(
+                        "retention: deleted offsite `{}` ({})",
+                        d.id, d.reason
+                    )),
+                    Err(e) => {
+                        lines.push(format!("retention: cannot delete offsite `{}`: {e}", d.id))
+                    }
                 }
             }
         }

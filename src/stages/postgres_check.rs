@@ -91,32 +91,7 @@ impl Kind for PostgresCheck {
             .get("statement-timeout")
             .and_then(|n| v.duration(n, "`statement-timeout`"))
             .unwrap_or(Duration::from_secs(30));
-        let mut checks = Vec::new();
-        match f.get("checks").map(|n| (n, &n.kind)) {
-            Some((_, NodeKind::Seq(items))) if !items.is_empty() => {
-                for item in items {
-                    checks.extend(check(item, v));
-                }
-            }
-            Some((n, _)) => v.error(
-                ConfigError::new(
-                    "`checks` must be a non-empty list",
-                    n.span.clone(),
-                    "not a list of checks",
-                )
-                .help(
-                    "write each check as a list item: `- sql: …`, `- exists: […]` or `- script: …`",
-                ),
-            ),
-            None => v.error(
-                ConfigError::new(
-                    "`postgres-check` needs `checks`",
-                    f.span.clone(),
-                    "no `checks`",
-                )
-                .help("add `checks:` with items such as `- sql: select … ` and `expect: no-rows`"),
-            ),
-        }
+        let checks = checks_of(&f, v, "postgres-check");
         Some(PostgresCheck {
             url: url?,
             statement_timeout,
@@ -125,6 +100,71 @@ impl Kind for PostgresCheck {
     }
 
     fn with_schema() -> Value {
+        json!({
+            "description": "Settings of `uses: postgres-check`: integrity checks in one read-only transaction, each a JUnit case.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["url", "checks"],
+            "properties": {
+                "url": super::pg_url_schema(),
+                "statement-timeout": statement_timeout_schema(),
+                "checks": PostgresCheck::checks_schema()
+            }
+        })
+    }
+}
+
+/// The `checks:` list of `postgres-check` (and of `backup-drill`), which must be there.
+fn checks_of(
+    f: &crate::config::validate::Fields<'_>,
+    v: &mut Validator<'_>,
+    kind: &str,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    match f.get("checks").map(|n| (n, &n.kind)) {
+        Some((_, NodeKind::Seq(items))) if !items.is_empty() => {
+            for item in items {
+                checks.extend(check(item, v));
+            }
+        }
+        Some((n, _)) => v.error(
+            ConfigError::new(
+                "`checks` must be a non-empty list",
+                n.span.clone(),
+                "not a list of checks",
+            )
+            .help("write each check as a list item: `- sql: …`, `- exists: […]` or `- script: …`"),
+        ),
+        None => v.error(
+            ConfigError::new(
+                format!("`{kind}` needs `checks`"),
+                f.span.clone(),
+                "no `checks`",
+            )
+            .help("add `checks:` with items such as `- sql: select … ` and `expect: no-rows`"),
+        ),
+    }
+    checks
+}
+
+impl PostgresCheck {
+    /// The checks of a `checks:` list, to run on another database (a restore drill's copy)
+    /// with [`PostgresCheck::run_on`].
+    pub(crate) fn parse_checks(
+        f: &crate::config::validate::Fields<'_>,
+        v: &mut Validator<'_>,
+        kind: &str,
+        statement_timeout: Duration,
+    ) -> PostgresCheck {
+        PostgresCheck {
+            url: String::new(),
+            statement_timeout,
+            checks: checks_of(f, v, kind),
+        }
+    }
+
+    /// The JSON schema of a `checks:` list.
+    pub(crate) fn checks_schema() -> Value {
         let common = json!({
             "name": { "description": "The check's name in reports (default: its SQL, objects or script).", "type": "string" },
             "severity": {
@@ -151,17 +191,6 @@ impl Kind for PostgresCheck {
         };
         let number = json!({ "type": ["number", "string"] });
         json!({
-            "description": "Settings of `uses: postgres-check`: integrity checks in one read-only transaction, each a JUnit case.",
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["url", "checks"],
-            "properties": {
-                "url": super::pg_url_schema(),
-                "statement-timeout": {
-                    "description": "Each SQL check's `statement_timeout` (default 30s); the server cancels a query that takes longer.",
-                    "$ref": "#/definitions/duration"
-                },
-                "checks": {
                     "type": "array",
                     "minItems": 1,
                     "items": {
@@ -193,10 +222,15 @@ impl Kind for PostgresCheck {
                             }), json!({}))
                         ]
                     }
-                }
-            }
         })
     }
+}
+
+pub(crate) fn statement_timeout_schema() -> Value {
+    json!({
+        "description": "Each SQL check's `statement_timeout` (default 30s); the server cancels a query that takes longer.",
+        "$ref": "#/definitions/duration"
+    })
 }
 
 fn check(item: &Node, v: &mut Validator<'_>) -> Option<Check> {
@@ -441,6 +475,12 @@ impl PostgresCheck {
             Ok(c) => c,
             Err(e) => return KindOutcome::failed(e),
         };
+        self.run_on(cx, &conn).await
+    }
+
+    /// Runs the checks against `conn`, each a test case.
+    pub(crate) async fn run_on(&self, cx: &mut StageContext, conn: &ConnInfo) -> KindOutcome {
+        let conn = conn.clone();
         let mut read_only = conn.clone();
         read_only.options = Some(format!(
             "{} -c default_transaction_read_only=on",

@@ -1,0 +1,356 @@
+//! Restore drills: a backup restored into a scratch database, checked there, timed from start to
+//! verified, recorded in its manifest, and the copy dropped.
+//!
+//! The main function is [`run`]; `portcullis backups drill` and `uses: backup-drill` both call
+//! it, the stage with its own `checks:` run on the copy in between ([`Checks`]). A drill takes
+//! the newest backup, valid or not: a drill exists to say when the newest backup would not
+//! restore, so a corrupt one fails it with the reason instead of being skipped for an older one.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::conn::ConnInfo;
+use super::offsite::{Remote, RemoteListed};
+use super::restore::{self, Progress, Target};
+use super::store::{self, Drill, Listed, Manifest};
+use crate::stages::BoxFuture;
+
+/// Where the drilled backup comes from.
+pub(crate) enum Source {
+    Local(PathBuf),
+    Remote {
+        remote: Remote,
+        identities: super::offsite::Identities,
+    },
+}
+
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::Local(dir) => format!("`{}`", dir.display()),
+            Source::Remote { remote, .. } => format!("`{}`", remote.url()),
+        }
+    }
+}
+
+/// What runs on the restored copy besides the restore's own checks (sha256, `pg_restore` in one
+/// transaction with `--exit-on-error`, every table's row count against the manifest).
+pub(crate) trait Checks: Send {
+    /// Runs the checks against `copy`; returns one line per check, `Err` for a failed one.
+    fn run<'a>(&'a mut self, copy: &'a ConnInfo) -> BoxFuture<'a, Vec<Result<String, String>>>;
+}
+
+/// No checks beyond the restore's own.
+pub(crate) struct NoChecks;
+
+impl Checks for NoChecks {
+    fn run<'a>(&'a mut self, _: &'a ConnInfo) -> BoxFuture<'a, Vec<Result<String, String>>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
+pub(crate) struct Settings<'a> {
+    pub(crate) id: Option<&'a str>,
+    /// The server to restore onto (any database on it).
+    pub(crate) conn: &'a ConnInfo,
+    pub(crate) maintenance_db: &'a str,
+    pub(crate) rto: Option<Duration>,
+    pub(crate) env: &'a [(String, String)],
+    pub(crate) cancel: &'a CancellationToken,
+}
+
+/// How a drill ended.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// The backup drilled, when one was found.
+    pub(crate) id: Option<String>,
+    /// Each step, `ok …` or `FAIL …`, in order.
+    pub(crate) lines: Vec<String>,
+    pub(crate) recovery: Duration,
+    /// What failed, if anything.
+    pub(crate) error: Option<String>,
+    /// The record written into the manifest (absent when there was no manifest to write into).
+    pub(crate) record: Option<Drill>,
+    pub(crate) size_bytes: u64,
+}
+
+/// The newest backup of the source (or `id`), whole: a remote one downloaded and decrypted into
+/// `scratch`.
+async fn pick(
+    source: &Source,
+    id: Option<&str>,
+    scratch: &Path,
+) -> Result<(PathBuf, Manifest), String> {
+    match source {
+        Source::Local(dir) => {
+            let listed = store::list(dir)?;
+            let entry = match id {
+                Some(id) => listed.iter().find(|e| e.id() == id),
+                None => listed
+                    .iter()
+                    .rfind(|e| !matches!(e, Listed::Incomplete { .. })),
+            };
+            match entry {
+                Some(Listed::Valid { path, manifest }) => Ok((path.clone(), (**manifest).clone())),
+                Some(Listed::Corrupt { id, reason }) => {
+                    Err(format!("backup `{id}` is not valid: {reason}"))
+                }
+                Some(Listed::Incomplete { id, .. }) => Err(format!(
+                    "backup `{id}` is incomplete: its run was killed or it is still being written"
+                )),
+                None => Err(match id {
+                    Some(id) => format!("no backup `{id}` in `{}`", dir.display()),
+                    None => format!("no backup in `{}`", dir.display()),
+                }),
+            }
+        }
+        Source::Remote { remote, identities } => {
+            let listed = remote.list().await?;
+            let entry = match id {
+                Some(id) => listed.iter().find(|e| e.id() == id),
+                None => listed
+                    .iter()
+                    .rfind(|e| !matches!(e, RemoteListed::Incomplete { .. })),
+            };
+            let manifest = match entry {
+                Some(RemoteListed::Valid { manifest }) => (**manifest).clone(),
+                Some(RemoteListed::Corrupt { id, reason }) => {
+                    return Err(format!("offsite backup `{id}` is not valid: {reason}"));
+                }
+                Some(RemoteListed::Incomplete { id }) => {
+                    return Err(format!(
+                        "offsite backup `{id}` has no manifest: its upload did not finish"
+                    ));
+                }
+                None => {
+                    return Err(match id {
+                        Some(id) => format!("no backup `{id}` in `{}`", remote.url()),
+                        None => format!("no backup in `{}`", remote.url()),
+                    });
+                }
+            };
+            let into = scratch.join(&manifest.backup_id);
+            remote
+                .download(&manifest, std::sync::Arc::clone(identities), &into)
+                .await?;
+            Ok((into, manifest))
+        }
+    }
+}
+
+/// Collects the restore's step lines.
+struct Lines<'a>(&'a mut Vec<String>, &'a ConnInfo);
+
+impl Progress for Lines<'_> {
+    fn line<'a>(&'a mut self, text: String) -> BoxFuture<'a, ()> {
+        let masked = self.1.mask(&text);
+        self.0.push(masked);
+        Box::pin(async {})
+    }
+}
+
+/// Runs one drill: pick (and download), restore into `<db>__drill_<time>`, the restore's checks
+/// and `checks`, the time against `rto`, drop the copy, record the result.
+pub(crate) async fn run(
+    source: &Source,
+    settings: &Settings<'_>,
+    checks: &mut dyn Checks,
+) -> Outcome {
+    let started = Instant::now();
+    let mut outcome = Outcome {
+        id: None,
+        lines: Vec::new(),
+        recovery: Duration::ZERO,
+        error: None,
+        record: None,
+        size_bytes: 0,
+    };
+    let scratch = match tempfile::Builder::new()
+        .prefix("portcullis-drill-")
+        .tempdir()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            outcome.error = Some(format!("cannot create a scratch folder: {e}"));
+            return outcome;
+        }
+    };
+    let picked = pick(source, settings.id, scratch.path()).await;
+    let (folder, manifest) = match picked {
+        Ok(p) => p,
+        Err(e) => {
+            outcome.lines.push(format!(
+                "FAIL  pick ({:.2}s): {e}",
+                started.elapsed().as_secs_f64()
+            ));
+            outcome.error = Some(e);
+            return outcome;
+        }
+    };
+    outcome.id = Some(manifest.backup_id.clone());
+    outcome.size_bytes = manifest.size_bytes;
+    outcome.lines.push(format!(
+        "ok    pick ({:.2}s): `{}` from {}, taken {}",
+        started.elapsed().as_secs_f64(),
+        manifest.backup_id,
+        source.describe(),
+        manifest.created_at
+    ));
+
+    let copy_name = format!("{}__drill_{}", manifest.database.name, restore::stamp());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let target = Target {
+        conn: settings.conn,
+        maintenance_db: settings.maintenance_db,
+        env: settings.env,
+        cancel: settings.cancel,
+        progress: Some(tx),
+    };
+    let mut check_lines = Vec::new();
+    let mut lines = Lines(&mut check_lines, settings.conn);
+    let report = restore::reporting(
+        restore::restore_copy(&folder, &copy_name, &target),
+        rx,
+        &mut lines,
+    )
+    .await;
+    outcome.lines.append(&mut check_lines);
+    let mut failures: Vec<String> = report.error().into_iter().collect();
+    let mut record_checks: Vec<String> = report
+        .steps
+        .iter()
+        .map(|s| match &s.result {
+            Ok(_) => format!("{}: ok", s.name),
+            Err(e) => format!("{}: {e}", s.name),
+        })
+        .collect();
+    let copy = settings.conn.with_dbname(&copy_name);
+    if failures.is_empty() {
+        for result in checks.run(&copy).await {
+            match result {
+                Ok(line) => {
+                    outcome.lines.push(format!("ok    {line}"));
+                    record_checks.push(format!("{line}: ok"));
+                }
+                Err(line) => {
+                    outcome.lines.push(format!("FAIL  {line}"));
+                    record_checks.push(line.clone());
+                    failures.push(line);
+                }
+            }
+        }
+    }
+    outcome.recovery = started.elapsed();
+    if let Some(rto) = settings.rto
+        && failures.is_empty()
+        && outcome.recovery > rto
+    {
+        failures.push(format!(
+            "recovery took {:.1}s, more than the objective `rto: {}`",
+            outcome.recovery.as_secs_f64(),
+            crate::config::duration::format(rto)
+        ));
+    }
+    outcome.lines.push(match failures.first() {
+        None => format!(
+            "ok    recovery time: {:.2}s from start to verified{}",
+            outcome.recovery.as_secs_f64(),
+            settings.rto.map_or_else(String::new, |r| format!(
+                " (objective {})",
+                crate::config::duration::format(r)
+            ))
+        ),
+        Some(_) => format!(
+            "FAIL  recovery time: {:.2}s, and the drill failed",
+            outcome.recovery.as_secs_f64()
+        ),
+    });
+
+    // The copy is dropped whatever happened (restore_copy drops it itself when it fails).
+    let dropped = async {
+        let admin = settings
+            .conn
+            .with_dbname(settings.maintenance_db)
+            .connect()
+            .await?;
+        restore::drop_database(&admin, &copy_name).await
+    }
+    .await;
+    match dropped {
+        Ok(()) => outcome.lines.push(format!("ok    drop `{copy_name}`")),
+        Err(e) => outcome.lines.push(format!(
+            "FAIL  drop `{copy_name}`: {}",
+            settings.conn.mask(&e)
+        )),
+    }
+    outcome.error = failures.first().cloned();
+
+    let record = Drill {
+        at: jiff::Timestamp::now().to_string(),
+        from: match source {
+            Source::Local(_) => "local".into(),
+            Source::Remote { .. } => manifest
+                .offsite
+                .as_ref()
+                .map_or_else(|| "remote".into(), |c| c.url.clone()),
+        },
+        passed: failures.is_empty(),
+        recovery_ms: outcome.recovery.as_millis() as u64,
+        rto_ms: settings.rto.map(|r| r.as_millis() as u64),
+        checks: record_checks,
+        error: outcome.error.clone(),
+    };
+    match save(source, &folder, &manifest, record.clone()).await {
+        Ok(place) => {
+            outcome.lines.push(format!(
+                "ok    record: in the manifest of `{}` ({place})",
+                manifest.backup_id
+            ));
+            outcome.record = Some(record);
+        }
+        Err(e) => {
+            outcome.lines.push(format!("FAIL  record: {e}"));
+            if outcome.error.is_none() {
+                outcome.error = Some(format!("cannot record the drill: {e}"));
+            }
+        }
+    }
+    outcome
+}
+
+/// Drills kept per manifest: the newest.
+const KEPT_DRILLS: usize = 20;
+
+/// Appends `record` to the backup's manifest where it lives.
+async fn save(
+    source: &Source,
+    folder: &Path,
+    manifest: &Manifest,
+    record: Drill,
+) -> Result<String, String> {
+    match source {
+        Source::Local(_) => {
+            // Read again: the folder may have been pruned or drilled meanwhile.
+            let mut current = Manifest::read(folder)?;
+            push(&mut current, record);
+            current
+                .write(folder)
+                .map_err(|e| format!("cannot write the manifest in `{}`: {e}", folder.display()))?;
+            Ok(format!("`{}`", folder.display()))
+        }
+        Source::Remote { remote, .. } => {
+            let mut current = remote.manifest(&manifest.backup_id).await?;
+            push(&mut current, record);
+            remote.put_manifest(&current).await?;
+            Ok(remote.url())
+        }
+    }
+}
+
+fn push(manifest: &mut Manifest, record: Drill) {
+    manifest.drills.push(record);
+    let extra = manifest.drills.len().saturating_sub(KEPT_DRILLS);
+    manifest.drills.drain(..extra);
+}
