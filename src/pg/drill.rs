@@ -243,18 +243,11 @@ pub(crate) async fn run(
         }
     }
     outcome.recovery = started.elapsed();
-    if let Some(rto) = settings.rto
-        && failures.is_empty()
-        && outcome.recovery > rto
-    {
-        failures.push(format!(
-            "recovery took {:.1}s, more than the objective `rto: {}`",
-            outcome.recovery.as_secs_f64(),
-            crate::config::duration::format(rto)
-        ));
-    }
-    outcome.lines.push(match failures.first() {
-        None => format!(
+    let missed = settings
+        .rto
+        .filter(|rto| failures.is_empty() && outcome.recovery > *rto);
+    outcome.lines.push(match (failures.is_empty(), missed) {
+        (true, None) => format!(
             "ok    recovery time: {:.2}s from start to verified{}",
             outcome.recovery.as_secs_f64(),
             settings.rto.map_or_else(String::new, |r| format!(
@@ -262,7 +255,16 @@ pub(crate) async fn run(
                 crate::config::duration::format(r)
             ))
         ),
-        Some(_) => format!(
+        (_, Some(rto)) => {
+            let why = format!(
+                "recovery took {:.2}s, more than the objective `rto: {}`",
+                outcome.recovery.as_secs_f64(),
+                crate::config::duration::format(rto)
+            );
+            failures.push(why.clone());
+            format!("FAIL  recovery time: {why}")
+        }
+        (false, None) => format!(
             "FAIL  recovery time: {:.2}s, and the drill failed",
             outcome.recovery.as_secs_f64()
         ),

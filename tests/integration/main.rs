@@ -52,6 +52,8 @@ mod bluegreen;
 mod haproxy;
 // `postgres-check`, `pg-dump` and `backups` against a PostgreSQL cluster the tests start.
 mod pg;
+// Offsite copies on a real S3 server (`rclone serve s3`), restore drills and metrics.
+mod offsite;
 // A real deploy end to end: `fixtures/deploy-app` through every built-in kind, on PostgreSQL,
 // Docker and nginx: a clean release, a failed migration rolled back, a port-law violation.
 mod deploy;

@@ -226,7 +226,7 @@ impl Cluster {
 }
 
 /// A test folder whose pipelines read the database URL from a secret.
-fn test_for(c: &Cluster, db: &str) -> Test {
+pub(crate) fn test_for(c: &Cluster, db: &str) -> Test {
     Test::new()
         .env("TEST_DATABASE_URL", &c.url(db))
         .env("PSQL", &format!("{}/psql", *BIN))
@@ -252,7 +252,7 @@ pub(crate) fn assert_no_password(t: &Test, printed: &str) {
     }
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
@@ -416,7 +416,7 @@ fn postgres_check_config_errors_point_at_the_value() {
     }
 }
 
-fn app_database(c: &Cluster, label: &str) -> String {
+pub(crate) fn app_database(c: &Cluster, label: &str) -> String {
     let db = c.database(label);
     c.sql(
         &db,
@@ -437,7 +437,7 @@ fn app_database(c: &Cluster, label: &str) -> String {
     db
 }
 
-const BACKUP_PIPELINE: &str = r#"version: 1
+pub(crate) const BACKUP_PIPELINE: &str = r#"version: 1
 secrets:
   DATABASE_URL: { env: TEST_DATABASE_URL }
 stages:

