@@ -88,7 +88,11 @@ impl Kind for PgDump {
         Some(PgDump {
             url,
             dir,
-            retention: Retention { keep, max_age },
+            retention: Retention {
+                keep,
+                max_age,
+                ..Retention::default()
+            },
             dry_run_retention,
             restore_on_failure,
             rehearse,
