@@ -480,6 +480,89 @@ pub(crate) fn plan_retention(
         .collect()
 }
 
+/// What retention did, or would do, with one entry of a backup folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Pruned {
+    /// A valid backup that a rule keeps; the reason names the rules.
+    Kept { id: String, reason: String },
+    /// A valid backup no rule keeps, deleted (or, in a dry run, not yet).
+    Deleted {
+        id: String,
+        reason: String,
+        dry_run: bool,
+    },
+    /// A valid backup no rule keeps, which could not be deleted.
+    NotDeleted {
+        id: String,
+        reason: String,
+        error: String,
+    },
+    /// A plainly named folder that is not a valid backup, or whose time cannot be read:
+    /// retention never deletes it, since only a person can tell what it is.
+    Corrupt { id: String, reason: String },
+    /// `<id>.partial` or `<id>.deleting`: left alone (the stage's preflight removes them under
+    /// the lock).
+    Incomplete { id: String },
+}
+
+/// Applies `policy` to the valid backups of `dir` through [`plan_retention`]: the one place
+/// where the `pg-dump` stage and `backups prune` delete backups. Call it holding the folder's
+/// [`lock`]. Folders that are not valid backups come first, then the valid ones newest first.
+pub(crate) fn prune(
+    dir: &Path,
+    policy: Retention,
+    now: jiff::Timestamp,
+    current: Option<&str>,
+    dry_run: bool,
+) -> Result<Vec<Pruned>, String> {
+    let mut pruned = Vec::new();
+    let mut valid = Vec::new();
+    for entry in list(dir)? {
+        match entry {
+            Listed::Valid { manifest, .. } => {
+                match manifest.created_at.parse::<jiff::Timestamp>() {
+                    Ok(t) => valid.push((manifest.backup_id, t)),
+                    Err(e) => pruned.push(Pruned::Corrupt {
+                        reason: format!(
+                            "its `created_at`, `{}`, is not a time: {e}",
+                            manifest.created_at
+                        ),
+                        id: manifest.backup_id,
+                    }),
+                }
+            }
+            Listed::Corrupt { id, reason } => pruned.push(Pruned::Corrupt { id, reason }),
+            Listed::Incomplete { id, .. } => pruned.push(Pruned::Incomplete { id }),
+        }
+    }
+    for decision in plan_retention(&valid, policy, now, current) {
+        let Decision { id, reason, .. } = decision;
+        pruned.push(if !decision.delete {
+            Pruned::Kept { id, reason }
+        } else if dry_run {
+            Pruned::Deleted {
+                id,
+                reason,
+                dry_run,
+            }
+        } else {
+            match delete(dir, &id) {
+                Ok(()) => Pruned::Deleted {
+                    id,
+                    reason,
+                    dry_run,
+                },
+                Err(e) => Pruned::NotDeleted {
+                    id,
+                    reason,
+                    error: e.to_string(),
+                },
+            }
+        });
+    }
+    Ok(pruned)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -1161,6 +1244,71 @@ mod tests {
             verify_ms: 1,
             manifest_sha256: None,
         }
+    }
+
+    /// Writes a valid backup made at `created_at` into `dir`.
+    fn write_backup(dir: &Path, id: &str, created_at: &str) {
+        let m = Manifest {
+            backup_id: id.into(),
+            created_at: created_at.into(),
+            ..manifest()
+        };
+        let b = dir.join(id);
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(b.join("app.dump"), "abc").unwrap();
+        m.write(&b).unwrap();
+    }
+
+    #[test]
+    fn prune_deletes_what_the_plan_says_and_never_a_folder_it_cannot_read() {
+        let dir = tempfile::tempdir().unwrap();
+        write_backup(dir.path(), "a", "2026-03-13T03:00:00Z");
+        write_backup(dir.path(), "b", "2026-03-14T03:00:00Z");
+        write_backup(dir.path(), "c", "2026-03-14T15:00:00Z");
+        write_backup(dir.path(), "d", "yesterday");
+        std::fs::create_dir(dir.path().join("e")).unwrap();
+        std::fs::create_dir(dir.path().join("f.partial")).unwrap();
+        let policy = calendar(Some(1), None, None, None);
+        let now = ts("2026-03-15T00:00:00Z");
+        let dry = prune(dir.path(), policy, now, None, true).unwrap();
+        let ids = |p: &[Pruned]| -> Vec<String> {
+            p.iter()
+                .map(|p| match p {
+                    Pruned::Kept { id, .. } => format!("keep {id}"),
+                    Pruned::Deleted { id, dry_run, .. } => format!("delete {id} {dry_run}"),
+                    Pruned::NotDeleted { id, .. } => format!("failed {id}"),
+                    Pruned::Corrupt { id, .. } => format!("corrupt {id}"),
+                    Pruned::Incomplete { id } => format!("incomplete {id}"),
+                })
+                .collect()
+        };
+        assert_eq!(
+            ids(&dry),
+            [
+                "corrupt d",
+                "corrupt e",
+                "incomplete f",
+                "keep c",
+                "delete b true",
+                "delete a true"
+            ]
+        );
+        assert!(
+            matches!(&dry[0], Pruned::Corrupt { reason, .. } if reason.contains("`yesterday`")),
+            "{dry:?}"
+        );
+        assert_eq!(list(dir.path()).unwrap().len(), 6);
+        let done = prune(dir.path(), policy, now, None, false).unwrap();
+        assert_eq!(
+            ids(&done)[3..],
+            ["keep c", "delete b false", "delete a false"]
+        );
+        let left: Vec<String> = list(dir.path())
+            .unwrap()
+            .iter()
+            .map(|l| l.id().to_owned())
+            .collect();
+        assert_eq!(left, ["c", "d", "e", "f"]);
     }
 
     #[test]
