@@ -787,6 +787,32 @@ fn backups_prune_deletes_exactly_what_its_dry_run_said() {
     );
     assert_eq!(entries(), before);
 
+    // While another process holds the folder's lock (as a run does), nothing is deleted.
+    // `--no-fork`: the shell is the process that holds the lock, so killing it frees the lock.
+    let holder = Command::new("flock")
+        .arg("--no-fork")
+        .arg(t.path().join("backups/.lock"))
+        .args(["-c", "echo locked; exec sleep 30"])
+        .stdout(Stdio::piped())
+        .spawn();
+    if let Ok(mut holder) = holder {
+        let mut said = String::new();
+        let _ = std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
+            &mut said,
+        );
+        assert_eq!(said, "locked\n");
+        let locked = backups(&t, &["prune", "--keep-daily", "1"]);
+        let _ = holder.kill();
+        let _ = holder.wait();
+        assert_eq!(locked.code, 1, "{locked:?}");
+        assert!(
+            locked.stderr.contains("another run is writing backups"),
+            "{locked:?}"
+        );
+        assert_eq!(entries(), before);
+    }
+
     let done = backups(&t, &["prune", "--keep-daily", "1"]);
     assert_eq!(done.code, 0, "{done:?}");
     assert_eq!(
