@@ -75,7 +75,7 @@ pub(crate) enum Command {
     Export(ExportArgs),
     /// Check the port law: forbidden, unlisted and missing listeners (`--live`: on this machine now).
     Ports(PortsArgs),
-    /// Manage `pg-dump` backups: `list`, `verify` (read every block) and `restore`.
+    /// Manage `pg-dump` backups: `list`, `verify` (read every block), `restore` and `prune`.
     Backups(BackupsArgs),
     /// Print a shell completion script (e.g. `portcullis completions bash > /etc/bash_completion.d/portcullis`).
     Completions(CompletionsArgs),
@@ -236,7 +236,7 @@ pub(crate) struct HookUninstallArgs {
     pub(crate) pre_commit: bool,
 }
 
-/// How `validate`, `plan`, `run` and `backups list` print their result.
+/// How `validate`, `plan`, `run`, `backups list` and `backups prune` print their result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum OutputFormat {
     Human,
@@ -339,6 +339,9 @@ pub(crate) enum BackupsAction {
     /// Restore drill: restore the newest backup (or `--id`) into a scratch database, check it,
     /// time it from start to verified, record the result in its manifest, drop the copy.
     Drill(BackupsDrillArgs),
+    /// Delete the valid backups that no retention rule keeps (the rules of `pg-dump`: a backup
+    /// is kept when any rule keeps it); corrupt and incomplete folders are never deleted.
+    Prune(BackupsPruneArgs),
 }
 
 /// Where the offsite copies are (the `offsite:` of `pg-dump`). Credentials come from
@@ -449,4 +452,41 @@ pub(crate) struct BackupsRestoreArgs {
     pub(crate) remote: RemoteArgs,
     #[command(flatten)]
     pub(crate) identity: IdentityArgs,
+}
+
+/// A count of a retention rule, as `validate` takes it in a pipeline.
+fn retention_count() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..=100_000)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupsPruneArgs {
+    /// The folder a `pg-dump` stage writes into (its `dir:`).
+    #[arg(long, value_name = "DIR", default_value = "backups")]
+    pub(crate) dir: PathBuf,
+    /// Keep the N newest backups.
+    #[arg(long, value_name = "N", value_parser = retention_count())]
+    pub(crate) keep: Option<u64>,
+    /// Keep the backups younger than this (`30d`, `12h`).
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::duration::parse)]
+    pub(crate) max_age: Option<std::time::Duration>,
+    /// Keep the newest backup of each of the last N days (UTC) that have one.
+    #[arg(long, value_name = "N", value_parser = retention_count())]
+    pub(crate) keep_daily: Option<u64>,
+    /// Keep the newest backup of each of the last N ISO weeks (UTC, Monday to Sunday) that have
+    /// one.
+    #[arg(long, value_name = "N", value_parser = retention_count())]
+    pub(crate) keep_weekly: Option<u64>,
+    /// Keep the newest backup of each of the last N months (UTC) that have one.
+    #[arg(long, value_name = "N", value_parser = retention_count())]
+    pub(crate) keep_monthly: Option<u64>,
+    /// Keep the newest backup of each of the last N years (UTC) that have one.
+    #[arg(long, value_name = "N", value_parser = retention_count())]
+    pub(crate) keep_yearly: Option<u64>,
+    /// Print what would be deleted, and delete nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// `human` (default) or `json`: each backup with what prune did and why.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub(crate) format: OutputFormat,
 }

@@ -1,12 +1,13 @@
-//! `portcullis backups list|verify|restore|drill`: the `pg-dump` folder and its offsite copies,
-//! by hand.
+//! `portcullis backups list|verify|restore|drill|prune`: the `pg-dump` folder and its offsite
+//! copies, by hand.
 //!
 //! `list` reads manifests only; `verify` re-hashes each dump, compares it and its table of
 //! contents with the manifest and has `pg_restore` read every block (with `--remote`: reads each
 //! object back and compares its size and sha256, decrypting too with `--identity`); `restore`
 //! runs the same fresh-database-and-swap restore as a failed pipeline's rollback, printing each
 //! step, from the folder or from a downloaded, decrypted and checked offsite copy; `drill`
-//! restores into a scratch database, times it and records the result.
+//! restores into a scratch database, times it and records the result; `prune` applies retention
+//! rules through the stage's own [`store::prune`], under the folder's lock.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,7 +15,8 @@ use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    BackupSource, BackupsAction, BackupsArgs, IdentityArgs, OutputFormat, RemoteArgs,
+    BackupSource, BackupsAction, BackupsArgs, BackupsPruneArgs, IdentityArgs, OutputFormat,
+    RemoteArgs,
 };
 use crate::commands::{Error, print_warning, write_data, write_json};
 use crate::exit_code;
@@ -22,7 +24,7 @@ use crate::pg::conn::ConnInfo;
 use crate::pg::drill;
 use crate::pg::offsite::{self, Identities, Remote, RemoteListed};
 use crate::pg::restore::{self, Target};
-use crate::pg::store::{self, Listed};
+use crate::pg::store::{self, Listed, Pruned, Retention};
 use crate::pg::tools;
 use crate::supervisor::{self, Signals};
 
@@ -53,6 +55,7 @@ pub(crate) fn backups(args: &BackupsArgs) -> Result<u8, Error> {
                     restore_one(&from, &a.id, &a.url, &a.maintenance_db, &cancel).await
                 }
                 BackupsAction::Drill(a) => drill_one(a, &cancel).await,
+                BackupsAction::Prune(a) => prune(a),
             }
         };
         let interrupt = async {
@@ -139,6 +142,141 @@ fn list_json(dir: &Path, entries: &[Listed]) -> Result<u8, Error> {
     write_json(&serde_json::json!({
         "version": 1,
         "dir": dir,
+        "backups": backups,
+    }))
+}
+
+/// `backups prune`: one line per folder entry, `keep` or `delete` (`would delete` in a dry
+/// run), its id and why, then exit 0; exit 1 when a deletion failed, 2 without any rule.
+fn prune(args: &BackupsPruneArgs) -> Result<u8, Error> {
+    let count = |n: Option<u64>| n.map(|n| n as usize);
+    let policy = Retention {
+        keep: count(args.keep),
+        max_age: args.max_age,
+        keep_daily: count(args.keep_daily),
+        keep_weekly: count(args.keep_weekly),
+        keep_monthly: count(args.keep_monthly),
+        keep_yearly: count(args.keep_yearly),
+    };
+    if policy.rules().is_empty() {
+        return Err(Error::usage(
+            "`backups prune` needs a retention rule; without one it would keep everything",
+        )
+        .help(
+            "give one or more of `--keep N`, `--max-age DURATION`, `--keep-daily N`, \
+             `--keep-weekly N`, `--keep-monthly N`, `--keep-yearly N` (a backup is kept when any \
+             rule keeps it); add `--dry-run` to see the plan first",
+        ));
+    }
+    let dir = &args.dir;
+    if !dir.is_dir() {
+        print_warning(&format!(
+            "no backups in `{}` (the folder of the `pg-dump` stage goes in `--dir`)",
+            dir.display()
+        ));
+        return Ok(exit_code::PASSED);
+    }
+    // Held until the end: a run writing or pruning this folder meanwhile would see backups come
+    // and go under it.
+    let _lock = store::lock(dir).map_err(|e| {
+        Error::failed(e).help("wait for that run to finish, then prune again; nothing was deleted")
+    })?;
+    let pruned =
+        store::prune(dir, policy, jiff::Timestamp::now(), None, args.dry_run).map_err(|e| {
+            Error::failed(e).help("pass the folder of the `pg-dump` stage with `--dir`")
+        })?;
+    let failed = pruned
+        .iter()
+        .filter(|p| matches!(p, Pruned::NotDeleted { .. }))
+        .count();
+    let code = if args.format == OutputFormat::Json {
+        prune_json(dir, &policy, args.dry_run, &pruned)?
+    } else if pruned.is_empty() {
+        print_warning(&format!(
+            "no backups in `{}` (the folder of the `pg-dump` stage goes in `--dir`)",
+            dir.display()
+        ));
+        exit_code::PASSED
+    } else {
+        // `would delete` is wider than `delete`: the ids stay in one column either way.
+        let width = if args.dry_run { 14 } else { 8 };
+        let mut out = String::new();
+        for p in &pruned {
+            let (action, id, reason) = prune_line(p);
+            out.push_str(&format!("{action:<width$}{id}  {reason}\n"));
+        }
+        write_data(out.as_bytes())?
+    };
+    if failed > 0 {
+        return Err(Error::failed(format!(
+            "{failed} backups could not be deleted; the others were pruned"
+        ))
+        .help("see the `FAIL` lines above, fix their permissions, then prune again"));
+    }
+    Ok(code)
+}
+
+/// What a line of `backups prune` says about one entry: its action, id and reason.
+fn prune_line(p: &Pruned) -> (&'static str, &str, String) {
+    match p {
+        Pruned::Kept { id, reason } => ("keep", id, reason.clone()),
+        Pruned::Deleted {
+            id,
+            reason,
+            dry_run,
+        } => (
+            if *dry_run { "would delete" } else { "delete" },
+            id,
+            reason.clone(),
+        ),
+        Pruned::NotDeleted { id, reason, error } => {
+            ("FAIL", id, format!("cannot delete: {error} ({reason})"))
+        }
+        Pruned::Corrupt { id, reason } => (
+            "keep",
+            id,
+            format!("not a valid backup ({reason}); never pruned, left for you to inspect"),
+        ),
+        Pruned::Incomplete { id } => (
+            "keep",
+            id,
+            "incomplete (being written or deleted, or its run was killed); left alone".to_owned(),
+        ),
+    }
+}
+
+/// `backups prune --format json`: the policy and, for each entry, its action and reason.
+fn prune_json(
+    dir: &Path,
+    policy: &Retention,
+    dry_run: bool,
+    pruned: &[Pruned],
+) -> Result<u8, Error> {
+    let backups: Vec<serde_json::Value> = pruned
+        .iter()
+        .map(|p| {
+            let (_, id, line) = prune_line(p);
+            // As `backups list --format json` words a folder that is not a valid backup.
+            let (action, state, reason) = match p {
+                Pruned::Kept { .. } => ("keep", "valid", line),
+                Pruned::Deleted { dry_run: true, .. } => ("would-delete", "valid", line),
+                Pruned::Deleted { .. } => ("delete", "valid", line),
+                Pruned::NotDeleted { .. } => ("cannot-delete", "valid", line),
+                Pruned::Corrupt { reason, .. } => ("keep", "corrupt", reason.clone()),
+                Pruned::Incomplete { .. } => (
+                    "keep",
+                    "incomplete",
+                    "being written or deleted, or its run was killed".to_owned(),
+                ),
+            };
+            serde_json::json!({ "id": id, "state": state, "action": action, "reason": reason })
+        })
+        .collect();
+    write_json(&serde_json::json!({
+        "version": 1,
+        "dir": dir,
+        "dry_run": dry_run,
+        "policy": policy.rules(),
         "backups": backups,
     }))
 }

@@ -20,7 +20,7 @@ use crate::config::errors::ConfigError;
 use crate::config::validate::Validator;
 use crate::config::yaml::Node;
 use crate::pg::conn::{ConnInfo, PassFile};
-use crate::pg::store::{self, Manifest, Retention};
+use crate::pg::store::{self, Manifest, Pruned, Retention};
 use crate::pg::{dump, offsite, restore, tools};
 use crate::runner::events::{CaseResult, CaseStatus};
 
@@ -29,6 +29,10 @@ const KEYS: &[&str] = &[
     "dir",
     "keep",
     "max-age",
+    "keep-daily",
+    "keep-weekly",
+    "keep-monthly",
+    "keep-yearly",
     "dry-run-retention",
     "restore-on-failure",
     "rehearse",
@@ -170,11 +174,19 @@ impl Kind for PgDump {
             "pg-dump",
             "add `dir: backups/`: the folder that holds one subfolder per backup",
         )?;
-        let keep = f
-            .get("keep")
-            .and_then(|n| v.uint(n, "`keep`", 1, 100_000))
-            .map(|n| n as usize);
-        let max_age = f.get("max-age").and_then(|n| v.duration(n, "`max-age`"));
+        let count = |v: &mut Validator<'_>, key: &str| {
+            f.get(key)
+                .and_then(|n| v.uint(n, &format!("`{key}`"), 1, 100_000))
+                .map(|n| n as usize)
+        };
+        let retention = Retention {
+            keep: count(v, "keep"),
+            max_age: f.get("max-age").and_then(|n| v.duration(n, "`max-age`")),
+            keep_daily: count(v, "keep-daily"),
+            keep_weekly: count(v, "keep-weekly"),
+            keep_monthly: count(v, "keep-monthly"),
+            keep_yearly: count(v, "keep-yearly"),
+        };
         let flag = |v: &mut Validator<'_>, key: &str, default: bool| {
             f.get(key)
                 .and_then(|n| v.bool(n, &format!("`{key}`")))
@@ -195,7 +207,7 @@ impl Kind for PgDump {
         Some(PgDump {
             url,
             dir,
-            retention: Retention { keep, max_age },
+            retention,
             dry_run_retention,
             restore_on_failure,
             rehearse,
@@ -214,8 +226,12 @@ impl Kind for PgDump {
             "properties": {
                 "url": super::pg_url_schema(),
                 "dir": { "description": "The folder of backups, one subfolder each (created 0700).", "type": "string" },
-                "keep": { "description": "Keep this many newest backups (with `max-age`: kept when either keeps it).", "type": "integer", "minimum": 1 },
+                "keep": { "description": "Keep this many newest backups (with other rules: kept when any rule keeps it).", "type": "integer", "minimum": 1, "maximum": 100000 },
                 "max-age": { "description": "Keep backups younger than this.", "$ref": "#/definitions/duration" },
+                "keep-daily": { "description": "Keep the newest backup of each of the last N days (UTC) that have one.", "type": "integer", "minimum": 1, "maximum": 100000 },
+                "keep-weekly": { "description": "Keep the newest backup of each of the last N ISO weeks (UTC, Monday to Sunday) that have one.", "type": "integer", "minimum": 1, "maximum": 100000 },
+                "keep-monthly": { "description": "Keep the newest backup of each of the last N months (UTC) that have one.", "type": "integer", "minimum": 1, "maximum": 100000 },
+                "keep-yearly": { "description": "Keep the newest backup of each of the last N years (UTC) that have one.", "type": "integer", "minimum": 1, "maximum": 100000 },
                 "dry-run-retention": { "description": "Only report what retention would delete.", "type": "boolean" },
                 "restore-on-failure": { "description": "The stage's rollback restores this backup when the run fails (default true).", "type": "boolean" },
                 "rehearse": { "description": "Also restore the backup into a scratch database, published as the output `rehearsal-url`.", "type": "boolean" },
@@ -359,11 +375,8 @@ impl BuiltinStage for PgDump {
             crate::pg::conn::hide_password(&self.url),
             self.dir
         );
-        if let Some(k) = self.retention.keep {
-            text.push_str(&format!(", keep {k}"));
-        }
-        if let Some(m) = self.retention.max_age {
-            text.push_str(&format!(", max age {}", crate::config::duration::format(m)));
+        for rule in self.retention.rules() {
+            text.push_str(&format!(", {rule}"));
         }
         if let Some(o) = &self.offsite {
             text.push_str(&format!(", encrypted copy to {}", o.settings.url));
@@ -811,46 +824,44 @@ impl PgDump {
         Ok((manifest, upload))
     }
 
-    /// Applies retention (or, with `dry-run-retention`, only says what it would do).
+    /// Applies retention (or, with `dry-run-retention`, only says what it would do), through
+    /// the same [`store::prune`] as `portcullis backups prune`.
     fn prune(&self, dir: &std::path::Path, current: &str) -> Vec<String> {
-        let listed = store::list(dir).unwrap_or_default();
-        let mut lines = Vec::new();
-        let mut valid = Vec::new();
-        for entry in &listed {
-            match entry {
-                store::Listed::Valid { manifest, .. } => {
-                    if let Ok(t) = manifest.created_at.parse::<jiff::Timestamp>() {
-                        valid.push((manifest.backup_id.clone(), t));
-                    }
-                }
-                store::Listed::Corrupt { id, reason, .. } => {
-                    lines.push(format!("retention: `{id}` is not a valid backup ({reason}); left for you to inspect"));
-                }
-                store::Listed::Incomplete { .. } => {}
-            }
-        }
-        let plan = store::plan_retention(
-            &valid,
+        let pruned = store::prune(
+            dir,
             self.retention,
             jiff::Timestamp::now(),
             Some(current),
+            self.dry_run_retention,
         );
-        for d in plan {
-            if !d.delete {
-                lines.push(format!("retention: keep `{}`: {}", d.id, d.reason));
-            } else if self.dry_run_retention {
-                lines.push(format!(
-                    "retention: would delete `{}` ({}); dry run",
-                    d.id, d.reason
-                ));
-            } else {
-                match store::delete(dir, &d.id) {
-                    Ok(()) => lines.push(format!("retention: deleted `{}` ({})", d.id, d.reason)),
-                    Err(e) => lines.push(format!("retention: cannot delete `{}`: {e}", d.id)),
+        let pruned = match pruned {
+            Ok(p) => p,
+            Err(e) => return vec![format!("retention: {e}")],
+        };
+        pruned
+            .into_iter()
+            .filter_map(|p| match p {
+                Pruned::Kept { id, reason } => Some(format!("retention: keep `{id}`: {reason}")),
+                Pruned::Deleted {
+                    id,
+                    reason,
+                    dry_run: true,
+                } => Some(format!(
+                    "retention: would delete `{id}` ({reason}); dry run"
+                )),
+                Pruned::Deleted { id, reason, .. } => {
+                    Some(format!("retention: deleted `{id}` ({reason})"))
                 }
-            }
-        }
-        lines
+                Pruned::NotDeleted { id, error, .. } => {
+                    Some(format!("retention: cannot delete `{id}`: {error}"))
+                }
+                Pruned::Corrupt { id, reason } => Some(format!(
+                    "retention: `{id}` is not a valid backup ({reason}); left for you to inspect"
+                )),
+                // The preflight removed what killed runs left, under the same lock.
+                Pruned::Incomplete { .. } => None,
+            })
+            .collect()
     }
 
     /// Applies retention to the offsite copies, with the same policy as the local ones.

@@ -661,6 +661,172 @@ fn retention_over_runs_and_verify_rejects_truncated_and_flipped_dumps() {
     assert_eq!(list.stdout.matches(" corrupt ").count(), 1, "{list:?}");
 }
 
+/// `backups prune`: without a rule it refuses (exit 2); a dry run prints the plan and changes
+/// nothing; the real prune then deletes exactly what the dry run said, and never a corrupt
+/// folder. The backups are all made today, so `--keep-daily 1` keeps only the newest: the
+/// calendar rules run for real without touching any clock.
+#[test]
+fn backups_prune_deletes_exactly_what_its_dry_run_said() {
+    let Some(c) = cluster() else { return };
+    let db = c.database("prune");
+    c.sql(
+        &db,
+        "create table t(x int); insert into t select generate_series(1, 10)",
+    );
+    let t = test_for(c, &db).pipeline(
+        "backup",
+        &BACKUP_PIPELINE.replace("keep: 3", "keep: 10\n      keep-daily: 3"),
+    );
+    let plan = t.run(&["plan", "backup"]);
+    assert!(plan.stdout.contains(", keep 10, keep-daily 3"), "{plan:?}");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        if i > 0 {
+            // Run ids have a one-second resolution; backups of separate seconds sort by time.
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+        let out = t.run(&["run", "backup"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        let id = std::fs::read_link(t.latest_run()).expect("latest run");
+        ids.push(format!("{}-{db}", id.display()));
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&t.read(&format!("backups/{}/manifest.json", ids[2])))
+            .expect("manifest");
+    let day = &manifest["created_at"].as_str().expect("created_at")[..10];
+    // The stage's retention names the calendar rule that keeps its backup.
+    let log = t.log("backup");
+    assert!(
+        log.contains(&format!(
+            "retention: keep `{}`: this run's backup; among the 10 newest; the newest of {day} \
+             (keep-daily 3)",
+            ids[2]
+        )),
+        "{log}"
+    );
+    std::fs::create_dir(t.path().join("backups/stray")).expect("stray folder");
+    let entries = || {
+        let mut names: Vec<String> = std::fs::read_dir(t.path().join("backups"))
+            .expect("backups")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+    };
+    let before = entries();
+    assert_eq!(before.len(), 4, "{before:?}");
+
+    let none = backups(&t, &["prune"]);
+    assert_eq!(none.code, 2, "{none:?}");
+    assert!(
+        none.stderr
+            .contains("error: `backups prune` needs a retention rule"),
+        "{none:?}"
+    );
+    assert!(
+        none.stderr.contains("help: give one or more of `--keep N`"),
+        "{none:?}"
+    );
+    assert_eq!(entries(), before);
+
+    let dry = backups(&t, &["prune", "--keep-daily", "1", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    let lines: Vec<&str> = dry.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{dry:?}");
+    assert!(
+        lines[0].starts_with("keep          stray  not a valid backup ("),
+        "{dry:?}"
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            format!(
+                "keep          {}  the newest of {day} (keep-daily 1)",
+                ids[2]
+            ),
+            format!("would delete  {}  kept by no rule (keep-daily 1)", ids[1]),
+            format!("would delete  {}  kept by no rule (keep-daily 1)", ids[0]),
+        ]
+    );
+    assert_eq!(entries(), before);
+
+    let json = backups(
+        &t,
+        &[
+            "prune",
+            "--keep-daily",
+            "1",
+            "--dry-run",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(json.code, 0, "{json:?}");
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(json["policy"], serde_json::json!(["keep-daily 1"]));
+    let actions: Vec<(&str, &str)> = json["backups"]
+        .as_array()
+        .expect("backups")
+        .iter()
+        .map(|b| {
+            (
+                b["id"].as_str().unwrap_or_default(),
+                b["action"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("stray", "keep"),
+            (ids[2].as_str(), "keep"),
+            (ids[1].as_str(), "would-delete"),
+            (ids[0].as_str(), "would-delete"),
+        ]
+    );
+    assert_eq!(entries(), before);
+
+    // While another process holds the folder's lock (as a run does), nothing is deleted.
+    // `--no-fork`: the shell is the process that holds the lock, so killing it frees the lock.
+    let holder = Command::new("flock")
+        .arg("--no-fork")
+        .arg(t.path().join("backups/.lock"))
+        .args(["-c", "echo locked; exec sleep 30"])
+        .stdout(Stdio::piped())
+        .spawn();
+    if let Ok(mut holder) = holder {
+        let mut said = String::new();
+        let _ = std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
+            &mut said,
+        );
+        assert_eq!(said, "locked\n");
+        let locked = backups(&t, &["prune", "--keep-daily", "1"]);
+        let _ = holder.kill();
+        let _ = holder.wait();
+        assert_eq!(locked.code, 1, "{locked:?}");
+        assert!(
+            locked.stderr.contains("another run is writing backups"),
+            "{locked:?}"
+        );
+        assert_eq!(entries(), before);
+    }
+
+    let done = backups(&t, &["prune", "--keep-daily", "1"]);
+    assert_eq!(done.code, 0, "{done:?}");
+    assert_eq!(
+        done.stdout,
+        dry.stdout
+            .replace("would delete  ", "delete  ")
+            .replace("keep          ", "keep    "),
+        "{done:?}"
+    );
+    assert_eq!(entries(), [ids[2].clone(), "stray".to_owned()]);
+    let verify = backups(&t, &["verify", &ids[2]]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+}
+
 /// Starts `run backup` while a session holds a lock on `orders`, and returns once pg_dump waits
 /// for that lock (its snapshot already taken): the locking `psql`, the test and the running
 /// portcullis.

@@ -216,6 +216,14 @@ const INVALID: &[(&str, &str)] = &[
         "version: 1\nstages:\n  a: { uses: pg-dump, with: { url: 'postgresql://u@h/d' } }\n",
     ),
     (
+        "pg-dump-keep-daily-zero",
+        "version: 1\nstages:\n  a: { uses: pg-dump, with: { url: 'postgresql://u@h/d', dir: b, keep-daily: 0 } }\n",
+    ),
+    (
+        "pg-dump-keep-yearly-misspelt",
+        "version: 1\nstages:\n  a: { uses: pg-dump, with: { url: 'postgresql://u@h/d', dir: b, keep-annual: 2 } }\n",
+    ),
+    (
         "postgres-check-unknown-expect",
         "version: 1\nstages:\n  a: { uses: postgres-check, with: { url: x, checks: [{ sql: select 1, expect: { between: 1 } }] } }\n",
     ),

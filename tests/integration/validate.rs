@@ -179,6 +179,11 @@ fn types_durations_and_structure() {
             "4:11",
         ),
         (
+            "version: 1\nstages:\n  a:\n    uses: pg-dump\n    with: { url: x, dir: b, keep-weekly: 0 }\n",
+            "`keep-weekly` is out of range",
+            "5:42",
+        ),
+        (
             "version: 1\nstages:\n  a:\n    name: x\n",
             "stage `a` has nothing to do",
             "3:3",
