@@ -88,6 +88,10 @@ pub(crate) fn pipeline_schema() -> Value {
                 "minimum": 1,
                 "maximum": 1024
             },
+            "metrics": {
+                "description": "A file each run writes Prometheus metrics to (node_exporter's textfile collector), atomically; relative to the project's root. `--metrics FILE` overrides.",
+                "type": "string"
+            },
             "stages": {
                 "description": "The stages, by name; each runs when its `needs` have passed.",
                 "type": "object",

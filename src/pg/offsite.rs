@@ -603,10 +603,7 @@ fn decrypt_to_file(
         .create_new(true)
         .open(target)
         .map_err(|e| Failure::Other(format!("cannot create `{}`: {e}", target.display())));
-    let mut out = match out {
-        Ok(o) => o,
-        Err(e) => return Err(e),
-    };
+    let mut out = out?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; 1 << 20];
