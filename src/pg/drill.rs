@@ -199,7 +199,20 @@ pub(crate) async fn run(
         manifest.created_at
     ));
 
-    let copy_name = format!("{}__drill_{}", manifest.database.name, restore::stamp());
+    let prefix = format!("{}__drill_", manifest.database.name);
+    let copy_name = format!("{prefix}{}", restore::stamp());
+    // Copies an interrupted drill left (killed before its drop) go first, as for rehearsals.
+    match drop_leftovers(settings, &prefix).await {
+        Ok(dropped) if !dropped.is_empty() => outcome.lines.push(format!(
+            "ok    drop leftovers: {}, left by a drill that did not finish",
+            dropped.join(", ")
+        )),
+        Ok(_) => {}
+        Err(e) => outcome.lines.push(format!(
+            "FAIL  drop leftovers: {}; going on",
+            settings.conn.mask(&e)
+        )),
+    }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let target = Target {
         conn: settings.conn,
@@ -320,6 +333,28 @@ pub(crate) async fn run(
         }
     }
     outcome
+}
+
+async fn drop_leftovers(settings: &Settings<'_>, prefix: &str) -> Result<Vec<String>, String> {
+    let admin = settings
+        .conn
+        .with_dbname(settings.maintenance_db)
+        .connect()
+        .await?;
+    let rows = admin
+        .query(
+            "select datname::text from pg_database where starts_with(datname, $1)",
+            &[&prefix],
+        )
+        .await
+        .map_err(|e| super::conn::error_text(&e))?;
+    let mut dropped = Vec::new();
+    for row in rows {
+        let name: String = row.get(0);
+        restore::drop_database(&admin, &name).await?;
+        dropped.push(name);
+    }
+    Ok(dropped)
 }
 
 /// Drills kept per manifest: the newest.
