@@ -282,52 +282,80 @@ fn prune_json(
 }
 
 async fn verify(dir: &Path, ids: &[String], cancel: &CancellationToken) -> Result<u8, Error> {
-    let entries = listing(dir)?;
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let entries = listing(dir)?
+        .into_iter()
+        .map(|entry| {
+            let id = entry.id().to_owned();
+            let found = match entry {
+                Listed::Valid { path, .. } => Found::Valid(path),
+                Listed::Corrupt { reason, .. } => Found::Corrupt(reason),
+                Listed::Incomplete { .. } => Found::Incomplete(
+                    "incomplete: not a backup (its run was killed, or it is still being written)",
+                ),
+            };
+            (id, found)
+        })
+        .collect();
+    verify_all(
+        &format!("`{}`", dir.display()),
+        ids,
+        entries,
+        async |path: std::path::PathBuf| verify_one(&path, &env, cancel).await,
+    )
+    .await
+}
+
+/// One entry of a listing to verify.
+enum Found<T> {
+    Valid(T),
+    Corrupt(String),
+    Incomplete(&'static str),
+}
+
+/// Verifies the entries named in `ids` (all when empty; incomplete ones are then skipped), one
+/// line each, and fails when any failed or none was there.
+async fn verify_all<T>(
+    place: &str,
+    ids: &[String],
+    entries: Vec<(String, Found<T>)>,
+    check: impl AsyncFn(T) -> Result<String, String>,
+) -> Result<u8, Error> {
     let mut failures = 0;
     let mut checked = 0;
     let mut out = String::new();
     for id in ids {
-        if !entries.iter().any(|e| e.id() == id) {
-            out.push_str(&format!(
-                "FAIL  {id}: no such backup in `{}`\n",
-                dir.display()
-            ));
+        if !entries.iter().any(|(e, _)| e == id) {
+            out.push_str(&format!("FAIL  {id}: no such backup in {place}\n"));
             failures += 1;
         }
     }
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    for entry in &entries {
-        if !ids.is_empty() && !ids.iter().any(|i| i == entry.id()) {
+    for (id, found) in entries {
+        if !ids.is_empty() && !ids.contains(&id) {
             continue;
         }
-        checked += 1;
-        let result = match entry {
-            Listed::Incomplete { .. } if ids.is_empty() => {
-                out.push_str(&format!("skip  {}: incomplete, not a backup\n", entry.id()));
-                checked -= 1;
+        let result = match found {
+            Found::Incomplete(why) if ids.is_empty() => {
+                let why = why.split(':').next().unwrap_or(why);
+                out.push_str(&format!("skip  {id}: {why}, not a backup\n"));
                 continue;
             }
-            Listed::Incomplete { .. } => Err(
-                "incomplete: not a backup (its run was killed, or it is still being written)"
-                    .to_owned(),
-            ),
-            Listed::Corrupt { reason, .. } => Err(reason.clone()),
-            Listed::Valid { path, .. } => verify_one(path, &env, cancel).await,
+            Found::Incomplete(why) => Err(why.to_owned()),
+            Found::Corrupt(reason) => Err(reason),
+            Found::Valid(value) => check(value).await,
         };
+        checked += 1;
         match result {
-            Ok(detail) => out.push_str(&format!("ok    {}: {detail}\n", entry.id())),
+            Ok(detail) => out.push_str(&format!("ok    {id}: {detail}\n")),
             Err(e) => {
                 failures += 1;
-                out.push_str(&format!("FAIL  {}: {e}\n", entry.id()));
+                out.push_str(&format!("FAIL  {id}: {e}\n"));
             }
         }
     }
     let code = write_data(out.as_bytes())?;
     if checked == 0 && failures == 0 {
-        return Err(Error::failed(format!(
-            "no backups to verify in `{}`",
-            dir.display()
-        )));
+        return Err(Error::failed(format!("no backups to verify in {place}")));
     }
     if failures > 0 {
         return Err(Error::failed(format!(
@@ -612,63 +640,32 @@ async fn verify_remote(
     ids: &[String],
     identities: Option<Identities>,
 ) -> Result<u8, Error> {
-    let entries = remote.list().await.map_err(Error::failed)?;
-    let mut failures = 0;
-    let mut checked = 0;
-    let mut out = String::new();
-    for id in ids {
-        if !entries.iter().any(|e| e.id() == id) {
-            out.push_str(&format!(
-                "FAIL  {id}: no such backup in `{}`\n",
-                remote.url()
-            ));
-            failures += 1;
-        }
-    }
-    for entry in &entries {
-        if !ids.is_empty() && !ids.iter().any(|i| i == entry.id()) {
-            continue;
-        }
-        checked += 1;
-        let result = match entry {
-            RemoteListed::Incomplete { .. } if ids.is_empty() => {
-                out.push_str(&format!(
-                    "skip  {}: no manifest, not a backup\n",
-                    entry.id()
-                ));
-                checked -= 1;
-                continue;
-            }
-            RemoteListed::Incomplete { .. } => {
-                Err("no manifest: its upload did not finish".to_owned())
-            }
-            RemoteListed::Corrupt { reason, .. } => Err(reason.clone()),
-            RemoteListed::Valid { manifest } => {
-                verify_remote_one(remote, manifest, identities.as_ref()).await
-            }
-        };
-        match result {
-            Ok(detail) => out.push_str(&format!("ok    {}: {detail}\n", entry.id())),
-            Err(e) => {
-                failures += 1;
-                out.push_str(&format!("FAIL  {}: {e}\n", entry.id()));
-            }
-        }
-    }
-    let code = write_data(out.as_bytes())?;
-    if checked == 0 && failures == 0 {
-        return Err(Error::failed(format!(
-            "no backups to verify in `{}`",
-            remote.url()
-        )));
-    }
-    if failures > 0 {
-        return Err(Error::failed(format!(
-            "{failures} of {} offsite backups failed verification",
-            checked.max(failures)
-        )));
-    }
-    Ok(code)
+    let entries = remote
+        .list()
+        .await
+        .map_err(Error::failed)?
+        .into_iter()
+        .map(|entry| {
+            let id = entry.id().to_owned();
+            let found = match entry {
+                RemoteListed::Valid { manifest } => Found::Valid(manifest),
+                RemoteListed::Corrupt { reason, .. } => Found::Corrupt(reason),
+                RemoteListed::Incomplete { .. } => {
+                    Found::Incomplete("no manifest: its upload did not finish")
+                }
+            };
+            (id, found)
+        })
+        .collect();
+    verify_all(
+        &format!("`{}`", remote.url()),
+        ids,
+        entries,
+        async |manifest: Box<store::Manifest>| {
+            verify_remote_one(remote, &manifest, identities.as_ref()).await
+        },
+    )
+    .await
 }
 
 async fn verify_remote_one(

@@ -140,6 +140,11 @@ fn valid_ids(listing: &str) -> Vec<String> {
         .collect()
 }
 
+/// `portcullis ARGS... --remote S3_URL`.
+fn with_remote(t: &Test, remote: &[&str], args: &[&str]) -> crate::harness::Run {
+    t.run(&[args, remote].concat())
+}
+
 /// `promtool check metrics` on `file`, when promtool is there.
 #[expect(clippy::print_stderr, reason = "a skipped check says why")]
 fn promtool_accepts(file: &Path) {
@@ -207,7 +212,7 @@ fn offsite_copies_are_pruned_listed_verified_restored_and_drilled() {
 
     // Retention applies to the remote copies too: the two newest remain, as locally.
     let remote = ["--remote", "s3://backups/app"];
-    let list = t.run(&[&["backups", "list"][..], &remote[..]].concat());
+    let list = with_remote(&t, &remote, &["backups", "list"]);
     assert_eq!(list.code, 0, "{list:?}");
     let want: Vec<String> = ids[1..].iter().map(|i| format!("{i}-{db}")).collect();
     assert_eq!(valid_ids(&list.stdout), want, "{list:?}");
@@ -224,38 +229,30 @@ fn offsite_copies_are_pruned_listed_verified_restored_and_drilled() {
         "plaintext in the object"
     );
 
-    let verify = t.run(&[&["backups", "verify"][..], &remote[..]].concat());
+    let verify = with_remote(&t, &remote, &["backups", "verify"]);
     assert_eq!(verify.code, 0, "{verify:?}");
     assert_eq!(verify.stdout.matches("ok    ").count(), 2, "{verify:?}");
-    let verify = t.run(
-        &[
-            &["backups", "verify", "--identity", "key.txt"][..],
-            &remote[..],
-        ]
-        .concat(),
-    );
+    let verify = with_remote(&t, &remote, &["backups", "verify", "--identity", "key.txt"]);
     assert_eq!(verify.code, 0, "{verify:?}");
     assert!(verify.stdout.contains("decrypted"), "{verify:?}");
 
     // Restored from the offsite copy alone: the local folder is gone.
     std::fs::remove_dir_all(t.path().join("backups")).expect("rm local");
     c.sql(&db, "delete from orders; create table junk(x int)");
-    let restore = t.run(
+    let restore = with_remote(
+        &t,
+        &remote,
         &[
-            &[
-                "backups",
-                "restore",
-                &want[1],
-                "--from",
-                "remote",
-                "--identity",
-                "key.txt",
-                "--url",
-                &c.url(&db),
-            ][..],
-            &remote[..],
-        ]
-        .concat(),
+            "backups",
+            "restore",
+            &want[1],
+            "--from",
+            "remote",
+            "--identity",
+            "key.txt",
+            "--url",
+            &c.url(&db),
+        ],
     );
     assert_eq!(restore.code, 0, "{restore:?}");
     assert!(restore.stderr.contains("ok    download"), "{restore:?}");
@@ -264,25 +261,23 @@ fn offsite_copies_are_pruned_listed_verified_restored_and_drilled() {
 
     // A drill of the newest offsite copy, recorded in its remote manifest, with metrics.
     let metrics = t.path().join("drill.prom");
-    let drill = t.run(
+    let drill = with_remote(
+        &t,
+        &remote,
         &[
-            &[
-                "backups",
-                "drill",
-                "--from",
-                "remote",
-                "--identity",
-                "key.txt",
-                "--rto",
-                "10m",
-                "--url",
-                &c.url("postgres"),
-                "--metrics",
-            ][..],
-            &[metrics.to_str().expect("utf-8")][..],
-            &remote[..],
-        ]
-        .concat(),
+            "backups",
+            "drill",
+            "--from",
+            "remote",
+            "--identity",
+            "key.txt",
+            "--rto",
+            "10m",
+            "--url",
+            &c.url("postgres"),
+            "--metrics",
+            metrics.to_str().expect("utf-8"),
+        ],
     );
     assert_eq!(drill.code, 0, "{drill:?}");
     assert!(
@@ -298,7 +293,7 @@ fn offsite_copies_are_pruned_listed_verified_restored_and_drilled() {
         "0",
         "the scratch copy is dropped"
     );
-    let list = t.run(&[&["backups", "list"][..], &remote[..]].concat());
+    let list = with_remote(&t, &remote, &["backups", "list"]);
     let newest = list
         .stdout
         .lines()
@@ -342,22 +337,20 @@ fn a_tampered_copy_or_a_wrong_key_fails_and_changes_nothing() {
     let marker = "select count(*) from customers where id = 100001";
 
     // The wrong key: refused before the database is touched, naming the recipients.
-    let restore = t.run(
+    let restore = with_remote(
+        &t,
+        &remote,
         &[
-            &[
-                "backups",
-                "restore",
-                &ids[1],
-                "--from",
-                "remote",
-                "--identity",
-                "other-key.txt",
-                "--url",
-                &c.url(&db),
-            ][..],
-            &remote[..],
-        ]
-        .concat(),
+            "backups",
+            "restore",
+            &ids[1],
+            "--from",
+            "remote",
+            "--identity",
+            "other-key.txt",
+            "--url",
+            &c.url(&db),
+        ],
     );
     assert_eq!(restore.code, 1, "{restore:?}");
     assert!(restore.stderr.contains("cannot decrypt"), "{restore:?}");
@@ -374,7 +367,7 @@ fn a_tampered_copy_or_a_wrong_key_fails_and_changes_nothing() {
         *b ^= 0x5a;
     }
     std::fs::write(&object, &bytes).expect("tamper");
-    let verify = t.run(&[&["backups", "verify"][..], &remote[..]].concat());
+    let verify = with_remote(&t, &remote, &["backups", "verify"]);
     assert_eq!(verify.code, 1, "{verify:?}");
     assert!(
         verify.stdout.contains(&format!("FAIL  {}", ids[1]))
@@ -387,22 +380,20 @@ fn a_tampered_copy_or_a_wrong_key_fails_and_changes_nothing() {
         verify.stdout.contains(&format!("ok    {}", ids[0])),
         "{verify:?}"
     );
-    let restore = t.run(
+    let restore = with_remote(
+        &t,
+        &remote,
         &[
-            &[
-                "backups",
-                "restore",
-                &ids[1],
-                "--from",
-                "remote",
-                "--identity",
-                "key.txt",
-                "--url",
-                &c.url(&db),
-            ][..],
-            &remote[..],
-        ]
-        .concat(),
+            "backups",
+            "restore",
+            &ids[1],
+            "--from",
+            "remote",
+            "--identity",
+            "key.txt",
+            "--url",
+            &c.url(&db),
+        ],
     );
     assert_eq!(restore.code, 1, "{restore:?}");
     assert!(restore.stderr.contains("changed or damaged"), "{restore:?}");
@@ -410,44 +401,40 @@ fn a_tampered_copy_or_a_wrong_key_fails_and_changes_nothing() {
     assert_eq!(c.sql("postgres", &copies), before);
 
     // A drill of the newest (tampered) copy fails and says why; the older one still drills.
-    let drill = t.run(
+    let drill = with_remote(
+        &t,
+        &remote,
         &[
-            &[
-                "backups",
-                "drill",
-                "--from",
-                "remote",
-                "--identity",
-                "key.txt",
-                "--url",
-                &c.url("postgres"),
-            ][..],
-            &remote[..],
-        ]
-        .concat(),
+            "backups",
+            "drill",
+            "--from",
+            "remote",
+            "--identity",
+            "key.txt",
+            "--url",
+            &c.url("postgres"),
+        ],
     );
     assert_eq!(drill.code, 1, "{drill:?}");
     assert!(
         drill.stderr.contains("FAIL  pick") && drill.stderr.contains("changed or damaged"),
         "{drill:?}"
     );
-    let drill = t.run(
+    let drill = with_remote(
+        &t,
+        &remote,
         &[
-            &[
-                "backups",
-                "drill",
-                "--id",
-                &ids[0],
-                "--from",
-                "remote",
-                "--identity",
-                "key.txt",
-                "--url",
-                &c.url("postgres"),
-            ][..],
-            &remote[..],
-        ]
-        .concat(),
+            "backups",
+            "drill",
+            "--id",
+            &ids[0],
+            "--from",
+            "remote",
+            "--identity",
+            "key.txt",
+            "--url",
+            &c.url("postgres"),
+        ],
     );
     assert_eq!(drill.code, 0, "{drill:?}");
 
@@ -506,15 +493,15 @@ fn an_upload_killed_midway_leaves_nothing_that_lists_as_valid() {
     .expect("kill -9");
     let _ = run.wait();
     let remote = ["--remote", "s3://backups/cut"];
-    let list = t.run(&[&["backups", "list"][..], &remote[..]].concat());
+    let list = with_remote(&t, &remote, &["backups", "list"]);
     assert_eq!(list.code, 0, "{list:?}");
     assert!(valid_ids(&list.stdout).is_empty(), "{list:?}");
-    let verify = t.run(&[&["backups", "verify"][..], &remote[..]].concat());
+    let verify = with_remote(&t, &remote, &["backups", "verify"]);
     assert_ne!(verify.code, 0, "{verify:?}");
 
     // The next run makes a whole copy; it alone lists as valid.
     let ids = backup_ids(&t, 1);
-    let list = t.run(&[&["backups", "list"][..], &remote[..]].concat());
+    let list = with_remote(&t, &remote, &["backups", "list"]);
     assert_eq!(
         valid_ids(&list.stdout),
         vec![format!("{}-{db}", ids[0])],
