@@ -379,8 +379,8 @@ pub(crate) struct IdentityArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct BackupsDrillArgs {
-    /// The backup to drill (default: the newest, valid or not: a drill says when the newest
-    /// would not restore).
+    /// The backup to drill (default: the newest valid one; newer ones that are not valid then
+    /// fail the drill, with their reason).
     #[arg(long, value_name = "ID")]
     pub(crate) id: Option<String>,
     #[arg(long, value_name = "DIR", default_value = "backups")]

@@ -96,13 +96,15 @@ fn list(dir: &Path, format: OutputFormat) -> Result<u8, Error> {
     for entry in &entries {
         match entry {
             Listed::Valid { manifest: m, .. } => out.push_str(&format!(
-                "{}  valid       {}  {}  {:.1} MB  {} tables  sha256 {}\n",
+                "{}  valid       {}  {}  {:.1} MB  {} tables  sha256 {}  {}{}\n",
                 m.backup_id,
                 m.created_at,
                 m.database.name,
                 m.size_bytes as f64 / 1e6,
                 m.row_counts.len(),
-                &m.sha256[..12.min(m.sha256.len())]
+                &m.sha256[..12.min(m.sha256.len())],
+                last_drill(m),
+                if m.offsite.is_some() { "  offsite" } else { "" },
             )),
             Listed::Corrupt { id, reason, .. } => {
                 out.push_str(&format!("{id}  corrupt     {reason}\n"))

@@ -3,8 +3,9 @@
 //!
 //! The main function is [`run`]; `portcullis backups drill` and `uses: backup-drill` both call
 //! it, the stage with its own `checks:` run on the copy in between ([`Checks`]). A drill takes
-//! the newest backup, valid or not: a drill exists to say when the newest backup would not
-//! restore, so a corrupt one fails it with the reason instead of being skipped for an older one.
+//! the newest valid backup (or the one named); a newer one that is not valid still fails the
+//! drill, with its reason, after the valid one was drilled: a drill exists to say when the
+//! newest backup would not restore.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -76,68 +77,114 @@ pub(crate) struct Outcome {
     pub(crate) size_bytes: u64,
 }
 
-/// The newest backup of the source (or `id`), whole: a remote one downloaded and decrypted into
-/// `scratch`.
-async fn pick(
-    source: &Source,
-    id: Option<&str>,
-    scratch: &Path,
-) -> Result<(PathBuf, Manifest), String> {
-    match source {
-        Source::Local(dir) => {
-            let listed = store::list(dir)?;
-            let entry = match id {
-                Some(id) => listed.iter().find(|e| e.id() == id),
-                None => listed
-                    .iter()
-                    .rfind(|e| !matches!(e, Listed::Incomplete { .. })),
-            };
-            match entry {
-                Some(Listed::Valid { path, manifest }) => Ok((path.clone(), (**manifest).clone())),
-                Some(Listed::Corrupt { id, reason }) => {
-                    Err(format!("backup `{id}` is not valid: {reason}"))
-                }
-                Some(Listed::Incomplete { id, .. }) => Err(format!(
-                    "backup `{id}` is incomplete: its run was killed or it is still being written"
-                )),
-                None => Err(match id {
-                    Some(id) => format!("no backup `{id}` in `{}`", dir.display()),
-                    None => format!("no backup in `{}`", dir.display()),
-                }),
-            }
-        }
-        Source::Remote { remote, identities } => {
-            let listed = remote.list().await?;
-            let entry = match id {
-                Some(id) => listed.iter().find(|e| e.id() == id),
-                None => listed
-                    .iter()
-                    .rfind(|e| !matches!(e, RemoteListed::Incomplete { .. })),
-            };
-            let manifest = match entry {
-                Some(RemoteListed::Valid { manifest }) => (**manifest).clone(),
-                Some(RemoteListed::Corrupt { id, reason }) => {
-                    return Err(format!("offsite backup `{id}` is not valid: {reason}"));
-                }
-                Some(RemoteListed::Incomplete { id }) => {
-                    return Err(format!(
-                        "offsite backup `{id}` has no manifest: its upload did not finish"
-                    ));
-                }
-                None => {
-                    return Err(match id {
-                        Some(id) => format!("no backup `{id}` in `{}`", remote.url()),
-                        None => format!("no backup in `{}`", remote.url()),
-                    });
-                }
-            };
+/// One entry of a listing, local or offsite.
+enum Entry {
+    Valid(Box<Manifest>, Option<PathBuf>),
+    Corrupt(String),
+    Incomplete(&'static str),
+}
+
+/// The drilled backup: the folder to restore from, its manifest, and the newer backups that are
+/// not valid (each `id: why`).
+struct Picked {
+    folder: PathBuf,
+    manifest: Manifest,
+    newer_invalid: Vec<String>,
+}
+
+/// The newest valid backup of the source (or `id`), whole: a remote one downloaded and
+/// decrypted into `scratch`.
+async fn pick(source: &Source, id: Option<&str>, scratch: &Path) -> Result<Picked, String> {
+    let (place, entries): (String, Vec<(String, Entry)>) = match source {
+        Source::Local(dir) => (
+            format!("`{}`", dir.display()),
+            store::list(dir)?
+                .into_iter()
+                .map(|e| {
+                    let id = e.id().to_owned();
+                    let entry = match e {
+                        Listed::Valid { path, manifest } => Entry::Valid(manifest, Some(path)),
+                        Listed::Corrupt { reason, .. } => Entry::Corrupt(reason),
+                        Listed::Incomplete { .. } => Entry::Incomplete(
+                            "incomplete: its run was killed or it is still being written",
+                        ),
+                    };
+                    (id, entry)
+                })
+                .collect(),
+        ),
+        Source::Remote { remote, .. } => (
+            format!("`{}`", remote.url()),
+            remote
+                .list()
+                .await?
+                .into_iter()
+                .map(|e| {
+                    let id = e.id().to_owned();
+                    let entry = match e {
+                        RemoteListed::Valid { manifest } => Entry::Valid(manifest, None),
+                        RemoteListed::Corrupt { reason, .. } => Entry::Corrupt(reason),
+                        RemoteListed::Incomplete { .. } => {
+                            Entry::Incomplete("no manifest: its upload did not finish")
+                        }
+                    };
+                    (id, entry)
+                })
+                .collect(),
+        ),
+    };
+    // Oldest first: ids sort by time.
+    let at = match id {
+        Some(id) => entries.iter().position(|(e, _)| e == id),
+        None => entries
+            .iter()
+            .rposition(|(_, e)| matches!(e, Entry::Valid(..))),
+    };
+    let Some(at) = at else {
+        let invalid: Vec<String> = entries
+            .iter()
+            .filter_map(|(id, e)| match e {
+                Entry::Corrupt(why) => Some(format!("`{id}`: {why}")),
+                _ => None,
+            })
+            .collect();
+        return Err(match (id, invalid.is_empty()) {
+            (Some(id), _) => format!("no backup `{id}` in {place}"),
+            (None, true) => format!("no backup in {place}"),
+            (None, false) => format!("no valid backup in {place}; {}", invalid.join("; ")),
+        });
+    };
+    // With `--id` the user chose; otherwise newer broken backups are reported.
+    let newer_invalid = entries[at + 1..]
+        .iter()
+        .filter(|_| id.is_none())
+        .filter_map(|(id, e)| match e {
+            Entry::Corrupt(why) => Some(format!("`{id}`: {why}")),
+            _ => None,
+        })
+        .collect();
+    let (id, entry) = entries.into_iter().nth(at).expect("found above");
+    let (manifest, folder) = match entry {
+        Entry::Valid(manifest, folder) => (*manifest, folder),
+        Entry::Corrupt(why) => return Err(format!("backup `{id}` is not valid: {why}")),
+        Entry::Incomplete(why) => return Err(format!("backup `{id}` is {why}")),
+    };
+    let folder = match (folder, source) {
+        (Some(folder), _) => folder,
+        (None, Source::Remote { remote, identities }) => {
             let into = scratch.join(&manifest.backup_id);
             remote
                 .download(&manifest, std::sync::Arc::clone(identities), &into)
                 .await?;
-            Ok((into, manifest))
+            into
         }
-    }
+        (None, Source::Local(_)) => unreachable!("a local entry has its folder"),
+    };
+    Ok(Picked {
+        folder,
+        manifest,
+        newer_invalid,
+    })
 }
 
 /// Collects the restore's step lines.
@@ -178,7 +225,11 @@ pub(crate) async fn run(
         }
     };
     let picked = pick(source, settings.id, scratch.path()).await;
-    let (folder, manifest) = match picked {
+    let Picked {
+        folder,
+        manifest,
+        newer_invalid,
+    } = match picked {
         Ok(p) => p,
         Err(e) => {
             outcome.lines.push(format!(
@@ -198,6 +249,15 @@ pub(crate) async fn run(
         source.describe(),
         manifest.created_at
     ));
+    // A newer backup that is not valid fails the drill (after this one is drilled): the newest
+    // backup would not restore, which is what a drill is for.
+    let newer: Vec<String> = newer_invalid
+        .iter()
+        .map(|why| format!("a newer backup is not valid: {why}"))
+        .collect();
+    for line in &newer {
+        outcome.lines.push(format!("FAIL  newer backup: {line}"));
+    }
 
     let prefix = format!("{}__drill_", manifest.database.name);
     let copy_name = format!("{prefix}{}", restore::stamp());
@@ -300,7 +360,8 @@ pub(crate) async fn run(
             settings.conn.mask(&e)
         )),
     }
-    outcome.error = failures.first().cloned();
+    // The record is about the drilled backup alone; the outcome also fails on newer ones.
+    outcome.error = failures.first().or(newer.first()).cloned();
 
     let record = Drill {
         at: jiff::Timestamp::now().to_string(),
@@ -315,7 +376,7 @@ pub(crate) async fn run(
         recovery_ms: outcome.recovery.as_millis() as u64,
         rto_ms: settings.rto.map(|r| r.as_millis() as u64),
         checks: record_checks,
-        error: outcome.error.clone(),
+        error: failures.first().cloned(),
     };
     match save(source, &folder, &manifest, record.clone()).await {
         Ok(place) => {

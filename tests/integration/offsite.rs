@@ -619,3 +619,62 @@ metrics: metrics/portcullis.prom
         t.log("drill")
     );
 }
+
+#[test]
+fn a_drill_takes_the_newest_valid_backup_and_fails_on_a_newer_broken_one() {
+    let Some(c) = cluster() else { return };
+    let db = app_database(c, "newer");
+    let t = test_for(c, &db).pipeline("backup", BACKUP_PIPELINE);
+    let ids: Vec<String> = backup_ids(&t, 2)
+        .iter()
+        .map(|i| format!("{i}-{db}"))
+        .collect();
+    let folder = |id: &str| t.path().join("backups").join(id);
+    // The newer dump cut in half: the listing calls it corrupt.
+    let dump = folder(&ids[1]).join(format!("{db}.dump"));
+    let bytes = std::fs::read(&dump).expect("dump");
+    std::fs::write(&dump, &bytes[..bytes.len() / 2]).expect("truncate");
+
+    let drill = t.run(&["backups", "drill", "--url", &c.url("postgres")]);
+    assert_eq!(drill.code, 1, "{drill:?}");
+    assert!(
+        drill.stderr.contains("ok    pick") && drill.stderr.contains(&format!("`{}`", ids[0])),
+        "{drill:?}"
+    );
+    assert!(
+        drill.stderr.contains("ok    compare row counts"),
+        "{drill:?}"
+    );
+    assert!(
+        drill.stderr.contains(&format!(
+            "FAIL  newer backup: a newer backup is not valid: `{}`",
+            ids[1]
+        )) && drill.stderr.contains("the manifest says"),
+        "{drill:?}"
+    );
+    // The older backup's own drill passed, and says so in its manifest.
+    let manifest =
+        std::fs::read_to_string(folder(&ids[0]).join("manifest.json")).expect("manifest");
+    assert!(manifest.contains("\"passed\": true"), "{manifest}");
+
+    // Named, the broken one fails with its reason; the older one passes alone.
+    let drill = t.run(&[
+        "backups",
+        "drill",
+        "--id",
+        &ids[1],
+        "--url",
+        &c.url("postgres"),
+    ]);
+    assert_eq!(drill.code, 1, "{drill:?}");
+    assert!(drill.stderr.contains("is not valid"), "{drill:?}");
+    let drill = t.run(&[
+        "backups",
+        "drill",
+        "--id",
+        &ids[0],
+        "--url",
+        &c.url("postgres"),
+    ]);
+    assert_eq!(drill.code, 0, "{drill:?}");
+}
