@@ -197,23 +197,41 @@ pub(crate) struct Dumped {
     pub(crate) sha256: String,
     /// What pg_dump printed on stderr (warnings), up to 256 KiB.
     pub(crate) warnings: String,
-    /// Why the copy written into the tee (the offsite upload) failed, if it did; the local
-    /// file is written whole regardless.
-    pub(crate) tee_error: Option<String>,
+    /// The sinks that failed, by name, with why; the local file is written whole regardless.
+    pub(crate) sink_errors: Vec<(&'static str, String)>,
+}
+
+/// Another reader of the dump as it streams (the verifying `pg_restore`, the offsite copy's
+/// encryption), fed each block by the thread that hashes and writes the file.
+pub(crate) trait Sink: Send {
+    fn name(&self) -> &'static str;
+    fn write(&mut self, block: &[u8]) -> std::io::Result<()>;
+    /// Called once pg_dump exited well, after the last block; a sink dropped without it sees a
+    /// dump that did not finish.
+    fn finish(self: Box<Self>) -> std::io::Result<()>;
+}
+
+impl Dumped {
+    /// Why sink `name` failed, if it did.
+    pub(crate) fn sink_error(&self, name: &str) -> Option<&str> {
+        self.sink_errors
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, e)| e.as_str())
+    }
 }
 
 /// Runs `pg_dump --format=custom --snapshot=…` into `file`, hashing on a dedicated thread, and
 /// fsyncs the file. Any failure (non-zero exit, a write error, cancellation) is an `Err`; the
-/// caller deletes the partial folder. Each block is also written into `tee` (the offsite copy's
-/// encryption) when there is one; a tee that fails is dropped, which aborts its upload, and
-/// the dump goes on.
+/// caller deletes the partial folder. Each block is also written into every one of `sinks`; a
+/// sink that fails is dropped (which ends what it feeds) and the dump goes on.
 pub(crate) async fn dump_to_file(
     tools: &Tools,
     snapshot: &str,
     lock_wait_timeout_ms: u128,
     env: &[(String, String)],
     file: &Path,
-    mut tee: Option<super::offsite::Encrypting>,
+    mut sinks: Vec<Box<dyn Sink>>,
     cancel: &CancellationToken,
 ) -> Result<Dumped, String> {
     let args = [
@@ -245,7 +263,7 @@ pub(crate) async fn dump_to_file(
     // A larger pipe means fewer wake-ups per megabyte; not fatal where it cannot be set.
     let _ = nix::fcntl::fcntl(&stdout, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
     let path = file.to_owned();
-    type Hashed = (Dumped, Option<super::offsite::Encrypting>);
+    type Hashed = (Dumped, Vec<Box<dyn Sink>>);
     let hashing = std::thread::spawn(move || -> std::io::Result<Hashed> {
         let mut out = std::fs::OpenOptions::new()
             .write(true)
@@ -254,7 +272,7 @@ pub(crate) async fn dump_to_file(
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut size = 0u64;
-        let mut tee_error = None;
+        let mut sink_errors = Vec::new();
         loop {
             let n = match stdout.read(&mut buf) {
                 Ok(0) => break,
@@ -264,25 +282,26 @@ pub(crate) async fn dump_to_file(
             };
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n])?;
-            if let Some(t) = &mut tee
-                && let Err(e) = t.write(&buf[..n])
-            {
-                tee_error = Some(e.to_string());
-                tee = None;
-            }
+            sinks.retain_mut(|sink| match sink.write(&buf[..n]) {
+                Ok(()) => true,
+                Err(e) => {
+                    sink_errors.push((sink.name(), e.to_string()));
+                    false
+                }
+            });
             size += n as u64;
         }
         out.sync_all()?;
-        // The tee is finished by the caller, only once pg_dump exited well: a dump that failed
-        // must not complete an upload.
+        // The sinks are finished by the caller, only once pg_dump exited well: a dump that
+        // failed must not complete an upload.
         Ok((
             Dumped {
                 size,
                 sha256: hex(&hasher.finalize()),
                 warnings: String::new(),
-                tee_error,
+                sink_errors,
             },
-            tee,
+            sinks,
         ))
     });
     let errors = std::thread::spawn(move || {
@@ -304,12 +323,12 @@ pub(crate) async fn dump_to_file(
     let exited_well = status.as_ref().is_ok_and(|s| s.success());
     let hashed = tokio::task::spawn_blocking(move || {
         hashing.join().map(|hashed| {
-            hashed.map(|(mut dumped, tee)| {
-                if let Some(tee) = tee
-                    && exited_well
-                    && let Err(e) = tee.finish()
-                {
-                    dumped.tee_error = Some(e.to_string());
+            hashed.map(|(mut dumped, sinks)| {
+                for sink in sinks.into_iter().filter(|_| exited_well) {
+                    let name = sink.name();
+                    if let Err(e) = sink.finish() {
+                        dumped.sink_errors.push((name, e.to_string()));
+                    }
                 }
                 dumped
             })

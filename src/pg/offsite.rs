@@ -682,13 +682,20 @@ pub(crate) struct Encrypting {
     writer: age::stream::StreamWriter<Sender>,
 }
 
-impl Encrypting {
-    pub(crate) fn write(&mut self, block: &[u8]) -> std::io::Result<()> {
+/// The sink's name in [`super::dump::Dumped::sink_errors`].
+pub(crate) const SINK: &str = "offsite";
+
+impl super::dump::Sink for Encrypting {
+    fn name(&self) -> &'static str {
+        SINK
+    }
+
+    fn write(&mut self, block: &[u8]) -> std::io::Result<()> {
         self.writer.write_all(block)
     }
 
     /// Ends the age stream and hands the last part over; the upload task then completes it.
-    pub(crate) fn finish(self) -> std::io::Result<()> {
+    fn finish(self: Box<Self>) -> std::io::Result<()> {
         let mut sender = self.writer.finish()?;
         sender.flush()?;
         let digest = (hex(&sender.hasher.clone().finalize()), sender.size);

@@ -167,33 +167,104 @@ pub(crate) async fn run(
     }
 }
 
-/// Reads every block of a custom-format dump (`pg_restore -f /dev/null`): catches a truncated
-/// or bit-flipped file that `--list` alone passes. Returns the TOC's sha256 (without comment
-/// lines) and its number of entries.
-pub(crate) async fn verify_dump(
+/// `pg_restore -f /dev/null` reading a dump from its stdin while `pg_dump` writes it: the
+/// whole-file read of [`verify_dump`] without a second pass over the file.
+pub(crate) struct StreamCheck {
+    child: child::Child,
+    errors: std::thread::JoinHandle<String>,
+}
+
+/// The sink's name in [`super::dump::Dumped::sink_errors`].
+pub(crate) const STREAM_CHECK: &str = "pg_restore";
+
+/// The pipe into [`StreamCheck`]'s `pg_restore`.
+pub(crate) struct StreamInput(std::fs::File);
+
+impl super::dump::Sink for StreamInput {
+    fn name(&self) -> &'static str {
+        STREAM_CHECK
+    }
+
+    fn write(&mut self, block: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        self.0.write_all(block)
+    }
+
+    fn finish(self: Box<Self>) -> std::io::Result<()> {
+        // Closing the pipe is the end of the dump for pg_restore.
+        Ok(())
+    }
+}
+
+impl StreamCheck {
+    /// Starts `pg_restore -f /dev/null` on its stdin; returns it and the pipe to feed.
+    pub(crate) fn start(
+        tools: &Tools,
+        env: &[(String, String)],
+    ) -> Result<(StreamCheck, StreamInput), String> {
+        let mut command = command(&tools.pg_restore, ["--file=/dev/null"], env);
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = child::spawn(&mut command)
+            .map_err(|e| format!("cannot start `{}`: {e}", tools.pg_restore.display()))?;
+        let input = child.stdin().map(|i| i.into_owned_fd());
+        let errors = child.stderr().map(|e| e.into_owned_fd());
+        let (Some(Ok(input)), Some(Ok(errors))) = (input, errors) else {
+            return Err("cannot reach pg_restore's stdin and stderr".into());
+        };
+        let mut errors = std::fs::File::from(errors);
+        let errors = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut text = Vec::new();
+            let _ = (&mut errors).take(256 * 1024).read_to_end(&mut text);
+            let _ = std::io::copy(&mut errors, &mut std::io::sink());
+            String::from_utf8_lossy(&text).into_owned()
+        });
+        Ok((
+            StreamCheck { child, errors },
+            StreamInput(std::fs::File::from(input)),
+        ))
+    }
+
+    /// Waits for `pg_restore` (its input closed): `Ok` when it read the whole dump.
+    pub(crate) async fn finish(mut self, cancel: &CancellationToken) -> Result<(), String> {
+        let status = tokio::select! {
+            s = self.child.wait() => s.map_err(|e| format!("lost pg_restore: {e}"))?,
+            () = cancel.cancelled() => {
+                self.child.stop(child::HELPER_GRACE, &CancellationToken::new()).await;
+                return Err("cancelled".into());
+            }
+        };
+        let errors = self.errors;
+        let stderr = tokio::task::spawn_blocking(move || errors.join())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "`pg_restore -f /dev/null` could not read the whole dump: {}",
+                tail(&stderr)
+            ))
+        }
+    }
+}
+
+/// The dump's table of contents (`pg_restore --list`): its sha256 without comment lines, and
+/// its number of entries.
+pub(crate) async fn toc(
     tools: &Tools,
     file: &Path,
     env: &[(String, String)],
     cancel: &CancellationToken,
 ) -> Result<(String, u64), String> {
-    let file_arg = file.display().to_string();
-    let read = run(
-        &tools.pg_restore,
-        &["--file=/dev/null".into(), file_arg.clone()],
-        env,
-        cancel,
-        1 << 20,
-    )
-    .await?;
-    if !read.success() {
-        return Err(format!(
-            "`pg_restore -f /dev/null` could not read the whole dump: {}",
-            read.stderr_tail()
-        ));
-    }
     let list = run(
         &tools.pg_restore,
-        &["--list".into(), file_arg],
+        &["--list".into(), file.display().to_string()],
         env,
         cancel,
         256 << 20,
@@ -206,6 +277,32 @@ pub(crate) async fn verify_dump(
         ));
     }
     Ok(toc_hash(&list.stdout))
+}
+
+/// Reads every block of a custom-format dump (`pg_restore -f /dev/null`): catches a truncated
+/// or bit-flipped file that `--list` alone passes. Returns the TOC's sha256 (without comment
+/// lines) and its number of entries.
+pub(crate) async fn verify_dump(
+    tools: &Tools,
+    file: &Path,
+    env: &[(String, String)],
+    cancel: &CancellationToken,
+) -> Result<(String, u64), String> {
+    let read = run(
+        &tools.pg_restore,
+        &["--file=/dev/null".into(), file.display().to_string()],
+        env,
+        cancel,
+        1 << 20,
+    )
+    .await?;
+    if !read.success() {
+        return Err(format!(
+            "`pg_restore -f /dev/null` could not read the whole dump: {}",
+            read.stderr_tail()
+        ));
+    }
+    toc(tools, file, env, cancel).await
 }
 
 /// sha256 of a `pg_restore --list` output without its `;` comment lines (which hold the dump's

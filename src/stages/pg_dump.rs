@@ -4,7 +4,8 @@
 //! `pg_dump` versions compatible, free disk space at least the database size, the folder
 //! locked, leftovers of killed runs removed), `dump` (`pg_dump --format=custom` into
 //! `<id>.partial/`, hashed while it streams, row counts taken in the same exported snapshot),
-//! `verify` (`pg_restore -f /dev/null` reads every block), `commit` (manifest written last, then
+//! `verify` (`pg_restore -f /dev/null` reads every block as the dump streams, then `--list`
+//! reads the file's table of contents), `commit` (manifest written last, then
 //! the folder renamed to `<id>`), `retention` and, with `rehearse: true`, `rehearse` (the dump
 //! restored into a scratch database whose URL is published). The rollback restores this run's
 //! backup through [`crate::pg::restore::restore`].
@@ -320,6 +321,23 @@ impl restore::Progress for MaskedLog<'_> {
     }
 }
 
+/// The `pg_restore` that read the dump as it streamed, and why feeding it failed, if it did.
+struct StreamChecked {
+    check: tools::StreamCheck,
+    feed_error: Option<String>,
+}
+
+impl StreamChecked {
+    async fn finish(self, cancel: &tokio_util::sync::CancellationToken) -> Result<(), String> {
+        let read = self.check.finish(cancel).await;
+        match (read, self.feed_error) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(e)) => Err(format!("cannot feed the dump to pg_restore: {e}")),
+            (Ok(()), None) => Ok(()),
+        }
+    }
+}
+
 /// The offsite upload running beside the dump.
 struct Upload {
     task: offsite::UploadTask,
@@ -478,7 +496,7 @@ impl PgDump {
         };
         let env = conn.tool_env(&cx.env, passfile.as_ref());
         let dumped = self.dump(cx, &conn, &found, &env, &partial, &id).await;
-        let (mut manifest, upload) = match dumped {
+        let (mut manifest, upload, stream_check) = match dumped {
             Ok(m) => m,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&partial);
@@ -502,8 +520,12 @@ impl PgDump {
         let started = Instant::now();
         let file = partial.join(&manifest.file);
         // The offsite copy is read back while pg_restore reads the local one.
+        let verify = async {
+            stream_check.finish(&cx.cancel).await?;
+            tools::toc(&found.tools, &file, &env, &cx.cancel).await
+        };
         let (verified, counts, copied) = tokio::join!(
-            tools::verify_dump(&found.tools, &file, &env, &cx.cancel),
+            verify,
             dump::row_counts(&found.client),
             read_back(found.remote.as_ref(), upload)
         );
@@ -742,7 +764,7 @@ impl PgDump {
         env: &[(String, String)],
         partial: &std::path::Path,
         id: &str,
-    ) -> Result<(Manifest, Option<Upload>), String> {
+    ) -> Result<(Manifest, Option<Upload>, StreamChecked), String> {
         let Preflight {
             client,
             tools,
@@ -761,24 +783,28 @@ impl PgDump {
         let file = format!("{}.dump", file_safe(&conn.dbname));
         let started = Instant::now();
         let target = partial.join(&file);
-        let (tee, task) = match (&found.remote, &self.offsite) {
+        // pg_restore reads every block as it streams, instead of reading the file again after.
+        let (check, input) = tools::StreamCheck::start(tools, env)?;
+        let mut sinks: Vec<Box<dyn dump::Sink>> = vec![Box::new(input)];
+        let task = match (&found.remote, &self.offsite) {
             (Some(remote), Some(o)) => {
                 let recipients = offsite::parse_recipients(&o.recipients)?;
                 let (tee, task) = remote.start_upload(id, &file, &recipients)?;
-                (Some(tee), Some(task))
+                sinks.push(Box::new(tee));
+                Some(task)
             }
-            _ => (None, None),
+            _ => None,
         };
         // The snapshot's transaction stays open after the dump: the row counts are taken in it
-        // while the dump is verified (see `backup`), so they describe exactly what was dumped
-        // without competing with pg_dump for the CPU.
+        // while the table of contents is read and the offsite copy read back (see `backup`),
+        // so they describe exactly what was dumped without competing with pg_dump for the CPU.
         let dumped = dump::dump_to_file(
             tools,
             &snapshot,
             self.lock_wait_timeout.as_millis(),
             env,
             &target,
-            tee,
+            sinks,
             &cx.cancel,
         )
         .await;
@@ -795,8 +821,12 @@ impl PgDump {
         let dump_ms = started.elapsed().as_millis() as u64;
         let upload = task.map(|task| Upload {
             task,
-            tee_error: dumped.tee_error.clone(),
+            tee_error: dumped.sink_error(offsite::SINK).map(str::to_owned),
         });
+        let stream_check = StreamChecked {
+            check,
+            feed_error: dumped.sink_error(tools::STREAM_CHECK).map(str::to_owned),
+        };
         let manifest = Manifest {
             format: store::FORMAT.into(),
             backup_id: id.to_owned(),
@@ -821,7 +851,7 @@ impl PgDump {
             drills: Vec::new(),
             manifest_sha256: None,
         };
-        Ok((manifest, upload))
+        Ok((manifest, upload, stream_check))
     }
 
     /// Applies retention (or, with `dry-run-retention`, only says what it would do), through

@@ -59,6 +59,10 @@ impl Child {
     }
 
     /// The standard streams still held (`take()` them).
+    pub(crate) fn stdin(&mut self) -> Option<tokio::process::ChildStdin> {
+        self.inner.stdin.take()
+    }
+
     pub(crate) fn stdout(&mut self) -> Option<tokio::process::ChildStdout> {
         self.inner.stdout.take()
     }

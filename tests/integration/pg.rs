@@ -1314,3 +1314,47 @@ fn preflight_sees_the_free_space_of_a_small_tmpfs() {
     assert!(log.contains("free, less than the database's"), "{log}");
     assert!(!log.contains("SIGPIPE"), "{log}");
 }
+
+/// A `pg_dump` that exits 0 after writing only the first half of its dump: the stage's
+/// streaming read by `pg_restore` catches it, and nothing looks like a backup.
+#[test]
+fn a_dump_cut_short_by_a_lying_pg_dump_fails_verification() {
+    let Some(c) = cluster() else { return };
+    let db = app_database(c, "liar");
+    let bin = tempfile::tempdir().expect("bin dir");
+    let real = format!("{}/pg_dump", *BIN);
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real} --version; fi\n\
+         {real} \"$@\" > \"$0.out\" || exit 1\nsize=$(wc -c < \"$0.out\")\nhead -c $((size / 2)) \"$0.out\"\nexit 0\n"
+    );
+    let fake = bin.path().join("pg_dump");
+    std::fs::write(&fake, script).expect("fake pg_dump");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    std::os::unix::fs::symlink(
+        format!("{}/pg_restore", *BIN),
+        bin.path().join("pg_restore"),
+    )
+    .expect("pg_restore");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let t = test_for(c, &db)
+        .env("PATH", &path)
+        .pipeline("backup", BACKUP_PIPELINE);
+    let out = t.run(&["run", "backup"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let log = t.log("backup");
+    assert!(
+        log.contains(&format!("`{}`", fake.display())),
+        "the fake pg_dump was not the one used: {log}"
+    );
+    assert!(
+        log.contains("verify: FAILED: `pg_restore -f /dev/null` could not read the whole dump"),
+        "{log}"
+    );
+    let list = backups(&t, &["list"]);
+    assert!(!list.stdout.contains(" valid "), "{list:?}");
+}
