@@ -66,6 +66,8 @@ fn offsite_settings(node: &Node, v: &mut Validator<'_>) -> Option<Offsite> {
             let list = v.string_list(n, "`recipients`");
             for (text, item) in &list {
                 if let Err(e) = offsite::parse_recipients(std::slice::from_ref(text)) {
+                    // The help line says what to write; the message keeps only what is wrong.
+                    let e = e.split("; ").next().unwrap_or(&e).to_owned();
                     v.error(
                         ConfigError::new(e, item.span.clone(), "not an age public key")
                             .help("run `age-keygen -o key.txt`, keep key.txt in your secret store and list the `age1…` line it prints"),

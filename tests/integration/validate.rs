@@ -213,6 +213,36 @@ fn types_durations_and_structure() {
             "for the shell's own variable write `$HOME`",
             "4:15",
         ),
+        (
+            "version: 1\nstages:\n  a:\n    uses: pg-dump\n    with:\n      url: x\n      dir: b\n      offsite: { url: https://b/p, recipients: [age1x] }\n",
+            "is not an `s3://bucket/prefix` URL",
+            "8:23",
+        ),
+        (
+            "version: 1\nstages:\n  a:\n    uses: pg-dump\n    with:\n      url: x\n      dir: b\n      offsite: { url: s3://b/p, recipients: [age1x] }\n",
+            "`age1x` is not an age recipient",
+            "8:46",
+        ),
+        (
+            "version: 1\nstages:\n  a:\n    uses: pg-dump\n    with:\n      url: x\n      dir: b\n      offsite: { url: s3://b/p }\n",
+            "`offsite` needs `recipients`",
+            "8:16",
+        ),
+        (
+            "version: 1\nstages:\n  a:\n    uses: backup-drill\n    with: { url: x, from: remote, offsite: { url: s3://b/p } }\n",
+            "`from: remote` needs `identity`",
+            "5:11",
+        ),
+        (
+            "version: 1\nstages:\n  a:\n    uses: backup-drill\n    with: { url: x, dir: b, rto: soon }\n",
+            "`rto` is not a valid duration",
+            "5:34",
+        ),
+        (
+            "version: 1\nmetrics: [a]\nstages:\n  a:\n    run: x\n",
+            "`metrics` must be a string",
+            "2:10",
+        ),
         ("", "the pipeline file is empty", "1:1"),
     ];
     for (yaml, message, location) in cases {
