@@ -31,6 +31,9 @@ const KEYS: &[&str] = &[
     "connect_timeout",
 ];
 
+/// `PGPASSFILE` when there is no password: a path that can never be a file.
+pub(crate) const NO_PASSFILE: &str = "/dev/null/portcullis-no-password-file";
+
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct ConnInfo {
     /// A host name, an IP address, or a Unix socket directory (starts with `/`).
@@ -282,7 +285,9 @@ impl ConnInfo {
         match passfile {
             Some(f) => env.push(("PGPASSFILE".into(), f.path.display().to_string())),
             // No password: make sure libpq does not find the user's own file for another server.
-            None => env.push(("PGPASSFILE".into(), "/dev/null".into())),
+            // A path that cannot exist (`/dev/null` is no folder) is skipped silently, where
+            // `/dev/null` itself made libpq warn "password file is not a plain file".
+            None => env.push(("PGPASSFILE".into(), NO_PASSFILE.into())),
         }
         env
     }
@@ -673,6 +678,20 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn without_a_password_no_password_file_is_read_and_none_warns() {
+        let info = ConnInfo::parse("postgresql://app@db.example/shop", &env(&[])).unwrap();
+        let child = info.child_env(&[("PGPASSFILE".into(), "/home/u/.pgpass".into())], None);
+        let files: Vec<&str> = child
+            .iter()
+            .filter(|(k, _)| k == "PGPASSFILE")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(files, [NO_PASSFILE]);
+        // libpq skips a password file it cannot stat, silently; `/dev/null` made it warn.
+        assert!(std::fs::metadata(NO_PASSFILE).is_err());
     }
 
     #[test]
