@@ -10,7 +10,8 @@
 #   - pair:   `pg_dump -Fc -f FILE`, then `rclone copyto FILE` to the same server with rclone as
 #             an S3 client (its defaults: multipart above 200 MiB, 4 parts at once), timed as one;
 #   - stage:  `portcullis run` of a one-stage `pg-dump` pipeline with `offsite:` (age encryption
-#             and the multipart upload while pg_dump streams; then pg_restore's verification
+#             and the multipart upload, and pg_restore reading every block, while pg_dump
+#             streams; then `pg_restore --list` and the row counts
 #             beside the read-back of the object; then the remote manifest). Its log gives the
 #             backup step (`dump:`), the verification (`verify:`) and the offsite step
 #             (`offsite:`, timed from the start of the verification to the remote manifest);
@@ -220,7 +221,7 @@ plain pg_dump -Fc   ${mp}s
 pair                ${mpa}s   (pg_dump -Fc ${mpd}s, then rclone copyto ${mpu}s)
 stage with offsite  ${ms}s   stage/pair $(ratio "$ms" "$mpa")x, stage/plain $(ratio "$ms" "$mp")x
   backup step       ${md}s   ratio $(ratio "$md" "$mp")x  (snapshot, dump + sha256 + age + multipart upload, fsync)
-  verification      ${mv}s   (pg_restore reads every block, then --list; row counts meanwhile)
+  verification      ${mv}s   (after the dump: --list, row counts; pg_restore read every block during the dump)
   offsite           ${mo}s   (from the verification's start: the upload's end, the read-back, the remote manifest)
 EOF
 if [ "$LOCAL" = 1 ]; then
