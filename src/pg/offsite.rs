@@ -53,8 +53,8 @@ pub(crate) struct RemoteCopy {
 }
 
 /// How to reach a bucket: the `offsite:` settings of `pg-dump`, or the flags and `AWS_*`
-/// variables of `portcullis backups`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// variables of `portcullis backups`. Its `Debug` leaves the keys out.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct Settings {
     /// `s3://bucket[/prefix]`.
     pub(crate) url: String,
@@ -62,6 +62,31 @@ pub(crate) struct Settings {
     pub(crate) region: Option<String>,
     pub(crate) access_key_id: Option<String>,
     pub(crate) secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &self.url)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "***"))
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
+}
+
+/// An age private key given as text (`identity:` of `backup-drill`); its `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct KeyText(pub(crate) String);
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyText(***)")
+    }
 }
 
 /// Splits `s3://bucket/some/prefix` into the bucket and the prefix.
@@ -799,6 +824,126 @@ async fn upload(
                 let _ = writer.abort().await;
                 return Err("the dump stopped before its end; the upload was aborted".into());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "AGE-SECRET-KEY-1M0DLGYHEQ975RLFWXFNDLNF3VR5D63E0AAWJUA68UACCADEYET0QTL5L2G";
+    const RECIPIENT: &str = "age1a22ch3kwwad6xuyd4vhkj6rzr2f5mq6uf9rgf3au0ldu2pdnwg9quhlmgh";
+    const OTHER_KEY: &str =
+        "AGE-SECRET-KEY-13SNLC9C6G3VEVFXC8EKNVYM0WCP7T9Z496R3JRKQL3P2A6CV63KQGMSR08";
+
+    #[test]
+    fn urls_split_into_bucket_and_prefix() {
+        assert_eq!(
+            parse_url("s3://b/x/y/").unwrap(),
+            ("b".to_owned(), "x/y".to_owned())
+        );
+        assert_eq!(
+            parse_url("s3://b").unwrap(),
+            ("b".to_owned(), String::new())
+        );
+        assert!(
+            parse_url("https://b/x")
+                .unwrap_err()
+                .contains("s3://bucket/prefix")
+        );
+        assert!(parse_url("s3:///x").unwrap_err().contains("no bucket"));
+    }
+
+    #[test]
+    fn debug_output_holds_no_key() {
+        let settings = Settings {
+            url: "s3://b/p".into(),
+            access_key_id: Some("AKIDVALUE".into()),
+            secret_access_key: Some("SECRETVALUE".into()),
+            ..Settings::default()
+        };
+        let text = format!("{settings:?} {:?}", KeyText(KEY.into()));
+        assert!(text.contains("s3://b/p"), "{text}");
+        for secret in ["AKIDVALUE", "SECRETVALUE", KEY] {
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
+
+    #[test]
+    fn recipients_and_identities_are_checked() {
+        assert_eq!(parse_recipients(&[RECIPIENT.into()]).unwrap().len(), 1);
+        let e = parse_recipients(&[RECIPIENT.into(), "age1nope".into()]).unwrap_err();
+        assert!(e.starts_with("`age1nope` is not an age recipient"), "{e}");
+        assert_eq!(
+            parse_identities(&format!("# a comment\n{KEY}\n"), "`k`")
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(parse_identities("# nothing\n", "`k`").is_err());
+        assert!(parse_identities("not a key", "`k`").is_err());
+    }
+
+    /// Encrypts `plain` to `RECIPIENT` as the upload does.
+    fn encrypt(plain: &[u8]) -> Vec<u8> {
+        let recipients = parse_recipients(&[RECIPIENT.into()]).unwrap();
+        let encryptor =
+            age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+                .unwrap();
+        let mut out = Vec::new();
+        let mut writer = encryptor.wrap_output(&mut out).unwrap();
+        writer.write_all(plain).unwrap();
+        writer.finish().unwrap();
+        out
+    }
+
+    /// Feeds `cipher` in uneven chunks to `decrypt_to_file`, as a download does.
+    fn decrypt(cipher: &[u8], key: &str) -> (Result<Decrypted, Failure>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let identities = parse_identities(key, "`k`").unwrap();
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let chunks: Vec<Bytes> = cipher
+            .chunks(77_777)
+            .map(Bytes::copy_from_slice)
+            .collect();
+        let feeder = std::thread::spawn(move || {
+            for chunk in chunks {
+                if tx.send(Ok(chunk)).is_err() {
+                    break;
+                }
+            }
+        });
+        let result = decrypt_to_file(rx, &identities, &dir.path().join("out.dump"));
+        feeder.join().unwrap();
+        (result, dir)
+    }
+
+    fn digest(bytes: &[u8]) -> Digested {
+        (hex(&Sha256::digest(bytes)), bytes.len() as u64)
+    }
+
+    #[test]
+    fn a_download_decrypts_with_both_digests_and_refuses_a_wrong_key_or_a_change() {
+        let plain: Vec<u8> = (0..1_000_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let cipher = encrypt(&plain);
+        let (result, dir) = decrypt(&cipher, KEY);
+        let done = result.ok().expect("decrypts");
+        assert_eq!(done.plain, digest(&plain));
+        assert_eq!(done.cipher, digest(&cipher));
+        assert_eq!(std::fs::read(dir.path().join("out.dump")).unwrap(), plain);
+
+        let (result, dir) = decrypt(&cipher, OTHER_KEY);
+        assert!(matches!(result, Err(Failure::NoMatchingKey)));
+        assert!(!dir.path().join("out.dump").exists(), "nothing written");
+
+        let mut changed = cipher.clone();
+        let mid = changed.len() / 2;
+        changed[mid] ^= 1;
+        match decrypt(&changed, KEY).0 {
+            Err(Failure::Damaged { cipher: got, .. }) => assert_eq!(got, digest(&changed)),
+            Err(_) => panic!("not reported as damaged"),
+            Ok(_) => panic!("a changed object decrypted"),
         }
     }
 }

@@ -36,7 +36,7 @@ const KEYS: &[&str] = &[
 pub(crate) struct BackupDrill {
     url: String,
     dir: String,
-    remote: Option<(offsite::Settings, String)>,
+    remote: Option<(offsite::Settings, offsite::KeyText)>,
     id: Option<String>,
     rto: Option<Duration>,
     checks: Option<PostgresCheck>,
@@ -84,7 +84,7 @@ impl Kind for BackupDrill {
                 .fields(
                     n,
                     "`offsite` of `backup-drill`",
-                    &super::pg_dump::OFFSITE_KEYS[..5],
+                    super::pg_dump::BUCKET_KEYS,
                 )
                 .and_then(|o| super::pg_dump::bucket_settings(&o, v)),
             (true, None) => {
@@ -120,7 +120,7 @@ impl Kind for BackupDrill {
             url: url?,
             dir: dir.unwrap_or_default(),
             remote: match (remote, bucket, identity) {
-                (true, Some(b), Some(i)) => Some((b, i)),
+                (true, Some(b), Some(i)) => Some((b, offsite::KeyText(i))),
                 (true, _, _) => return None,
                 (false, _, _) => None,
             },
@@ -214,7 +214,7 @@ impl BackupDrill {
             None => drill::Source::Local(cx.workdir.join(&self.dir)),
             Some((bucket, identity)) => {
                 let opened = offsite::Remote::open(bucket, &cx.env).and_then(|remote| {
-                    offsite::parse_identities(identity, "`identity`")
+                    offsite::parse_identities(&identity.0, "`identity`")
                         .map(|identities| drill::Source::Remote { remote, identities })
                 });
                 match opened {

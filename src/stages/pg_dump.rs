@@ -42,7 +42,8 @@ const KEYS: &[&str] = &[
     "offsite",
 ];
 
-pub(crate) const OFFSITE_KEYS: &[&str] = &[
+/// The keys of `offsite:`: the bucket's, then `recipients`.
+const OFFSITE_KEYS: &[&str] = &[
     "url",
     "endpoint",
     "region",
@@ -50,6 +51,10 @@ pub(crate) const OFFSITE_KEYS: &[&str] = &[
     "secret-access-key",
     "recipients",
 ];
+
+/// The keys that say where a bucket is (`offsite:` of `backup-drill`): those of `pg-dump`'s
+/// `offsite:` without `recipients`.
+pub(crate) const BUCKET_KEYS: &[&str] = OFFSITE_KEYS.split_at(OFFSITE_KEYS.len() - 1).0;
 
 /// `offsite:`: where the encrypted copy goes, and to whom it is encrypted.
 #[derive(Debug)]
