@@ -903,10 +903,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let identities = parse_identities(key, "`k`").unwrap();
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
-        let chunks: Vec<Bytes> = cipher
-            .chunks(77_777)
-            .map(Bytes::copy_from_slice)
-            .collect();
+        let chunks: Vec<Bytes> = cipher.chunks(77_777).map(Bytes::copy_from_slice).collect();
         let feeder = std::thread::spawn(move || {
             for chunk in chunks {
                 if tx.send(Ok(chunk)).is_err() {

@@ -363,9 +363,10 @@ async fn read_back(
     };
     let url = upload.task.url.clone();
     let sent = upload.task.finish().await;
+    // The upload's own error says why (the server went away); the tee's only that it stopped.
     let mut copy = match (sent, upload.tee_error) {
         (Ok(copy), None) => copy,
-        (_, Some(e)) | (Err(e), None) => return Err(format!("cannot upload `{url}`: {e}")),
+        (Err(e), _) | (Ok(_), Some(e)) => return Err(format!("cannot upload `{url}`: {e}")),
     };
     remote.verify_object(&copy).await?;
     copy.verified_at = jiff::Timestamp::now().to_string();

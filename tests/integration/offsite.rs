@@ -678,3 +678,63 @@ fn a_drill_takes_the_newest_valid_backup_and_fails_on_a_newer_broken_one() {
     ]);
     assert_eq!(drill.code, 0, "{drill:?}");
 }
+
+#[test]
+fn a_server_lost_midway_fails_the_stage_and_keeps_the_local_backup() {
+    let Some(c) = cluster() else { return };
+    let Some(mut s3) = S3::start() else { return };
+    let db = app_database(c, "lost");
+    c.sql(
+        &db,
+        "create table blob(id int primary key, v text); \
+         insert into blob select g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) from generate_series(1, 500000) g",
+    );
+    let t = offsite_test(c, &db, &s3, &offsite_pipeline(&s3, "lost", 5));
+    let run = t.spawn(&["run", "backup"]);
+    let bucket = s3.root.path().join("backups");
+    let start = Instant::now();
+    while !crate::pg::walk(&bucket)
+        .iter()
+        .any(|p| p.to_string_lossy().contains("rclone_temp_multipart"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no upload started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The server goes away while parts are on their way.
+    let _ = s3.server.kill();
+    let _ = s3.server.wait();
+    let out = run.wait_with_output().expect("run");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let log = t.log("backup");
+    assert!(log.contains("offsite: FAILED: cannot upload"), "{log}");
+    assert!(log.contains("the local backup"), "{log}");
+    assert!(log.contains("commit: manifest written"), "{log}");
+    // The local backup is whole and verifies.
+    let verify = t.run(&["backups", "verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+    assert_eq!(verify.stdout.matches("ok    ").count(), 1, "{verify:?}");
+    // Back up again on the same folder: nothing of the cut upload lists as valid.
+    s3.server = Command::new("rclone")
+        .args(["serve", "s3", "--auth-key"])
+        .arg(format!("{S3_KEY_ID},{S3_SECRET}"))
+        .args(["--addr", &format!("127.0.0.1:{}", s3.port)])
+        .arg(s3.root.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rclone serve s3");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", s3.port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "rclone did not restart"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let list = with_remote(&t, &["--remote", "s3://backups/lost"], &["backups", "list"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    assert!(valid_ids(&list.stdout).is_empty(), "{list:?}");
+}
