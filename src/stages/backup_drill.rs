@@ -189,7 +189,7 @@ impl BuiltinStage for BackupDrill {
             Some((b, _)) => b.url.clone(),
             None => self.dir.clone(),
         };
-        let mut text = format!("restore drill of the newest backup in {from}");
+        let mut text = format!("restore drill of the newest valid backup in {from}");
         if let Some(rto) = self.rto {
             text.push_str(&format!(
                 ", within {}",
