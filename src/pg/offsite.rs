@@ -500,7 +500,8 @@ impl Remote {
         std::fs::create_dir_all(into)
             .map_err(|e| format!("cannot create `{}`: {e}", into.display()))?;
         let target = into.join(&manifest.file);
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Bytes, String>>(QUEUE);
+        // A tokio channel: the runtime awaits room, the decrypting thread blocks for blocks.
+        let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(QUEUE);
         let recipients = copy.recipients.join(", ");
         let decrypting = std::thread::spawn(move || decrypt_to_file(rx, &identities, &target));
         while let Some(chunk) = stream.next().await {
@@ -508,7 +509,7 @@ impl Remote {
                 chunk.map_err(|e| format!("cannot read `{}`: {}", copy.url, store_error(&e)));
             let failed = chunk.is_err();
             // The decrypting thread stops early on a wrong key; then the rest is not fetched.
-            if tx.send(chunk).is_err() || failed {
+            if tx.send(chunk).await.is_err() || failed {
                 break;
             }
         }
@@ -581,7 +582,7 @@ enum Failure {
 
 /// Reads the encrypted chunks, hashing them, and writes the plaintext to `target`, hashing it.
 fn decrypt_to_file(
-    rx: std::sync::mpsc::Receiver<Result<Bytes, String>>,
+    rx: mpsc::Receiver<Result<Bytes, String>>,
     identities: &[Box<dyn age::Identity + Send + Sync>],
     target: &Path,
 ) -> Result<Decrypted, Failure> {
@@ -673,7 +674,7 @@ fn decrypt_to_file(
 
 /// The download's chunks as a reader, hashed as they are read.
 struct Receiving {
-    rx: std::sync::mpsc::Receiver<Result<Bytes, String>>,
+    rx: mpsc::Receiver<Result<Bytes, String>>,
     chunk: Bytes,
     hasher: Sha256,
     size: u64,
@@ -683,17 +684,17 @@ struct Receiving {
 impl Read for Receiving {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.chunk.is_empty() {
-            match self.rx.recv() {
-                Ok(Ok(chunk)) => {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => {
                     self.hasher.update(&chunk);
                     self.size += chunk.len() as u64;
                     self.chunk = chunk;
                 }
-                Ok(Err(e)) => {
+                Some(Err(e)) => {
                     self.error = Some(e.clone());
                     return Err(std::io::Error::other(e));
                 }
-                Err(_) => return Ok(0),
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.chunk.len());
@@ -902,11 +903,11 @@ mod tests {
     fn decrypt(cipher: &[u8], key: &str) -> (Result<Decrypted, Failure>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let identities = parse_identities(key, "`k`").unwrap();
-        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let (tx, rx) = mpsc::channel(4);
         let chunks: Vec<Bytes> = cipher.chunks(77_777).map(Bytes::copy_from_slice).collect();
         let feeder = std::thread::spawn(move || {
             for chunk in chunks {
-                if tx.send(Ok(chunk)).is_err() {
+                if tx.blocking_send(Ok(chunk)).is_err() {
                     break;
                 }
             }
