@@ -46,7 +46,7 @@ pub(crate) fn backups(args: &BackupsArgs) -> Result<u8, Error> {
                 BackupsAction::Verify(a) => match remote_of(&a.remote)? {
                     Some(remote) => {
                         let identities = identities_of(&a.identity, false)?;
-                        verify_remote(&remote, &a.ids, identities).await
+                        verify_remote(&remote, &a.ids, identities, &cancel).await
                     }
                     None => verify(&a.dir, &a.ids, &cancel).await,
                 },
@@ -437,7 +437,7 @@ async fn restore_one(
             let into = scratch.path().join(id);
             eprintln_lines(&[format!("downloading `{id}` from `{}`", remote.url())]);
             remote
-                .download(&manifest, std::sync::Arc::clone(identities), &into)
+                .download(&manifest, std::sync::Arc::clone(identities), &into, cancel)
                 .await
                 .map_err(|e| Error::failed(format!("FAIL  download: {e}")).help(unchanged))?;
             eprintln_lines(&[
@@ -641,6 +641,7 @@ async fn verify_remote(
     remote: &Remote,
     ids: &[String],
     identities: Option<Identities>,
+    cancel: &CancellationToken,
 ) -> Result<u8, Error> {
     let entries = remote
         .list()
@@ -664,7 +665,7 @@ async fn verify_remote(
         ids,
         entries,
         async |manifest: Box<store::Manifest>| {
-            verify_remote_one(remote, &manifest, identities.as_ref()).await
+            verify_remote_one(remote, &manifest, identities.as_ref(), cancel).await
         },
     )
     .await
@@ -674,6 +675,7 @@ async fn verify_remote_one(
     remote: &Remote,
     manifest: &store::Manifest,
     identities: Option<&Identities>,
+    cancel: &CancellationToken,
 ) -> Result<String, String> {
     let copy = manifest
         .offsite
@@ -681,7 +683,10 @@ async fn verify_remote_one(
         .ok_or("the manifest records no offsite copy")?;
     match identities {
         None => {
-            remote.verify_object(copy).await?;
+            tokio::select! {
+                checked = remote.verify_object(copy) => checked?,
+                () = cancel.cancelled() => return Err("cancelled".into()),
+            }
             Ok(format!(
                 "the object's {} bytes and sha256 match the manifest (give `--identity` to decrypt too)",
                 copy.size_bytes
@@ -694,7 +699,7 @@ async fn verify_remote_one(
                 .map_err(|e| format!("cannot create a scratch folder: {e}"))?;
             let into = scratch.path().join(&manifest.backup_id);
             remote
-                .download(manifest, std::sync::Arc::clone(identities), &into)
+                .download(manifest, std::sync::Arc::clone(identities), &into, cancel)
                 .await?;
             Ok(format!(
                 "the object's sha256 matches; decrypted, the dump's {} bytes and sha256 match the manifest",

@@ -31,6 +31,14 @@ const KEYS: &[&str] = &[
     "connect_timeout",
 ];
 
+/// Variables holding the keys of offsite copies, which `pg_dump` and `pg_restore` never need
+/// (a tool's environment is readable by any process of the same user).
+const OTHER_KEYS: &[&str] = &[
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "PORTCULLIS_AGE_IDENTITY",
+];
+
 /// `PGPASSFILE` when there is no password: a path that can never be a file.
 pub(crate) const NO_PASSFILE: &str = "/dev/null/portcullis-no-password-file";
 
@@ -230,7 +238,7 @@ impl ConnInfo {
 
     /// The environment of `pg_dump` and `pg_restore`: [`ConnInfo::child_env`] without any
     /// variable whose value holds the password (the pipeline's `DATABASE_URL`), so the password
-    /// reaches the tool through the password file only. A user's `script:` check gets the
+    /// reaches the tool through the password file only, and without the offsite copies' keys. A user's `script:` check gets the
     /// stage's variables whole: it may read `DATABASE_URL` itself.
     pub(crate) fn tool_env(
         &self,
@@ -244,7 +252,7 @@ impl ConnInfo {
         };
         let kept: Vec<(String, String)> = inherited
             .iter()
-            .filter(|(_, v)| !holds_password(v))
+            .filter(|(k, v)| !holds_password(v) && !OTHER_KEYS.contains(&k.as_str()))
             .cloned()
             .collect();
         self.child_env(&kept, passfile)

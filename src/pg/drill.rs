@@ -94,7 +94,12 @@ struct Picked {
 
 /// The newest valid backup of the source (or `id`), whole: a remote one downloaded and
 /// decrypted into `scratch`.
-async fn pick(source: &Source, id: Option<&str>, scratch: &Path) -> Result<Picked, String> {
+async fn pick(
+    source: &Source,
+    id: Option<&str>,
+    scratch: &Path,
+    cancel: &CancellationToken,
+) -> Result<Picked, String> {
     let (place, entries): (String, Vec<(String, Entry)>) = match source {
         Source::Local(dir) => (
             format!("`{}`", dir.display()),
@@ -174,7 +179,7 @@ async fn pick(source: &Source, id: Option<&str>, scratch: &Path) -> Result<Picke
         (None, Source::Remote { remote, identities }) => {
             let into = scratch.join(&manifest.backup_id);
             remote
-                .download(&manifest, std::sync::Arc::clone(identities), &into)
+                .download(&manifest, std::sync::Arc::clone(identities), &into, cancel)
                 .await?;
             into
         }
@@ -224,7 +229,7 @@ pub(crate) async fn run(
             return outcome;
         }
     };
-    let picked = pick(source, settings.id, scratch.path()).await;
+    let picked = pick(source, settings.id, scratch.path(), settings.cancel).await;
     let Picked {
         folder,
         manifest,
@@ -284,7 +289,7 @@ pub(crate) async fn run(
     let mut check_lines = Vec::new();
     let mut lines = Lines(&mut check_lines, settings.conn);
     let report = restore::reporting(
-        restore::restore_copy(&folder, &copy_name, &target),
+        restore::restore_copy(&folder, &copy_name, &target, true),
         rx,
         &mut lines,
     )
@@ -396,26 +401,15 @@ pub(crate) async fn run(
     outcome
 }
 
+/// Drops the copies drills left that were killed before their drop: only marked ones whose
+/// process has ended, never a copy a running drill uses.
 async fn drop_leftovers(settings: &Settings<'_>, prefix: &str) -> Result<Vec<String>, String> {
     let admin = settings
         .conn
         .with_dbname(settings.maintenance_db)
         .connect()
         .await?;
-    let rows = admin
-        .query(
-            "select datname::text from pg_database where starts_with(datname, $1)",
-            &[&prefix],
-        )
-        .await
-        .map_err(|e| super::conn::error_text(&e))?;
-    let mut dropped = Vec::new();
-    for row in rows {
-        let name: String = row.get(0);
-        restore::drop_database(&admin, &name).await?;
-        dropped.push(name);
-    }
-    Ok(dropped)
+    restore::sweep_marked(&admin, prefix).await
 }
 
 /// Drills kept per manifest: the newest.

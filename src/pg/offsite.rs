@@ -27,6 +27,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::store::{MANIFEST, Manifest, hex};
 
@@ -440,6 +441,15 @@ impl Remote {
         Ok(())
     }
 
+    /// Deletes one object by its URL (a copy that did not check out).
+    pub(crate) async fn delete_object(&self, url: &str) -> Result<(), String> {
+        let key = self.key_of(url)?;
+        match self.store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(format!("cannot delete `{url}`: {}", store_error(&e))),
+        }
+    }
+
     fn key_of(&self, url: &str) -> Result<Key, String> {
         let (bucket, key) = parse_url(url)?;
         if bucket != self.bucket {
@@ -472,8 +482,14 @@ impl Remote {
         manifest: &Manifest,
         identities: Identities,
         into: &Path,
+        cancel: &CancellationToken,
     ) -> Result<(), String> {
-        let result = self.download_inner(manifest, identities, into).await;
+        // A folder of its own, removed whole if the download fails; an existing one is refused.
+        std::fs::create_dir(into)
+            .map_err(|e| format!("cannot create `{}`: {e}", into.display()))?;
+        let result = self
+            .download_inner(manifest, identities, into, cancel)
+            .await;
         if result.is_err() {
             let _ = std::fs::remove_dir_all(into);
         }
@@ -485,6 +501,7 @@ impl Remote {
         manifest: &Manifest,
         identities: Identities,
         into: &Path,
+        cancel: &CancellationToken,
     ) -> Result<(), String> {
         let copy = manifest
             .offsite
@@ -497,22 +514,27 @@ impl Remote {
             .await
             .map_err(|e| format!("cannot read `{}`: {}", copy.url, store_error(&e)))?
             .into_stream();
-        std::fs::create_dir_all(into)
-            .map_err(|e| format!("cannot create `{}`: {e}", into.display()))?;
         let target = into.join(&manifest.file);
         // A tokio channel: the runtime awaits room, the decrypting thread blocks for blocks.
         let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(QUEUE);
         let recipients = copy.recipients.join(", ");
         let decrypting = std::thread::spawn(move || decrypt_to_file(rx, &identities, &target));
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| format!("cannot read `{}`: {}", copy.url, store_error(&e)));
-            let failed = chunk.is_err();
-            // The decrypting thread stops early on a wrong key; then the rest is not fetched.
-            if tx.send(chunk).await.is_err() || failed {
-                break;
+        let feed = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk =
+                    chunk.map_err(|e| format!("cannot read `{}`: {}", copy.url, store_error(&e)));
+                let failed = chunk.is_err();
+                // The decrypting thread stops early on a wrong key; then the rest is not fetched.
+                if tx.send(chunk).await.is_err() || failed {
+                    break;
+                }
             }
-        }
+        };
+        // Interrupted, the thread sees a short stream and fails; the caller removes `into`.
+        let cancelled = tokio::select! {
+            () = feed => false,
+            () = cancel.cancelled() => true,
+        };
         drop(tx);
         let decrypted = tokio::task::spawn_blocking(move || decrypting.join())
             .await
@@ -523,6 +545,9 @@ impl Remote {
                     "the thread decrypting the dump stopped".into(),
                 ))
             });
+        if cancelled {
+            return Err("cancelled".into());
+        }
         let done = match decrypted {
             Ok(done) => done,
             Err(Failure::NoMatchingKey) => {

@@ -189,12 +189,20 @@ pub(crate) async fn restore(backup: &Path, target: &Target<'_>) -> Report {
 }
 
 /// Restores `backup` into a new database `name` (dropped first if a previous run left it).
-pub(crate) async fn restore_copy(backup: &Path, name: &str, target: &Target<'_>) -> Report {
+///
+/// With `keep_mark` the copy keeps portcullis's mark (a restore drill's, dropped at its end), so
+/// that [`sweep_marked`] can tell a copy whose drill was killed from one a drill still uses.
+pub(crate) async fn restore_copy(
+    backup: &Path,
+    name: &str,
+    target: &Target<'_>,
+    keep_mark: bool,
+) -> Report {
     let mut report = Report::new(target);
     let Some(prepared) = prepare(backup, target, &mut report).await else {
         return report;
     };
-    if build_copy(&prepared, name, target, &mut report).await {
+    if build_copy(&prepared, name, target, &mut report).await && !keep_mark {
         let started = Instant::now();
         let unmarked = prepared
             .admin
@@ -252,7 +260,15 @@ pub(crate) async fn sweep_copies(
     admin: &tokio_postgres::Client,
     live: &str,
 ) -> Result<Vec<String>, String> {
-    let prefix = format!("{live}__restore_");
+    sweep_marked(admin, &format!("{live}__restore_")).await
+}
+
+/// Drops the databases named `<prefix><stamp>` that carry portcullis's mark and whose process
+/// has ended (or that are over a day old). Returns their names.
+pub(crate) async fn sweep_marked(
+    admin: &tokio_postgres::Client,
+    prefix: &str,
+) -> Result<Vec<String>, String> {
     let rows = admin
         .query(
             "select datname::text, shobj_description(oid, 'pg_database') \

@@ -357,6 +357,7 @@ struct Upload {
 async fn read_back(
     remote: Option<&offsite::Remote>,
     upload: Option<Upload>,
+    cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Option<offsite::RemoteCopy>, String> {
     let (Some(remote), Some(upload)) = (remote, upload) else {
         return Ok(None);
@@ -368,7 +369,18 @@ async fn read_back(
         (Ok(copy), None) => copy,
         (Err(e), _) | (Ok(_), Some(e)) => return Err(format!("cannot upload `{url}`: {e}")),
     };
-    remote.verify_object(&copy).await?;
+    let verified = tokio::select! {
+        v = remote.verify_object(&copy) => v,
+        () = cancel.cancelled() => Err("cancelled".to_owned()),
+    };
+    if let Err(e) = verified {
+        // An object that did not check out (or was not checked) must not stay behind, paid for
+        // and listed as incomplete by every later run.
+        if let Err(d) = remote.delete_object(&copy.url).await {
+            return Err(format!("{e}; and it could not be deleted: {d}"));
+        }
+        return Err(e);
+    }
     copy.verified_at = jiff::Timestamp::now().to_string();
     Ok(Some(copy))
 }
@@ -535,7 +547,7 @@ impl PgDump {
         let (verified, counts, copied) = tokio::join!(
             verify,
             dump::row_counts(&found.client),
-            read_back(found.remote.as_ref(), upload)
+            read_back(found.remote.as_ref(), upload, &cx.cancel)
         );
         let _ = found.client.batch_execute("ROLLBACK").await;
         let offsite_started = started;
@@ -998,8 +1010,12 @@ impl PgDump {
             log: &mut cx.log,
             conn,
         };
-        let report =
-            restore::reporting(restore::restore_copy(backup, &name, &target), rx, &mut log).await;
+        let report = restore::reporting(
+            restore::restore_copy(backup, &name, &target, false),
+            rx,
+            &mut log,
+        )
+        .await;
         if let Some(e) = report.error() {
             return Err(e);
         }
