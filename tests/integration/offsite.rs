@@ -738,3 +738,63 @@ fn a_server_lost_midway_fails_the_stage_and_keeps_the_local_backup() {
     assert_eq!(list.code, 0, "{list:?}");
     assert!(valid_ids(&list.stdout).is_empty(), "{list:?}");
 }
+
+#[test]
+fn a_drill_sweeps_only_the_copies_of_drills_that_ended() {
+    let Some(c) = cluster() else { return };
+    let db = app_database(c, "sweep");
+    let t = test_for(c, &db).pipeline("backup", BACKUP_PIPELINE);
+    backup_ids(&t, 1);
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot id");
+    let mut ended = Command::new("true").spawn().expect("true");
+    let ended_pid = ended.id();
+    ended.wait().expect("wait");
+    let mut running = Command::new("sleep").arg("60").spawn().expect("sleep");
+    let stamp = |ago: i64| {
+        (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(ago))
+            .strftime("%Y%m%dt%H%M%S")
+            .to_string()
+    };
+    let copy = |ago: i64, mark: Option<String>| {
+        let name = format!("{db}__drill_{}", stamp(ago));
+        c.sql("postgres", &format!("create database {name}"));
+        if let Some(mark) = mark {
+            c.sql(
+                "postgres",
+                &format!("comment on database {name} is '{mark}'"),
+            );
+        }
+        name
+    };
+    let mark = |pid: u32| format!("portcullis restore copy; boot={}; pid={pid}", boot.trim());
+    let killed = copy(30, Some(mark(ended_pid)));
+    let in_use = copy(20, Some(mark(running.id())));
+    let unmarked = copy(10, None);
+
+    let drill = t.run(&["backups", "drill", "--url", &c.url("postgres")]);
+    let _ = running.kill();
+    let _ = running.wait();
+    assert_eq!(drill.code, 0, "{drill:?}");
+    assert!(
+        drill
+            .stderr
+            .contains(&format!("ok    drop leftovers: `{killed}`")),
+        "{drill:?}"
+    );
+    let exists = |name: &str| {
+        c.sql(
+            "postgres",
+            &format!("select count(*) from pg_database where datname = '{name}'"),
+        )
+    };
+    assert_eq!(exists(&killed), "0");
+    assert_eq!(exists(&in_use), "1", "a running drill's copy is kept");
+    assert_eq!(
+        exists(&unmarked),
+        "1",
+        "a database without the mark is kept"
+    );
+    for name in [&in_use, &unmarked] {
+        c.sql("postgres", &format!("drop database {name}"));
+    }
+}
