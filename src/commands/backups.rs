@@ -724,7 +724,12 @@ async fn drill_one(
     let env: HashMap<String, String> = std::env::vars().collect();
     let conn =
         ConnInfo::parse(&args.url, &env).map_err(|e| Error::usage(format!("`--url`: {e}")))?;
-    let env: Vec<(String, String)> = env.into_iter().collect();
+    let mut env: Vec<(String, String)> = env.into_iter().collect();
+    // As for `restore`: `pg_restore` carries the mark a watchdog looks for, so `kill -9` of
+    // portcullis leaves no `pg_restore` running (its marked copy is dropped by the next drill).
+    let run_id = format!("backups-{}", crate::run_dir::new_run_id());
+    let watchdog = supervisor::start_watchdog(&run_id, Path::new("/"));
+    env.push(("PORTCULLIS_RUN_ID".into(), run_id));
     let settings = drill::Settings {
         id: args.id.as_deref(),
         conn: &conn,
@@ -734,6 +739,9 @@ async fn drill_one(
         cancel,
     };
     let outcome = drill::run(&from, &settings, &mut drill::NoChecks).await;
+    if let Some(watchdog) = watchdog {
+        watchdog.dismiss();
+    }
     eprintln_lines(&outcome.lines);
     if let Some(file) = &args.metrics {
         let folder = (args.from == BackupSource::Local).then_some(args.dir.as_path());

@@ -798,3 +798,80 @@ fn a_drill_sweeps_only_the_copies_of_drills_that_ended() {
         c.sql("postgres", &format!("drop database {name}"));
     }
 }
+
+/// The `pg_restore` processes filling a copy whose name starts with `prefix`.
+fn restoring(prefix: &str) -> Vec<i32> {
+    let wanted = format!("PGDATABASE={prefix}");
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|e| e.starts_with(wanted.as_bytes()))
+            }) && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "pg_restore")
+        })
+        .collect()
+}
+
+#[test]
+fn a_drill_killed_midway_leaves_no_pg_restore_and_its_copy_goes_next_time() {
+    let Some(c) = cluster() else { return };
+    let db = app_database(c, "dkill");
+    c.sql(
+        &db,
+        "create table blob(id int primary key, v text); \
+         insert into blob select g, md5(g::text) || md5((g * 7)::text) from generate_series(1, 400000) g",
+    );
+    let t = test_for(c, &db).pipeline("backup", BACKUP_PIPELINE);
+    backup_ids(&t, 1);
+    let prefix = format!("{db}__drill_");
+    let mut drill = t.spawn(&["backups", "drill", "--url", &c.url("postgres")]);
+    let start = Instant::now();
+    while restoring(&prefix).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "pg_restore never started"
+        );
+        assert!(
+            drill.try_wait().expect("wait").is_none(),
+            "the drill ended first"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drill.kill().expect("kill -9");
+    let _ = drill.wait();
+    let start = Instant::now();
+    while !restoring(&prefix).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "pg_restore outlived the drill by 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = c.sql(
+        "postgres",
+        &format!("select string_agg(datname, ',') from pg_database where starts_with(datname, '{prefix}')"),
+    );
+    assert!(
+        left.starts_with(&prefix),
+        "the killed drill's copy: {left:?}"
+    );
+    let again = t.run(&["backups", "drill", "--url", &c.url("postgres")]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again
+            .stderr
+            .contains(&format!("ok    drop leftovers: `{left}`")),
+        "{again:?}"
+    );
+    assert_eq!(
+        c.sql(
+            "postgres",
+            &format!("select count(*) from pg_database where starts_with(datname, '{prefix}')")
+        ),
+        "0"
+    );
+}
