@@ -345,17 +345,7 @@ impl Remote {
     /// Deletes a backup's objects, the manifest first so that what a cut-short deletion leaves
     /// lists as incomplete.
     pub(crate) async fn delete(&self, id: &str, file: Option<&str>) -> Result<(), String> {
-        let manifest = self.key(id, MANIFEST);
-        match self.store.delete(&manifest).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => {
-                return Err(format!(
-                    "cannot delete `{}`: {}",
-                    self.url_of(&manifest),
-                    store_error(&e)
-                ));
-            }
-        }
+        self.delete_key(&self.key(id, MANIFEST)).await?;
         let prefix = self.key(id, "");
         let mut rest = self.store.list(Some(&prefix));
         let mut keys = Vec::new();
@@ -378,18 +368,21 @@ impl Remote {
             }
         }
         for key in keys {
-            match self.store.delete(&key).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => {
-                    return Err(format!(
-                        "cannot delete `{}`: {}",
-                        self.url_of(&key),
-                        store_error(&e)
-                    ));
-                }
-            }
+            self.delete_key(&key).await?;
         }
         Ok(())
+    }
+
+    /// Deletes one object; one already gone is not an error.
+    async fn delete_key(&self, key: &Key) -> Result<(), String> {
+        match self.store.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(format!(
+                "cannot delete `{}`: {}",
+                self.url_of(key),
+                store_error(&e)
+            )),
+        }
     }
 
     /// Starts the encrypted upload of backup `id`'s dump `file`: returns the writer for the
@@ -443,11 +436,7 @@ impl Remote {
 
     /// Deletes one object by its URL (a copy that did not check out).
     pub(crate) async fn delete_object(&self, url: &str) -> Result<(), String> {
-        let key = self.key_of(url)?;
-        match self.store.delete(&key).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(format!("cannot delete `{url}`: {}", store_error(&e))),
-        }
+        self.delete_key(&self.key_of(url)?).await
     }
 
     fn key_of(&self, url: &str) -> Result<Key, String> {
