@@ -145,6 +145,11 @@ fn with_remote(t: &Test, remote: &[&str], args: &[&str]) -> crate::harness::Run 
     t.run(&[args, remote].concat())
 }
 
+/// `portcullis ARGS... --from remote --identity KEY --remote S3_URL`.
+fn decrypting(t: &Test, remote: &[&str], key: &str, args: &[&str]) -> crate::harness::Run {
+    t.run(&[args, &["--from", "remote", "--identity", key], remote].concat())
+}
+
 /// `promtool check metrics` on `file`, when promtool is there.
 #[expect(clippy::print_stderr, reason = "a skipped check says why")]
 fn promtool_accepts(file: &Path) {
@@ -239,20 +244,11 @@ fn offsite_copies_are_pruned_listed_verified_restored_and_drilled() {
     // Restored from the offsite copy alone: the local folder is gone.
     std::fs::remove_dir_all(t.path().join("backups")).expect("rm local");
     c.sql(&db, "delete from orders; create table junk(x int)");
-    let restore = with_remote(
+    let restore = decrypting(
         &t,
         &remote,
-        &[
-            "backups",
-            "restore",
-            &want[1],
-            "--from",
-            "remote",
-            "--identity",
-            "key.txt",
-            "--url",
-            &c.url(&db),
-        ],
+        "key.txt",
+        &["backups", "restore", &want[1], "--url", &c.url(&db)],
     );
     assert_eq!(restore.code, 0, "{restore:?}");
     assert!(restore.stderr.contains("ok    download"), "{restore:?}");
@@ -261,16 +257,13 @@ fn offsite_copies_are_pruned_listed_verified_restored_and_drilled() {
 
     // A drill of the newest offsite copy, recorded in its remote manifest, with metrics.
     let metrics = t.path().join("drill.prom");
-    let drill = with_remote(
+    let drill = decrypting(
         &t,
         &remote,
+        "key.txt",
         &[
             "backups",
             "drill",
-            "--from",
-            "remote",
-            "--identity",
-            "key.txt",
             "--rto",
             "10m",
             "--url",
@@ -337,20 +330,11 @@ fn a_tampered_copy_or_a_wrong_key_fails_and_changes_nothing() {
     let marker = "select count(*) from customers where id = 100001";
 
     // The wrong key: refused before the database is touched, naming the recipients.
-    let restore = with_remote(
+    let restore = decrypting(
         &t,
         &remote,
-        &[
-            "backups",
-            "restore",
-            &ids[1],
-            "--from",
-            "remote",
-            "--identity",
-            "other-key.txt",
-            "--url",
-            &c.url(&db),
-        ],
+        "other-key.txt",
+        &["backups", "restore", &ids[1], "--url", &c.url(&db)],
     );
     assert_eq!(restore.code, 1, "{restore:?}");
     assert!(restore.stderr.contains("cannot decrypt"), "{restore:?}");
@@ -380,20 +364,11 @@ fn a_tampered_copy_or_a_wrong_key_fails_and_changes_nothing() {
         verify.stdout.contains(&format!("ok    {}", ids[0])),
         "{verify:?}"
     );
-    let restore = with_remote(
+    let restore = decrypting(
         &t,
         &remote,
-        &[
-            "backups",
-            "restore",
-            &ids[1],
-            "--from",
-            "remote",
-            "--identity",
-            "key.txt",
-            "--url",
-            &c.url(&db),
-        ],
+        "key.txt",
+        &["backups", "restore", &ids[1], "--url", &c.url(&db)],
     );
     assert_eq!(restore.code, 1, "{restore:?}");
     assert!(restore.stderr.contains("changed or damaged"), "{restore:?}");
@@ -401,37 +376,26 @@ fn a_tampered_copy_or_a_wrong_key_fails_and_changes_nothing() {
     assert_eq!(c.sql("postgres", &copies), before);
 
     // A drill of the newest (tampered) copy fails and says why; the older one still drills.
-    let drill = with_remote(
+    let drill = decrypting(
         &t,
         &remote,
-        &[
-            "backups",
-            "drill",
-            "--from",
-            "remote",
-            "--identity",
-            "key.txt",
-            "--url",
-            &c.url("postgres"),
-        ],
+        "key.txt",
+        &["backups", "drill", "--url", &c.url("postgres")],
     );
     assert_eq!(drill.code, 1, "{drill:?}");
     assert!(
         drill.stderr.contains("FAIL  pick") && drill.stderr.contains("changed or damaged"),
         "{drill:?}"
     );
-    let drill = with_remote(
+    let drill = decrypting(
         &t,
         &remote,
+        "key.txt",
         &[
             "backups",
             "drill",
             "--id",
             &ids[0],
-            "--from",
-            "remote",
-            "--identity",
-            "key.txt",
             "--url",
             &c.url("postgres"),
         ],
@@ -799,23 +763,6 @@ fn a_drill_sweeps_only_the_copies_of_drills_that_ended() {
     }
 }
 
-/// The `pg_restore` processes filling a copy whose name starts with `prefix`.
-fn restoring(prefix: &str) -> Vec<i32> {
-    let wanted = format!("PGDATABASE={prefix}");
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                env.split(|b| *b == 0)
-                    .any(|e| e.starts_with(wanted.as_bytes()))
-            }) && std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim() == "pg_restore")
-        })
-        .collect()
-}
-
 #[test]
 fn a_drill_killed_midway_leaves_no_pg_restore_and_its_copy_goes_next_time() {
     let Some(c) = cluster() else { return };
@@ -830,7 +777,7 @@ fn a_drill_killed_midway_leaves_no_pg_restore_and_its_copy_goes_next_time() {
     let prefix = format!("{db}__drill_");
     let mut drill = t.spawn(&["backups", "drill", "--url", &c.url("postgres")]);
     let start = Instant::now();
-    while restoring(&prefix).is_empty() {
+    while crate::pg::pg_restores_into(&prefix).is_empty() {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "pg_restore never started"
@@ -844,7 +791,7 @@ fn a_drill_killed_midway_leaves_no_pg_restore_and_its_copy_goes_next_time() {
     drill.kill().expect("kill -9");
     let _ = drill.wait();
     let start = Instant::now();
-    while !restoring(&prefix).is_empty() {
+    while !crate::pg::pg_restores_into(&prefix).is_empty() {
         assert!(
             start.elapsed() < Duration::from_secs(15),
             "pg_restore outlived the drill by 15 s"

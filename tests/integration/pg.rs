@@ -874,7 +874,12 @@ fn release_lock(c: &Cluster, db: &str, mut locker: Child) {
 
 /// `pg_restore` processes restoring into a copy of `db`, found by their environment.
 fn restores_into(db: &str) -> Vec<i32> {
-    let wanted = format!("PGDATABASE={db}__restore_");
+    pg_restores_into(&format!("{db}__restore_"))
+}
+
+/// The `pg_restore` processes filling a database whose name starts with `prefix`.
+pub(crate) fn pg_restores_into(prefix: &str) -> Vec<i32> {
+    let wanted = format!("PGDATABASE={prefix}");
     std::fs::read_dir("/proc")
         .expect("/proc")
         .flatten()
