@@ -751,6 +751,9 @@ async fn drill_one(
     }
     match &outcome.error {
         None => Ok(exit_code::PASSED),
+        // No backup was found: say where backups are looked for.
+        Some(e) if outcome.id.is_none() => Err(Error::failed(format!("the drill failed: {e}"))
+            .help("give the `dir:` of the `pg-dump` stage with `--dir`, or its offsite copies with `--from remote --remote S3_URL`")),
         Some(e) => Err(Error::failed(format!("the drill failed: {e}"))),
     }
 }
