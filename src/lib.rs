@@ -16,6 +16,7 @@
 mod cli;
 mod commands;
 mod config;
+mod context;
 pub mod exit_code;
 mod graph;
 mod handoff;

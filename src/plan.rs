@@ -30,39 +30,78 @@ pub(crate) struct SelectOptions<'a> {
     pub(crate) from: Option<&'a str>,
     /// Files changed since `--base`, when given.
     pub(crate) changed: Option<(&'a str, &'a [String])>,
+    /// `PORTCULLIS_MATRIX`: of the matrix stages `--only` names, only this combination runs.
+    pub(crate) matrix: Option<&'a [(String, String)]>,
 }
 
 pub(crate) fn select(pipeline: &Pipeline, opts: &SelectOptions<'_>) -> Result<Selection, String> {
     let n = pipeline.stages.len();
-    let lookup = |flag: &str, name: &str| -> Result<StageIdx, String> {
-        pipeline.stage_by_name(name).ok_or_else(|| {
-            let names = pipeline.stages.iter().map(|s| s.id.as_str());
-            match suggest(name, names) {
-                Some(s) => format!(
-                    "`{flag} {name}`: no stage `{name}` in `{}`; did you mean `{s}`?",
-                    pipeline.file.display()
-                ),
-                None => format!(
-                    "`{flag} {name}`: no stage `{name}` in `{}`; its stages are: {}",
-                    pipeline.file.display(),
-                    pipeline
-                        .stages
-                        .iter()
-                        .map(|s| s.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }
+    // A name is a stage, or a matrix stage as written in the file: all of its combinations.
+    let mut names: Vec<&str> = Vec::new();
+    for stage in &pipeline.stages {
+        let name = stage
+            .matrix
+            .as_ref()
+            .map_or(stage.id.as_str(), |m| m.group.as_str());
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let lookup = |flag: &str, name: &str| -> Result<Vec<StageIdx>, String> {
+        if let Some(idx) = pipeline.stage_by_name(name) {
+            return Ok(vec![idx]);
+        }
+        let group: Vec<StageIdx> = pipeline
+            .stages
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.matrix.as_ref().is_some_and(|m| m.group == name))
+            .map(|(i, _)| StageIdx(i))
+            .collect();
+        if !group.is_empty() {
+            return Ok(group);
+        }
+        Err(match suggest(name, names.iter().copied()) {
+            Some(s) => format!(
+                "`{flag} {name}`: no stage `{name}` in `{}`; did you mean `{s}`?",
+                pipeline.file.display()
+            ),
+            None => format!(
+                "`{flag} {name}`: no stage `{name}` in `{}`; its stages are: {}",
+                pipeline.file.display(),
+                names.join(", ")
+            ),
         })
     };
     let mut reasons: Vec<Option<String>> = vec![None; n];
     let mut pass_through = vec![false; n];
     if !opts.only.is_empty() {
-        let only: Vec<StageIdx> = opts
-            .only
-            .iter()
-            .map(|s| lookup("--only", s))
-            .collect::<Result<_, _>>()?;
+        let mut only: Vec<StageIdx> = Vec::new();
+        for name in opts.only {
+            only.extend(lookup("--only", name)?);
+        }
+        if let Some(values) = opts.matrix {
+            // One combination of the matrix stages named (an exported job runs one).
+            let before = only.clone();
+            only.retain(|idx| {
+                pipeline
+                    .stage(*idx)
+                    .matrix
+                    .as_ref()
+                    .is_none_or(|m| crate::config::matrix::same_values(&m.values, values))
+            });
+            let groups: Vec<&StageIdx> = before
+                .iter()
+                .filter(|i| pipeline.stage(**i).matrix.is_some())
+                .collect();
+            if !groups.is_empty() && !only.iter().any(|i| pipeline.stage(*i).matrix.is_some()) {
+                let shown: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                return Err(format!(
+                    "no combination of the matrix of `--only` has {}",
+                    shown.join(", ")
+                ));
+            }
+        }
         for (i, reason) in reasons.iter_mut().enumerate() {
             if !only.contains(&StageIdx(i)) {
                 *reason = Some("not selected (`--only`)".into());
@@ -70,20 +109,24 @@ pub(crate) fn select(pipeline: &Pipeline, opts: &SelectOptions<'_>) -> Result<Se
         }
     }
     if let Some(from) = opts.from {
-        let root = lookup("--from", from)?;
+        let roots = lookup("--from", from)?;
         let edges: Vec<Vec<StageIdx>> = pipeline.stages.iter().map(|s| s.needs.clone()).collect();
-        let keep = graph::descendants(&edges, root);
+        let keep: Vec<StageIdx> = roots
+            .iter()
+            .flat_map(|root| graph::descendants(&edges, *root))
+            .collect();
         for (i, reason) in reasons.iter_mut().enumerate() {
-            if StageIdx(i) != root && !keep.contains(&StageIdx(i)) && reason.is_none() {
+            if !roots.contains(&StageIdx(i)) && !keep.contains(&StageIdx(i)) && reason.is_none() {
                 *reason = Some(format!("before `{from}` (`--from`)"));
             }
         }
     }
     for name in opts.skip {
-        let idx = lookup("--skip", name)?;
-        if reasons[idx.0].is_none() {
-            reasons[idx.0] = Some("skipped by `--skip`".into());
-            pass_through[idx.0] = true;
+        for idx in lookup("--skip", name)? {
+            if reasons[idx.0].is_none() {
+                reasons[idx.0] = Some("skipped by `--skip`".into());
+                pass_through[idx.0] = true;
+            }
         }
     }
     if let Some((base, changed)) = opts.changed {
@@ -188,12 +231,34 @@ pub(crate) fn render_plan(
         pipeline.stages.len(),
         pipeline.concurrency
     );
+    for (name, declared) in &pipeline.declared {
+        if !declared.required {
+            continue;
+        }
+        let about = declared
+            .description
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        match vars.get(name) {
+            Some(value) => {
+                let _ = writeln!(out, "  required variable {name}{about} = {value}");
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  required variable {name}{about}: not set, `run` needs `--var {name}=VALUE` or `{name}` in the environment"
+                );
+            }
+        }
+    }
     for (pos, idx) in order.iter().enumerate() {
         let stage = pipeline.stage(*idx);
         let waits = if stage.needs.is_empty() {
-            match stage.condition {
-                Condition::Success => "starts at once".to_owned(),
-                _ => "waits for every other stage".to_owned(),
+            if stage.condition.decides_status() {
+                "waits for every other stage".to_owned()
+            } else {
+                "starts at once".to_owned()
             }
         } else {
             let names: Vec<&str> = stage
@@ -211,8 +276,11 @@ pub(crate) fn render_plan(
             levels[idx.0],
             waits
         );
-        if stage.condition != Condition::Success {
-            let _ = write!(out, ", if {}", stage.condition.as_str());
+        if !stage.condition.is_default() {
+            let _ = write!(out, ", if {}", stage.condition.text());
+            if let Some(why) = false_here(&stage.condition, vars) {
+                let _ = write!(out, " (false here: {why})");
+            }
         }
         out.push('\n');
         let _ = writeln!(
@@ -277,7 +345,8 @@ pub(crate) fn plan_json(
                 "does": describe_action(&stage.action, pipeline, values),
                 "needs": stage.needs.iter().map(|n| &pipeline.stage(*n).id).collect::<Vec<_>>(),
                 "level": levels[idx.0],
-                "if": stage.condition.as_str(),
+                "if": stage.condition.text(),
+                "if_false_here": false_here(&stage.condition, vars),
                 "timeout_seconds": stage.timeout.as_secs_f64(),
                 "retries": stage.retries.count,
                 "allow_failure": stage.allow_failure,
@@ -288,11 +357,24 @@ pub(crate) fn plan_json(
             })
         })
         .collect();
+    let variables: Vec<serde_json::Value> = pipeline
+        .declared
+        .iter()
+        .map(|(name, d)| {
+            serde_json::json!({
+                "name": name,
+                "required": d.required,
+                "description": d.description,
+                "value": vars.get(name),
+            })
+        })
+        .collect();
     serde_json::json!({
         "version": 1,
         "pipeline": pipeline.name,
         "file": pipeline.file,
         "concurrency": pipeline.concurrency,
+        "variables": variables,
         "stages": stages,
     })
 }
@@ -302,12 +384,16 @@ pub(crate) fn plan_json(
 pub(crate) fn render_mermaid(pipeline: &Pipeline) -> String {
     let mut out = String::from("flowchart TD\n");
     for (i, stage) in pipeline.stages.iter().enumerate() {
-        let label = stage.display_name.replace('"', "#quot;");
+        let mut label = stage.display_name.replace('"', "#quot;");
+        if !stage.condition.is_default() {
+            label.push_str("<br/>if ");
+            label.push_str(&stage.condition.text().replace('"', "#quot;"));
+        }
         let _ = writeln!(out, "    s{i}[\"{label}\"]");
     }
     for (i, stage) in pipeline.stages.iter().enumerate() {
         for need in &stage.needs {
-            let arrow = if stage.condition == Condition::Success {
+            let arrow = if !stage.condition.decides_status() {
                 "-->"
             } else {
                 "-.->"
@@ -325,16 +411,17 @@ pub(crate) fn render_dot(pipeline: &Pipeline) -> String {
         quote(&pipeline.name)
     );
     for stage in &pipeline.stages {
-        let _ = writeln!(
-            out,
-            "    {} [label={}];",
-            quote(&stage.id),
-            quote(&stage.display_name)
-        );
+        let mut label = quote(&stage.display_name);
+        if !stage.condition.is_default() {
+            // DOT's `\n` between the name and the condition, each quoted on its own.
+            let condition = quote(&format!("if {}", stage.condition.text()));
+            label = format!("{}\\n{}", &label[..label.len() - 1], &condition[1..]);
+        }
+        let _ = writeln!(out, "    {} [label={label}];", quote(&stage.id));
     }
     for stage in &pipeline.stages {
         for need in &stage.needs {
-            let style = if stage.condition == Condition::Success {
+            let style = if !stage.condition.decides_status() {
                 ""
             } else {
                 " [style=dashed]"
@@ -349,4 +436,39 @@ pub(crate) fn render_dot(pipeline: &Pipeline) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// Why a condition that reads only variables (no output, no `failure()`, `always()` or
+/// `cancelled()`) is false with the values of this run, for `plan` and `--dry-run`; `None`
+/// when it holds or cannot be known before the run.
+pub(crate) fn false_here(condition: &Condition, vars: &HashMap<String, String>) -> Option<String> {
+    let expr = condition.expr.as_ref()?;
+    if condition.decides_status()
+        || expr
+            .names()
+            .iter()
+            .any(|n| matches!(n, crate::config::expr::Name::Output { .. }))
+    {
+        return None;
+    }
+    struct Preview<'a>(&'a HashMap<String, String>);
+    impl crate::config::expr::Env for Preview<'_> {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).cloned()
+        }
+        fn output(&self, _: &str, _: &str) -> Option<String> {
+            None
+        }
+        fn success(&self) -> bool {
+            true
+        }
+        fn failure(&self) -> bool {
+            false
+        }
+        fn cancelled(&self) -> bool {
+            false
+        }
+    }
+    let env = Preview(vars);
+    (!expr.eval(&env).truthy()).then(|| expr.explain(&env, &|v| v.to_owned()))
 }

@@ -8,7 +8,8 @@ use crate::plan;
 pub(crate) fn plan(args: &PlanArgs) -> Result<u8, Error> {
     let vars = parse_vars(&args.vars)?;
     let pipeline = load(&config::resolve(args.pipeline.as_deref()), &vars)?;
-    let preview = pipeline.preview_vars(&vars);
+    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let preview = pipeline.preview_vars(&pipeline.with_required_from_env(&vars, &from_env));
     match args.format {
         OutputFormat::Human => write_data(plan::render_plan(&pipeline, None, &preview).as_bytes()),
         OutputFormat::Json => write_json(&plan::plan_json(&pipeline, None, &preview)),

@@ -55,6 +55,12 @@ fn run_checked(args: RunArgs) -> Result<u8, Error> {
     let vars = parse_vars(&args.vars)?;
     let path = config::resolve(args.pipeline.as_deref());
     let pipeline = load(&path, &vars)?;
+    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let missing = pipeline.missing_required(&vars, &from_env);
+    if !missing.is_empty() && !args.dry_run {
+        return Err(missing_required(&missing));
+    }
+    let vars = pipeline.with_required_from_env(&vars, &from_env);
     let changed = match &args.base {
         Some(base) => Some(changed_files(base).map_err(|e| {
             Error::usage(e)
@@ -62,7 +68,15 @@ fn run_checked(args: RunArgs) -> Result<u8, Error> {
         })?),
         None => None,
     };
+    let matrix = match std::env::var("PORTCULLIS_MATRIX") {
+        Ok(text) if !text.trim().is_empty() && !args.only.is_empty() => Some(
+            crate::config::matrix::parse_selector(&text)
+                .map_err(|e| Error::usage(e).help("write it as `{\"python\": \"3.11\"}`"))?,
+        ),
+        _ => None,
+    };
     let options = SelectOptions {
+        matrix: matrix.as_deref(),
         only: &args.only,
         skip: &args.skip,
         from: args.from.as_deref(),
@@ -157,8 +171,11 @@ async fn run_pipeline(
         let _ = out.flush();
     }
 
-    let (vars, env_pairs) = pipeline.layer_vars(&resolved, &cli_vars);
+    let context = crate::context::current(&root);
+    let first: Vec<(String, String)> = context.iter().chain(&resolved).cloned().collect();
+    let (vars, env_pairs) = pipeline.layer_vars(&first, &cli_vars);
     let mut base_env: Vec<(String, String)> = std::env::vars().collect();
+    base_env.extend(context);
     base_env.extend(env_pairs);
     base_env.extend(resolved.iter().cloned());
 
@@ -471,6 +488,30 @@ fn dry_run(
         pipeline.stages.len()
     ));
     crate::commands::write_data(text.as_bytes())
+}
+
+/// The error of a run that lacks required variables: each with its description.
+fn missing_required(missing: &[(String, Option<String>)]) -> Error {
+    let lines: Vec<String> = missing
+        .iter()
+        .map(|(name, description)| match description {
+            Some(d) => format!("`{name}` ({d})"),
+            None => format!("`{name}`"),
+        })
+        .collect();
+    let (first, _) = &missing[0];
+    let noun = if missing.len() == 1 {
+        "variable"
+    } else {
+        "variables"
+    };
+    Error::usage(format!(
+        "required {noun} without a value: {}",
+        lines.join(", ")
+    ))
+    .help(format!(
+        "pass `--var {first}=VALUE`, or set `{first}` in the environment"
+    ))
 }
 
 /// Files changed between `base` and the working tree, tracked or new.

@@ -54,8 +54,29 @@ pub(crate) fn pipeline_schema() -> Value {
                 "type": "string"
             },
             "env": {
-                "description": "Variables every stage sees; `${NAME}` expands them. A `--var NAME=VALUE` overrides one.",
-                "$ref": "#/definitions/env"
+                "description": "Variables every stage sees; `${NAME}` expands them. A `--var NAME=VALUE` overrides one. A variable without a value in the file is declared `{ required: true, description: ... }`: `run` demands it by `--var` or the environment.",
+                "type": "object",
+                "propertyNames": { "pattern": ENV_NAME_PATTERN },
+                "additionalProperties": {
+                    "oneOf": [
+                        { "type": ["string", "number", "boolean", "null"] },
+                        {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "properties": {
+                                "required": {
+                                    "description": "No value in the file: each run gives one by `--var NAME=VALUE` or the environment.",
+                                    "type": "boolean"
+                                },
+                                "description": { "description": "What the variable is, shown by `plan` and when it is missing.", "type": "string" },
+                                "default": {
+                                    "description": "The value when no `--var` gives one.",
+                                    "type": ["string", "number", "boolean", "null"]
+                                }
+                            }
+                        }
+                    ]
+                }
             },
             "secrets": {
                 "description": "Secrets resolved at run start and masked everywhere; each is also a variable and an environment variable of every stage.",
@@ -79,6 +100,10 @@ pub(crate) fn pipeline_schema() -> Value {
                     "grace": {
                         "description": "Time between SIGTERM and SIGKILL when a stage is stopped (default 10s).",
                         "$ref": "#/definitions/duration"
+                    },
+                    "workdir": {
+                        "description": "The directory of every stage that names no `workdir`, relative to where portcullis runs.",
+                        "type": "string"
                     }
                 }
             },
@@ -320,8 +345,9 @@ fn stage() -> Value {
                 ]
             },
             "if": {
-                "description": "`success` (default): every need passed. `failure`: the run has failed. `always`: whatever happened. The last two wait for their needs to settle.",
-                "enum": ["success", "failure", "always"]
+                "description": "When the stage runs: an expression over variables (`PORTCULLIS_BRANCH`, `PORTCULLIS_TAG`, `PORTCULLIS_COMMIT`, `PORTCULLIS_EVENT`, the pipeline's `env`) and outputs (`STAGE.KEY`) with `==`, `!=`, `<`, `>`, `=~ 'glob'`, `&&`, `||`, `!`, parentheses and `success()`, `failure()`, `always()`, `cancelled()`, `contains()`, `startsWith()`, `endsWith()`; may be wrapped in `${{ }}`. Without `failure()`, `always()` or `cancelled()` the stage also needs every need to have passed. `success`, `failure`, `always` alone stand for the functions.",
+                "type": "string",
+                "minLength": 1
             },
             "run": {
                 "description": "A script run by the pipeline's shell. `${NAME}` and `${STAGE.KEY}` expand; `$${` is a literal `${`.",

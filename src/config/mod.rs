@@ -6,7 +6,9 @@
 
 pub(crate) mod duration;
 pub(crate) mod errors;
+pub(crate) mod expr;
 pub(crate) mod kind;
+pub(crate) mod matrix;
 pub(crate) mod pipeline;
 pub(crate) mod template;
 pub(crate) mod validate;

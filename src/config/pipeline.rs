@@ -11,6 +11,7 @@ use indexmap::IndexMap;
 
 use std::collections::HashMap;
 
+use super::expr::Expr;
 use super::template::{Outputs, Values};
 pub(crate) use super::template::{Template, TemplatePart};
 use super::yaml::Node;
@@ -34,13 +35,57 @@ pub(crate) struct Pipeline {
     /// `metrics:`: the file each run writes its Prometheus metrics to, relative to the
     /// project's root.
     pub(crate) metrics: Option<String>,
+    /// Variables of `env:` declared as a mapping (`required`, `description`), in file order.
+    pub(crate) declared: IndexMap<String, Declared>,
     /// Stages in file order; [`StageIdx`] indexes this.
     pub(crate) stages: Vec<Stage>,
     /// The file's text, for errors found when a kind is bound to its values at run time.
     pub(crate) source: super::errors::SourceFile,
 }
 
+/// A variable of the pipeline's `env:` declared as a mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Declared {
+    /// No value in the file: each run gives one, by `--var` or the environment.
+    pub(crate) required: bool,
+    pub(crate) description: Option<String>,
+}
+
 impl Pipeline {
+    /// The required variables a run has no value for: neither in `cli_vars` nor in `env`
+    /// (the process's environment), with their descriptions.
+    pub(crate) fn missing_required(
+        &self,
+        cli_vars: &[(String, String)],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Vec<(String, Option<String>)> {
+        self.declared
+            .iter()
+            .filter(|(name, d)| {
+                d.required && !cli_vars.iter().any(|(k, _)| k == *name) && env(name).is_none()
+            })
+            .map(|(name, d)| (name.clone(), d.description.clone()))
+            .collect()
+    }
+
+    /// `cli_vars` with the value of each required variable they do not give, read from `env`.
+    pub(crate) fn with_required_from_env(
+        &self,
+        cli_vars: &[(String, String)],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Vec<(String, String)> {
+        let mut out = cli_vars.to_vec();
+        for (name, d) in &self.declared {
+            if d.required
+                && !cli_vars.iter().any(|(k, _)| k == name)
+                && let Some(value) = env(name)
+            {
+                out.push((name.clone(), value));
+            }
+        }
+        out
+    }
+
     pub(crate) fn stage_by_name(&self, name: &str) -> Option<StageIdx> {
         self.stages.iter().position(|s| s.id == name).map(StageIdx)
     }
@@ -49,17 +94,24 @@ impl Pipeline {
         &self.stages[idx.0]
     }
 
-    /// The values of `${NAME}` for a run: secrets, then the pipeline's `env` in file order (each
+    /// The values of `${NAME}` for a run: `first` (the run's context, then secrets), then the
+    /// pipeline's `env` in file order (each
     /// entry may use what came before it), with a `--var` replacing the `env` entry of its name
     /// and adding the others. Returns the values and the variables stages get in their
     /// environment besides the secrets. `run` passes resolved secrets; `plan` and `--dry-run`
     /// pass `***` for each.
     pub(crate) fn layer_vars(
         &self,
-        secrets: &[(String, String)],
+        first: &[(String, String)],
         cli_vars: &[(String, String)],
     ) -> (HashMap<String, String>, Vec<(String, String)>) {
-        let mut vars: HashMap<String, String> = secrets.iter().cloned().collect();
+        let mut vars: HashMap<String, String> = first.iter().cloned().collect();
+        // A `--var` the `env` does not set is known before any `env` entry, which may use it.
+        for (k, v) in cli_vars {
+            if !self.env.contains_key(k) {
+                vars.insert(k.clone(), v.clone());
+            }
+        }
         let outputs = Outputs::new();
         let mut env = Vec::new();
         for (name, template) in &self.env {
@@ -79,7 +131,6 @@ impl Pipeline {
         }
         for (k, v) in cli_vars {
             if !self.env.contains_key(k) {
-                vars.insert(k.clone(), v.clone());
                 env.push((k.clone(), v.clone()));
             }
         }
@@ -105,14 +156,13 @@ impl Pipeline {
             .collect()
     }
 
-    /// `${NAME}` values for showing the pipeline without running it: secrets read `***`.
+    /// `${NAME}` values for showing the pipeline without running it: the run's context
+    /// ([`crate::context`]) as a run here would see it, secrets read `***`.
     pub(crate) fn preview_vars(&self, cli_vars: &[(String, String)]) -> HashMap<String, String> {
-        let masked: Vec<(String, String)> = self
-            .secrets
-            .keys()
-            .map(|k| (k.clone(), "***".to_owned()))
-            .collect();
-        self.layer_vars(&masked, cli_vars).0
+        let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let mut first = crate::context::current(&here);
+        first.extend(self.secrets.keys().map(|k| (k.clone(), "***".to_owned())));
+        self.layer_vars(&first, cli_vars).0
     }
 }
 
@@ -139,9 +189,16 @@ pub(crate) struct Stage {
     pub(crate) rollback: Option<Action>,
     /// Globs: the stage runs only when a file changed since `--base` matches one.
     pub(crate) paths: Vec<String>,
+    /// The combination this stage runs, when it is one of a `matrix:`.
+    pub(crate) matrix: Option<super::matrix::MatrixOf>,
 }
 
 impl Stage {
+    /// The stage's id as a file name in the run folder: a matrix value may hold a `/`.
+    pub(crate) fn file_stem(&self) -> String {
+        self.id.replace(['/', '\0'], "_")
+    }
+
     /// Every template of the stage: its action's, its rollback's, its `env` and `workdir`.
     pub(crate) fn templates(&self) -> Vec<Template> {
         let mut templates: Vec<Template> = Vec::new();
@@ -173,24 +230,38 @@ impl Stage {
     }
 }
 
-/// When a stage runs, relative to how its needs ended (DESIGN 2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Condition {
-    /// Every need passed (the default).
-    Success,
-    /// The run has failed or was interrupted; waits for its needs to settle.
-    Failure,
-    /// Whatever happened; waits for its needs to settle.
-    Always,
+/// When a stage runs (DESIGN 2): `if:` as an expression ([`super::expr`]).
+///
+/// Without `failure()`, `always()` or `cancelled()` in it, a stage also needs every need to
+/// have passed and the run not to have aborted, as in GitHub Actions (an implicit
+/// `success() &&`). With one of them, the expression alone decides, once the needs have settled.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Condition {
+    /// `None` for the default, `success()`.
+    pub(crate) expr: Option<Expr>,
 }
 
 impl Condition {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Condition::Success => "success",
-            Condition::Failure => "failure",
-            Condition::Always => "always",
-        }
+    /// The default condition: every need passed.
+    pub(crate) const SUCCESS: Condition = Condition { expr: None };
+
+    /// Whether the expression decides on its own whether the stage runs after a failure (it
+    /// calls `failure()`, `always()` or `cancelled()`); such a stage waits for its needs to
+    /// settle whatever their outcome and is not cancelled by an abort.
+    pub(crate) fn decides_status(&self) -> bool {
+        self.expr.as_ref().is_some_and(Expr::decides_status)
+    }
+
+    /// The condition as written back: `success()` for the default.
+    pub(crate) fn text(&self) -> String {
+        self.expr
+            .as_ref()
+            .map_or_else(|| "success()".to_owned(), ToString::to_string)
+    }
+
+    /// Whether the condition is more than the default.
+    pub(crate) fn is_default(&self) -> bool {
+        self.expr.is_none()
     }
 }
 

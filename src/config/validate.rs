@@ -12,14 +12,16 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::errors::{ConfigError, SourceFile, did_you_mean};
+use super::expr::{self, Expr, Func, Name};
 use super::kind::KindRegistry;
+use super::matrix::MatrixSpec;
 use super::pipeline::{
-    Action, Condition, Pipeline, Retries, SecretSource, Shell, Stage, StageIdx, Template,
+    Action, Condition, Declared, Pipeline, Retries, SecretSource, Shell, Stage, StageIdx, Template,
     TemplatePart, Uses,
 };
 use super::template::{ExpandedNode, Outputs, Values};
 use super::yaml::{Node, NodeKind};
-use super::{duration, template};
+use super::{duration, matrix, template};
 
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -32,6 +34,10 @@ pub(crate) const BUILTIN_VARS: &[&str] = &[
     "PORTCULLIS_STATUS",
     "PORTCULLIS_OUTPUT",
     "PORTCULLIS_RUN_DIR",
+    crate::context::BRANCH,
+    crate::context::COMMIT,
+    crate::context::TAG,
+    crate::context::EVENT,
 ];
 
 const TOP_KEYS: &[&str] = &[
@@ -44,7 +50,7 @@ const TOP_KEYS: &[&str] = &[
     "metrics",
     "stages",
 ];
-const DEFAULT_KEYS: &[&str] = &["timeout", "shell", "grace"];
+const DEFAULT_KEYS: &[&str] = &["timeout", "shell", "grace", "workdir"];
 const STAGE_KEYS: &[&str] = &[
     "name",
     "needs",
@@ -62,6 +68,8 @@ const STAGE_KEYS: &[&str] = &[
     "junit",
     "rollback",
     "paths",
+    "matrix",
+    "fail-fast",
 ];
 
 /// Validates a parsed file. `vars` are the `--var`s given on the command line; `cpus`
@@ -137,6 +145,10 @@ pub(crate) struct Scope<'s> {
     pub(crate) known: &'s HashMap<String, String>,
     /// Secrets, and `env` entries whose value holds one: never expanded into an argv.
     pub(crate) secret_bearing: &'s HashSet<String>,
+    /// The keys `${matrix.KEY}` may name here: the stage's own matrix, if it has one.
+    pub(crate) matrix_keys: &'s [String],
+    /// Stages with a `matrix:`, whose outputs cannot be read (which combination's?).
+    pub(crate) matrix_stages: &'s HashSet<String>,
 }
 
 impl<'a> Validator<'a> {
@@ -412,45 +424,89 @@ impl<'a> Validator<'a> {
                     );
                 }
                 TemplatePart::Output { stage, key } => {
-                    let Some(ancestors) = scope.ancestors else {
-                        ok = false;
-                        self.error(
-                            ConfigError::new(
-                                format!("`${{{stage}.{key}}}` reads a stage output where no stage has run yet"),
-                                span,
-                                "stage output",
-                            )
-                            .help("read stage outputs in a stage's `run`, `command`, `env` or `with`"),
-                        );
-                        continue;
-                    };
-                    let position = scope.stages.iter().position(|s| s == stage);
-                    if !position.is_some_and(|i| ancestors.contains(StageIdx(i))) {
-                        ok = false;
-                        let (message, help) = if scope.stages.contains(stage) {
-                            (
-                                format!(
-                                    "`${{{stage}.{key}}}` reads an output of `{stage}`, which is not among this stage's needs"
-                                ),
-                                format!(
-                                    "add `{stage}` to `needs:` (directly or through another stage) so it has run first"
-                                ),
-                            )
-                        } else {
-                            let help = did_you_mean(stage, scope.stages.iter().map(String::as_str))
-                                .unwrap_or_else(|| "name a stage this one needs".to_owned());
-                            (
-                                format!("`${{{stage}.{key}}}` names no stage `{stage}`"),
-                                help,
-                            )
-                        };
-                        self.error(ConfigError::new(message, span, "not an ancestor").help(help));
-                    }
+                    let shown = format!("${{{stage}.{key}}}");
+                    ok &= self.output_reference(stage, key, &shown, span, scope);
                 }
                 TemplatePart::Var(_) | TemplatePart::Literal(_) => {}
             }
         }
         ok.then_some(parsed)
+    }
+
+    /// Checks a reference to `STAGE.KEY` (written `shown`): an output of an ancestor that has no
+    /// matrix, or `matrix.KEY` of the stage's own matrix.
+    fn output_reference(
+        &mut self,
+        stage: &str,
+        key: &str,
+        shown: &str,
+        span: Range<usize>,
+        scope: &Scope<'_>,
+    ) -> bool {
+        if stage == matrix::MATRIX {
+            if scope.matrix_keys.iter().any(|k| k == key) {
+                return true;
+            }
+            let help = if scope.matrix_keys.is_empty() {
+                "`matrix.KEY` names a value of the stage's own `matrix:`, and this stage has none"
+                    .to_owned()
+            } else {
+                did_you_mean(key, scope.matrix_keys.iter().map(String::as_str)).unwrap_or_else(
+                    || format!("the matrix's keys are: {}", scope.matrix_keys.join(", ")),
+                )
+            };
+            self.error(
+                ConfigError::new(
+                    format!("`{shown}` is not a key of the matrix"),
+                    span,
+                    "unknown key",
+                )
+                .help(help),
+            );
+            return false;
+        }
+        let Some(ancestors) = scope.ancestors else {
+            self.error(
+                ConfigError::new(
+                    format!("`{shown}` reads a stage output where no stage has run yet"),
+                    span,
+                    "stage output",
+                )
+                .help("read stage outputs in a stage's `run`, `command`, `env`, `with` or `if`"),
+            );
+            return false;
+        };
+        let position = scope.stages.iter().position(|s| s == stage);
+        if !position.is_some_and(|i| ancestors.contains(StageIdx(i))) {
+            let (message, help) = if scope.stages.iter().any(|s| s == stage) {
+                (
+                    format!(
+                        "`{shown}` reads an output of `{stage}`, which is not among this stage's needs"
+                    ),
+                    format!(
+                        "add `{stage}` to `needs:` (directly or through another stage) so it has run first"
+                    ),
+                )
+            } else {
+                let help = did_you_mean(stage, scope.stages.iter().map(String::as_str))
+                    .unwrap_or_else(|| "name a stage this one needs".to_owned());
+                (format!("`{shown}` names no stage `{stage}`"), help)
+            };
+            self.error(ConfigError::new(message, span, "not an ancestor").help(help));
+            return false;
+        }
+        if scope.matrix_stages.contains(stage) {
+            self.error(
+                ConfigError::new(
+                    format!("`{shown}` reads an output of `{stage}`, which runs once per matrix combination"),
+                    span,
+                    "a matrix stage",
+                )
+                .help("have a stage without a matrix, after it, publish the value to read"),
+            );
+            return false;
+        }
+        true
     }
 
     /// The source span of `needle` inside `node`, or the node's own span when escapes or
@@ -551,7 +607,19 @@ impl<'a> Validator<'a> {
             .as_ref()
             .map(|f| f.iter().map(|(k, _, _)| k.to_owned()).collect())
             .unwrap_or_default();
+        let matrix_stages: HashSet<String> = stage_fields
+            .as_ref()
+            .map(|f| {
+                f.iter()
+                    .filter(|(_, _, node)| {
+                        matches!(&node.kind, NodeKind::Map(pairs) if pairs.iter().any(|(k, _)| k.as_str() == Some("matrix")))
+                    })
+                    .map(|(k, _, _)| k.to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
         let nothing_known = HashMap::new();
+        let mut declared: IndexMap<String, Declared> = IndexMap::new();
         let secret_names: HashSet<String> = secrets.keys().cloned().collect();
         let env = {
             let scope = Scope {
@@ -560,9 +628,11 @@ impl<'a> Validator<'a> {
                 stages: &stage_ids,
                 known: &nothing_known,
                 secret_bearing: &secret_names,
+                matrix_keys: &[],
+                matrix_stages: &matrix_stages,
             };
             env_node
-                .map(|n| self.env(n, &scope, "`env`"))
+                .map(|n| self.env(n, &scope, "`env`", Some(&mut declared)))
                 .unwrap_or_default()
         };
         let cli_names: Vec<String> = cli_vars.iter().map(|(k, _)| k.clone()).collect();
@@ -584,7 +654,24 @@ impl<'a> Validator<'a> {
             .as_ref()
             .and_then(|d| d.get("shell"))
             .and_then(|n| self.shell(n));
+        let default_workdir = defaults
+            .as_ref()
+            .and_then(|d| d.get("workdir"))
+            .and_then(|n| {
+                let s = self.string(n, "`workdir`")?;
+                let scope = Scope {
+                    vars: &vars,
+                    ancestors: None,
+                    stages: &stage_ids,
+                    known: &known,
+                    secret_bearing: &secret_bearing,
+                    matrix_keys: &[],
+                    matrix_stages: &matrix_stages,
+                };
+                self.template(n, &s, &scope)
+            });
         let defaults = StageDefaults {
+            workdir: default_workdir,
             timeout: default_timeout.unwrap_or(DEFAULT_TIMEOUT),
             grace: default_grace.unwrap_or(DEFAULT_GRACE),
             shell: default_shell
@@ -612,6 +699,11 @@ impl<'a> Validator<'a> {
                 self.error(
                     ConfigError::new(format!("`{id}` is not a valid stage name"), key.span.clone(), "invalid name")
                         .help("use letters, digits, `-` and `_`; the name is used in file names and in `${STAGE.KEY}`"),
+                );
+            } else if id == matrix::MATRIX {
+                self.error(
+                    ConfigError::new("`matrix` cannot name a stage", key.span.clone(), "reserved")
+                        .help("`${matrix.KEY}` reads a value of a stage's matrix; give the stage another name"),
                 );
             }
         }
@@ -660,6 +752,7 @@ impl<'a> Validator<'a> {
         let ancestors = crate::graph::ancestors(&edges);
 
         let mut stages = Vec::new();
+        let mut specs = Vec::new();
         for (pos, (id, key, node)) in stage_nodes.iter().enumerate() {
             let scope = Scope {
                 vars: &vars,
@@ -667,14 +760,20 @@ impl<'a> Validator<'a> {
                 stages: &stage_ids,
                 known: &known,
                 secret_bearing: &secret_bearing,
+                matrix_keys: &[],
+                matrix_stages: &matrix_stages,
             };
-            if let Some(stage) = self.stage(id, key, node, edges[pos].clone(), &scope, &defaults) {
+            if let Some((stage, spec)) =
+                self.stage(id, key, node, edges[pos].clone(), &scope, &defaults)
+            {
                 stages.push(stage);
+                specs.push(spec);
             }
         }
         if stages.len() != stage_ids.len() {
             return None;
         }
+        let stages = matrix::expand(stages, specs);
         Some(Pipeline {
             name,
             file: source.path.clone(),
@@ -682,12 +781,22 @@ impl<'a> Validator<'a> {
             secrets,
             concurrency,
             metrics,
+            declared,
             stages,
             source: source.clone(),
         })
     }
 
-    fn env(&mut self, node: &Node, scope: &Scope<'_>, what: &str) -> IndexMap<String, Template> {
+    /// An `env:` mapping. The pipeline's own (`declared` given) may also declare a variable as a
+    /// mapping: `{ required: true, description: ... }` (no value here: `run` demands one) or
+    /// `{ default: VALUE, description: ... }`.
+    fn env(
+        &mut self,
+        node: &Node,
+        scope: &Scope<'_>,
+        what: &str,
+        mut declared: Option<&mut IndexMap<String, Declared>>,
+    ) -> IndexMap<String, Template> {
         let mut env = IndexMap::new();
         let Some(fields) = self.fields(node, what, &[]) else {
             return env;
@@ -704,8 +813,32 @@ impl<'a> Validator<'a> {
                 );
                 continue;
             }
+            if let NodeKind::Map(_) = &value.kind {
+                let Some(declared) = declared.as_deref_mut() else {
+                    self.error(
+                        ConfigError::new(
+                            format!("`{name}` must be a value here"),
+                            value.span.clone(),
+                            "a mapping",
+                        )
+                        .help("only the pipeline's own `env:` declares `{ required: true, description: ... }`"),
+                    );
+                    continue;
+                };
+                if let Some((decl, default)) = self.declared_var(name, value, scope) {
+                    if let Some(t) = default {
+                        env.insert(name.to_owned(), t);
+                    }
+                    declared.insert(name.to_owned(), decl);
+                }
+                continue;
+            }
             let NodeKind::Scalar { value: text, .. } = &value.kind else {
-                self.mismatch(value, &format!("`{name}`"), "a string, number or boolean");
+                self.mismatch(
+                    value,
+                    &format!("`{name}`"),
+                    "a string, number or boolean, or `{ required: true, description: ... }`",
+                );
                 continue;
             };
             let text = if value.is_null() {
@@ -718,6 +851,71 @@ impl<'a> Validator<'a> {
             }
         }
         env
+    }
+
+    /// `NAME: { required: true, description: ... }` or `NAME: { default: VALUE, description: ... }`.
+    fn declared_var(
+        &mut self,
+        name: &str,
+        node: &Node,
+        scope: &Scope<'_>,
+    ) -> Option<(Declared, Option<Template>)> {
+        let what = format!("variable `{name}`");
+        let f = self.fields(node, &what, &["required", "description", "default"])?;
+        let required = f
+            .get("required")
+            .and_then(|n| self.bool(n, "`required`"))
+            .unwrap_or(false);
+        let description = f
+            .get("description")
+            .and_then(|n| self.string(n, "`description`"));
+        let default = match f.get("default") {
+            Some(n) => {
+                let text = match &n.kind {
+                    NodeKind::Scalar { value, .. } if !n.is_null() => value.clone(),
+                    NodeKind::Scalar { .. } => String::new(),
+                    _ => {
+                        self.mismatch(n, "`default`", "a string, number or boolean");
+                        return None;
+                    }
+                };
+                Some(self.template(n, &text, scope)?)
+            }
+            None => None,
+        };
+        match (required, &default) {
+            (true, Some(_)) => {
+                let span = f.key_span("default").unwrap_or_else(|| node.span.clone());
+                self.error(
+                    ConfigError::new(
+                        format!("{what} is required and has a default"),
+                        span,
+                        "a default",
+                    )
+                    .help("a required variable has no default: remove `default`, or `required: true` to make it optional"),
+                );
+                return None;
+            }
+            (false, None) => {
+                self.error(
+                    ConfigError::new(
+                        format!("{what} has no value"),
+                        node.span.clone(),
+                        "no value",
+                    )
+                    .help("add `required: true` (each run must give it) or `default: VALUE`"),
+                );
+                return None;
+            }
+            _ => {}
+        }
+        Some((
+            Declared {
+                required,
+                description,
+            },
+            default,
+        ))
     }
 
     fn secrets(&mut self, node: &Node) -> IndexMap<String, SecretSource> {
@@ -871,7 +1069,7 @@ impl<'a> Validator<'a> {
         needs: Vec<StageIdx>,
         scope: &Scope<'_>,
         defaults: &StageDefaults,
-    ) -> Option<Stage> {
+    ) -> Option<(Stage, Option<MatrixSpec>)> {
         let what = format!("stage `{id}`");
         let Some(f) = self.fields(node, &what, STAGE_KEYS) else {
             if node.is_null() {
@@ -891,33 +1089,32 @@ impl<'a> Validator<'a> {
             .get("name")
             .and_then(|n| self.display_name(n, "`name`"))
             .unwrap_or_else(|| id.to_owned());
-        let condition = f.get("if").and_then(|n| {
-            let s = self.string(n, "`if`")?;
-            match s.as_str() {
-                "success" => Some(Condition::Success),
-                "failure" => Some(Condition::Failure),
-                "always" => Some(Condition::Always),
-                other => {
-                    let help = did_you_mean(other, ["success", "failure", "always"])
-                        .unwrap_or_else(|| {
-                            "use `success` (the default), `failure` or `always`".into()
-                        });
-                    self.error(
-                        ConfigError::new(
-                            format!("`if: {other}` is not a condition"),
-                            n.span.clone(),
-                            "unknown condition",
-                        )
-                        .help(help),
-                    );
-                    None
-                }
-            }
+        let spec = f.get("matrix").and_then(|n| self.matrix(n));
+        let fail_fast = f.get("fail-fast").and_then(|n| self.bool(n, "`fail-fast`"));
+        if let (Some(span), None) = (f.key_span("fail-fast"), f.get("matrix")) {
+            self.error(
+                ConfigError::new(
+                    "`fail-fast` is only for a stage with a `matrix`",
+                    span,
+                    "no matrix",
+                )
+                .help("remove it, or add `matrix:`"),
+            );
+        }
+        let spec = spec.map(|mut spec| {
+            spec.fail_fast = fail_fast.unwrap_or(true);
+            spec
         });
+        let matrix_keys: Vec<String> = spec.as_ref().map(MatrixSpec::keys).unwrap_or_default();
+        let scope = &Scope {
+            matrix_keys: &matrix_keys,
+            ..*scope
+        };
+        let condition = f.get("if").and_then(|n| self.condition(n, scope));
         let mut stage_vars = scope.vars.clone();
         let env = match f.get("env") {
             Some(n) => {
-                let env = self.env(n, scope, "the stage's `env`");
+                let env = self.env(n, scope, "the stage's `env`", None);
                 stage_vars.extend(env.keys().cloned());
                 env
             }
@@ -931,16 +1128,20 @@ impl<'a> Validator<'a> {
             stages: scope.stages,
             known: &stage_known,
             secret_bearing: &stage_bearing,
+            matrix_keys: &matrix_keys,
+            matrix_stages: scope.matrix_stages,
         };
 
         let action = self.action(&f, &what, key, &stage_scope, &defaults.shell);
         let rollback = f
             .get("rollback")
             .and_then(|n| self.rollback(n, &stage_scope, &defaults.shell));
-        let workdir = f.get("workdir").and_then(|n| {
-            let s = self.string(n, "`workdir`")?;
-            self.template(n, &s, &stage_scope)
-        });
+        let workdir = match f.get("workdir") {
+            Some(n) => self
+                .string(n, "`workdir`")
+                .and_then(|s| self.template(n, &s, &stage_scope)),
+            None => defaults.workdir.clone(),
+        };
         let timeout = f
             .get("timeout")
             .and_then(|n| self.duration(n, "`timeout`"))
@@ -983,23 +1184,301 @@ impl<'a> Validator<'a> {
             .matches('\n')
             .count()
             + 1;
-        (self.errors.len() == errors_before).then(|| Stage {
-            id: id.to_owned(),
-            line: u32::try_from(line).unwrap_or(u32::MAX),
-            display_name,
-            needs,
-            condition: condition.unwrap_or(Condition::Success),
-            action,
-            env,
-            workdir,
-            timeout,
-            grace,
-            retries,
-            allow_failure,
-            junit,
-            rollback,
-            paths,
+        (self.errors.len() == errors_before).then(|| {
+            let stage = Stage {
+                id: id.to_owned(),
+                line: u32::try_from(line).unwrap_or(u32::MAX),
+                display_name,
+                needs,
+                condition: condition.unwrap_or(Condition::SUCCESS),
+                action,
+                env,
+                workdir,
+                timeout,
+                grace,
+                retries,
+                allow_failure,
+                junit,
+                rollback,
+                paths,
+                matrix: None,
+            };
+            (stage, spec)
         })
+    }
+
+    /// `matrix:`: axes (a key and a list of values), `include` and `exclude` (lists of
+    /// mappings); at least one and at most [`matrix::MAX_COMBINATIONS`] combinations.
+    fn matrix(&mut self, node: &Node) -> Option<MatrixSpec> {
+        let f = self.fields(node, "`matrix`", &[])?;
+        let mut spec = MatrixSpec {
+            axes: Vec::new(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            fail_fast: true,
+        };
+        let errors_before = self.errors.len();
+        for (key, key_node, value) in f.iter() {
+            match key {
+                "include" | "exclude" => {
+                    let NodeKind::Seq(items) = &value.kind else {
+                        self.mismatch(
+                            value,
+                            &format!("`{key}`"),
+                            "a list of mappings, e.g. `- { python: \"3.13\" }`",
+                        );
+                        continue;
+                    };
+                    for item in items {
+                        if let Some(combo) = self.combination(item, key) {
+                            if key == "include" {
+                                spec.include.push(combo);
+                            } else {
+                                spec.exclude.push(combo);
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    if !is_matrix_key(key) {
+                        self.error(
+                            ConfigError::new(
+                                format!("`{key}` is not a valid matrix key"),
+                                key_node.span.clone(),
+                                "invalid key",
+                            )
+                            .help("use letters, digits, `-` and `_`, starting with a letter"),
+                        );
+                        continue;
+                    }
+                    let NodeKind::Seq(items) = &value.kind else {
+                        self.mismatch(
+                            value,
+                            &format!("matrix key `{key}`"),
+                            "a list of values, e.g. `[\"3.11\", \"3.12\"]`",
+                        );
+                        continue;
+                    };
+                    if items.is_empty() {
+                        self.error(
+                            ConfigError::new(
+                                format!("matrix key `{key}` has no values"),
+                                value.span.clone(),
+                                "empty",
+                            )
+                            .help("list at least one value, or remove the key"),
+                        );
+                        continue;
+                    }
+                    let mut values: Vec<String> = Vec::new();
+                    for item in items {
+                        let Some(v) = self.matrix_value(item, key) else {
+                            continue;
+                        };
+                        if values.contains(&v) {
+                            self.error(
+                                ConfigError::new(
+                                    format!("`{v}` is listed twice in `{key}`"),
+                                    item.span.clone(),
+                                    "again",
+                                )
+                                .help("list each value once"),
+                            );
+                            continue;
+                        }
+                        values.push(v);
+                    }
+                    spec.axes.push((key.to_owned(), values));
+                }
+            }
+        }
+        for (pos, ex) in spec.exclude.iter().enumerate() {
+            for (k, _) in ex {
+                if !spec.axes.iter().any(|(a, _)| a == k) {
+                    let span = f
+                        .get("exclude")
+                        .and_then(|n| match &n.kind {
+                            NodeKind::Seq(items) => items.get(pos).map(|i| i.span.clone()),
+                            _ => None,
+                        })
+                        .unwrap_or_else(|| node.span.clone());
+                    let help = did_you_mean(k, spec.axes.iter().map(|(a, _)| a.as_str()))
+                        .unwrap_or_else(|| {
+                            "an `exclude` entry names keys of the matrix".to_owned()
+                        });
+                    self.error(
+                        ConfigError::new(
+                            format!("`exclude` names `{k}`, which is not a key of the matrix"),
+                            span,
+                            "unknown key",
+                        )
+                        .help(help),
+                    );
+                }
+            }
+        }
+        if self.errors.len() != errors_before {
+            return None;
+        }
+        let count = spec.combinations().len();
+        if count == 0 {
+            self.error(
+                ConfigError::new("the matrix has no combination", node.span.clone(), "empty")
+                    .help("list values under a key, or entries under `include`; `exclude` removed them all"),
+            );
+            return None;
+        }
+        if count > matrix::MAX_COMBINATIONS {
+            self.error(
+                ConfigError::new(
+                    format!(
+                        "the matrix has {count} combinations, more than {}",
+                        matrix::MAX_COMBINATIONS
+                    ),
+                    node.span.clone(),
+                    "too many",
+                )
+                .help("remove values, or `exclude` combinations"),
+            );
+            return None;
+        }
+        Some(spec)
+    }
+
+    /// One entry of `include` or `exclude`: keys and scalar values.
+    fn combination(&mut self, node: &Node, list: &str) -> Option<Vec<(String, String)>> {
+        let f = self.fields(node, &format!("an entry of `{list}`"), &[])?;
+        let mut out = Vec::new();
+        for (key, key_node, value) in f.iter() {
+            if !is_matrix_key(key) {
+                self.error(
+                    ConfigError::new(
+                        format!("`{key}` is not a valid matrix key"),
+                        key_node.span.clone(),
+                        "invalid key",
+                    )
+                    .help("use letters, digits, `-` and `_`, starting with a letter"),
+                );
+                continue;
+            }
+            if let Some(v) = self.matrix_value(value, key) {
+                out.push((key.to_owned(), v));
+            }
+        }
+        if out.is_empty() {
+            self.error(
+                ConfigError::new(
+                    format!("an entry of `{list}` is empty"),
+                    node.span.clone(),
+                    "empty",
+                )
+                .help("give it at least one `KEY: VALUE`"),
+            );
+            return None;
+        }
+        Some(out)
+    }
+
+    fn matrix_value(&mut self, node: &Node, key: &str) -> Option<String> {
+        match &node.kind {
+            NodeKind::Scalar { value, .. } if !node.is_null() => Some(value.clone()),
+            _ => {
+                self.mismatch(
+                    node,
+                    &format!("a value of `{key}`"),
+                    "a string, number or boolean",
+                );
+                None
+            }
+        }
+    }
+
+    /// `if:`: an expression ([`super::expr`]) whose names are the pipeline's variables and the
+    /// outputs of the stage's ancestors. `success`, `failure`, `always` and `cancelled` alone
+    /// stand for the functions of those names.
+    fn condition(&mut self, node: &Node, scope: &Scope<'_>) -> Option<Condition> {
+        let NodeKind::Scalar { value, .. } = &node.kind else {
+            self.mismatch(
+                node,
+                "`if`",
+                "an expression, e.g. `PORTCULLIS_BRANCH == 'main'`",
+            );
+            return None;
+        };
+        let written = self.text.get(node.span.clone()).unwrap_or_default();
+        if value.trim().is_empty() {
+            let line_start = self.text[..node.span.start.min(self.text.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            let tagged = self.text[line_start..]
+                .lines()
+                .next()
+                .and_then(|l| l.split_once("if:"))
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('!'));
+            let help = if tagged {
+                "YAML reads a leading `!` as a tag: quote the expression (`if: \"!failure()\"`) or wrap it as `if: ${{ !failure() }}`"
+            } else {
+                "write an expression such as `PORTCULLIS_BRANCH == 'main'`, or leave `if:` out"
+            };
+            self.error(
+                ConfigError::new("the condition is empty", node.span.clone(), "empty").help(help),
+            );
+            return None;
+        }
+        let shorthand = match value.trim() {
+            "success" => Some(Func::Success),
+            "failure" => Some(Func::Failure),
+            "always" => Some(Func::Always),
+            "cancelled" => Some(Func::Cancelled),
+            _ => None,
+        };
+        if let Some(func) = shorthand {
+            return Some(Condition {
+                expr: Some(Expr::Call(func, Vec::new())),
+            });
+        }
+        // Where a range of the expression is in the file: exact when the value is written as
+        // it is read (a plain or simply quoted scalar), else the first place its text occurs.
+        let place = |v: &Self, range: std::ops::Range<usize>| -> std::ops::Range<usize> {
+            if let Some(at) = written.find(value.as_str()) {
+                node.span.start + at + range.start..node.span.start + at + range.end
+            } else {
+                v.locate(node, &value[range])
+            }
+        };
+        let (expr, names) = match expr::parse(value) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let span = place(self, e.range.clone());
+                self.error(ConfigError::new(e.message, span, "here").help(e.help));
+                return None;
+            }
+        };
+        let mut ok = true;
+        for at in names {
+            let span = place(self, at.range.clone());
+            match at.name {
+                Name::Var(name) if !scope.vars.contains(&name) => {
+                    ok = false;
+                    let help = did_you_mean(&name, scope.vars.iter().map(String::as_str))
+                        .unwrap_or_else(|| {
+                            format!(
+                                "define `{name}` under `env:`, pass `--var {name}=VALUE`, or quote it to compare text"
+                            )
+                        });
+                    self.error(
+                        ConfigError::new(format!("`{name}` is not defined"), span, "unknown name")
+                            .help(help),
+                    );
+                }
+                Name::Var(_) => {}
+                Name::Output { stage, key } => {
+                    let shown = format!("{stage}.{key}");
+                    ok &= self.output_reference(&stage, &key, &shown, span, scope);
+                }
+            }
+        }
+        ok.then_some(Condition { expr: Some(expr) })
     }
 
     fn action(
@@ -1289,6 +1768,8 @@ impl<'a> Validator<'a> {
 }
 
 struct StageDefaults {
+    /// `defaults.workdir`: the `workdir` of every stage that names none.
+    workdir: Option<Template>,
     timeout: Duration,
     grace: Duration,
     shell: Shell,
@@ -1338,6 +1819,12 @@ fn known_values(
         }
     }
     known
+}
+
+fn is_matrix_key(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn is_env_name(name: &str) -> bool {

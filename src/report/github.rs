@@ -628,6 +628,7 @@ mod tests {
                 },
                 line: 3 + 2 * i as u32,
                 selected: true,
+                group: None,
             })
             .collect();
         let mut events = vec![event(RunEventKind::RunStarted {

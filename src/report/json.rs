@@ -204,6 +204,7 @@ mod tests {
             needs: needs.iter().map(|s| (*s).into()).collect(),
             line: 1,
             selected: true,
+            group: None,
         }
     }
 

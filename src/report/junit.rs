@@ -10,7 +10,8 @@
 //! Layout: one `<testsuite>` named after the pipeline, with one `<testcase>` per stage in
 //! file order and one per rollback (`rollback: STAGE`); one `<testsuite name="PIPELINE /
 //! STAGE">` per stage whose built-in kind reported cases (or whose JUnit files could not be
-//! read); one `<testsuite name="STAGE / SUITE">` per suite of every imported JUnit file.
+//! read); one `<testsuite name="STAGE / SUITE">` per suite of every imported JUnit file. The
+//! combinations of a matrix stage are grouped by their classname, `PIPELINE.STAGE`.
 //!
 //! A stage that failed with `allow-failure` set (`Warned`) is written as a passing test case,
 //! because it did not fail the gate and JUnit readers must not count it as a failure. The
@@ -63,6 +64,9 @@ pub(crate) struct JunitReport {
 struct StageState {
     id: String,
     selected: bool,
+    /// The matrix stage it is a combination of: its cases are grouped under
+    /// `classname="PIPELINE.GROUP"`.
+    group: Option<String>,
     /// When its first attempt started, while it has no result.
     started: Option<Duration>,
     /// The last lines it printed, for the report of an interrupted run.
@@ -107,6 +111,7 @@ impl JunitReport {
                 self.names = StageNames::new(stages);
                 for s in stages {
                     self.stage_mut(&s.id).selected = s.selected;
+                    self.stage_mut(&s.id).group.clone_from(&s.group);
                 }
             }
             RunEventKind::StageStarted { stage, .. } => {
@@ -293,7 +298,11 @@ impl JunitReport {
     }
 
     fn stage_case(&self, s: &StageState) -> Case {
-        let mut case = Case::new(self.names.get(&s.id).to_owned(), &self.pipeline);
+        let classname = match &s.group {
+            Some(group) => format!("{}.{group}", self.pipeline),
+            None => self.pipeline.clone(),
+        };
+        let mut case = Case::new(self.names.get(&s.id).to_owned(), &classname);
         let Some(r) = &s.result else {
             let message = match s.started {
                 Some(started) => {
@@ -825,6 +834,7 @@ AssertionError: expected Infinity to be +0 // Object.is equality
             needs: Vec::new(),
             line: 0,
             selected: *id != "docs",
+            group: None,
         };
         RunEventKind::RunStarted {
             run_id: "20250502-101112-ab12".to_owned(),
@@ -1458,7 +1468,7 @@ restore failed</failure>"#,
             if let RunEventKind::RunStarted { pipeline: p, stages, timestamp: t, .. } = &mut run {
                 (*p, *t) = (pipeline, timestamp);
                 let id = stage.clone();
-                stages.push(PlannedStage { name: id.clone(), id, needs: Vec::new(), line: 0, selected: true });
+                stages.push(PlannedStage { name: id.clone(), id, needs: Vec::new(), line: 0, selected: true, group: None });
             }
             let status = CaseStatus::Errored { message, body: body.clone() };
             let case = CaseResult { output: line.clone(), ..case(&name, status, Some((&body, 0, u32::MAX))) };

@@ -813,6 +813,7 @@ mod tests {
             needs: Vec::new(),
             line: 0,
             selected: true,
+            group: None,
         };
         K::RunStarted {
             run_id: "r1".into(),

@@ -167,6 +167,8 @@ pub(crate) struct PlannedStage {
     pub(crate) line: u32,
     /// False when `--only`, `--skip`, `--from` or `paths:` left it out.
     pub(crate) selected: bool,
+    /// The matrix stage it is a combination of, as written in the file.
+    pub(crate) group: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -78,7 +78,7 @@ fn prepare(
     let output_file = setup
         .run_dir
         .join("outputs")
-        .join(format!("{}.env", stage.id));
+        .join(format!("{}.env", stage.file_stem()));
     let builtins = [
         ("PORTCULLIS_RUN_ID", setup.run_id.clone()),
         ("PORTCULLIS_STAGE", stage.id.clone()),
@@ -150,7 +150,7 @@ fn argv_for(
 pub(super) async fn run_stage(job: StageJob) -> Attempted {
     let stage = job.pipeline.stage(job.idx);
     let setup = &job.setup;
-    let log = setup.run_dir.join(format!("{}.log", stage.id));
+    let log = setup.run_dir.join(format!("{}.log", stage.file_stem()));
     let max_attempts = stage.retries.count + 1;
     let start = Instant::now();
     let mut failed_attempts = Vec::new();
@@ -648,7 +648,9 @@ pub(super) struct RollbackJob {
 pub(super) async fn run_rollback(job: RollbackJob) -> RollbackStatus {
     let stage = job.pipeline.stage(job.idx);
     let setup = &job.setup;
-    let log = setup.run_dir.join(format!("{}.rollback.log", stage.id));
+    let log = setup
+        .run_dir
+        .join(format!("{}.rollback.log", stage.file_stem()));
     job.emitter
         .emit(RunEventKind::RollbackStarted {
             stage: stage.id.clone(),

@@ -34,7 +34,8 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::pipeline::{Condition, Pipeline, StageIdx};
+use crate::config::expr::{Env, Expr, Func};
+use crate::config::pipeline::{Pipeline, StageIdx};
 use crate::config::template::Outputs;
 use crate::plan::Selection;
 use crate::redact::Redactor;
@@ -123,6 +124,14 @@ pub(crate) struct Dispatcher {
     /// Set when nothing could start although stages were left; see [`Dispatcher::run`].
     stalled: bool,
     cancel: CancellationToken,
+    /// One token per matrix stage, so that its combinations can be stopped together
+    /// (`fail-fast`) or spared (`fail-fast: false`) apart from the rest of the run.
+    group_tokens: HashMap<String, CancellationToken>,
+    /// Matrix stages with `fail-fast` of which a combination failed: the others do not start.
+    failed_groups: HashSet<String>,
+    /// Matrix stages with `fail-fast: false` whose failure aborted the run: their other
+    /// combinations still run.
+    open_groups: HashSet<String>,
     kill_now: CancellationToken,
     tx: mpsc::Sender<Message>,
     rx: mpsc::Receiver<Message>,
@@ -155,6 +164,9 @@ impl Dispatcher {
             rollback_failed: false,
             stalled: false,
             cancel: CancellationToken::new(),
+            group_tokens: HashMap::new(),
+            failed_groups: HashSet::new(),
+            open_groups: HashSet::new(),
             kill_now: CancellationToken::new(),
             tx,
             rx,
@@ -193,6 +205,7 @@ impl Dispatcher {
                     .collect(),
                 line: s.line,
                 selected: self.setup.selection.selected[i],
+                group: s.matrix.as_ref().map(|m| m.group.clone()),
             })
             .collect();
         self.emitter
@@ -254,6 +267,7 @@ impl Dispatcher {
                         self.kill_now.cancel();
                     } else {
                         self.interrupted = true;
+                        self.open_groups.clear();
                         self.abort();
                     }
                 }
@@ -290,9 +304,16 @@ impl Dispatcher {
         self.first_failure.is_some() || self.interrupted
     }
 
+    /// Stops the run: nothing new starts and running stages are cancelled, except the
+    /// combinations of a `fail-fast: false` matrix whose own failure caused it.
     fn abort(&mut self) {
         self.aborted = true;
         self.cancel.cancel();
+        for (group, token) in &self.group_tokens {
+            if !self.open_groups.contains(group) {
+                token.cancel();
+            }
+        }
     }
 
     fn status_so_far(&self) -> &'static str {
@@ -357,7 +378,7 @@ impl Dispatcher {
             .stages
             .iter()
             .zip(&self.states)
-            .all(|(s, st)| s.condition != Condition::Success || matches!(st, State::Done(_)))
+            .all(|(s, st)| s.condition.decides_status() || matches!(st, State::Done(_)))
     }
 
     fn decide(&self, idx: StageIdx) -> Decision {
@@ -384,52 +405,87 @@ impl Dispatcher {
                 Decision::PassThrough(reason)
             };
         }
-        match stage.condition {
-            Condition::Success => {
-                if let Some((need, status)) = needs_done
-                    .iter()
-                    .find(|(_, s)| !matches!(s, StageStatus::Passed | StageStatus::Warned))
-                {
-                    let what = match status {
-                        StageStatus::Failed => "failed",
-                        StageStatus::Cancelled => "was cancelled",
-                        _ => "was skipped",
-                    };
-                    return Decision::Skip(format!(
-                        "needs `{}`, which {what}",
-                        self.pipeline.stage(*need).id
-                    ));
-                }
-                if self.aborted {
-                    let why = match (&self.first_failure, self.interrupted) {
-                        (_, true) => "not started: the run was interrupted".to_owned(),
-                        (Some(first), false) => {
-                            format!("not started: the run aborted after `{first}` failed")
-                        }
-                        (None, false) => "not started: the run aborted".to_owned(),
-                    };
-                    return Decision::Skip(why);
-                }
-                Decision::Start
+        let needs_passed = needs_done
+            .iter()
+            .all(|(_, s)| matches!(s, StageStatus::Passed | StageStatus::Warned));
+        if !stage.condition.decides_status() {
+            if let Some((need, status)) = needs_done
+                .iter()
+                .find(|(_, s)| !matches!(s, StageStatus::Passed | StageStatus::Warned))
+            {
+                let what = match status {
+                    StageStatus::Failed => "failed",
+                    StageStatus::Cancelled => "was cancelled",
+                    _ => "was skipped",
+                };
+                return Decision::Skip(format!(
+                    "needs `{}`, which {what}",
+                    self.pipeline.stage(*need).id
+                ));
             }
-            Condition::Always | Condition::Failure => {
-                if stage.needs.is_empty() && self.rollbacks != Phase::Done && !self.stalled {
-                    return Decision::Wait;
-                }
-                if self.kill_now.is_cancelled() {
-                    return Decision::Skip("not started: the run was killed".into());
-                }
-                if stage.condition == Condition::Failure
-                    && !self.run_failed()
-                    && self.setup.upstream.is_none()
-                {
-                    return Decision::Skip(
-                        "runs only when the pipeline fails (`if: failure`)".into(),
-                    );
-                }
-                Decision::Start
+            if let Some(m) = &stage.matrix
+                && self.failed_groups.contains(&m.group)
+            {
+                return Decision::Skip(format!(
+                    "not started: a combination of `{}` failed (`fail-fast`)",
+                    m.group
+                ));
+            }
+            let spared = stage
+                .matrix
+                .as_ref()
+                .is_some_and(|m| self.open_groups.contains(&m.group));
+            if self.aborted && !spared {
+                let why = match (&self.first_failure, self.interrupted) {
+                    (_, true) => "not started: the run was interrupted".to_owned(),
+                    (Some(first), false) => {
+                        format!("not started: the run aborted after `{first}` failed")
+                    }
+                    (None, false) => "not started: the run aborted".to_owned(),
+                };
+                return Decision::Skip(why);
+            }
+        } else {
+            if stage.needs.is_empty() && self.rollbacks != Phase::Done && !self.stalled {
+                return Decision::Wait;
+            }
+            if self.kill_now.is_cancelled() {
+                return Decision::Skip("not started: the run was killed".into());
             }
         }
+        match self.condition_holds(idx, needs_passed) {
+            Ok(()) => Decision::Start,
+            Err(reason) => Decision::Skip(reason),
+        }
+    }
+
+    /// Evaluates the stage's `if:`; `Err` carries why it is skipped: the expression and the
+    /// values that made it false.
+    fn condition_holds(&self, idx: StageIdx, needs_passed: bool) -> Result<(), String> {
+        let stage = self.pipeline.stage(idx);
+        let Some(expr) = &stage.condition.expr else {
+            return Ok(());
+        };
+        let env = ConditionEnv {
+            vars: &self.setup.vars,
+            status: self.status_so_far(),
+            run_id: &self.setup.run_id,
+            outputs: &self.outputs,
+            success: needs_passed && !self.aborted,
+            failure: self.run_failed() || self.setup.upstream.is_some(),
+            cancelled: self.interrupted || self.setup.upstream == Some(UpstreamStatus::Cancelled),
+        };
+        if expr.eval(&env).truthy() {
+            return Ok(());
+        }
+        if *expr == Expr::Call(Func::Failure, Vec::new()) {
+            return Err("runs only when the pipeline fails (`if: failure`)".into());
+        }
+        let mask = |v: &str| self.setup.redactor.redact_str(v).into_owned();
+        Err(format!(
+            "condition `{expr}` is false: {}",
+            expr.explain(&env, &mask)
+        ))
     }
 
     fn start(&mut self, idx: StageIdx) {
@@ -438,10 +494,15 @@ impl Dispatcher {
         let stage = self.pipeline.stage(idx);
         // Conditional stages run on failure by design, so an abort must not cancel them; only a
         // second interrupt (kill_now) stops them.
-        let cancel = if stage.condition == Condition::Success {
-            self.cancel.clone()
-        } else {
+        let cancel = if stage.condition.decides_status() {
             CancellationToken::new()
+        } else if let Some(m) = &stage.matrix {
+            self.group_tokens
+                .entry(m.group.clone())
+                .or_default()
+                .clone()
+        } else {
+            self.cancel.clone()
         };
         let job = StageJob {
             pipeline: self.pipeline.clone(),
@@ -485,6 +546,16 @@ impl Dispatcher {
             StageStatus::Failed => {
                 if self.first_failure.is_none() {
                     self.first_failure = Some(stage.id.clone());
+                }
+                if let Some(m) = &stage.matrix {
+                    if m.spec.fail_fast {
+                        self.failed_groups.insert(m.group.clone());
+                        if let Some(token) = self.group_tokens.get(&m.group) {
+                            token.cancel();
+                        }
+                    } else if !self.aborted {
+                        self.open_groups.insert(m.group.clone());
+                    }
                 }
                 if !self.setup.keep_going && !self.aborted {
                     self.abort();
@@ -573,4 +644,42 @@ enum Decision {
     PassThrough(String),
     Start,
     Skip(String),
+}
+
+/// What an `if:` reads when it is evaluated.
+struct ConditionEnv<'a> {
+    vars: &'a HashMap<String, String>,
+    /// `PORTCULLIS_STATUS` so far.
+    status: &'a str,
+    run_id: &'a str,
+    outputs: &'a HashMap<String, HashMap<String, String>>,
+    success: bool,
+    failure: bool,
+    cancelled: bool,
+}
+
+impl Env for ConditionEnv<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        match name {
+            "PORTCULLIS_STATUS" => Some(self.status.to_owned()),
+            "PORTCULLIS_RUN_ID" => Some(self.run_id.to_owned()),
+            _ => self.vars.get(name).cloned(),
+        }
+    }
+
+    fn output(&self, stage: &str, key: &str) -> Option<String> {
+        self.outputs.get(stage).and_then(|o| o.get(key)).cloned()
+    }
+
+    fn success(&self) -> bool {
+        self.success
+    }
+
+    fn failure(&self) -> bool {
+        self.failure
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancelled
+    }
 }

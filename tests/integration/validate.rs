@@ -145,7 +145,7 @@ fn types_durations_and_structure() {
         ),
         (
             "version: 1\nstages:\n  a:\n    run: x\n    if: sometimes\n",
-            "`if: sometimes` is not a condition",
+            "`sometimes` is not defined",
             "5:9",
         ),
         (

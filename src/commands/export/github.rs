@@ -10,11 +10,13 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
+use super::condition;
 use super::{
-    Jobs, Place, comment, has_rollback, hosted_gaps, job_ids, scalar, secret_variable,
-    timeout_minutes,
+    Jobs, Place, comment, has_rollback, hosted_gaps, job_ids, matrix_condition, need_ids, scalar,
+    secret_variable, timeout_minutes,
 };
-use crate::config::pipeline::{Condition, Pipeline};
+use crate::config::matrix::MatrixSpec;
+use crate::config::pipeline::Pipeline;
 
 /// The id of the action's step in every job, which job outputs read from.
 const STEP: &str = "gate";
@@ -74,6 +76,9 @@ pub(super) fn workflow(
     out.push_str("jobs:\n");
     for (pos, job) in jobs.jobs.iter().enumerate() {
         let stage = job.stage;
+        if job.follower {
+            continue;
+        }
         if pos > 0 {
             out.push('\n');
         }
@@ -84,26 +89,48 @@ pub(super) fn workflow(
             );
             out.push_str("    # job's failure does not reach it.\n");
         }
-        if stage.needs.is_empty() && stage.condition != Condition::Success {
+        if stage.needs.is_empty() && stage.condition.decides_status() {
             let _ = writeln!(
                 out,
                 "    # `if: {}` without `needs` waits for every other stage, as in portcullis.",
-                stage.condition.as_str()
+                stage.condition.text()
             );
         }
-        if stage.display_name != stage.id {
+        let translated = match matrix_condition(pipeline, pos) {
+            Some(text) => condition::untranslated(&stage.condition, text, true),
+            None => condition::github(&stage.condition),
+        };
+        for part in &translated.partial {
+            let _ = writeln!(
+                out,
+                "    # portcullis checks {part} inside the job (GitHub cannot read it before the"
+            );
+            out.push_str(
+                "    # job starts): when it is false the stage is skipped there, and the jobs that\n",
+            );
+            out.push_str("    # need this one still run.\n");
+        }
+        if stage.display_name != stage.id && stage.matrix.is_none() {
             let _ = writeln!(out, "    name: {}", scalar(&stage.display_name));
         }
-        let needs: Vec<String> = job.needs.iter().map(|i| scalar(&ids[i.0])).collect();
+        let needs = need_ids(&ids, &job.needs);
         if !needs.is_empty() {
             let _ = writeln!(out, "    needs: [{}]", needs.join(", "));
         }
-        match stage.condition {
-            Condition::Success => {}
-            Condition::Always => out.push_str("    if: always()\n"),
-            Condition::Failure => out.push_str("    if: failure()\n"),
+        if let Some(expr) = &translated.expr {
+            let bare_call = expr
+                .strip_suffix("()")
+                .is_some_and(|name| name.chars().all(|c| c.is_ascii_alphabetic()));
+            if bare_call {
+                let _ = writeln!(out, "    if: {expr}");
+            } else {
+                let _ = writeln!(out, "    if: {}", scalar(&format!("${{{{ {expr} }}}}")));
+            }
         }
         out.push_str("    runs-on: ubuntu-latest\n");
+        if let Some(m) = &stage.matrix {
+            strategy(&mut out, &m.spec);
+        }
         let _ = writeln!(out, "    timeout-minutes: {}", timeout_minutes(stage));
         if !outputs[pos].is_empty() {
             out.push_str("    outputs:\n");
@@ -124,7 +151,10 @@ pub(super) fn workflow(
         let _ = writeln!(
             out,
             "          args: {}",
-            scalar(&format!("--only {}", stage.id))
+            scalar(&format!(
+                "--only {}",
+                stage.matrix.as_ref().map_or(&stage.id, |m| &m.group)
+            ))
         );
         let _ = writeln!(out, "          junit: {JUNIT}");
         let _ = writeln!(
@@ -133,6 +163,13 @@ pub(super) fn workflow(
             scalar(&place.workdir)
         );
         let mut env: Vec<(String, String)> = Vec::new();
+        if stage.matrix.is_some() {
+            // `--only` names the matrix stage; this picks the job's combination.
+            env.push((
+                "PORTCULLIS_MATRIX".to_owned(),
+                "${{ toJSON(matrix) }}".to_owned(),
+            ));
+        }
         for (from, key) in &job.reads {
             let id = outputs[from.0]
                 .iter()
@@ -143,7 +180,7 @@ pub(super) fn workflow(
                 format!("${{{{ needs.{}.outputs.{id} }}}}", ids[from.0]),
             ));
         }
-        if stage.condition != Condition::Success {
+        if stage.condition.decides_status() {
             // It needs every stage before it, so this tells whether any of them failed.
             env.push((
                 crate::handoff::UPSTREAM_STATUS.to_owned(),
@@ -202,6 +239,36 @@ fn output_ids(keys: &[String]) -> Vec<(String, String)> {
             (key.clone(), id)
         })
         .collect()
+}
+
+/// `strategy:` of a matrix stage's job: the same axes, `include` and `exclude`, whose
+/// combinations GitHub computes as portcullis does, and `fail-fast`.
+fn strategy(out: &mut String, spec: &MatrixSpec) {
+    out.push_str("    strategy:\n");
+    let _ = writeln!(out, "      fail-fast: {}", spec.fail_fast);
+    out.push_str("      matrix:\n");
+    for (key, values) in &spec.axes {
+        let values: Vec<String> = values.iter().map(|v| quoted(v)).collect();
+        let _ = writeln!(out, "        {}: [{}]", scalar(key), values.join(", "));
+    }
+    for (name, list) in [("include", &spec.include), ("exclude", &spec.exclude)] {
+        if list.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "        {name}:");
+        for entry in list {
+            let pairs: Vec<String> = entry
+                .iter()
+                .map(|(k, v)| format!("{}: {}", scalar(k), quoted(v)))
+                .collect();
+            let _ = writeln!(out, "          - {{ {} }}", pairs.join(", "));
+        }
+    }
+}
+
+/// A matrix value, always as a string: `"3.10"` must not become the number 3.1.
+fn quoted(value: &str) -> String {
+    serde_json::Value::String(value.to_owned()).to_string()
 }
 
 #[cfg(test)]

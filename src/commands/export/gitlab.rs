@@ -18,7 +18,8 @@ use super::{
     Jobs, Place, comment, has_rollback, hosted_gaps, job_ids, scalar, secret_variable,
     timeout_minutes,
 };
-use crate::config::pipeline::{Condition, Pipeline};
+use super::{condition, matrix_condition};
+use crate::config::pipeline::Pipeline;
 
 /// The JUnit report and the outputs each job writes, in its working folder.
 const JUNIT: &str = "portcullis-junit.xml";
@@ -139,8 +140,37 @@ pub(super) fn config(pipeline: &Pipeline, jobs: &Jobs<'_>, place: &Place) -> Str
         "      dotenv: {}",
         scalar(&place.in_repository(OUTPUTS))
     );
+    // A rule that leaves a job out of the pipeline must leave out the jobs that need it, as
+    // portcullis skips them: a `success` job carries the rules of the `success` jobs it needs.
+    // A job that decides on failures keeps its own rule and needs those jobs `optional`.
+    let translated: Vec<condition::Translated> = jobs
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(pos, j)| match matrix_condition(pipeline, pos) {
+            Some(text) => condition::untranslated(&j.stage.condition, text, false),
+            None => condition::gitlab(&j.stage.condition),
+        })
+        .collect();
+    let mut rule_ifs: Vec<Vec<String>> = Vec::with_capacity(jobs.jobs.len());
+    for (pos, job) in jobs.jobs.iter().enumerate() {
+        let mut ifs: Vec<String> = translated[pos].expr.iter().cloned().collect();
+        if !job.stage.condition.decides_status() {
+            for need in &job.needs {
+                for inherited in &rule_ifs[need.0] {
+                    if !ifs.contains(inherited) {
+                        ifs.push(inherited.clone());
+                    }
+                }
+            }
+        }
+        rule_ifs.push(ifs);
+    }
     for (pos, job) in jobs.jobs.iter().enumerate() {
         let stage = job.stage;
+        if job.follower {
+            continue;
+        }
         let _ = writeln!(out, "\n{}:", scalar(&ids[pos]));
         if has_rollback(stage) {
             out.push_str(
@@ -148,20 +178,49 @@ pub(super) fn config(pipeline: &Pipeline, jobs: &Jobs<'_>, place: &Place) -> Str
             );
             out.push_str("  # job's failure does not reach it.\n");
         }
-        if stage.needs.is_empty() && stage.condition != Condition::Success {
+        if stage.needs.is_empty() && stage.condition.decides_status() {
             let _ = writeln!(
                 out,
                 "  # `if: {}` without `needs` waits for every other stage, as in portcullis.",
-                stage.condition.as_str()
+                stage.condition.text()
             );
         }
+        for part in &translated[pos].partial {
+            let _ = writeln!(
+                out,
+                "  # portcullis checks {part} inside the job (GitLab's rules cannot read it):"
+            );
+            out.push_str(
+                "  # when it is false the stage is skipped there, and the jobs that need this one\n",
+            );
+            out.push_str("  # still run.\n");
+        }
         let _ = writeln!(out, "  extends: {TEMPLATE}");
-        let needs: Vec<String> = job.needs.iter().map(|i| scalar(&ids[i.0])).collect();
+        let mut needs: Vec<String> = Vec::new();
+        for need in &job.needs {
+            let id = if stage.condition.decides_status() && !rule_ifs[need.0].is_empty() {
+                format!("{{job: {}, optional: true}}", scalar(&ids[need.0]))
+            } else {
+                scalar(&ids[need.0])
+            };
+            if !needs.contains(&id) {
+                needs.push(id);
+            }
+        }
         let _ = writeln!(out, "  needs: [{}]", needs.join(", "));
-        match stage.condition {
-            Condition::Success => {}
-            Condition::Always => out.push_str("  rules:\n    - when: always\n"),
-            Condition::Failure => out.push_str("  rules:\n    - when: on_failure\n"),
+        let when = translated[pos].when;
+        match rule_ifs[pos].as_slice() {
+            [] if when == "on_success" => {}
+            [] => {
+                let _ = writeln!(out, "  rules:\n    - when: {when}");
+            }
+            ifs => {
+                let _ = writeln!(out, "  rules:\n    - if: {}", scalar(&ifs.join(" && ")));
+                let _ = writeln!(out, "      when: {when}");
+            }
+        }
+        if let Some(m) = &stage.matrix {
+            parallel(&mut out, pipeline, &m.group);
         }
         let minutes = timeout_minutes(stage);
         let unit = if minutes == 1 { "minute" } else { "minutes" };
@@ -177,11 +236,25 @@ pub(super) fn config(pipeline: &Pipeline, jobs: &Jobs<'_>, place: &Place) -> Str
         let command = format!(
             "portcullis run {} --only={} --junit {JUNIT} --output-env {OUTPUTS}",
             shell_word(&place.pipeline),
-            stage.id
+            stage.matrix.as_ref().map_or(&stage.id, |m| &m.group)
         );
         let _ = writeln!(out, "    - {}", scalar(&command));
     }
     out
+}
+
+/// `parallel: matrix:` of a matrix stage's job: GitLab has no `include` or `exclude`, so one
+/// entry per combination portcullis computed, each naming it in `PORTCULLIS_MATRIX` (which
+/// `--only` reads to run that one) — GitLab shows it in the job's name: `test: [python=3.11]`.
+fn parallel(out: &mut String, pipeline: &Pipeline, group: &str) {
+    out.push_str("  parallel:\n    matrix:\n");
+    for stage in &pipeline.stages {
+        let Some(m) = stage.matrix.as_ref().filter(|m| m.group == group) else {
+            continue;
+        };
+        let selector = crate::config::matrix::selector(&m.values);
+        let _ = writeln!(out, "      - PORTCULLIS_MATRIX: {}", scalar(&selector));
+    }
 }
 
 /// A word for a POSIX shell: as it is when it holds nothing the shell reads, else in single

@@ -16,6 +16,7 @@
 //! provide them. The YAML is written by hand (the crate has no YAML writer); every value that
 //! is not a plain identifier is written as a double-quoted JSON string, which is valid YAML.
 
+mod condition;
 mod github;
 mod gitlab;
 
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{ExportArgs, ExportTarget};
 use crate::commands::{Error, load};
 use crate::config;
-use crate::config::pipeline::{Action, Condition, Pipeline, SecretSource, Stage, StageIdx};
+use crate::config::pipeline::{Action, Pipeline, SecretSource, Stage, StageIdx};
 
 pub(crate) fn export(args: &ExportArgs) -> Result<u8, Error> {
     let path = config::resolve(args.pipeline.as_deref());
@@ -101,6 +102,8 @@ pub(crate) struct Job<'a> {
     pub(crate) read_by_others: Vec<String>,
     /// The secrets it reads ([`Pipeline::secrets_read_by`]).
     pub(crate) secrets: Vec<String>,
+    /// A later combination of a matrix stage: the job of the first combination runs it.
+    pub(crate) follower: bool,
 }
 
 pub(crate) struct Jobs<'a> {
@@ -122,7 +125,7 @@ impl<'a> Jobs<'a> {
             }
             let mut needs = job_needs(pipeline, pos);
             needs.extend(reads.iter().map(|(idx, _)| *idx));
-            if stage.condition != Condition::Success {
+            if stage.condition.decides_status() {
                 needs = ancestors(pipeline, &needs);
             }
             needs.sort();
@@ -133,6 +136,7 @@ impl<'a> Jobs<'a> {
                 reads,
                 read_by_others: Vec::new(),
                 secrets: pipeline.secrets_read_by(StageIdx(pos)),
+                follower: matrix_first(pipeline, pos).is_some(),
             });
         }
         let mut variables: Vec<(String, String, String)> = Vec::new();
@@ -166,14 +170,14 @@ impl<'a> Jobs<'a> {
 /// never hold), so it needs every stage that is not itself such a stage.
 pub(crate) fn job_needs(pipeline: &Pipeline, pos: usize) -> Vec<StageIdx> {
     let stage = &pipeline.stages[pos];
-    if !stage.needs.is_empty() || stage.condition == Condition::Success {
+    if !stage.needs.is_empty() || !stage.condition.decides_status() {
         return stage.needs.clone();
     }
     pipeline
         .stages
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.condition == Condition::Success || !s.needs.is_empty())
+        .filter(|(_, s)| !s.condition.decides_status() || !s.needs.is_empty())
         .map(|(i, _)| StageIdx(i))
         .collect()
 }
@@ -204,8 +208,19 @@ pub(crate) fn job_ids(pipeline: &Pipeline, fits: &dyn Fn(&str) -> bool) -> Vec<S
         .map(|s| s.id.to_ascii_lowercase())
         .collect();
     let mut assigned: HashSet<String> = HashSet::new();
-    let mut ids = Vec::new();
-    for stage in &pipeline.stages {
+    let mut ids: Vec<String> = Vec::new();
+    for (pos, stage) in pipeline.stages.iter().enumerate() {
+        // A matrix stage is one job, named after the stage as written.
+        if let Some(first) = matrix_first(pipeline, pos) {
+            let id = ids[first].clone();
+            ids.push(id);
+            continue;
+        }
+        let name = stage.matrix.as_ref().map_or(&stage.id, |m| &m.group);
+        let stage = &Stage {
+            id: name.clone(),
+            ..stage.clone()
+        };
         let fit = fits(&stage.id);
         let id = if fit && !assigned.contains(&stage.id.to_ascii_lowercase()) {
             stage.id.clone()
@@ -229,6 +244,39 @@ pub(crate) fn job_ids(pipeline: &Pipeline, fits: &dyn Fn(&str) -> bool) -> Vec<S
         ids.push(id);
     }
     ids
+}
+
+/// For a later combination of a matrix stage, the position of its first combination, whose job
+/// runs them all; `None` for any other stage.
+pub(crate) fn matrix_first(pipeline: &Pipeline, pos: usize) -> Option<usize> {
+    let group = &pipeline.stages[pos].matrix.as_ref()?.group;
+    pipeline.stages[..pos]
+        .iter()
+        .position(|s| s.matrix.as_ref().is_some_and(|m| m.group == *group))
+}
+
+/// For a matrix stage whose combinations' conditions differ (they read `matrix.KEY`), the
+/// condition as written for a comment: the engine cannot tell the combinations apart before the
+/// job starts, so portcullis decides inside each.
+pub(crate) fn matrix_condition(pipeline: &Pipeline, pos: usize) -> Option<String> {
+    let first = &pipeline.stages[pos];
+    let group = &first.matrix.as_ref()?.group;
+    let differs = pipeline.stages.iter().any(|s| {
+        s.matrix.as_ref().is_some_and(|m| m.group == *group) && s.condition != first.condition
+    });
+    differs.then(|| format!("the `if:` of each combination of `{group}`"))
+}
+
+/// The job ids of `needs`, each once, in order: a matrix stage's combinations are one job.
+pub(crate) fn need_ids(ids: &[String], needs: &[StageIdx]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for need in needs {
+        let id = scalar(&ids[need.0]);
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
 }
 
 /// Whether the stage has a rollback, its own or its kind's.
