@@ -19,7 +19,7 @@ Environment:
   DATABASE_URL                    backups restore's URL when --url is not given
   DOCKER_HOST                     the Docker engine of blue-green and ports --live
   PORTCULLIS_SKIP=1               the git hook (`hook run`) skips the pipeline, and only it
-  PORTCULLIS_OUTPUT_<STAGE>__<KEY>  with --only, the value of `${STAGE.KEY}` for a stage left
+  PORTCULLIS_OUTPUT_<STAGE>__<KEY>  with --only, the value of `${{ STAGE.KEY }}` for a stage left
                                   out (`-` in STAGE and KEY written `_`)
 Stages get PORTCULLIS_RUN_ID, PORTCULLIS_RUN_DIR, PORTCULLIS_STAGE, PORTCULLIS_STATUS and
 PORTCULLIS_OUTPUT (a file of KEY=VALUE lines, their outputs).";
@@ -121,7 +121,7 @@ pub(crate) struct RunArgs {
     /// Most stages at once (overrides the pipeline's `concurrency`).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) jobs: Option<u16>,
-    /// Set a variable for `${KEY}` (repeatable); overrides the pipeline's `env`.
+    /// Set a variable for `${{ KEY }}` (repeatable); overrides the pipeline's `env`.
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub(crate) vars: Vec<String>,
     /// `human` (default) or `json`: the live log stays on stderr and stdout gets the run's `summary.json` at the end (with `--dry-run`: the plan as `plan --format json`).

@@ -4,7 +4,7 @@
 //! Read, for each name separately, from the first of: the variable itself when it is set (a
 //! hook, a test or a user says so), GitHub Actions' environment, GitLab CI's environment, the
 //! git repository portcullis runs in. Every name always has a value, empty when unknown (a
-//! detached checkout has no branch, most commits no tag), so `if:` and `${...}` can use them
+//! detached checkout has no branch, most commits no tag), so `if:` and `${{ ... }}` can use them
 //! anywhere. Events are said in one vocabulary whatever the engine: `push`, `pull_request`
 //! (GitLab's merge request events too), `schedule`, `manual` (GitHub's `workflow_dispatch`,
 //! GitLab's `web`), `local` outside CI; other engine events keep their own name.

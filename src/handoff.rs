@@ -3,8 +3,8 @@
 //!
 //! The main type is [`Given`]. One convention carries an output across: the environment
 //! variable [`variable`]`(STAGE, KEY)`, `PORTCULLIS_OUTPUT_<STAGE>__<KEY>` with `-` written `_`
-//! (`${build.version}` is `PORTCULLIS_OUTPUT_build__version`). A run that leaves stages out
-//! (`--only`) takes the value of each `${STAGE.KEY}` its stages read from that variable, in place
+//! (`${{ build.version }}` is `PORTCULLIS_OUTPUT_build__version`). A run that leaves stages out
+//! (`--only`) takes the value of each `${{ STAGE.KEY }}` its stages read from that variable, in place
 //! of running STAGE. A run hands its own outputs on as [`dotenv`] lines of the same names (GitLab
 //! turns a job's dotenv report into variables of the jobs that need it) or as one [`json`]
 //! object (the portcullis action's `outputs`, which GitHub job outputs pick from).
@@ -113,7 +113,7 @@ fn warning(stage: &str, key: &str, why: Withheld, to: &str) -> String {
     match why {
         Withheld::Secret => format!(
             "output `{stage}.{key}` holds a secret's value and is not handed on to {to}; \
-             a stage that reads `${{{stage}.{key}}}` in another job will not get it"
+             a stage that reads `${{{{ {stage}.{key} }}}}` in another job will not get it"
         ),
         Withheld::NotDotenv => format!(
             "output `{stage}.{key}` holds a line break, a `$` or blanks at an end, which a \

@@ -159,6 +159,44 @@ pub(crate) fn select(pipeline: &Pipeline, opts: &SelectOptions<'_>) -> Result<Se
     })
 }
 
+/// The names of `needs` for a reader: the combinations of a matrix stage, all needed, as one
+/// `test (4 combinations)`.
+fn need_names(pipeline: &Pipeline, needs: &[StageIdx]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for need in needs {
+        let stage = pipeline.stage(*need);
+        let name = match &stage.matrix {
+            Some(m) => {
+                let all = pipeline
+                    .stages
+                    .iter()
+                    .filter(|s| s.matrix.as_ref().is_some_and(|o| o.group == m.group))
+                    .count();
+                let needed = needs
+                    .iter()
+                    .filter(|n| {
+                        pipeline
+                            .stage(**n)
+                            .matrix
+                            .as_ref()
+                            .is_some_and(|o| o.group == m.group)
+                    })
+                    .count();
+                if needed == all && all > 1 {
+                    format!("{} ({all} combinations)", m.group)
+                } else {
+                    stage.id.clone()
+                }
+            }
+            None => stage.id.clone(),
+        };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
 fn edges(pipeline: &Pipeline) -> Vec<Vec<StageIdx>> {
     pipeline.stages.iter().map(|s| s.needs.clone()).collect()
 }
@@ -261,12 +299,7 @@ pub(crate) fn render_plan(
                 "starts at once".to_owned()
             }
         } else {
-            let names: Vec<&str> = stage
-                .needs
-                .iter()
-                .map(|n| pipeline.stage(*n).id.as_str())
-                .collect();
-            format!("waits for {}", names.join(", "))
+            format!("waits for {}", need_names(pipeline, &stage.needs).join(", "))
         };
         let _ = write!(
             out,

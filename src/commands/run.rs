@@ -135,7 +135,7 @@ async fn run_pipeline(
         .and_then(|v| crate::runner::UpstreamStatus::parse(&v));
     for (stage, key, variable) in &given.missing {
         crate::commands::print_warning(&format!(
-            "`${{{stage}.{key}}}` has no value here: stage `{stage}` does not run in this run \
+            "`${{{{ {stage}.{key} }}}}` has no value here: stage `{stage}` does not run in this run \
              and `{variable}` is not set"
         ));
     }
@@ -394,7 +394,7 @@ fn backup_folders(pipeline: &Pipeline, root: &Path) -> Vec<(String, PathBuf)> {
             Some(_) => None,
         };
         if let (Some(dir), Some(base)) = (dir, base)
-            && !dir.contains("${")
+            && !dir.contains("${{")
         {
             folders.push((stage.id.clone(), base.join(dir)));
         }
@@ -469,7 +469,7 @@ fn random_token() -> String {
     format!("portcullis-{:016x}", hasher.finish())
 }
 
-/// `--dry-run`: the plan, with `${NAME}`s expanded and secrets shown as `***`.
+/// `--dry-run`: the plan, with `${{ NAME }}`s expanded and secrets shown as `***`.
 fn dry_run(
     pipeline: &Pipeline,
     selection: &Selection,

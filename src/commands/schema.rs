@@ -5,7 +5,7 @@
 //! file's own keys are written out here to follow the validator key for key, and each built-in
 //! kind's `with:` block comes from the kind itself (`Kind::with_schema`, beside its validator),
 //! through `stages::REGISTRY`. It cannot express everything the
-//! validator checks (that `needs` name real stages, that `${NAME}` is defined, that the graph has
+//! validator checks (that `needs` name real stages, that `${{ NAME }}` is defined, that the graph has
 //! no cycle), but it rejects every unknown key and every value of the wrong shape, which is what
 //! an editor's completion and squiggles need. `schema/pipeline-v1.json` holds a copy that a
 //! test keeps equal to this output, so a `# yaml-language-server: $schema=` header can point at a
@@ -30,7 +30,7 @@ pub(crate) const SCHEMA_ID: &str =
 const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))+$";
 /// What `config::validate` accepts as an environment variable or secret name.
 const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
-/// Stage names end up in file names and in `${STAGE.KEY}`.
+/// Stage names end up in file names and in `${{ STAGE.KEY }}`.
 const STAGE_NAME_PATTERN: &str = "^[A-Za-z0-9_-]+$";
 
 /// The whole schema, mirroring `TOP_KEYS`, `DEFAULT_KEYS` and `STAGE_KEYS` in
@@ -54,7 +54,7 @@ pub(crate) fn pipeline_schema() -> Value {
                 "type": "string"
             },
             "env": {
-                "description": "Variables every stage sees; `${NAME}` expands them. A `--var NAME=VALUE` overrides one. A variable without a value in the file is declared `{ required: true, description: ... }`: `run` demands it by `--var` or the environment.",
+                "description": "Variables every stage sees; `${{ NAME }}` expands them. A `--var NAME=VALUE` overrides one. A variable without a value in the file is declared `{ required: true, description: ... }`: `run` demands it by `--var` or the environment.",
                 "type": "object",
                 "propertyNames": { "pattern": ENV_NAME_PATTERN },
                 "additionalProperties": {
@@ -132,9 +132,9 @@ pub(crate) fn pipeline_schema() -> Value {
 fn definitions() -> Value {
     let mut defs = json!({
         "template": {
-            "description": "A value given through `${NAME}` or `${STAGE.KEY}`, checked once expanded.",
+            "description": "A value given through `${{ NAME }}` or `${{ STAGE.KEY }}`, checked once expanded.",
             "type": "string",
-            "pattern": "\\$\\{"
+            "pattern": "\\$\\{\\{"
         },
         "duration": {
             "description": "A number and a unit (ms, s, m, h, d), repeatable: `500ms`, `90s`, `15m`, `1h30m`.",
@@ -264,7 +264,7 @@ fn definitions() -> Value {
     defs
 }
 
-/// Any value in `with:` may be written as `${NAME}` and is read once expanded, so wherever a kind
+/// Any value in `with:` may be written as `${{ NAME }}` and is read once expanded, so wherever a kind
 /// takes a number, a boolean, a list or a mapping, a string holding a reference is also valid.
 fn accept_templates(mut schema: Value) -> Value {
     let Value::Object(map) = &mut schema else {
@@ -350,7 +350,7 @@ fn stage() -> Value {
                 "minLength": 1
             },
             "run": {
-                "description": "A script run by the pipeline's shell. `${NAME}` and `${STAGE.KEY}` expand; `$${` is a literal `${`.",
+                "description": "A script run by the pipeline's shell. `${{ NAME }}` and `${{ STAGE.KEY }}` expand; the shell's own `$NAME` and `${NAME}` are left to it; `$${{` is a literal `${{`.",
                 "type": "string"
             },
             "command": {
@@ -366,7 +366,7 @@ fn stage() -> Value {
                 "type": "object"
             },
             "env": {
-                "description": "Environment variables of this stage only; `${NAME}` expands them in the stage.",
+                "description": "Environment variables of this stage only; `${{ NAME }}` expands them in the stage.",
                 "$ref": "#/definitions/env"
             },
             "workdir": { "description": "The directory the stage runs in.", "type": "string" },

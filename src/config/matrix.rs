@@ -8,7 +8,7 @@
 //!
 //! Validation expands a matrix stage into one stage per combination ([`expand`]), named
 //! `test (python=3.11)`: the runner schedules them as any other stages, and a stage that needs
-//! `test` needs all of them. Each sees its values as `${matrix.KEY}` (and in `if:` as
+//! `test` needs all of them. Each sees its values as `${{ matrix.KEY }}` (and in `if:` as
 //! `matrix.KEY`), replaced by the values when the stage is expanded, and as the environment
 //! variables `MATRIX_KEY`.
 
@@ -21,7 +21,7 @@ use super::yaml::{Node, NodeKind};
 /// Most combinations one matrix may have (GitHub's limit too).
 pub(crate) const MAX_COMBINATIONS: usize = 256;
 
-/// The name `${matrix.KEY}` reads from.
+/// The name `${{ matrix.KEY }}` reads from.
 pub(crate) const MATRIX: &str = "matrix";
 
 /// One combination: keys and values in order (axes first, as written, then `include` keys).
@@ -323,18 +323,19 @@ fn substitute(t: &Template, value_of: &dyn Fn(&str) -> String) -> Template {
     }
 }
 
-/// Replaces `${matrix.KEY}` in every string of a `with:` tree; a value holding `${` is escaped
-/// so it stays literal when the tree is expanded.
+/// Replaces `${{ matrix.KEY }}` in every string of a `with:` tree; a value holding `${{` is
+/// escaped so it stays literal when the tree is expanded.
 fn substitute_node(node: &Node, value_of: &dyn Fn(&str) -> String) -> Node {
     let kind = match &node.kind {
         NodeKind::Scalar { value, plain } => {
-            let mut text = value.clone();
-            while let Some(start) = find_matrix_ref(&text) {
-                let end = start + text[start..].find('}').unwrap_or(0);
-                let key = text[start + 2 + MATRIX.len() + 1..end].to_owned();
-                let replacement = value_of(&key).replace("${", "$${");
-                text.replace_range(start..=end, &replacement);
-            }
+            let text = match super::template::parse(value) {
+                Ok((template, _)) => substitute(&template, value_of)
+                    .parts
+                    .iter()
+                    .map(TemplatePart::source)
+                    .collect(),
+                Err(_) => value.clone(),
+            };
             NodeKind::Scalar {
                 value: text,
                 plain: *plain,
@@ -354,21 +355,6 @@ fn substitute_node(node: &Node, value_of: &dyn Fn(&str) -> String) -> Node {
         span: node.span.clone(),
         kind,
     }
-}
-
-/// The start of the first `${matrix.KEY}` that is not escaped as `$${`.
-fn find_matrix_ref(text: &str) -> Option<usize> {
-    let needle = format!("${{{MATRIX}.");
-    let mut from = 0;
-    while let Some(at) = text[from..].find(&needle) {
-        let at = from + at;
-        let escaped = at > 0 && text.as_bytes()[at - 1] == b'$';
-        if !escaped && text[at..].contains('}') {
-            return Some(at);
-        }
-        from = at + needle.len();
-    }
-    None
 }
 
 fn substitute_expr(expr: &Expr, value_of: &dyn Fn(&str) -> String) -> Expr {
@@ -534,13 +520,13 @@ mod tests {
         let node = Node {
             span: 0..0,
             kind: NodeKind::Scalar {
-                value: "img:${matrix.tag} $${matrix.tag} ${OTHER}".into(),
+                value: "img:${{ matrix.tag }} $${{ matrix.tag }} ${{ OTHER }} ${SHELL}".into(),
                 plain: true,
             },
         };
         let out = substitute_node(&node, &|k| {
             if k == "tag" {
-                "v${1}".into()
+                "v${{1}}".into()
             } else {
                 String::new()
             }
@@ -548,6 +534,9 @@ mod tests {
         let NodeKind::Scalar { value, .. } = out.kind else {
             panic!("a scalar stays a scalar")
         };
-        assert_eq!(value, "img:v$${1} $${matrix.tag} ${OTHER}");
+        assert_eq!(
+            value,
+            "img:v$${{1}} $${{ matrix.tag }} ${{ OTHER }} ${SHELL}"
+        );
     }
 }

@@ -27,7 +27,7 @@ pub(crate) struct Pipeline {
     pub(crate) name: String,
     /// The file the pipeline was read from, as the user named it.
     pub(crate) file: PathBuf,
-    /// Pipeline-wide environment, values still holding `${...}` references.
+    /// Pipeline-wide environment, values still holding `${{ ... }}` references.
     pub(crate) env: IndexMap<String, Template>,
     pub(crate) secrets: IndexMap<String, SecretSource>,
     /// Most stages running at once.
@@ -94,7 +94,7 @@ impl Pipeline {
         &self.stages[idx.0]
     }
 
-    /// The values of `${NAME}` for a run: `first` (the run's context, then secrets), then the
+    /// The values of `${{ NAME }}` for a run: `first` (the run's context, then secrets), then the
     /// pipeline's `env` in file order (each
     /// entry may use what came before it), with a `--var` replacing the `env` entry of its name
     /// and adding the others. Returns the values and the variables stages get in their
@@ -138,8 +138,8 @@ impl Pipeline {
     }
 
     /// The secrets stage `idx` reads, in the order of `secrets:`: those its own templates name
-    /// (`run`, `command`, `with`, `env`, `workdir`, rollback included), as `${NAME}` or, for a
-    /// shell or a program to read from the environment, as `$NAME` or `$${NAME}`, and those the
+    /// (`run`, `command`, `with`, `env`, `workdir`, rollback included), as `${{ NAME }}` or, for a
+    /// shell or a program to read from the environment, as `$NAME` or `${NAME}`, and those the
     /// pipeline's `env` names, since every stage gets that env. A program that reads a secret
     /// from its environment without the stage naming it is not seen.
     pub(crate) fn secrets_read_by(&self, idx: StageIdx) -> Vec<String> {
@@ -156,7 +156,7 @@ impl Pipeline {
             .collect()
     }
 
-    /// `${NAME}` values for showing the pipeline without running it: the run's context
+    /// `${{ NAME }}` values for showing the pipeline without running it: the run's context
     /// ([`crate::context`]) as a run here would see it, secrets read `***`.
     pub(crate) fn preview_vars(&self, cli_vars: &[(String, String)]) -> HashMap<String, String> {
         let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
@@ -214,7 +214,7 @@ impl Stage {
         templates
     }
 
-    /// Every `${STAGE.KEY}` the stage reads, in order of appearance and without repeats.
+    /// Every `${{ STAGE.KEY }}` the stage reads, in order of appearance and without repeats.
     pub(crate) fn outputs_read(&self) -> Vec<(String, String)> {
         let mut reads: Vec<(String, String)> = Vec::new();
         for template in self.templates() {
@@ -282,7 +282,7 @@ pub(crate) enum Action {
 pub(crate) struct Uses {
     /// The kind's `uses:` name, as registered.
     pub(crate) kind: &'static str,
-    /// The `with:` tree as written; every `${...}` in it was checked to resolve in this stage.
+    /// The `with:` tree as written; every `${{ ... }}` in it was checked to resolve in this stage.
     pub(crate) with: Node,
     /// Whether the kind, as configured, undoes what it did when a later stage fails.
     pub(crate) has_rollback: bool,

@@ -1,8 +1,10 @@
-//! `${NAME}` and `${STAGE.KEY}` references inside `run`, `command`, `env` and `with` values.
+//! `${{ NAME }}` and `${{ STAGE.KEY }}` references inside `run`, `command`, `env` and `with`
+//! values.
 //!
 //! [`parse`] turns a string into a [`Template`]; the validator then checks that every name
-//! exists and that every stage named is an ancestor. `$${` is a literal `${`, so a shell
-//! variable can still be written `$${HOME}` (or simply `$HOME`).
+//! exists and that every stage named is an ancestor. Anything else is text: a shell's own
+//! `$HOME` and `${HOME:-/root}` pass through untouched, which is why the references have double
+//! braces (no shell reads `${{`). `$${{` is a literal `${{`.
 //!
 //! Expansion happens here and nowhere else: [`Template::render`] is the one function that puts
 //! values in place of references. The runner expands scripts, argv, `env` and `workdir` with it;
@@ -34,12 +36,12 @@ pub(crate) enum TemplatePart {
 }
 
 impl TemplatePart {
-    /// The reference as written, `${NAME}` or `${STAGE.KEY}`.
+    /// The reference as written, `${{ NAME }}` or `${{ STAGE.KEY }}`.
     pub(crate) fn source(&self) -> String {
         match self {
-            TemplatePart::Literal(s) => s.replace("${", "$${"),
-            TemplatePart::Var(n) => format!("${{{n}}}"),
-            TemplatePart::Output { stage, key } => format!("${{{stage}.{key}}}"),
+            TemplatePart::Literal(s) => s.replace("${{", "$${{"),
+            TemplatePart::Var(n) => format!("${{{{ {n} }}}}"),
+            TemplatePart::Output { stage, key } => format!("${{{{ {stage}.{key} }}}}"),
         }
     }
 }
@@ -115,7 +117,7 @@ impl Template {
         match rendered.missing {
             None => Ok(rendered.text),
             Some(TemplatePart::Output { stage, key }) => Err(format!(
-                "`${{{stage}.{key}}}`: stage `{stage}` published no output `{key}`"
+                "`${{{{ {stage}.{key} }}}}`: stage `{stage}` published no output `{key}`"
             )),
             Some(part) => Err(format!("`{}` has no value", part.source())),
         }
@@ -168,7 +170,7 @@ pub(crate) fn expand_node(node: &Node, values: Values<'_>) -> ExpandedNode {
 fn expand_inner(node: &Node, values: Values<'_>, out: &mut ExpandedNode) -> Node {
     let kind = match &node.kind {
         NodeKind::Scalar { value, plain } => match parse(value) {
-            Ok((template, _)) if template.has_references() || value.contains("$${") => {
+            Ok((template, _)) if template.has_references() || value.contains("$${{") => {
                 let rendered = template.render(values);
                 if let Some(part) = rendered.missing {
                     out.deferred.push(node.span.clone());
@@ -222,31 +224,31 @@ pub(crate) fn parse(text: &str) -> Result<(Template, Vec<Reference>), TemplateEr
     while let Some(pos) = rest.find('$') {
         literal.push_str(&rest[..pos]);
         let after = &rest[pos..];
-        if let Some(escaped) = after.strip_prefix("$${") {
-            literal.push_str("${");
+        if let Some(escaped) = after.strip_prefix("$${{") {
+            literal.push_str("${{");
             rest = escaped;
-            offset += pos + 3;
-        } else if let Some(body) = after.strip_prefix("${") {
+            offset += pos + 4;
+        } else if let Some(body) = after.strip_prefix("${{") {
             let start = offset + pos;
-            let Some(close) = body.find('}') else {
+            let Some(close) = body.find("}}") else {
                 return Err(TemplateError {
                     range: start..text.len(),
-                    message: "`${` is not closed by `}`".into(),
+                    message: "`${{` is not closed by `}}`".into(),
                 });
             };
-            let name = &body[..close];
-            let range = start..start + close + 3;
+            let name = body[..close].trim();
+            let range = start..start + close + 5;
             let part = reference(name).ok_or_else(|| TemplateError {
                 range: range.clone(),
-                message: format!("`${{{name}}}` is not a valid reference"),
+                message: format!("`${{{{ {name} }}}}` is not a valid reference"),
             })?;
             if !literal.is_empty() {
                 parts.push(TemplatePart::Literal(std::mem::take(&mut literal)));
             }
             parts.push(part.clone());
             refs.push(Reference { part, range });
-            rest = &body[close + 1..];
-            offset = start + close + 3;
+            rest = &body[close + 2..];
+            offset = start + close + 5;
         } else {
             literal.push('$');
             rest = &after[1..];
@@ -294,21 +296,25 @@ mod tests {
     #[test]
     fn parses_references_and_escapes() {
         let cases: &[(&str, Vec<TemplatePart>)] = &[
-            ("plain $HOME", vec![lit("plain $HOME")]),
+            (
+                "plain $HOME ${HOME} ${HOME:-/root}",
+                vec![lit("plain $HOME ${HOME} ${HOME:-/root}")],
+            ),
             ("", vec![lit("")]),
             (
-                "a ${X} b",
+                "a ${{ X }} b",
                 vec![lit("a "), TemplatePart::Var("X".into()), lit(" b")],
             ),
-            ("$${HOME}", vec![lit("${HOME}")]),
+            ("${{X}}", vec![TemplatePart::Var("X".into())]),
+            ("$${{ HOME }}", vec![lit("${{ HOME }}")]),
             (
-                "${backup.rehearsal-url}",
+                "${{ backup.rehearsal-url }}",
                 vec![TemplatePart::Output {
                     stage: "backup".into(),
                     key: "rehearsal-url".into(),
                 }],
             ),
-            ("$$ $", vec![lit("$$ $")]),
+            ("$$ $ ${#arr[@]}", vec![lit("$$ $ ${#arr[@]}")]),
         ];
         for (text, want) in cases {
             let (template, _) = parse(text).expect(text);
@@ -318,17 +324,17 @@ mod tests {
 
     #[test]
     fn reference_ranges_and_errors() {
-        let (_, refs) = parse("x ${A} ${b.c}").expect("parses");
-        assert_eq!(refs[0].range, 2..6);
-        assert_eq!(refs[1].range, 7..13);
-        assert_eq!(parse("echo ${oops").expect_err("unclosed").range, 5..11);
-        assert!(parse("${1abc}").is_err());
-        assert!(parse("${a b}").is_err());
+        let (_, refs) = parse("x ${{ A }} ${{b.c}}").expect("parses");
+        assert_eq!(refs[0].range, 2..10);
+        assert_eq!(refs[1].range, 11..19);
+        assert_eq!(parse("echo ${{ oops").expect_err("unclosed").range, 5..13);
+        assert!(parse("${{ 1abc }}").is_err());
+        assert!(parse("${{ a b }}").is_err());
     }
 
     #[test]
     fn render_leaves_what_has_no_value_as_written() {
-        let (t, _) = parse("${A}-${B}-${s.k}").expect("parses");
+        let (t, _) = parse("${{ A }}-${{ B }}-${{ s.k }}").expect("parses");
         let vars: HashMap<String, String> = [("A".to_owned(), "1".to_owned())].into();
         let outputs: Outputs = [("s".to_owned(), [("k".to_owned(), "v".to_owned())].into())].into();
         let values = Values {
@@ -336,18 +342,18 @@ mod tests {
             outputs: &outputs,
         };
         let r = t.render(values);
-        assert_eq!(r.text, "1-${B}-v");
+        assert_eq!(r.text, "1-${{ B }}-v");
         assert_eq!(r.missing, Some(TemplatePart::Var("B".into())));
         assert!(
             t.expand(values)
                 .expect_err("B has no value")
-                .contains("${B}")
+                .contains("${{ B }}")
         );
     }
 
     #[test]
     fn expand_node_expands_values_not_keys_and_types_them() {
-        let text = "port: \"${P}\"\n${K}: x\nlist: [a, \"${P}\"]\nlater: ${o.k}\nkeep: $${X}\n";
+        let text = "port: \"${{ P }}\"\n\"${{ K }}\": x\nlist: [a, \"${{ P }}\"]\nlater: ${{ o.k }}\nkeep: $${{ X }}\n";
         let node = crate::config::yaml::parse(text).expect("yaml");
         let vars: HashMap<String, String> = [("P".to_owned(), "3001".to_owned())].into();
         let outputs = Outputs::new();
@@ -368,8 +374,8 @@ mod tests {
                 plain: true
             }
         );
-        assert_eq!(pairs[1].0.as_str(), Some("${K}"));
-        assert_eq!(pairs[4].1.as_str(), Some("${X}"));
+        assert_eq!(pairs[1].0.as_str(), Some("${{ K }}"));
+        assert_eq!(pairs[4].1.as_str(), Some("${{ X }}"));
         assert_eq!(e.deferred.len(), 1);
         assert_eq!(
             e.missing,
@@ -383,12 +389,12 @@ mod tests {
     #[test]
     fn names_variable_as_reference_or_shell_variable() {
         let cases = [
-            ("${TOKEN}", true),
+            ("${{ TOKEN }}", true),
             ("curl -H \"$TOKEN\"", true),
-            ("echo $${TOKEN}", true),
+            ("echo ${TOKEN}", true),
             ("echo ${TOKEN_2} $TOKENS $MY_TOKEN", false),
             ("echo TOKEN", false),
-            ("${s.TOKEN}", false),
+            ("${{ s.TOKEN }}", false),
         ];
         for (text, named) in cases {
             let (template, _) = parse(text).expect(text);
@@ -398,7 +404,11 @@ mod tests {
 
     #[test]
     fn source_round_trips() {
-        for text in ["a ${X} $${Y} ${s.k}", "$HOME", "${A}${B}"] {
+        for text in [
+            "a ${{ X }} $${{ Y }} ${{ s.k }}",
+            "$HOME ${HOME}",
+            "${{ A }}${{ B }}",
+        ] {
             let (template, _) = parse(text).expect(text);
             let source: String = template.parts.iter().map(TemplatePart::source).collect();
             assert_eq!(source, text);

@@ -27,7 +27,7 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Names every stage sees in its environment, so `${PORTCULLIS_RUN_ID}` is valid.
+/// Names every stage sees in its environment, so `${{ PORTCULLIS_RUN_ID }}` is valid.
 pub(crate) const BUILTIN_VARS: &[&str] = &[
     "PORTCULLIS_RUN_ID",
     "PORTCULLIS_STAGE",
@@ -145,7 +145,7 @@ pub(crate) struct Scope<'s> {
     pub(crate) known: &'s HashMap<String, String>,
     /// Secrets, and `env` entries whose value holds one: never expanded into an argv.
     pub(crate) secret_bearing: &'s HashSet<String>,
-    /// The keys `${matrix.KEY}` may name here: the stage's own matrix, if it has one.
+    /// The keys `${{ matrix.KEY }}` may name here: the stage's own matrix, if it has one.
     pub(crate) matrix_keys: &'s [String],
     /// Stages with a `matrix:`, whose outputs cannot be read (which combination's?).
     pub(crate) matrix_stages: &'s HashSet<String>,
@@ -386,7 +386,7 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// Parses `${...}` references in a string value and checks each against `scope`.
+    /// Parses `${{ ... }}` references in a string value and checks each against `scope`.
     pub(crate) fn template(
         &mut self,
         node: &Node,
@@ -397,10 +397,9 @@ impl<'a> Validator<'a> {
             Ok(ok) => ok,
             Err(e) => {
                 let span = self.locate(node, &value[e.range.clone()]);
-                self.error(
-                    ConfigError::new(e.message, span, "here")
-                        .help("write `${NAME}` or `${STAGE.KEY}`; `$${` stands for a literal `${`"),
-                );
+                self.error(ConfigError::new(e.message, span, "here").help(
+                    "write `${{ NAME }}` or `${{ STAGE.KEY }}`; `$${{` stands for a literal `${{`",
+                ));
                 return None;
             }
         };
@@ -412,11 +411,11 @@ impl<'a> Validator<'a> {
                     ok = false;
                     let help = did_you_mean(name, scope.vars.iter().map(String::as_str)).unwrap_or_else(|| format!(
                             "define `{name}` under `env:` or `secrets:`, or pass `--var {name}=VALUE`; \
-                             for the shell's own variable write `${name}` without braces or `$${{{name}}}`"
+                             the shell's own variables (`$NAME`, `${{ NAME }}`) are left to the shell"
                         ));
                     self.error(
                         ConfigError::new(
-                            format!("`${{{name}}}` is not defined"),
+                            format!("`${{{{ {name} }}}}` is not defined"),
                             span,
                             "unknown name",
                         )
@@ -424,7 +423,7 @@ impl<'a> Validator<'a> {
                     );
                 }
                 TemplatePart::Output { stage, key } => {
-                    let shown = format!("${{{stage}.{key}}}");
+                    let shown = format!("${{{{ {stage}.{key} }}}}");
                     ok &= self.output_reference(stage, key, &shown, span, scope);
                 }
                 TemplatePart::Var(_) | TemplatePart::Literal(_) => {}
@@ -698,12 +697,12 @@ impl<'a> Validator<'a> {
             {
                 self.error(
                     ConfigError::new(format!("`{id}` is not a valid stage name"), key.span.clone(), "invalid name")
-                        .help("use letters, digits, `-` and `_`; the name is used in file names and in `${STAGE.KEY}`"),
+                        .help("use letters, digits, `-` and `_`; the name is used in file names and in `${{ STAGE.KEY }}`"),
                 );
             } else if id == matrix::MATRIX {
                 self.error(
                     ConfigError::new("`matrix` cannot name a stage", key.span.clone(), "reserved")
-                        .help("`${matrix.KEY}` reads a value of a stage's matrix; give the stage another name"),
+                        .help("`${{ matrix.KEY }}` reads a value of a stage's matrix; give the stage another name"),
                 );
             }
         }
@@ -1571,10 +1570,10 @@ impl<'a> Validator<'a> {
         };
         let errors_before = self.errors.len();
         with.visit_keys(&mut |key| {
-            if key.as_str().is_some_and(|k| k.contains("${")) {
+            if key.as_str().is_some_and(|k| k.contains("${{")) {
                 self.error(
                     ConfigError::new(
-                        "a key in `with:` cannot hold `${...}`",
+                        "a key in `with:` cannot hold `${{ ... }}`",
                         key.span.clone(),
                         "a name, not a value",
                     )

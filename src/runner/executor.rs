@@ -50,7 +50,7 @@ enum AttemptEnd {
     Cancelled,
 }
 
-/// The expanded environment, working directory and `${NAME}` values of one stage.
+/// The expanded environment, working directory and `${{ NAME }}` values of one stage.
 struct Prepared {
     env: Vec<(String, String)>,
     vars: HashMap<String, String>,

@@ -53,7 +53,7 @@ pub(crate) struct RunSetup {
     pub(crate) selection: Selection,
     pub(crate) keep_going: bool,
     pub(crate) concurrency: usize,
-    /// `${NAME}` values: pipeline env (expanded), `--var`s, secrets.
+    /// `${{ NAME }}` values: pipeline env (expanded), `--var`s, secrets.
     pub(crate) vars: HashMap<String, String>,
     /// The environment every stage inherits: portcullis's own, then pipeline env and secrets,
     /// without duplicate names ([`dedup_env`]).

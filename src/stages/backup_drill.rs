@@ -100,7 +100,7 @@ impl Kind for BackupDrill {
         if remote && identity.is_none() {
             v.error(
                 ConfigError::new("`from: remote` needs `identity`", f.span.clone(), "no `identity`")
-                    .help("add `identity: ${AGE_IDENTITY}`, the age private key from `secrets:` (the copies are encrypted)"),
+                    .help("add `identity: ${{ AGE_IDENTITY }}`, the age private key from `secrets:` (the copies are encrypted)"),
             );
         }
         let id = f.get("id").and_then(|n| v.string(n, "`id`"));

@@ -159,7 +159,7 @@ impl Kind for BlueGreen {
         let image = match f.get("image") {
             Some(n) => v.string(n, "`image`"),
             None => {
-                missing("image", "myorg/web:${GIT_SHA}", v);
+                missing("image", "myorg/web:${{ GIT_SHA }}", v);
                 None
             }
         };

@@ -3,7 +3,7 @@
 //! The main type is the [`BuiltinStage`] trait; [`Kind`] adds what a kind declares once, beside
 //! its code: its `uses:` name, how it reads its `with:` block and that block's JSON Schema.
 //! [`REGISTRY`] lists every kind in one place; `config::load` is handed it. A kind never sees a
-//! `${...}`: at validation it checks the `with:` tree expanded with what is known then, and when
+//! `${{ ... }}`: at validation it checks the `with:` tree expanded with what is known then, and when
 //! its stage starts [`bind`] expands the tree with the run's values and the kind reads typed,
 //! final values. At run time it gets a [`StageContext`] (environment, working directory, a log
 //! that is masked and streamed like a script's, cancellation) and returns a [`KindOutcome`]:
@@ -188,7 +188,7 @@ pub(crate) fn bind(
     if let Some(part) = expanded.missing {
         return Err(match part {
             TemplatePart::Output { stage, key } => {
-                format!("`${{{stage}.{key}}}`: stage `{stage}` published no output `{key}`")
+                format!("`${{{{ {stage}.{key} }}}}`: stage `{stage}` published no output `{key}`")
             }
             other => format!("`{}` has no value", other.source()),
         });

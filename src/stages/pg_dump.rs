@@ -174,7 +174,7 @@ impl Kind for PgDump {
             &f,
             "url",
             "pg-dump",
-            "add `url: ${DATABASE_URL}` (a `postgresql://` URL or `key=value` string)",
+            "add `url: ${{ DATABASE_URL }}` (a `postgresql://` URL or `key=value` string)",
         )?;
         let dir = v.required_string(
             &f,

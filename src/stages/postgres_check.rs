@@ -85,7 +85,7 @@ impl Kind for PostgresCheck {
             &f,
             "url",
             "postgres-check",
-            "add `url: ${DATABASE_URL}` (a `postgresql://` URL or `key=value` string)",
+            "add `url: ${{ DATABASE_URL }}` (a `postgresql://` URL or `key=value` string)",
         );
         let statement_timeout = f
             .get("statement-timeout")

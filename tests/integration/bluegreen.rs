@@ -513,7 +513,7 @@ fn first_deploy_then_cutover_switches_traffic() {
         return;
     }
     let (service, t, nginx) = fresh();
-    let after = "  after:\n    needs: [cutover]\n    run: echo \"${cutover.colour} ${cutover.previous-colour} ${cutover.image}\" > out.txt\n";
+    let after = "  after:\n    needs: [cutover]\n    run: echo \"${{ cutover.colour }} ${{ cutover.previous-colour }} ${{ cutover.image }}\" > out.txt\n";
     let spec = Spec {
         after,
         ..Spec::default()

@@ -168,7 +168,7 @@ fn exported_workflows_keep_every_stage_needs_and_condition() {
             assert_eq!(step["with"]["args"], format!("--only {id}"));
             assert_eq!(step["with"]["junit"], "portcullis-junit.xml");
             assert_eq!(step["with"]["working-directory"], ".");
-            // Every secret the stage names with `${NAME}` is mapped, and nothing else but
+            // Every secret the stage names with `${{ NAME }}` is mapped, and nothing else but
             // outputs and the upstream status reaches the step.
             let secrets = source["secrets"].as_object().cloned().unwrap_or_default();
             let var_of =
@@ -199,16 +199,16 @@ fn exported_workflows_keep_every_stage_needs_and_condition() {
     }
 }
 
-/// The `${...}` references in a text (in JSON, as serde writes it), without `$${...}`.
+/// The `${{ ... }}` references in a text (in JSON, as serde writes it), without `$${{ ... }}`.
 fn references(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut rest = text;
-    while let Some(pos) = rest.find("${") {
+    while let Some(pos) = rest.find("${{") {
         let escaped = rest[..pos].ends_with('$');
-        let body = &rest[pos + 2..];
-        let Some(end) = body.find('}') else { break };
+        let body = &rest[pos + 3..];
+        let Some(end) = body.find("}}") else { break };
         if !escaped {
-            found.push(body[..end].to_owned());
+            found.push(body[..end].trim().to_owned());
         }
         rest = &body[end..];
     }
@@ -239,7 +239,7 @@ stages:
     command: ["true"]
   cleanup:
     if: always
-    run: echo "${TOKEN}"
+    run: echo "${{ TOKEN }}"
 "#,
     );
     let workflow = export(t.path(), "release", &[]);
@@ -293,7 +293,7 @@ stages:
   build:
     run: |
       echo "version=1.4 \"rc\"" >> "$PORTCULLIS_OUTPUT"
-      echo "auth=Bearer ${TOKEN}" >> "$PORTCULLIS_OUTPUT"
+      echo "auth=Bearer ${{ TOKEN }}" >> "$PORTCULLIS_OUTPUT"
       printf 'notes<<EOF\nline one\nline two\nEOF\n' >> "$PORTCULLIS_OUTPUT"
       echo 'price=$5' >> "$PORTCULLIS_OUTPUT"
   package:
@@ -301,7 +301,7 @@ stages:
     run: "true"
   deploy:
     needs: [package]
-    run: echo "deploying ${build.version}"
+    run: echo "deploying ${{ build.version }}"
 "#;
 
 #[test]
@@ -313,14 +313,14 @@ fn run_only_takes_the_outputs_of_stages_it_leaves_out_from_the_environment() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
         out.stderr.contains(
-            "warning: `${build.version}` has no value here: stage `build` does not run in this \
+            "warning: `${{ build.version }}` has no value here: stage `build` does not run in this \
              run and `PORTCULLIS_OUTPUT_build__version` is not set"
         ),
         "{out:?}"
     );
     assert!(
         out.stderr
-            .contains("`${build.version}`: stage `build` published no output `version`"),
+            .contains("`${{ build.version }}`: stage `build` published no output `version`"),
         "{out:?}"
     );
 

@@ -737,19 +737,19 @@ stages:
   package:
     needs: [build, lint]
     run: |
-      echo "packaging ${build.version}"
-      echo "artifact=app-${build.version}.tar" >> "$PORTCULLIS_OUTPUT"
+      echo "packaging ${{ build.version }}"
+      echo "artifact=app-${{ build.version }}.tar" >> "$PORTCULLIS_OUTPUT"
   deploy:
     needs: [package]
     run: |
-      test -n "${TOKEN}"
-      echo "deploying ${package.artifact} (${build.title}) as ${build.version}"
+      test -n "${{ TOKEN }}"
+      echo "deploying ${{ package.artifact }} (${{ build.title }}) as ${{ build.version }}"
       if [ "$FAIL_AT" = deploy ]; then echo "deploy failed"; exit 1; fi
-      echo "receipt=${TOKEN}-42" >> "$PORTCULLIS_OUTPUT"
-      echo "url=https://example.invalid/${build.version}" >> "$PORTCULLIS_OUTPUT"
+      echo "receipt=${{ TOKEN }}-42" >> "$PORTCULLIS_OUTPUT"
+      echo "url=https://example.invalid/${{ build.version }}" >> "$PORTCULLIS_OUTPUT"
   smoke:
     needs: [deploy]
-    run: echo "GET ${deploy.url}"
+    run: echo "GET ${{ deploy.url }}"
   restore:
     needs: [deploy]
     if: failure
@@ -905,7 +905,7 @@ fn gitlab_jobs_install_portcullis_from_the_release_and_run_in_the_project_folder
     // A repository whose portcullis project is the folder `app`.
     let t = Test::new().file(
         "app/pipelines/one.yml",
-        "version: 1\nstages:\n  a:\n    run: echo \"n=7\" >> \"$PORTCULLIS_OUTPUT\"\n  b:\n    needs: [a]\n    run: echo \"got ${a.n}\"\n",
+        "version: 1\nstages:\n  a:\n    run: echo \"n=7\" >> \"$PORTCULLIS_OUTPUT\"\n  b:\n    needs: [a]\n    run: echo \"got ${{ a.n }}\"\n",
     );
     let git = Command::new("git")
         .args(["init", "-q"])

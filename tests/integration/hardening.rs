@@ -326,7 +326,7 @@ secrets: { TOKEN: { env: TOKEN_SECRET } }
 stages:
   call:
     run: |
-      echo "calling with ${TOKEN}" > /dev/null
+      echo "calling with ${{ TOKEN }}" > /dev/null
       tr '\0' ' ' < /proc/$$/cmdline > "$PORTCULLIS_RUN_DIR/cmdline"
 "#,
         )
@@ -346,24 +346,24 @@ stages:
         "q",
         r#"version: 1
 secrets: { TOKEN: { env: TOKEN_SECRET } }
-env: { AUTH: "Bearer ${TOKEN}", PLAIN: x }
+env: { AUTH: "Bearer ${{ TOKEN }}", PLAIN: x }
 stages:
   direct:
-    command: [curl, -H, "Authorization: Bearer ${TOKEN}", "${PLAIN}"]
+    command: [curl, -H, "Authorization: Bearer ${{ TOKEN }}", "${{ PLAIN }}"]
   indirect:
-    command: [curl, -H, "${AUTH}"]
+    command: [curl, -H, "${{ AUTH }}"]
 "#,
     );
     let r = t.run(&["validate", "q"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
         r.stderr
-            .contains("`${TOKEN}` would put a secret on the command line"),
+            .contains("`${{ TOKEN }}` would put a secret on the command line"),
         "{r:?}"
     );
     assert!(
         r.stderr
-            .contains("`${AUTH}` would put a secret on the command line"),
+            .contains("`${{ AUTH }}` would put a secret on the command line"),
         "{r:?}"
     );
     assert!(r.stderr.contains("2 errors"), "{r:?}");

@@ -5,6 +5,9 @@ mod harness;
 
 // Validation: every error of a file at once, each at its line and column.
 mod validate;
+// The pipeline language: `if:` expressions, the run's context, matrix stages, required
+// variables, `defaults.workdir`, and conditions and matrices exported to GitHub and GitLab.
+mod language;
 // Scheduling, failure, cancellation, retries, timeouts, rollbacks, outputs, selection flags.
 mod run;
 // Ctrl-C and SIGTERM, and that no process outlives portcullis.

@@ -300,7 +300,7 @@ stages:
   db:
     uses: postgres-check
     with:
-      url: ${DATABASE_URL}
+      url: ${{ DATABASE_URL }}
       statement-timeout: 10s
       checks:
         - name: no orphan invoices
@@ -444,7 +444,7 @@ stages:
   backup:
     uses: pg-dump
     with:
-      url: ${DATABASE_URL}
+      url: ${{ DATABASE_URL }}
       dir: backups
       keep: 3
 "#;
@@ -1080,13 +1080,13 @@ fn rehearsal_publishes_a_scratch_copy_for_later_stages() {
         + r#"  rehearse-migration:
     needs: [backup]
     run: |
-      echo "${backup.rehearsal-url}" > url.txt
-      "$PSQL" "${backup.rehearsal-url}" -X -v ON_ERROR_STOP=1 -c "delete from orders where id > 10"
+      echo "${{ backup.rehearsal-url }}" > url.txt
+      "$PSQL" "${{ backup.rehearsal-url }}" -X -v ON_ERROR_STOP=1 -c "delete from orders where id > 10"
   checks-on-copy:
     needs: [rehearse-migration]
     uses: postgres-check
     with:
-      url: ${backup.rehearsal-url}
+      url: ${{ backup.rehearsal-url }}
       checks:
         - name: ten orders on the copy
           sql: select * from orders

@@ -329,11 +329,11 @@ stages:
   deploy:
     needs: [build]
     env:
-      VERSION: v${build.version}
-    command: [sh, -c, 'echo "$VERSION $1" > deployed', sh, '${build.notes}']
+      VERSION: v${{ build.version }}
+    command: [sh, -c, 'echo "$VERSION $1" > deployed', sh, '${{ build.notes }}']
   later:
     needs: [deploy]
-    run: echo "${build.missing}"
+    run: echo "${{ build.missing }}"
 "#,
     );
     let out = t.run(&["run", "p"]);
@@ -361,7 +361,7 @@ stages:
     run: echo test >> ran
   deploy:
     needs: [test]
-    run: echo deploy to ${TARGET} with ${TOKEN} >> ran
+    run: echo deploy to ${{ TARGET }} with ${{ TOKEN }} >> ran
   docs:
     run: echo docs >> ran
 "#;
@@ -421,13 +421,13 @@ fn stages_see_their_environment_and_workdir() {
 name: envcheck
 env:
   GREETING: hello
-  LOUD: ${GREETING}!
+  LOUD: ${{ GREETING }}!
 stages:
   show:
     workdir: sub/dir
     env:
       WHO: world
-    run: echo "$GREETING $WHO $LOUD $PORTCULLIS_STAGE $PORTCULLIS_STATUS ${LOUD}" > out; echo "$PORTCULLIS_RUN_ID" > id
+    run: echo "$GREETING $WHO $LOUD $PORTCULLIS_STAGE $PORTCULLIS_STATUS ${{ LOUD }}" > out; echo "$PORTCULLIS_RUN_ID" > id
 "#,
         );
     let out = t.run(&["run", "p"]);

@@ -15,7 +15,7 @@ fn count(haystack: &str, needle: &str) -> usize {
 }
 
 /// `contains:` expands like every other `with:` value: the body holds `v2`, the pipeline says
-/// `${GIT_SHA}`, and the stage passes at the first poll; `--var` changes what it looks for.
+/// `${{ GIT_SHA }}`, and the stage passes at the first poll; `--var` changes what it looks for.
 #[test]
 fn http_contains_expands_variables() {
     let port = serve("release v2 is live\n", 20);
@@ -55,13 +55,13 @@ fn undefined_names_in_with_are_errors_at_their_position() {
 stages:
   smoke:
     uses: http
-    with: { url: "http://127.0.0.1:9/", contains: "${NOT_DEFINED_ANYWHERE}" }
+    with: { url: "http://127.0.0.1:9/", contains: "${{ NOT_DEFINED_ANYWHERE }}" }
   cut:
     uses: blue-green
     with:
       service: web
       image: app
-      port: ${NO_PORT}
+      port: ${{ NO_PORT }}
       switch: { nginx: { upstream-file: /tmp/u.conf } }
 "#,
     );
@@ -70,11 +70,14 @@ stages:
     assert!(r.stderr.contains("pipelines/p.yml:5:52"), "{r:?}");
     assert!(
         r.stderr
-            .contains("`${NOT_DEFINED_ANYWHERE}` is not defined"),
+            .contains("`${{ NOT_DEFINED_ANYWHERE }}` is not defined"),
         "{r:?}"
     );
     assert!(r.stderr.contains("pipelines/p.yml:11:13"), "{r:?}");
-    assert!(r.stderr.contains("`${NO_PORT}` is not defined"), "{r:?}");
+    assert!(
+        r.stderr.contains("`${{ NO_PORT }}` is not defined"),
+        "{r:?}"
+    );
     assert!(r.stderr.contains("2 errors"), "{r:?}");
 }
 
@@ -92,11 +95,11 @@ stages:
   cut:
     uses: blue-green
     with:
-      service: ${SERVICE}
-      network: ${NETWORK}
-      image: "app:${SERVICE}"
-      port: "${PORT}"
-      switch: { nginx: { upstream-file: "${UPSTREAM}", upstream: "${SERVICE}", container: "${EDGE}" } }
+      service: ${{ SERVICE }}
+      network: ${{ NETWORK }}
+      image: "app:${{ SERVICE }}"
+      port: "${{ PORT }}"
+      switch: { nginx: { upstream-file: "${{ UPSTREAM }}", upstream: "${{ SERVICE }}", container: "${{ EDGE }}" } }
 "#;
     let t = Test::new().pipeline("p", pipeline);
     let r = t.run(&["validate", "p", "--var", "PORT=3001"]);
@@ -128,12 +131,13 @@ stages:
 
     let t = Test::new().pipeline(
         "k",
-        "version: 1\nenv: { P: \"3001\" }\nstages:\n  law:\n    uses: ports\n    with: { allow: { \"${P}\": web } }\n",
+        "version: 1\nenv: { P: \"3001\" }\nstages:\n  law:\n    uses: ports\n    with: { allow: { \"${{ P }}\": web } }\n",
     );
     let r = t.run(&["validate", "k"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
-        r.stderr.contains("a key in `with:` cannot hold `${...}`"),
+        r.stderr
+            .contains("a key in `with:` cannot hold `${{ ... }}`"),
         "{r:?}"
     );
 }
@@ -151,12 +155,12 @@ secrets: { DATABASE_URL: { env: DB_URL_FOR_TEST } }
 stages:
   backup:
     uses: pg-dump
-    with: { url: "${DATABASE_URL}", dir: "${BACKUP_DIR}" }
+    with: { url: "${{ DATABASE_URL }}", dir: "${{ BACKUP_DIR }}" }
   check:
     needs: [backup]
     uses: postgres-check
     with:
-      url: "${backup.rehearsal-url}"
+      url: "${{ backup.rehearsal-url }}"
       checks: [{ sql: "select 1", expect: { value: 1 } }]
 "#,
         )
@@ -169,11 +173,11 @@ stages:
             "{r:?}"
         );
         assert!(
-            r.stdout.contains("1 check on ${backup.rehearsal-url}"),
+            r.stdout.contains("1 check on ${{ backup.rehearsal-url }}"),
             "{r:?}"
         );
         assert!(!r.stdout.contains("hunter2"), "{r:?}");
-        assert!(!r.stdout.contains("${BACKUP_DIR}"), "{r:?}");
+        assert!(!r.stdout.contains("${{ BACKUP_DIR }}"), "{r:?}");
     }
 }
 
@@ -365,7 +369,7 @@ stages:
   smoke:
     uses: http
     retries: { count: 1, backoff: 10ms }
-    with: { url: "http://127.0.0.1:9/${TOKEN}", within: 300ms, interval: 100ms }
+    with: { url: "http://127.0.0.1:9/${{ TOKEN }}", within: 300ms, interval: 100ms }
 "#,
         )
         .env("TOKEN_FOR_TEST", "s3cr3t-t0ken");

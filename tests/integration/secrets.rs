@@ -16,7 +16,7 @@ secrets:
 stages:
   leak:
     run: |
-      echo "env=$FROM_ENV file=${FROM_FILE} cmd=$FROM_CMD"
+      echo "env=$FROM_ENV file=${{ FROM_FILE }} cmd=$FROM_CMD"
       printf 'split: env-se'; sleep 0.1; printf 'cret-13\n'
       echo "$FROM_ENV" | base64
       echo "$FROM_FILE" > seen-by-stage

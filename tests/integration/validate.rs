@@ -16,7 +16,7 @@ stages:
     tiemout: 5m
   test:
     needs: [lnit]
-    run: echo ${REGOIN}
+    run: echo ${{ REGOIN }}
     timeout: ten minutes
   build:
     needs: [deploy]
@@ -28,7 +28,7 @@ stages:
     uses: blue-green
   report:
     needs: [lint]
-    run: echo ${build.version}
+    run: echo ${{ build.version }}
 "#,
     );
     let out = t.run(&["validate", "bad"]);
@@ -46,7 +46,7 @@ stages:
             "did you mean `lint`?",
         ),
         (
-            "`${REGOIN}` is not defined",
+            "`${{ REGOIN }}` is not defined",
             "bad.yml:11:15",
             "did you mean `REGION`?",
         ),
@@ -66,7 +66,7 @@ stages:
             "a stage does one thing",
         ),
         (
-            "`${build.version}` reads an output of `build`, which is not among this stage's needs",
+            "`${{ build.version }}` reads an output of `build`, which is not among this stage's needs",
             "bad.yml:23:15",
             "add `build` to `needs:`",
         ),
@@ -199,7 +199,7 @@ fn types_durations_and_structure() {
             "3:6",
         ),
         (
-            "version: 1\nenv:\n  U: ${a.b}\nstages:\n  a:\n    run: x\n",
+            "version: 1\nenv:\n  U: ${{ a.b }}\nstages:\n  a:\n    run: x\n",
             "where no stage has run yet",
             "3:6",
         ),
@@ -209,8 +209,8 @@ fn types_durations_and_structure() {
             "3:3",
         ),
         (
-            "version: 1\nstages:\n  a:\n    run: echo ${HOME}\n",
-            "for the shell's own variable write `$HOME`",
+            "version: 1\nstages:\n  a:\n    run: echo ${{ HOME }}\n",
+            "the shell's own variables (`$NAME`, `${NAME}`) are left to the shell",
             "4:15",
         ),
         (
@@ -243,6 +243,81 @@ fn types_durations_and_structure() {
             "`metrics` must be a string",
             "2:10",
         ),
+        (
+            "version: 1\nstages:\n  a:\n    run: x\n    if: PORTCULLIS_BRANCH = 'main'\n",
+            "`=` is not an operator here",
+            "5:27",
+        ),
+        (
+            "version: 1\nstages:\n  a:\n    run: x\n    if: DEPLOY == 'x'\n",
+            "`DEPLOY` is not defined",
+            "5:9",
+        ),
+        (
+            "version: 1\nstages:\n  a:\n    run: x\n    if: sucess()\n",
+            "unknown function `sucess`",
+            "5:9",
+        ),
+        (
+            "version: 1\nstages:\n  a:\n    run: x\n  b:\n    run: x\n    if: a.out == '1'\n",
+            "`a.out` reads an output of `a`, which is not among this stage's needs",
+            "7:9",
+        ),
+        (
+            "version: 1\nstages:\n  t:\n    run: x\n    matrix: { python: [] }\n",
+            "matrix key `python` has no values",
+            "5:23",
+        ),
+        (
+            "version: 1\nstages:\n  t:\n    run: x\n    matrix:\n      python: ['3.11']\n      exclude:\n        - { pyton: '3.11' }\n",
+            "`exclude` names `pyton`, which is not a key of the matrix",
+            "8:11",
+        ),
+        (
+            "version: 1\nstages:\n  t:\n    matrix: { python: ['3.11'] }\n    run: echo ${{ matrix.pyton }}\n",
+            "`${{ matrix.pyton }}` is not a key of the matrix",
+            "5:15",
+        ),
+        (
+            "version: 1\nstages:\n  t:\n    run: x\n    fail-fast: false\n",
+            "`fail-fast` is only for a stage with a `matrix`",
+            "5:5",
+        ),
+        (
+            "version: 1\nenv:\n  T: { required: true, default: x }\nstages:\n  a:\n    run: x\n",
+            "variable `T` is required and has a default",
+            "3:24",
+        ),
+        (
+            "version: 1\nenv:\n  T: { description: x }\nstages:\n  a:\n    run: x\n",
+            "variable `T` has no value",
+            "3:6",
+        ),
+        (
+            "version: 1\nstages:\n  a:\n    run: x\n    env: { T: { required: true } }\n",
+            "`T` must be a value here",
+            "5:15",
+        ),
+        (
+            "version: 1\nstages:\n  t:\n    matrix: { n: ['1'] }\n    run: x\n  u:\n    needs: [t]\n    run: echo ${{ t.k }}\n",
+            "`${{ t.k }}` reads an output of `t`, which runs once per matrix combination",
+            "8:15",
+        ),
+        (
+            "version: 1\nstages:\n  matrix:\n    run: x\n",
+            "`matrix` cannot name a stage",
+            "3:3",
+        ),
+        (
+            "version: 1\ndefaults:\n  workdir: ${{ NOPE }}\nstages:\n  a:\n    run: x\n",
+            "`${{ NOPE }}` is not defined",
+            "3:12",
+        ),
+        (
+            "version: 1\nstages:\n  a:\n    run: echo ${{ X\n",
+            "`${{` is not closed by `}}`",
+            "4:15",
+        ),
         ("", "the pipeline file is empty", "1:1"),
     ];
     for (yaml, message, location) in cases {
@@ -270,7 +345,7 @@ fn types_durations_and_structure() {
 #[test]
 fn valid_pipelines_and_missing_files() {
     let t = Test::new()
-        .pipeline("ok", "version: 1\nenv:\n  A: '1'\nstages:\n  a:\n    run: echo $${HOME} ${A}\n  b:\n    needs: [a]\n    command: [echo, '${a.x}']\n")
+        .pipeline("ok", "version: 1\nenv:\n  A: '1'\nstages:\n  a:\n    run: echo ${HOME} ${{ A }}\n  b:\n    needs: [a]\n    command: [echo, '${{ a.x }}']\n")
         .pipeline("ci", "version: 1\nstages:\n  only:\n    run: 'true'\n");
     let out = t.run(&["validate"]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -312,7 +387,7 @@ fn valid_pipelines_and_missing_files() {
 fn var_names_given_on_the_command_line_are_defined() {
     let t = Test::new().pipeline(
         "p",
-        "version: 1\nstages:\n  a:\n    run: echo ${GIT_SHA} > sha\n",
+        "version: 1\nstages:\n  a:\n    run: echo ${{ GIT_SHA }} > sha\n",
     );
     assert_eq!(t.run(&["validate", "p"]).code, 2);
     assert_eq!(t.run(&["validate", "p", "--var", "GIT_SHA=x"]).code, 0);

@@ -47,7 +47,7 @@ pub(super) fn workflow(
     );
     out.push_str("# `portcullis run --only STAGE`. Regenerate it after changing the pipeline.\n");
     out.push_str(
-        "# Each job gets only the secrets its stage reads (`${NAME}`, or `$NAME` in its script).\n",
+        "# Each job gets only the secrets its stage reads (`${{ NAME }}`, or `$NAME` in its script).\n",
     );
     if jobs.jobs.iter().any(|job| !job.reads.is_empty()) {
         out.push_str(

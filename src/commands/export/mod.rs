@@ -112,7 +112,7 @@ pub(crate) struct Jobs<'a> {
 
 impl<'a> Jobs<'a> {
     /// Every stage as a job. Two outputs read across jobs whose variables would have the same
-    /// name (`${a-b.k}` and `${a_b.k}`) cannot be told apart on the way: that is refused.
+    /// name (`${{ a-b.k }}` and `${{ a_b.k }}`) cannot be told apart on the way: that is refused.
     pub(crate) fn new(pipeline: &'a Pipeline) -> Result<Jobs<'a>, String> {
         let mut jobs: Vec<Job<'a>> = Vec::new();
         for (pos, stage) in pipeline.stages.iter().enumerate() {
@@ -149,7 +149,7 @@ impl<'a> Jobs<'a> {
                     .find(|(s, k, n)| *n == name && (s != from || *k != key))
                 {
                     return Err(format!(
-                        "`${{{s}.{k}}}` and `${{{from}.{key}}}` would both pass between jobs as \
+                        "`${{{{ {s}.{k} }}}}` and `${{{{ {from}.{key} }}}}` would both pass between jobs as \
                          `{name}`; rename one of the stages or outputs"
                     ));
                 }

@@ -1,0 +1,457 @@
+//! The pipeline language: `if:` expressions over the run's context and outputs, matrix stages,
+//! required variables, `defaults.workdir`, and the shell's own `${VAR}` left to the shell.
+
+use std::process::Command;
+
+use crate::harness::Test;
+
+/// A pipeline whose deploy runs only from `main`, with a dependent and a notification.
+const GATED: &str = r#"version: 1
+stages:
+  build:
+    run: echo "version=1.4.0" >> "$PORTCULLIS_OUTPUT"
+  deploy:
+    needs: [build]
+    if: PORTCULLIS_BRANCH == 'main' && build.version =~ '1.*'
+    run: echo deployed > deployed
+  migrate:
+    needs: [deploy]
+    run: echo migrated > migrated
+  notify:
+    needs: [migrate]
+    if: ${{ !failure() && !cancelled() }}
+    run: echo "$PORTCULLIS_STATUS" > notified
+"#;
+
+#[test]
+fn a_false_condition_skips_its_stage_and_what_needs_it_with_the_values_that_made_it_false() {
+    let t = Test::new()
+        .pipeline("p", GATED)
+        .env("PORTCULLIS_BRANCH", "feature/login");
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "condition `PORTCULLIS_BRANCH == 'main' && build.version =~ '1.*'` is false: \
+             PORTCULLIS_BRANCH = 'feature/login', build.version = '1.4.0'"
+        ),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr.contains("needs `deploy`, which was skipped"),
+        "{r:?}"
+    );
+    assert!(!t.path().join("deployed").exists());
+    assert!(!t.path().join("migrated").exists());
+    // `!failure()` runs after a skip, as a notification should.
+    assert_eq!(t.read("notified"), "passed\n");
+    let junit = t.junit();
+    assert!(
+        junit.contains("PORTCULLIS_BRANCH = &apos;feature/login&apos;")
+            || junit.contains("PORTCULLIS_BRANCH = 'feature/login'"),
+        "{junit}"
+    );
+
+    let t = Test::new().pipeline("p", GATED).env("PORTCULLIS_BRANCH", "main");
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(t.read("deployed"), "deployed\n");
+    assert_eq!(t.read("migrated"), "migrated\n");
+
+    // `--var` sets a context variable too, and `plan` says what the condition reads here.
+    let t = Test::new().pipeline("p", GATED);
+    let r = t.run(&["plan", "p", "--var", "PORTCULLIS_BRANCH=hotfix"]);
+    assert!(
+        r.stdout.contains(
+            "if PORTCULLIS_BRANCH == 'main' && build.version =~ '1.*'"
+        ),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn status_functions_decide_after_a_failure() {
+    let t = Test::new().pipeline(
+        "p",
+        r#"version: 1
+stages:
+  a:
+    run: echo "n=3" >> "$PORTCULLIS_OUTPUT"
+  broken:
+    needs: [a]
+    run: exit 1
+  on-failure:
+    needs: [broken]
+    if: failure() && a.n > 2
+    run: echo yes > on-failure
+  on-success:
+    needs: [broken]
+    if: success() || a.n == '3'
+    run: echo yes > on-success
+  not-cancelled:
+    needs: [broken]
+    if: "!cancelled()"
+    run: echo "$PORTCULLIS_STATUS" > not-cancelled
+  when-cancelled:
+    needs: [broken]
+    if: cancelled()
+    run: echo yes > when-cancelled
+"#,
+    );
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(t.read("on-failure"), "yes\n");
+    assert_eq!(t.read("not-cancelled"), "failed\n");
+    // `success() || ...` decides for itself whether it runs after a failure: its needs failed,
+    // so success() is false, but `a.n == '3'` holds.
+    assert_eq!(t.read("on-success"), "yes\n");
+    assert!(!t.path().join("when-cancelled").exists());
+    assert!(
+        r.stderr
+            .contains("condition `cancelled()` is false: cancelled() = false"),
+        "{r:?}"
+    );
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+const CONTEXT: &str = r#"version: 1
+stages:
+  show:
+    run: echo "branch=$PORTCULLIS_BRANCH tag=${{ PORTCULLIS_TAG }} event=$PORTCULLIS_EVENT commit=${PORTCULLIS_COMMIT:0:7}" > context
+"#;
+
+#[test]
+fn the_context_comes_from_git_or_from_github_and_gitlab() {
+    let t = Test::new().pipeline("p", CONTEXT);
+    git(t.path(), &["init", "-q", "-b", "release/2"]);
+    git(t.path(), &["add", "."]);
+    git(t.path(), &["commit", "-qm", "first"]);
+    git(t.path(), &["tag", "v2.0.0"]);
+    let head = String::from_utf8(
+        Command::new("git")
+            .args(["rev-parse", "--short=7", "HEAD"])
+            .current_dir(t.path())
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .expect("utf-8");
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        t.read("context"),
+        format!(
+            "branch=release/2 tag=v2.0.0 event=local commit={}\n",
+            head.trim()
+        )
+    );
+
+    // GitHub: a tag pushed, on a detached checkout.
+    let github = t
+        .command(&["run", "p"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_REF", "refs/tags/v9.1.0")
+        .env("GITHUB_HEAD_REF", "")
+        .env("GITHUB_SHA", "abcdef0123456789")
+        .env("GITHUB_EVENT_NAME", "push")
+        .env("GITHUB_OUTPUT", t.path().join("gh-output"))
+        .output()
+        .expect("run");
+    assert!(github.status.success(), "{github:?}");
+    assert_eq!(
+        t.read("context"),
+        "branch= tag=v9.1.0 event=push commit=abcdef0\n"
+    );
+
+    // GitLab: a merge request pipeline.
+    let gitlab = t
+        .command(&["run", "p"])
+        .env("GITLAB_CI", "true")
+        .env("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "fix/typo")
+        .env("CI_COMMIT_SHA", "1234567890abcdef")
+        .env("CI_PIPELINE_SOURCE", "merge_request_event")
+        .output()
+        .expect("run");
+    assert!(gitlab.status.success(), "{gitlab:?}");
+    assert_eq!(
+        t.read("context"),
+        "branch=fix/typo tag= event=pull_request commit=1234567\n"
+    );
+}
+
+const MATRIX: &str = r#"version: 1
+stages:
+  prepare:
+    run: mkdir -p out
+  test:
+    needs: [prepare]
+    matrix:
+      python: ["3.11", "3.12"]
+      os: [debian, alpine]
+      exclude:
+        - { python: "3.11", os: alpine }
+      include:
+        - { python: "3.13", os: debian, experimental: "yes" }
+    run: echo "$MATRIX_EXPERIMENTAL" > "out/${{ matrix.python }}-$MATRIX_OS"
+  report:
+    needs: [test]
+    run: ls out > combinations
+"#;
+
+#[test]
+fn a_matrix_runs_each_combination_by_name_and_needs_wait_for_all() {
+    let t = Test::new().pipeline("p", MATRIX);
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        t.read("combinations"),
+        "3.11-debian\n3.12-alpine\n3.12-debian\n3.13-debian\n"
+    );
+    assert_eq!(t.read("out/3.13-debian"), "yes\n");
+    assert_eq!(t.read("out/3.12-alpine"), "\n");
+    for name in [
+        "test (python=3.11, os=debian)",
+        "test (python=3.12, os=debian)",
+        "test (python=3.12, os=alpine)",
+        "test (python=3.13, os=debian, experimental=yes)",
+    ] {
+        assert!(r.stderr.contains(&format!("✓ {name}")), "{name}: {r:?}");
+        assert!(
+            t.junit()
+                .contains(&format!("<testcase name=\"{name}\" classname=\"p.test\"")),
+            "{name}: {}",
+            t.junit()
+        );
+    }
+    crate::harness::assert_schema_valid(&t.latest_run().join("junit.xml"));
+
+    // `--only test` runs every combination; with `PORTCULLIS_MATRIX` (what an exported job
+    // sets), only that one, in either of its forms.
+    for (selector, expected) in [
+        ("python=3.12, os=alpine", "3.12-alpine\n"),
+        (
+            "{\n  \"python\": \"3.13\",\n  \"os\": \"debian\",\n  \"experimental\": \"yes\"\n}",
+            "3.13-debian\n",
+        ),
+    ] {
+        let t = Test::new().pipeline("p", MATRIX).file("out/.keep", "");
+        let r = t
+            .command(&["run", "p", "--only", "test"])
+            .env("PORTCULLIS_MATRIX", selector)
+            .output()
+            .expect("run");
+        assert!(r.status.success(), "{r:?}");
+        let ls = Command::new("ls")
+            .arg("out")
+            .current_dir(t.path())
+            .output()
+            .expect("ls");
+        let listed = String::from_utf8_lossy(&ls.stdout).into_owned();
+        assert_eq!(listed, expected, "{selector}");
+    }
+    let t = Test::new().pipeline("p", MATRIX);
+    let r = t
+        .command(&["run", "p", "--only", "test"])
+        .env("PORTCULLIS_MATRIX", "python=2.7")
+        .output()
+        .expect("run");
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("no combination of the matrix"),
+        "{r:?}"
+    );
+    let r = t.run(&["run", "p", "--only", "test (python=3.12, os=debian)", "--dry-run"]);
+    assert!(r.stdout.contains("1 of 6 stages would run"), "{r:?}");
+}
+
+fn matrix_failing(fail_fast: bool) -> String {
+    format!(
+        r#"version: 1
+stages:
+  test:
+    matrix:
+      n: ["1", "2"]
+    fail-fast: {fail_fast}
+    run: |
+      if [ "${{{{ matrix.n }}}}" = 1 ]; then exit 1; fi
+      sleep 2
+      echo finished > finished
+  after:
+    needs: [test]
+    run: echo ran > after
+"#
+    )
+}
+
+#[test]
+fn fail_fast_cancels_the_other_combinations_and_fail_fast_false_lets_them_finish() {
+    let t = Test::new().pipeline("p", &matrix_failing(true));
+    let r = t.run(&["run", "p", "-j", "2"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(!t.path().join("finished").exists(), "{r:?}");
+    assert!(r.stderr.contains("test (n=2)"), "{r:?}");
+    assert!(
+        r.stderr.contains("cancelled") || r.stderr.contains("fail-fast"),
+        "{r:?}"
+    );
+
+    let t = Test::new().pipeline("p", &matrix_failing(false));
+    let r = t.run(&["run", "p", "-j", "2"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(t.read("finished"), "finished\n", "{r:?}");
+    assert!(!t.path().join("after").exists());
+    assert!(
+        r.stderr.contains("needs `test (n=1)`, which failed"),
+        "{r:?}"
+    );
+
+    // One at a time, fail-fast never starts the second combination.
+    let t = Test::new().pipeline("p", &matrix_failing(true));
+    let r = t.run(&["run", "p", "-j", "1", "--keep-going"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("not started: a combination of `test` failed (`fail-fast`)"),
+        "{r:?}"
+    );
+}
+
+const REQUIRED: &str = r#"version: 1
+env:
+  TARGET: { required: true, description: the host to deploy to }
+  REGION: { default: eu, description: where }
+  URL: "https://${{ TARGET }}/${{ REGION }}"
+stages:
+  deploy:
+    run: echo "$URL" > url
+"#;
+
+#[test]
+fn a_required_variable_is_demanded_by_run_and_accepted_unset_by_validate() {
+    let t = Test::new().pipeline("p", REQUIRED);
+    let r = t.run(&["validate", "p"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = t.run(&["plan", "p"]);
+    assert!(
+        r.stdout.contains(
+            "required variable TARGET (the host to deploy to): not set, `run` needs `--var TARGET=VALUE`"
+        ),
+        "{r:?}"
+    );
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "required variable without a value: `TARGET` (the host to deploy to)"
+        ),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("--var TARGET=VALUE"), "{r:?}");
+    assert!(!t.path().join(".portcullis/runs").exists(), "nothing ran");
+
+    let r = t.run(&["run", "p", "--var", "TARGET=db.internal"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(t.read("url"), "https://db.internal/eu\n");
+    let t = Test::new()
+        .pipeline("p", REQUIRED)
+        .env("TARGET", "from-env");
+    let r = t.run(&["run", "p", "--var", "REGION=us"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(t.read("url"), "https://from-env/us\n");
+}
+
+#[test]
+fn defaults_workdir_applies_to_stages_that_name_none() {
+    let t = Test::new()
+        .pipeline(
+            "p",
+            r#"version: 1
+defaults:
+  workdir: app
+stages:
+  inside:
+    run: pwd > where
+  outside:
+    workdir: .
+    run: pwd > where
+"#,
+        )
+        .file("app/.keep", "");
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let root = t.path().canonicalize().expect("path");
+    assert_eq!(
+        t.read("app/where").trim(),
+        root.join("app").display().to_string()
+    );
+    assert_eq!(t.read("where").trim(), root.display().to_string());
+}
+
+#[test]
+fn the_shells_own_braces_pass_through_untouched() {
+    let t = Test::new().pipeline(
+        "p",
+        r#"version: 1
+env:
+  NAME: portcullis
+stages:
+  a:
+    run: |
+      x=abc
+      echo "${x:1} ${UNSET_VAR:-fallback} ${#x} ${{ NAME }}" > out
+      printf '%s\n' '$${{ NAME }}' >> out
+"#,
+    );
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(t.read("out"), "bc fallback 3 portcullis\n${{ NAME }}\n");
+}
+
+#[test]
+fn export_writes_conditions_and_matrices_in_each_engines_terms() {
+    let t = Test::new().pipeline("release", &std::fs::read_to_string(
+        crate::harness::repo_root().join("fixtures/pipelines/release.yml"),
+    ).expect("fixture"));
+    let r = t.run(&["export", "github", "release"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let w = &r.stdout;
+    for expected in [
+        "    strategy:\n      fail-fast: false\n      matrix:\n        python: [\"3.11\", \"3.12\"]\n        db: [\"postgres-15\", \"postgres-16\"]\n",
+        "        include:\n          - { python: \"3.13\", db: \"postgres-16\", experimental: \"yes\" }\n",
+        "        exclude:\n          - { python: \"3.11\", db: \"postgres-16\" }\n",
+        "PORTCULLIS_MATRIX: \"${{ toJSON(matrix) }}\"",
+        "args: \"--only test\"",
+        "if: \"${{ (github.event_name != 'pull_request' && github.event_name != 'pull_request_target') }}\"",
+        "# portcullis checks `CHANNEL != 'frozen'` inside the job",
+        "if: \"${{ !cancelled() }}\"",
+    ] {
+        assert!(w.contains(expected), "`{expected}` not in:\n{w}");
+    }
+    assert_eq!(w.matches("\n  test:\n").count(), 1, "one job for the matrix: {w}");
+    assert!(
+        w.contains("(github.head_ref || (startsWith(github.ref, 'refs/heads/') && github.ref_name || '')) == 'main' || startsWith((startsWith(github.ref, 'refs/tags/') && github.ref_name || ''), 'v')"),
+        "{w}"
+    );
+
+    let r = t.run(&["export", "gitlab", "release"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let g = &r.stdout;
+    for expected in [
+        "  parallel:\n    matrix:\n      - PORTCULLIS_MATRIX: \"python=3.11, db=postgres-15\"\n      - PORTCULLIS_MATRIX: \"python=3.12, db=postgres-15\"\n      - PORTCULLIS_MATRIX: \"python=3.12, db=postgres-16\"\n      - PORTCULLIS_MATRIX: \"python=3.13, db=postgres-16, experimental=yes\"\n",
+        "--only=test ",
+        // The deploy's rule carries the package's: GitLab leaves both out together.
+        "    - if: \"(($CI_COMMIT_BRANCH == \\\"main\\\" || $CI_MERGE_REQUEST_SOURCE_BRANCH_NAME == \\\"main\\\") || $CI_COMMIT_TAG =~ /^v.*$/) && ($CI_PIPELINE_SOURCE != \\\"merge_request_event\\\" && $CI_PIPELINE_SOURCE != \\\"external_pull_request_event\\\")\"\n      when: on_success\n",
+        "  needs: [{job: deploy, optional: true}]\n  rules:\n    - when: always\n",
+    ] {
+        assert!(g.contains(expected), "`{expected}` not in:\n{g}");
+    }
+}
