@@ -115,7 +115,8 @@ pub(crate) struct RunArgs {
     /// Also write the JUnit report here (it is always written to the run folder).
     #[arg(long, value_name = "FILE")]
     pub(crate) junit: Option<PathBuf>,
-    /// Git ref to compare with for stages' `paths:` filters.
+    /// Git ref to compare with for stages' `paths:` filters; every stage sees it as
+    /// `PORTCULLIS_BASE` (`uses: coverage` counts changed lines from it).
     #[arg(long, value_name = "REF")]
     pub(crate) base: Option<String>,
     /// Most stages at once (overrides the pipeline's `concurrency`).

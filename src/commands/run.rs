@@ -178,6 +178,11 @@ async fn run_pipeline(
     base_env.extend(context);
     base_env.extend(env_pairs);
     base_env.extend(resolved.iter().cloned());
+    // `--base` reaches every stage, for a script's own diff and `uses: coverage`'s
+    // `changed-lines`.
+    if let Some(base) = &args.base {
+        base_env.push((crate::stages::coverage::BASE_VAR.to_owned(), base.clone()));
+    }
 
     let (run_id, dir) = run_dir::create(&root).map_err(|e| {
         Error::failed(format!(

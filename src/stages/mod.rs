@@ -27,6 +27,7 @@ use crate::runner::output::OutputSink;
 
 pub(crate) mod backup_drill;
 pub(crate) mod blue_green;
+pub(crate) mod coverage;
 pub(crate) mod http;
 pub(crate) mod pg_dump;
 pub(crate) mod ports;
@@ -153,6 +154,7 @@ pub(crate) static REGISTRY: Registry = Registry(&[
     def::<pg_dump::PgDump>(),
     def::<blue_green::BlueGreen>(),
     def::<backup_drill::BackupDrill>(),
+    def::<coverage::Coverage>(),
 ]);
 
 impl Registry {

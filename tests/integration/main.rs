@@ -30,6 +30,8 @@ mod github;
 mod install;
 // Built-in stage kinds through the kind interface.
 mod kinds;
+// `uses: coverage` on reports of real pytest-cov and JaCoCo runs, changed lines from real git.
+mod coverage;
 // Where the parts meet: `${...}` in `with:`, plan and dry run, report identity, outputs, masking.
 mod seams;
 // Bounded memory with a stage that prints a gigabyte.

@@ -231,6 +231,26 @@ const INVALID: &[(&str, &str)] = &[
         "postgres-check-two-actions",
         "version: 1\nstages:\n  a: { uses: postgres-check, with: { url: x, checks: [{ sql: select 1, script: x }] } }\n",
     ),
+    (
+        "coverage-without-report",
+        "version: 1\nstages:\n  a: { uses: coverage, with: { min: 80 } }\n",
+    ),
+    (
+        "coverage-min-above-100",
+        "version: 1\nstages:\n  a: { uses: coverage, with: { report: coverage.xml, min: 120 } }\n",
+    ),
+    (
+        "coverage-min-not-a-number",
+        "version: 1\nstages:\n  a: { uses: coverage, with: { report: coverage.xml, min: eighty } }\n",
+    ),
+    (
+        "coverage-unknown-format",
+        "version: 1\nstages:\n  a: { uses: coverage, with: { report: coverage.xml, format: clover } }\n",
+    ),
+    (
+        "coverage-per-file-without-min",
+        "version: 1\nstages:\n  a: { uses: coverage, with: { report: lcov.info, per-file: { max: 50 } } }\n",
+    ),
     ("unknown-kind", "version: 1\nstages:\n  a: { uses: smtp }\n"),
     (
         "unknown-default",
