@@ -227,7 +227,7 @@ fn changed_lines_since_base_fail_uncovered_and_pass_covered() {
     }
     let t = python_project().pipeline(
         "p",
-        "version: 1\nstages:\n  cov:\n    uses: coverage\n    with:\n      report: coverage.xml\n      changed-lines: { min: 90 }\n  after:\n    needs: [cov]\n    run: echo \"${cov.changed}\" > out\n",
+        "version: 1\nstages:\n  cov:\n    uses: coverage\n    with:\n      report: coverage.xml\n      changed-lines: { min: 90 }\n  after:\n    needs: [cov]\n    run: echo \"${{ cov.changed }}\" > out\n",
     );
     git(&t, &["add", "."]);
     git(&t, &["commit", "-q", "-m", "pipeline"]);
