@@ -120,8 +120,14 @@ fn edges(pipeline: &Pipeline) -> Vec<Vec<StageIdx>> {
     pipeline.stages.iter().map(|s| s.needs.clone()).collect()
 }
 
-/// What a stage does, in one line: its script's first line, its argv, or its kind.
-pub(crate) fn describe_action(action: &Action, pipeline: &Pipeline, values: Values<'_>) -> String {
+/// What a stage (the one at `idx`) does, in one line: its script's first line, its argv, or
+/// its kind.
+pub(crate) fn describe_action(
+    action: &Action,
+    pipeline: &Pipeline,
+    idx: StageIdx,
+    values: Values<'_>,
+) -> String {
     let expand = |t: &crate::config::pipeline::Template| t.render(values).text;
     match action {
         Action::Run { script, .. } => {
@@ -142,7 +148,7 @@ pub(crate) fn describe_action(action: &Action, pipeline: &Pipeline, values: Valu
         Action::Uses(uses) => format!(
             "uses: {} ({})",
             uses.kind,
-            crate::stages::describe(uses, pipeline, values)
+            crate::stages::describe(uses, pipeline, idx, values)
         ),
     }
 }
@@ -219,7 +225,7 @@ pub(crate) fn render_plan(
             out,
             "     {:<width$}  {}",
             "",
-            describe_action(&stage.action, pipeline, values)
+            describe_action(&stage.action, pipeline, *idx, values)
         );
         let mut extras = Vec::new();
         if stage.retries.count > 0 {
@@ -274,7 +280,7 @@ pub(crate) fn plan_json(
                 "name": stage.display_name,
                 "line": stage.line,
                 "kind": kind,
-                "does": describe_action(&stage.action, pipeline, values),
+                "does": describe_action(&stage.action, pipeline, *idx, values),
                 "needs": stage.needs.iter().map(|n| &pipeline.stage(*n).id).collect::<Vec<_>>(),
                 "level": levels[idx.0],
                 "if": stage.condition.as_str(),
