@@ -11,8 +11,8 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use super::{
-    Jobs, Place, comment, has_rollback, hosted_gaps, job_ids, scalar, secret_variable,
-    timeout_minutes,
+    Jobs, Place, approval_environment, comment, has_rollback, hosted_gaps, job_ids, scalar,
+    secret_variable, timeout_minutes,
 };
 use crate::config::pipeline::{Condition, Pipeline};
 
@@ -91,6 +91,16 @@ pub(super) fn workflow(
                 stage.condition.as_str()
             );
         }
+        let approval = approval_environment(stage);
+        if let Some(environment) = &approval {
+            let _ = writeln!(
+                out,
+                "    # An approval: GitHub holds this job until a required reviewer of the environment\n    \
+                 # `{}` approves it, then the job runs the stage approved (`--approve`). Configure\n    \
+                 # required reviewers (Settings > Environments), or the job runs without asking.",
+                comment(environment)
+            );
+        }
         if stage.display_name != stage.id {
             let _ = writeln!(out, "    name: {}", scalar(&stage.display_name));
         }
@@ -102,6 +112,9 @@ pub(super) fn workflow(
             Condition::Success => {}
             Condition::Always => out.push_str("    if: always()\n"),
             Condition::Failure => out.push_str("    if: failure()\n"),
+        }
+        if let Some(environment) = &approval {
+            let _ = writeln!(out, "    environment: {}", scalar(environment));
         }
         out.push_str("    runs-on: ubuntu-latest\n");
         let _ = writeln!(out, "    timeout-minutes: {}", timeout_minutes(stage));
@@ -121,11 +134,11 @@ pub(super) fn workflow(
         let _ = writeln!(out, "        uses: {}", scalar(action));
         out.push_str("        with:\n");
         let _ = writeln!(out, "          pipeline: {}", scalar(&place.pipeline));
-        let _ = writeln!(
-            out,
-            "          args: {}",
-            scalar(&format!("--only {}", stage.id))
-        );
+        let args = match &approval {
+            Some(_) => format!("--only {0} --approve {0}", stage.id),
+            None => format!("--only {}", stage.id),
+        };
+        let _ = writeln!(out, "          args: {}", scalar(&args));
         let _ = writeln!(out, "          junit: {JUNIT}");
         let _ = writeln!(
             out,

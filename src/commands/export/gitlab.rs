@@ -15,8 +15,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    Jobs, Place, comment, has_rollback, hosted_gaps, job_ids, scalar, secret_variable,
-    timeout_minutes,
+    Jobs, Place, approval_environment, comment, has_rollback, hosted_gaps, job_ids, scalar,
+    secret_variable, timeout_minutes,
 };
 use crate::config::pipeline::{Condition, Pipeline};
 
@@ -155,13 +155,33 @@ pub(super) fn config(pipeline: &Pipeline, jobs: &Jobs<'_>, place: &Place) -> Str
                 stage.condition.as_str()
             );
         }
+        let approval = approval_environment(stage);
+        if approval.is_some() {
+            out.push_str(
+                "  # An approval: GitLab waits for someone to run this job by hand (`when: manual`),\n  \
+                 # and the jobs after it wait too (`allow_failure: false`); the job then runs the\n  \
+                 # stage approved (`--approve`). Protect the environment to choose who may run it.\n",
+            );
+            if stage.condition == Condition::Failure {
+                out.push_str("  # `if: failure` cannot also be manual here: it runs approved.\n");
+            }
+        }
         let _ = writeln!(out, "  extends: {TEMPLATE}");
         let needs: Vec<String> = job.needs.iter().map(|i| scalar(&ids[i.0])).collect();
         let _ = writeln!(out, "  needs: [{}]", needs.join(", "));
-        match stage.condition {
-            Condition::Success => {}
-            Condition::Always => out.push_str("  rules:\n    - when: always\n"),
-            Condition::Failure => out.push_str("  rules:\n    - when: on_failure\n"),
+        match (stage.condition, approval.is_some()) {
+            (Condition::Success, false) => {}
+            (Condition::Success, true) => {
+                out.push_str("  when: manual\n  allow_failure: false\n");
+            }
+            (Condition::Always, false) => out.push_str("  rules:\n    - when: always\n"),
+            (Condition::Always, true) => {
+                out.push_str("  rules:\n    - when: manual\n      allow_failure: false\n");
+            }
+            (Condition::Failure, _) => out.push_str("  rules:\n    - when: on_failure\n"),
+        }
+        if let Some(environment) = &approval {
+            let _ = writeln!(out, "  environment: {}", scalar(environment));
         }
         let minutes = timeout_minutes(stage);
         let unit = if minutes == 1 { "minute" } else { "minutes" };
@@ -174,8 +194,12 @@ pub(super) fn config(pipeline: &Pipeline, jobs: &Jobs<'_>, place: &Place) -> Str
                 scalar(&format!("cd {}", shell_word(&place.workdir)))
             );
         }
+        let approve = match &approval {
+            Some(_) => format!(" --approve={}", stage.id),
+            None => String::new(),
+        };
         let command = format!(
-            "portcullis run {} --only={} --junit {JUNIT} --output-env {OUTPUTS}",
+            "portcullis run {} --only={}{approve} --junit {JUNIT} --output-env {OUTPUTS}",
             shell_word(&place.pipeline),
             stage.id
         );
