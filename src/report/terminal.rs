@@ -1198,6 +1198,46 @@ running `release`: 2 stages, at most 2 at once, run `r1`
     }
 
     #[test]
+    fn a_question_stands_alone_until_it_is_answered() {
+        let capture = Capture::default();
+        let mode = TerminalMode::Live { width: 40 };
+        let mut reporter = TerminalReporter::new(Box::new(capture.clone()), mode, false);
+        for event in [
+            ev(0, run_started(&["build", "gate"])),
+            ev(0, started("build", 1, 1)),
+            ev(0, started("gate", 1, 1)),
+        ] {
+            reporter.handle(&event).unwrap();
+        }
+        let question = K::Prompt {
+            stage: "gate".into(),
+            text: "these wait: cutover\nApprove `gate`? [y/N]".into(),
+        };
+        reporter.handle(&ev(100, question)).unwrap();
+        let shown = capture.text();
+        // Nothing is written while the question waits: not a tick, not a result.
+        reporter.tick(Duration::from_millis(900)).unwrap();
+        reporter
+            .handle(&ev(1000, finished("build", S::Passed, None, 1000, &[])))
+            .unwrap();
+        assert_eq!(capture.text(), shown);
+        assert!(
+            shown.ends_with("\x1b[?25hthese wait: cutover\nApprove `gate`? [y/N] "),
+            "{shown:?}"
+        );
+        let closed = K::PromptClosed {
+            stage: "gate".into(),
+            answered: true,
+        };
+        reporter.handle(&ev(2000, closed)).unwrap();
+        let after = capture.text()[shown.len()..].to_owned();
+        assert!(
+            after.starts_with("\x1b[?25l✓ build  passed  1s\n⠋ gate"),
+            "{after:?}"
+        );
+    }
+
+    #[test]
     fn live_block_neutralises_and_truncates_stage_output() {
         let hostile = "\x1b[2J\x1b[H\x1b]0;title\x07evil\x07\ttab \u{9b}5A界界 ";
         let lines = format!("{hostile}{}\r\n\n", "x".repeat(200));

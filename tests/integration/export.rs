@@ -26,7 +26,7 @@ fn export(dir: &Path, pipeline: &str, extra: &[&str]) -> String {
 /// Runs actionlint on the workflows in `dir/.github/workflows`; `false` when it is absent and
 /// not required.
 #[expect(clippy::print_stderr, reason = "a skipped check says why")]
-fn actionlint(dir: &Path, files: &[String]) -> bool {
+pub(crate) fn actionlint(dir: &Path, files: &[String]) -> bool {
     match Command::new("actionlint")
         .args(files)
         .current_dir(dir)

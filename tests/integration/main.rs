@@ -27,6 +27,9 @@ mod github;
 mod install;
 // Built-in stage kinds through the kind interface.
 mod kinds;
+// `uses: approval`: `--approve`, `PORTCULLIS_APPROVE`, `portcullis approve`, the terminal prompt
+// under a pseudo-terminal, the recorded decision and the exported jobs.
+mod approval;
 // Where the parts meet: `${...}` in `with:`, plan and dry run, report identity, outputs, masking.
 mod seams;
 // Bounded memory with a stage that prints a gigabyte.
