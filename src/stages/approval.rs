@@ -203,11 +203,7 @@ impl Kind for Approval {
             let mut names = Vec::new();
             for item in items {
                 match &item.kind {
-                    NodeKind::Scalar { value, plain }
-                        if !item.is_null()
-                            && !value.trim().is_empty()
-                            && !(*plain && value.parse::<f64>().is_ok()) =>
-                    {
+                    NodeKind::Scalar { value, plain } if is_user_name(item, value, *plain) => {
                         names.push(value.trim().to_owned());
                     }
                     _ => v.error(
@@ -681,6 +677,13 @@ fn waiting_plan(cx: &StageContext, message: &str) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// A user name in `approvers`: text, not a bare number (`3` is more likely a count than a
+/// user's name; quoted, it is taken).
+fn is_user_name(item: &Node, value: &str, plain: bool) -> bool {
+    let number = plain && value.parse::<f64>().is_ok();
+    !item.is_null() && !value.trim().is_empty() && !number
 }
 
 /// Text on one line, without control characters.
