@@ -295,13 +295,8 @@ impl BuiltinStage for Approval {
                 }
             };
             let record = decision.text(&self.message);
-            if let Err(e) = save(&cx.run_dir, &cx.stage, &decision, &self.message) {
-                let reason = format!(
-                    "cannot record the decision in `{}`: {e}",
-                    cx.run_dir.join("approvals.json").display()
-                );
-                return failed(reason, record, started);
-            }
+            // An approval by someone who may not give it is no decision: the stage fails, and
+            // `approvals.json` records only decisions that stand.
             if decision.approved && !self.allowed(&decision.by) {
                 let reason = format!(
                     "`{}` may not approve `{}`: its approvers are {}",
@@ -310,6 +305,14 @@ impl BuiltinStage for Approval {
                     self.approvers.join(", ")
                 );
                 cx.log.line(&reason).await;
+                return failed(reason, record, started);
+            }
+            let record = decision.text(&self.message);
+            if let Err(e) = save(&cx.run_dir, &cx.stage, &decision, &self.message) {
+                let reason = format!(
+                    "cannot record the decision in `{}`: {e}",
+                    cx.run_dir.join("approvals.json").display()
+                );
                 return failed(reason, record, started);
             }
             cx.log.line(&decision.line(&cx.stage)).await;

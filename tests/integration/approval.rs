@@ -124,6 +124,7 @@ fn approvers_are_checked_against_who_approves() {
             .contains("`alice` may not approve `gate`: its approvers are bob"),
         "{out:?}"
     );
+    assert!(!t.latest_run().join("approvals.json").exists());
     let t = project("      approvers: [bob]\n").env("USER", "bob");
     assert_eq!(t.run(&["run", "p", "--approve", "gate"]).code, 0);
 }
