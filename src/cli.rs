@@ -19,6 +19,7 @@ Environment:
   DATABASE_URL                    backups restore's URL when --url is not given
   DOCKER_HOST                     the Docker engine of blue-green and ports --live
   PORTCULLIS_SKIP=1               the git hook (`hook run`) skips the pipeline, and only it
+  PORTCULLIS_APPROVE=STAGE[,STAGE]  approves these `uses: approval` stages, as `--approve` does
   PORTCULLIS_OUTPUT_<STAGE>__<KEY>  with --only, the value of `${{ STAGE.KEY }}` for a stage left
                                   out (`-` in STAGE and KEY written `_`)
 Stages get PORTCULLIS_RUN_ID, PORTCULLIS_RUN_DIR, PORTCULLIS_STAGE, PORTCULLIS_STATUS and
@@ -75,6 +76,9 @@ pub(crate) enum Command {
     Export(ExportArgs),
     /// Check the port law: forbidden, unlisted and missing listeners (`--live`: on this machine now).
     Ports(PortsArgs),
+    /// Approve (or `--reject`) an approval stage that waits in a running pipeline, from another
+    /// shell.
+    Approve(ApproveArgs),
     /// Manage `pg-dump` backups: `list`, `verify` (read every block), `restore` and `prune`.
     Backups(BackupsArgs),
     /// Print a shell completion script (e.g. `portcullis completions bash > /etc/bash_completion.d/portcullis`).
@@ -84,6 +88,18 @@ pub(crate) enum Command {
     /// Started by `run`: stops the run's processes once portcullis has exited.
     #[command(name = "__watchdog", hide = true)]
     Watchdog { run_id: String },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApproveArgs {
+    /// The `uses: approval` stage that waits.
+    pub(crate) stage: String,
+    /// The run it waits in (a folder under `.portcullis/runs`); the latest run by default.
+    #[arg(long = "run", value_name = "RUN_ID")]
+    pub(crate) run: Option<String>,
+    /// Reject instead: the stage fails, and what needs it does not run.
+    #[arg(long)]
+    pub(crate) reject: bool,
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +116,9 @@ pub(crate) struct RunArgs {
     /// Run only this stage (repeatable); its needs are taken as done.
     #[arg(long, value_name = "STAGE", add = stages())]
     pub(crate) only: Vec<String>,
+    /// Approve this `uses: approval` stage (repeatable): it passes without asking anyone.
+    #[arg(long, value_name = "STAGE", add = stages())]
+    pub(crate) approve: Vec<String>,
     /// Leave this stage out (repeatable); what needs it still runs.
     #[arg(long, value_name = "STAGE", add = stages())]
     pub(crate) skip: Vec<String>,

@@ -116,6 +116,7 @@ pub fn main() -> ExitCode {
         cli::Command::Graph(a) => named(a.pipeline.as_deref()),
         cli::Command::Export(a) => named(a.pipeline.as_deref()),
         cli::Command::Validate(a) => a.pipelines.iter().all(|p| named(Some(p))),
+        cli::Command::Approve(_) => true,
         _ => false,
     };
     if enters {
@@ -133,6 +134,7 @@ pub fn main() -> ExitCode {
         cli::Command::Hook(args) => commands::hook::hook(&args),
         cli::Command::Ports(args) => commands::ports::ports(&args),
         cli::Command::Backups(args) => commands::backups::backups(&args),
+        cli::Command::Approve(args) => commands::approve::approve(&args),
         cli::Command::Watchdog { run_id } => Ok(supervisor::watchdog(&run_id)),
     };
     let code = result.unwrap_or_else(|e| {

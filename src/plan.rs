@@ -201,8 +201,14 @@ fn edges(pipeline: &Pipeline) -> Vec<Vec<StageIdx>> {
     pipeline.stages.iter().map(|s| s.needs.clone()).collect()
 }
 
-/// What a stage does, in one line: its script's first line, its argv, or its kind.
-pub(crate) fn describe_action(action: &Action, pipeline: &Pipeline, values: Values<'_>) -> String {
+/// What a stage (the one at `idx`) does, in one line: its script's first line, its argv, or
+/// its kind.
+pub(crate) fn describe_action(
+    action: &Action,
+    pipeline: &Pipeline,
+    idx: StageIdx,
+    values: Values<'_>,
+) -> String {
     let expand = |t: &crate::config::pipeline::Template| t.render(values).text;
     match action {
         Action::Run { script, .. } => {
@@ -223,7 +229,7 @@ pub(crate) fn describe_action(action: &Action, pipeline: &Pipeline, values: Valu
         Action::Uses(uses) => format!(
             "uses: {} ({})",
             uses.kind,
-            crate::stages::describe(uses, pipeline, values)
+            crate::stages::describe(uses, pipeline, idx, values)
         ),
     }
 }
@@ -299,7 +305,10 @@ pub(crate) fn render_plan(
                 "starts at once".to_owned()
             }
         } else {
-            format!("waits for {}", need_names(pipeline, &stage.needs).join(", "))
+            format!(
+                "waits for {}",
+                need_names(pipeline, &stage.needs).join(", ")
+            )
         };
         let _ = write!(
             out,
@@ -320,7 +329,7 @@ pub(crate) fn render_plan(
             out,
             "     {:<width$}  {}",
             "",
-            describe_action(&stage.action, pipeline, values)
+            describe_action(&stage.action, pipeline, *idx, values)
         );
         let mut extras = Vec::new();
         if stage.retries.count > 0 {
@@ -375,7 +384,7 @@ pub(crate) fn plan_json(
                 "name": stage.display_name,
                 "line": stage.line,
                 "kind": kind,
-                "does": describe_action(&stage.action, pipeline, values),
+                "does": describe_action(&stage.action, pipeline, *idx, values),
                 "needs": stage.needs.iter().map(|n| &pipeline.stage(*n).id).collect::<Vec<_>>(),
                 "level": levels[idx.0],
                 "if": stage.condition.text(),

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what they share: loading a pipeline and printing its
 //! diagnostics.
 
+pub(crate) mod approve;
 pub(crate) mod backups;
 pub(crate) mod docs;
 pub(crate) mod error;

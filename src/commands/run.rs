@@ -83,6 +83,9 @@ fn run_checked(args: RunArgs) -> Result<u8, Error> {
         changed: args.base.as_deref().zip(changed.as_deref()),
     };
     let selection = plan::select(&pipeline, &options).map_err(Error::usage)?;
+    crate::stages::approval::check_flags(&pipeline, &args.approve).map_err(|e| {
+        Error::usage(e).help("`--approve` names a `uses: approval` stage of the pipeline")
+    })?;
     if args.dry_run {
         return dry_run(&pipeline, &selection, &vars, args.format);
     }
@@ -240,7 +243,22 @@ async fn run_pipeline(
     };
     let report_task = tokio::spawn(reporters.consume(rx, start));
 
+    let approvals = crate::stages::approval::Given::new(
+        &args.approve,
+        std::env::var(crate::stages::approval::ENV).ok(),
+        !crate::report::github::enabled()
+            && std::io::stdin().is_terminal()
+            && std::io::stderr().is_terminal(),
+    );
+    for name in crate::stages::approval::unknown_env_names(&pipeline, &approvals) {
+        crate::commands::print_warning(&format!(
+            "`{}` names `{name}`, which is no approval stage of `{}`",
+            crate::stages::approval::ENV,
+            pipeline.file.display()
+        ));
+    }
     let setup = RunSetup {
+        approvals: Arc::new(approvals),
         run_id,
         run_dir: dir.clone(),
         root: root.clone(),

@@ -244,6 +244,12 @@ fn definitions() -> Value {
                 }
             ]
         },
+        "combination": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": { "pattern": "^[A-Za-z][A-Za-z0-9_-]*$" },
+            "additionalProperties": { "type": ["string", "number", "boolean"] }
+        },
         "port": { "type": "integer", "minimum": 1, "maximum": 65535 },
         "portList": {
             "oneOf": [
@@ -391,6 +397,33 @@ fn stage() -> Value {
             "paths": {
                 "description": "Globs: with `--base REF`, the stage runs only when a changed file matches one.",
                 "$ref": "#/definitions/stringOrList"
+            },
+            "matrix": {
+                "description": "Run the stage once per combination: keys with lists of values, `include` and `exclude` lists (GitHub's rules). Each combination is named `STAGE (KEY=VALUE, ...)` and reads its values as `${{ matrix.KEY }}` and `$MATRIX_KEY`.",
+                "type": "object",
+                "minProperties": 1,
+                "properties": {
+                    "include": {
+                        "description": "Combinations added, or keys added to the combinations they match.",
+                        "type": "array",
+                        "items": { "$ref": "#/definitions/combination" }
+                    },
+                    "exclude": {
+                        "description": "Combinations left out.",
+                        "type": "array",
+                        "items": { "$ref": "#/definitions/combination" }
+                    }
+                },
+                "propertyNames": { "pattern": "^[A-Za-z][A-Za-z0-9_-]*$" },
+                "additionalProperties": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": { "type": ["string", "number", "boolean"] }
+                }
+            },
+            "fail-fast": {
+                "description": "With `matrix`: a failed combination cancels the others (default true).",
+                "type": "boolean"
             }
         }
     });

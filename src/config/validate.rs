@@ -411,7 +411,7 @@ impl<'a> Validator<'a> {
                     ok = false;
                     let help = did_you_mean(name, scope.vars.iter().map(String::as_str)).unwrap_or_else(|| format!(
                             "define `{name}` under `env:` or `secrets:`, or pass `--var {name}=VALUE`; \
-                             the shell's own variables (`$NAME`, `${{ NAME }}`) are left to the shell"
+                             the shell's own variables (`$NAME`, `${{NAME}}`) are left to the shell"
                         ));
                     self.error(
                         ConfigError::new(

@@ -86,7 +86,9 @@ impl JsonSummary {
             }
             RunEventKind::StageOutput { .. }
             | RunEventKind::StageRetrying { .. }
-            | RunEventKind::RollbackStarted { .. } => {}
+            | RunEventKind::RollbackStarted { .. }
+            | RunEventKind::Prompt { .. }
+            | RunEventKind::PromptClosed { .. } => {}
         }
     }
 

@@ -132,7 +132,9 @@ impl JunitReport {
                 }
             }
             // The final result lists every failed attempt; nothing to keep until then.
-            RunEventKind::StageRetrying { .. } => {}
+            RunEventKind::StageRetrying { .. }
+            | RunEventKind::Prompt { .. }
+            | RunEventKind::PromptClosed { .. } => {}
             RunEventKind::StageFinished(result) => {
                 let suites = self.stage_suites(result);
                 let state = self.stage_mut(&result.stage);

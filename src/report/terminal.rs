@@ -111,6 +111,11 @@ pub(crate) struct TerminalReporter {
     cursor_hidden: bool,
     /// Whether plain mode prints every output line.
     stream_output: bool,
+    /// The stage whose question is on screen ([`RunEventKind::Prompt`]): the live block is off
+    /// the screen and every other line waits in `held`, so that nothing is written between the
+    /// question and the person's answer.
+    prompting: Option<String>,
+    held: String,
 }
 
 impl TerminalReporter {
@@ -131,6 +136,8 @@ impl TerminalReporter {
             drawn: Vec::new(),
             cursor_hidden: false,
             stream_output: true,
+            prompting: None,
+            held: String::new(),
         }
     }
 
@@ -294,9 +301,28 @@ impl TerminalReporter {
                 push_line(&mut text, &self.rollback_line(result));
                 self.rollbacks.push(result.clone());
             }
+            RunEventKind::Prompt {
+                stage,
+                text: question,
+            } => {
+                return self.show_prompt(stage, question);
+            }
+            RunEventKind::PromptClosed { stage, answered } => {
+                if self.prompting.as_deref() != Some(stage.as_str()) {
+                    return Ok(());
+                }
+                self.prompting = None;
+                if !answered {
+                    // The question's line has no line break yet.
+                    text.push('\n');
+                }
+                text.push_str(&std::mem::take(&mut self.held));
+            }
             RunEventKind::RunFinished { status, duration } => {
                 self.running.clear();
-                text = self.summary(*status, *duration);
+                self.prompting = None;
+                text = std::mem::take(&mut self.held);
+                text.push_str(&self.summary(*status, *duration));
                 return self.emit(&text, true);
             }
         }
@@ -360,9 +386,41 @@ impl TerminalReporter {
         &mut self.running[index]
     }
 
-    /// Writes `text` (whole lines). In live mode the block is taken off the screen first and
+    /// Takes the live block off the screen, gives the cursor back and writes the question
+    /// (masked and made safe by then), which ends without a line break: the person answers on
+    /// its line. Until the question is closed, [`TerminalReporter::emit`] holds every line.
+    fn show_prompt(&mut self, stage: &str, question: &str) -> io::Result<()> {
+        if self.prompting.is_some() {
+            // One question at a time: a second waits in line with the held output.
+            let text: String = question
+                .lines()
+                .map(|l| format!("{}\n", sanitize(l, false)))
+                .collect();
+            self.held.push_str(&text);
+            return Ok(());
+        }
+        let mut buf = clear_block(self.drawn.len());
+        self.drawn.clear();
+        if self.cursor_hidden {
+            buf.push_str(SHOW_CURSOR);
+            self.cursor_hidden = false;
+        }
+        let lines: Vec<String> = question.split('\n').map(|l| sanitize(l, false)).collect();
+        buf.push_str(&lines.join("\n"));
+        buf.push(' ');
+        self.prompting = Some(stage.to_owned());
+        self.out.write_all(buf.as_bytes())?;
+        self.out.flush()
+    }
+
+    /// Writes `text` (whole lines). While a question is on screen the text is held instead,
+    /// and written when it is closed. In live mode the block is taken off the screen first and
     /// drawn again below the new lines; `finish` leaves it off and gives the cursor back.
     fn emit(&mut self, text: &str, finish: bool) -> io::Result<()> {
+        if self.prompting.is_some() && !finish {
+            self.held.push_str(text);
+            return Ok(());
+        }
         let TerminalMode::Live { width } = self.mode else {
             if text.is_empty() {
                 return Ok(());
@@ -1138,6 +1196,46 @@ running `release`: 2 stages, at most 2 at once, run `r1`
         assert_eq!(text, expected);
         let after_last_clear = text.rsplit("\x1b[J").next().unwrap();
         assert!(!after_last_clear.contains(SPINNER), "{after_last_clear:?}");
+    }
+
+    #[test]
+    fn a_question_stands_alone_until_it_is_answered() {
+        let capture = Capture::default();
+        let mode = TerminalMode::Live { width: 40 };
+        let mut reporter = TerminalReporter::new(Box::new(capture.clone()), mode, false);
+        for event in [
+            ev(0, run_started(&["build", "gate"])),
+            ev(0, started("build", 1, 1)),
+            ev(0, started("gate", 1, 1)),
+        ] {
+            reporter.handle(&event).unwrap();
+        }
+        let question = K::Prompt {
+            stage: "gate".into(),
+            text: "these wait: cutover\nApprove `gate`? [y/N]".into(),
+        };
+        reporter.handle(&ev(100, question)).unwrap();
+        let shown = capture.text();
+        // Nothing is written while the question waits: not a tick, not a result.
+        reporter.tick(Duration::from_millis(900)).unwrap();
+        reporter
+            .handle(&ev(1000, finished("build", S::Passed, None, 1000, &[])))
+            .unwrap();
+        assert_eq!(capture.text(), shown);
+        assert!(
+            shown.ends_with("\x1b[?25hthese wait: cutover\nApprove `gate`? [y/N] "),
+            "{shown:?}"
+        );
+        let closed = K::PromptClosed {
+            stage: "gate".into(),
+            answered: true,
+        };
+        reporter.handle(&ev(2000, closed)).unwrap();
+        let after = capture.text()[shown.len()..].to_owned();
+        assert!(
+            after.starts_with("\x1b[?25l✓ build  passed  1s\n⠋ gate"),
+            "{after:?}"
+        );
     }
 
     #[test]

@@ -64,6 +64,19 @@ pub(crate) enum RunEventKind {
         stage: String,
     },
     RollbackFinished(RollbackResult),
+    /// A stage asks the person at the terminal a question (`uses: approval`): the terminal view
+    /// shows `text` on lines of its own, ending with the question and no line break, and holds
+    /// every other line back until [`RunEventKind::PromptClosed`].
+    Prompt {
+        stage: String,
+        text: String,
+    },
+    /// The question of [`RunEventKind::Prompt`] is settled; `answered` says the person typed an
+    /// answer (and with it a line break), otherwise the view ends the question's line itself.
+    PromptClosed {
+        stage: String,
+        answered: bool,
+    },
     /// The last event of every run.
     RunFinished {
         status: RunStatus,
@@ -106,6 +119,10 @@ impl RunEventKind {
                 r.reason = mo(r.reason);
                 RunEventKind::RollbackFinished(r)
             }
+            RunEventKind::Prompt { stage, text } => RunEventKind::Prompt {
+                stage,
+                text: m(text),
+            },
             other => other,
         }
     }

@@ -391,7 +391,14 @@ async fn attempt(
         job.emitter.clone(),
     );
     let log = std::mem::replace(sink, placeholder);
-    let mut cx = kind_context(&job.setup, stage, prepared, &job.outputs, log);
+    let mut cx = kind_context(
+        &job.setup,
+        &job.pipeline,
+        job.idx,
+        prepared,
+        &job.outputs,
+        log,
+    );
     let outcome = run_kind(
         kind.as_ref(),
         &mut cx,
@@ -423,11 +430,13 @@ async fn attempt(
 /// What a built-in kind's run or rollback sees; `log` is the attempt's sink, handed back after.
 fn kind_context(
     setup: &RunSetup,
-    stage: &Stage,
+    pipeline: &Arc<Pipeline>,
+    idx: StageIdx,
     prepared: &Prepared,
     outputs: &HashMap<String, HashMap<String, String>>,
     log: OutputSink,
 ) -> StageContext {
+    let stage = pipeline.stage(idx);
     StageContext {
         run_id: setup.run_id.clone(),
         run_dir: setup.run_dir.clone(),
@@ -437,6 +446,10 @@ fn kind_context(
         outputs: outputs.clone(),
         log,
         cancel: CancellationToken::new(),
+        pipeline: pipeline.clone(),
+        idx,
+        vars: prepared.vars.clone(),
+        approvals: setup.approvals.clone(),
     }
 }
 
@@ -713,7 +726,8 @@ pub(super) async fn run_rollback(job: RollbackJob) -> RollbackStatus {
                     OutputSink::open(&stage.id, log.clone(), &setup.redactor, job.emitter.clone())
                         .for_rollback();
                 let log = std::mem::replace(&mut sink, placeholder);
-                let mut cx = kind_context(setup, stage, &prepared, &job.outputs, log);
+                let mut cx =
+                    kind_context(setup, &job.pipeline, job.idx, &prepared, &job.outputs, log);
                 let end = run_kind(
                     kind.as_ref(),
                     &mut cx,

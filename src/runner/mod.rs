@@ -66,6 +66,8 @@ pub(crate) struct RunSetup {
     /// pipeline) failed or was cancelled: `if: failure` stages run, and `PORTCULLIS_STATUS`
     /// starts there. This run's own status still counts only its own stages.
     pub(crate) upstream: Option<UpstreamStatus>,
+    /// Approvals given to the run, for `uses: approval` stages.
+    pub(crate) approvals: Arc<crate::stages::approval::Given>,
 }
 
 /// A status given from outside through `PORTCULLIS_UPSTREAM_STATUS`.

@@ -99,6 +99,27 @@ impl OutputSink {
         }
     }
 
+    /// Asks the person at the terminal: the reporters show `text` (masked on the way) and hold
+    /// other output until [`OutputSink::prompt_closed`]. The answer is read by the kind itself.
+    pub(crate) async fn prompt(&self, text: String) {
+        self.emitter
+            .emit(RunEventKind::Prompt {
+                stage: self.stage.clone(),
+                text,
+            })
+            .await;
+    }
+
+    /// Ends what [`OutputSink::prompt`] began; `answered` when the person typed a line.
+    pub(crate) async fn prompt_closed(&self, answered: bool) {
+        self.emitter
+            .emit(RunEventKind::PromptClosed {
+                stage: self.stage.clone(),
+                answered,
+            })
+            .await;
+    }
+
     async fn take_masked(&mut self, masked: &[u8]) {
         if masked.is_empty() {
             return;

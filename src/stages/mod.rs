@@ -11,13 +11,14 @@
 //! outputs it publishes for later stages. A kind that changes the world brings its own rollback.
 //! Adding a kind touches only this folder.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::kind::KindRegistry;
-use crate::config::pipeline::{Pipeline, Uses};
+use crate::config::pipeline::{Pipeline, StageIdx, Uses};
 use crate::config::template::{Outputs, TemplatePart, Values, expand_node};
 use crate::config::validate::Validator;
 use crate::config::yaml::Node;
@@ -25,6 +26,7 @@ use crate::pg::conn::ConnInfo;
 use crate::runner::events::CaseResult;
 use crate::runner::output::OutputSink;
 
+pub(crate) mod approval;
 pub(crate) mod backup_drill;
 pub(crate) mod blue_green;
 pub(crate) mod coverage;
@@ -39,6 +41,14 @@ pub(crate) use futures_util::future::BoxFuture;
 pub(crate) trait BuiltinStage: Send + Sync + std::fmt::Debug {
     /// One line saying what the stage will do, for `plan` and `--dry-run`.
     fn describe(&self) -> String;
+
+    /// [`BuiltinStage::describe`] for a kind whose line depends on where its stage sits:
+    /// `dependents` are the ids of the stages that need it, directly or not, in the order they
+    /// can start.
+    fn describe_with(&self, dependents: &[&str]) -> String {
+        let _ = dependents;
+        self.describe()
+    }
 
     fn run<'a>(&'a self, cx: &'a mut StageContext) -> BoxFuture<'a, KindOutcome>;
 
@@ -70,6 +80,15 @@ pub(crate) struct StageContext {
     pub(crate) log: OutputSink,
     /// Cancelled when the run aborts; a kind stops what it is doing and returns.
     pub(crate) cancel: CancellationToken,
+    /// The pipeline and the stage's place in it, for a kind that looks past its own `with:`
+    /// (an approval shows the stages that wait on it).
+    pub(crate) pipeline: Arc<Pipeline>,
+    pub(crate) idx: StageIdx,
+    /// The stage's `${NAME}` values, secrets included: mask what is shown.
+    pub(crate) vars: HashMap<String, String>,
+    /// Approvals the run was given (`--approve`, `PORTCULLIS_APPROVE`), and whether a person
+    /// can be asked at a terminal.
+    pub(crate) approvals: Arc<approval::Given>,
 }
 
 /// A kind's database connection from its `url:`; `PG*` variables of the stage's environment
@@ -155,6 +174,7 @@ pub(crate) static REGISTRY: Registry = Registry(&[
     def::<blue_green::BlueGreen>(),
     def::<backup_drill::BackupDrill>(),
     def::<coverage::Coverage>(),
+    def::<approval::Approval>(),
 ]);
 
 impl Registry {
@@ -224,16 +244,38 @@ pub(crate) fn bind(
     }
 }
 
-/// What a `uses:` stage will do, for `plan` and `--dry-run`: the kind bound to the values at
-/// hand, where secrets read `***` and outputs of stages not yet run stay as written.
-pub(crate) fn describe(uses: &Uses, pipeline: &Pipeline, values: Values<'_>) -> String {
+/// What a `uses:` stage (the one at `idx`) will do, for `plan` and `--dry-run`: the kind bound
+/// to the values at hand, where secrets read `***` and outputs of stages not yet run stay as
+/// written.
+pub(crate) fn describe(
+    uses: &Uses,
+    pipeline: &Pipeline,
+    idx: StageIdx,
+    values: Values<'_>,
+) -> String {
     let expanded = expand_node(&uses.with, values);
     let mut v = Validator::for_values(&pipeline.source.text, &expanded);
     match REGISTRY
         .find(uses.kind)
         .and_then(|d| (d.bind)(&expanded.node, &mut v))
     {
-        Some(kind) => kind.describe(),
+        Some(kind) => {
+            let dependents: Vec<&str> = dependents(pipeline, idx)
+                .into_iter()
+                .map(|i| pipeline.stage(i).id.as_str())
+                .collect();
+            kind.describe_with(&dependents)
+        }
         None => "settings known when it runs".to_owned(),
     }
+}
+
+/// The stages that need `idx`, directly or not, in the order they can start.
+pub(crate) fn dependents(pipeline: &Pipeline, idx: StageIdx) -> Vec<StageIdx> {
+    let edges: Vec<Vec<StageIdx>> = pipeline.stages.iter().map(|s| s.needs.clone()).collect();
+    let below = crate::graph::descendants(&edges, idx);
+    crate::graph::topological(&edges)
+        .into_iter()
+        .filter(|i| below.contains(i))
+        .collect()
 }

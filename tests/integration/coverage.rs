@@ -94,7 +94,7 @@ fn run_pytest_cov(t: &Test) -> String {
 
 fn pipeline(with: &str) -> String {
     format!(
-        "version: 1\nstages:\n  cov:\n    uses: coverage\n    with:\n{with}  after:\n    needs: [cov]\n    run: echo \"${{cov.total}} ${{cov.covered}} ${{cov.lines}}\" > out\n"
+        "version: 1\nstages:\n  cov:\n    uses: coverage\n    with:\n{with}  after:\n    needs: [cov]\n    run: echo \"${{{{ cov.total }}}} ${{{{ cov.covered }}}} ${{{{ cov.lines }}}}\" > out\n"
     )
 }
 

@@ -991,7 +991,7 @@ fn github_jobs_get_only_the_secrets_their_stage_reads() {
 
 /// Validates the exported files against the engines' schemas: GitLab's CI schema and
 /// SchemaStore's GitHub workflow schema, as `check-jsonschema` vendors them.
-const VALIDATE: &str = r#"
+pub(crate) const VALIDATE: &str = r#"
 import json, sys, yaml, jsonschema
 from importlib.resources import files
 vendor = files("check_jsonschema.builtin_schemas.vendor")
@@ -1016,7 +1016,7 @@ sys.exit(1 if errors else 0)
 
 /// Whether `check-jsonschema` (and with it GitLab's schema) can be imported; says why not.
 #[expect(clippy::print_stderr, reason = "a skipped check says why")]
-fn engine_schemas_present() -> bool {
+pub(crate) fn engine_schemas_present() -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import check_jsonschema, jsonschema, yaml"])
         .output()

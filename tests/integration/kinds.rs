@@ -39,7 +39,7 @@ stages:
       within: 10s
   after:
     needs: [smoke]
-    run: echo "${{smoke.statuses}}" > statuses
+    run: echo "${{{{ smoke.statuses }}}}" > statuses
 "#
         ),
     );

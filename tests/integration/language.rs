@@ -52,7 +52,9 @@ fn a_false_condition_skips_its_stage_and_what_needs_it_with_the_values_that_made
         "{junit}"
     );
 
-    let t = Test::new().pipeline("p", GATED).env("PORTCULLIS_BRANCH", "main");
+    let t = Test::new()
+        .pipeline("p", GATED)
+        .env("PORTCULLIS_BRANCH", "main");
     let r = t.run(&["run", "p"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(t.read("deployed"), "deployed\n");
@@ -62,9 +64,8 @@ fn a_false_condition_skips_its_stage_and_what_needs_it_with_the_values_that_made
     let t = Test::new().pipeline("p", GATED);
     let r = t.run(&["plan", "p", "--var", "PORTCULLIS_BRANCH=hotfix"]);
     assert!(
-        r.stdout.contains(
-            "if PORTCULLIS_BRANCH == 'main' && build.version =~ '1.*'"
-        ),
+        r.stdout
+            .contains("if PORTCULLIS_BRANCH == 'main' && build.version =~ '1.*'"),
         "{r:?}"
     );
 }
@@ -102,9 +103,13 @@ stages:
     assert_eq!(r.code, 1, "{r:?}");
     assert_eq!(t.read("on-failure"), "yes\n");
     assert_eq!(t.read("not-cancelled"), "failed\n");
-    // `success() || ...` decides for itself whether it runs after a failure: its needs failed,
-    // so success() is false, but `a.n == '3'` holds.
-    assert_eq!(t.read("on-success"), "yes\n");
+    // Without `failure()`, `always()` or `cancelled()`, a condition also needs its needs to
+    // have passed: `success() || a.n == '3'` does not run after `broken` failed.
+    assert!(!t.path().join("on-success").exists());
+    assert!(
+        r.stderr.contains("on-success") && r.stderr.contains("needs `broken`, which failed"),
+        "{r:?}"
+    );
     assert!(!t.path().join("when-cancelled").exists());
     assert!(
         r.stderr
@@ -269,7 +274,13 @@ fn a_matrix_runs_each_combination_by_name_and_needs_wait_for_all() {
         String::from_utf8_lossy(&r.stderr).contains("no combination of the matrix"),
         "{r:?}"
     );
-    let r = t.run(&["run", "p", "--only", "test (python=3.12, os=debian)", "--dry-run"]);
+    let r = t.run(&[
+        "run",
+        "p",
+        "--only",
+        "test (python=3.12, os=debian)",
+        "--dry-run",
+    ]);
     assert!(r.stdout.contains("1 of 6 stages would run"), "{r:?}");
 }
 
@@ -350,9 +361,8 @@ fn a_required_variable_is_demanded_by_run_and_accepted_unset_by_validate() {
     let r = t.run(&["run", "p"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
-        r.stderr.contains(
-            "required variable without a value: `TARGET` (the host to deploy to)"
-        ),
+        r.stderr
+            .contains("required variable without a value: `TARGET` (the host to deploy to)"),
         "{r:?}"
     );
     assert!(r.stderr.contains("--var TARGET=VALUE"), "{r:?}");
@@ -418,9 +428,13 @@ stages:
 
 #[test]
 fn export_writes_conditions_and_matrices_in_each_engines_terms() {
-    let t = Test::new().pipeline("release", &std::fs::read_to_string(
-        crate::harness::repo_root().join("fixtures/pipelines/release.yml"),
-    ).expect("fixture"));
+    let t = Test::new().pipeline(
+        "release",
+        &std::fs::read_to_string(
+            crate::harness::repo_root().join("fixtures/pipelines/release.yml"),
+        )
+        .expect("fixture"),
+    );
     let r = t.run(&["export", "github", "release"]);
     assert_eq!(r.code, 0, "{r:?}");
     let w = &r.stdout;
@@ -436,7 +450,11 @@ fn export_writes_conditions_and_matrices_in_each_engines_terms() {
     ] {
         assert!(w.contains(expected), "`{expected}` not in:\n{w}");
     }
-    assert_eq!(w.matches("\n  test:\n").count(), 1, "one job for the matrix: {w}");
+    assert_eq!(
+        w.matches("\n  test:\n").count(),
+        1,
+        "one job for the matrix: {w}"
+    );
     assert!(
         w.contains("(github.head_ref || (startsWith(github.ref, 'refs/heads/') && github.ref_name || '')) == 'main' || startsWith((startsWith(github.ref, 'refs/tags/') && github.ref_name || ''), 'v')"),
         "{w}"
@@ -448,9 +466,11 @@ fn export_writes_conditions_and_matrices_in_each_engines_terms() {
     for expected in [
         "  parallel:\n    matrix:\n      - PORTCULLIS_MATRIX: \"python=3.11, db=postgres-15\"\n      - PORTCULLIS_MATRIX: \"python=3.12, db=postgres-15\"\n      - PORTCULLIS_MATRIX: \"python=3.12, db=postgres-16\"\n      - PORTCULLIS_MATRIX: \"python=3.13, db=postgres-16, experimental=yes\"\n",
         "--only=test ",
-        // The deploy's rule carries the package's: GitLab leaves both out together.
+        // The deploy's rule carries the approval's: GitLab leaves both out together.
         "    - if: \"(($CI_COMMIT_BRANCH == \\\"main\\\" || $CI_MERGE_REQUEST_SOURCE_BRANCH_NAME == \\\"main\\\") || $CI_COMMIT_TAG =~ /^v.*$/) && ($CI_PIPELINE_SOURCE != \\\"merge_request_event\\\" && $CI_PIPELINE_SOURCE != \\\"external_pull_request_event\\\")\"\n      when: on_success\n",
-        "  needs: [{job: deploy, optional: true}]\n  rules:\n    - when: always\n",
+        "{job: approve, optional: true}, {job: deploy, optional: true}]\n  rules:\n    - when: always\n",
+        // The approval waits for a person, under the same rule.
+        "      when: manual\n      allow_failure: false\n  environment: production\n",
     ] {
         assert!(g.contains(expected), "`{expected}` not in:\n{g}");
     }

@@ -32,6 +32,9 @@ mod install;
 mod kinds;
 // `uses: coverage` on reports of real pytest-cov and JaCoCo runs, changed lines from real git.
 mod coverage;
+// `uses: approval`: `--approve`, `PORTCULLIS_APPROVE`, `portcullis approve`, the terminal prompt
+// under a pseudo-terminal, the recorded decision and the exported jobs.
+mod approval;
 // Where the parts meet: `${...}` in `with:`, plan and dry run, report identity, outputs, masking.
 mod seams;
 // Bounded memory with a stage that prints a gigabyte.

@@ -97,7 +97,7 @@ fn offsite_pipeline(s3: &S3, prefix: &str, keep: u32) -> String {
         endpoint: {}
         region: us-east-1
         access-key-id: {S3_KEY_ID}
-        secret-access-key: ${{S3_SECRET}}
+        secret-access-key: ${{{{ S3_SECRET }}}}
         recipients: [{RECIPIENT}]
 ",
             s3.endpoint()
@@ -482,7 +482,7 @@ fn a_drill_stage_checks_the_copy_and_reports_metrics() {
     needs: [backup]
     uses: backup-drill
     with:
-      url: ${{DATABASE_URL}}
+      url: ${{{{ DATABASE_URL }}}}
       dir: backups
       rto: 10m
       checks:

@@ -168,7 +168,7 @@ const INVALID: &[(&str, &str)] = &[
     ("no-action", "version: 1\nstages:\n  a: { needs: [] }\n"),
     (
         "bad-if",
-        "version: 1\nstages:\n  a: { run: 'true', if: sometimes }\n",
+        "version: 1\nstages:\n  a: { run: 'true', if: [sometimes] }\n",
     ),
     (
         "secret-with-two-sources",

@@ -27,7 +27,7 @@ env: {{ GIT_SHA: v2 }}
 stages:
   smoke:
     uses: http
-    with: {{ url: "http://127.0.0.1:{port}/", contains: "${{GIT_SHA}}", within: 2s, interval: 100ms }}
+    with: {{ url: "http://127.0.0.1:{port}/", contains: "${{{{ GIT_SHA }}}}", within: 2s, interval: 100ms }}
 "#
         ),
     );

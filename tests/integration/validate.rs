@@ -318,6 +318,21 @@ fn types_durations_and_structure() {
             "`${{` is not closed by `}}`",
             "4:15",
         ),
+        (
+            "version: 1\nstages:\n  a:\n    uses: approval\n    with: { message: go, timout: 10s }\n",
+            "unknown key `timout` in `with` of `approval`",
+            "5:26",
+        ),
+        (
+            "version: 1\nstages:\n  a:\n    uses: approval\n    with: { timeout: soon }\n",
+            "`timeout` is not a valid duration",
+            "5:22",
+        ),
+        (
+            "version: 1\nstages:\n  a:\n    uses: approval\n    with:\n      approvers: 3\n",
+            "`approvers` must be a list of user names",
+            "6:18",
+        ),
         ("", "the pipeline file is empty", "1:1"),
     ];
     for (yaml, message, location) in cases {

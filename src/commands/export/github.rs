@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 
 use super::condition;
 use super::{
-    Jobs, Place, comment, has_rollback, hosted_gaps, job_ids, matrix_condition, need_ids, scalar,
-    secret_variable, timeout_minutes,
+    Jobs, Place, approval_environment, comment, has_rollback, hosted_gaps, job_ids,
+    matrix_condition, need_ids, scalar, secret_variable, timeout_minutes,
 };
 use crate::config::matrix::MatrixSpec;
 use crate::config::pipeline::Pipeline;
@@ -110,6 +110,16 @@ pub(super) fn workflow(
             );
             out.push_str("    # need this one still run.\n");
         }
+        let approval = approval_environment(stage);
+        if let Some(environment) = &approval {
+            let _ = writeln!(
+                out,
+                "    # An approval: GitHub holds this job until a required reviewer of the environment\n    \
+                 # `{}` approves it, then the job runs the stage approved (`--approve`). Configure\n    \
+                 # required reviewers (Settings > Environments), or the job runs without asking.",
+                comment(environment)
+            );
+        }
         if stage.display_name != stage.id && stage.matrix.is_none() {
             let _ = writeln!(out, "    name: {}", scalar(&stage.display_name));
         }
@@ -126,6 +136,9 @@ pub(super) fn workflow(
             } else {
                 let _ = writeln!(out, "    if: {}", scalar(&format!("${{{{ {expr} }}}}")));
             }
+        }
+        if let Some(environment) = &approval {
+            let _ = writeln!(out, "    environment: {}", scalar(environment));
         }
         out.push_str("    runs-on: ubuntu-latest\n");
         if let Some(m) = &stage.matrix {
@@ -148,14 +161,12 @@ pub(super) fn workflow(
         let _ = writeln!(out, "        uses: {}", scalar(action));
         out.push_str("        with:\n");
         let _ = writeln!(out, "          pipeline: {}", scalar(&place.pipeline));
-        let _ = writeln!(
-            out,
-            "          args: {}",
-            scalar(&format!(
-                "--only {}",
-                stage.matrix.as_ref().map_or(&stage.id, |m| &m.group)
-            ))
-        );
+        let only = stage.matrix.as_ref().map_or(&stage.id, |m| &m.group);
+        let args = match &approval {
+            Some(_) => format!("--only {only} --approve {}", stage.id),
+            None => format!("--only {only}"),
+        };
+        let _ = writeln!(out, "          args: {}", scalar(&args));
         let _ = writeln!(out, "          junit: {JUNIT}");
         let _ = writeln!(
             out,

@@ -15,8 +15,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    Jobs, Place, comment, has_rollback, hosted_gaps, job_ids, scalar, secret_variable,
-    timeout_minutes,
+    Jobs, Place, approval_environment, comment, has_rollback, hosted_gaps, job_ids, scalar,
+    secret_variable, timeout_minutes,
 };
 use super::{condition, matrix_condition};
 use crate::config::pipeline::Pipeline;
@@ -195,6 +195,17 @@ pub(super) fn config(pipeline: &Pipeline, jobs: &Jobs<'_>, place: &Place) -> Str
             );
             out.push_str("  # still run.\n");
         }
+        let approval = approval_environment(stage);
+        if approval.is_some() {
+            out.push_str(
+                "  # An approval: GitLab waits for someone to run this job by hand (`when: manual`),\n  \
+                 # and the jobs after it wait too (`allow_failure: false`); the job then runs the\n  \
+                 # stage approved (`--approve`). Protect the environment to choose who may run it.\n",
+            );
+            if translated[pos].when == "on_failure" {
+                out.push_str("  # `if: failure` cannot also be manual here: it runs approved.\n");
+            }
+        }
         let _ = writeln!(out, "  extends: {TEMPLATE}");
         let mut needs: Vec<String> = Vec::new();
         for need in &job.needs {
@@ -209,18 +220,28 @@ pub(super) fn config(pipeline: &Pipeline, jobs: &Jobs<'_>, place: &Place) -> Str
         }
         let _ = writeln!(out, "  needs: [{}]", needs.join(", "));
         let when = translated[pos].when;
+        // An approval waits for a person to start the job, unless it runs on failure.
+        let manual = approval.is_some() && when != "on_failure";
+        let shown = if manual { "manual" } else { when };
         match rule_ifs[pos].as_slice() {
-            [] if when == "on_success" => {}
+            [] if when == "on_success" && !manual => {}
+            [] if when == "on_success" => out.push_str("  when: manual\n  allow_failure: false\n"),
             [] => {
-                let _ = writeln!(out, "  rules:\n    - when: {when}");
+                let _ = writeln!(out, "  rules:\n    - when: {shown}");
             }
             ifs => {
                 let _ = writeln!(out, "  rules:\n    - if: {}", scalar(&ifs.join(" && ")));
-                let _ = writeln!(out, "      when: {when}");
+                let _ = writeln!(out, "      when: {shown}");
             }
+        }
+        if manual && (!rule_ifs[pos].is_empty() || when != "on_success") {
+            out.push_str("      allow_failure: false\n");
         }
         if let Some(m) = &stage.matrix {
             parallel(&mut out, pipeline, &m.group);
+        }
+        if let Some(environment) = &approval {
+            let _ = writeln!(out, "  environment: {}", scalar(environment));
         }
         let minutes = timeout_minutes(stage);
         let unit = if minutes == 1 { "minute" } else { "minutes" };
@@ -233,8 +254,12 @@ pub(super) fn config(pipeline: &Pipeline, jobs: &Jobs<'_>, place: &Place) -> Str
                 scalar(&format!("cd {}", shell_word(&place.workdir)))
             );
         }
+        let approve = match &approval {
+            Some(_) => format!(" --approve={}", shell_word(&stage.id)),
+            None => String::new(),
+        };
         let command = format!(
-            "portcullis run {} --only={} --junit {JUNIT} --output-env {OUTPUTS}",
+            "portcullis run {} --only={}{approve} --junit {JUNIT} --output-env {OUTPUTS}",
             shell_word(&place.pipeline),
             stage.matrix.as_ref().map_or(&stage.id, |m| &m.group)
         );

@@ -284,6 +284,17 @@ pub(crate) fn has_rollback(stage: &Stage) -> bool {
     stage.rollback.is_some() || matches!(&stage.action, Action::Uses(kind) if kind.has_rollback)
 }
 
+/// For a `uses: approval` stage, the environment its job runs in (its `environment:`, else
+/// its id): the engine asks for the approval, and the job runs the stage with `--approve`.
+pub(crate) fn approval_environment(stage: &Stage) -> Option<String> {
+    match &stage.action {
+        Action::Uses(uses) if uses.kind == "approval" => {
+            Some(crate::stages::approval::environment(&uses.with, &stage.id))
+        }
+        _ => None,
+    }
+}
+
 /// Header lines for secrets a hosted runner cannot read as written: `(name, where from)`.
 pub(crate) fn hosted_gaps(pipeline: &Pipeline) -> Vec<(String, String)> {
     pipeline
