@@ -97,6 +97,8 @@ pub(crate) struct TerminalReporter {
     id_width: usize,
     names: StageNames,
     unselected: HashSet<String>,
+    /// Matrix stages as written in the file, each with its combinations' ids, in plan order.
+    groups: Vec<(String, Vec<String>)>,
     run_dir: Option<PathBuf>,
     /// The latest time since the run started that an event or a tick reported.
     now: Duration,
@@ -127,6 +129,7 @@ impl TerminalReporter {
             id_width: 0,
             names: StageNames::default(),
             unselected: HashSet::new(),
+            groups: Vec::new(),
             run_dir: None,
             now: Duration::ZERO,
             running: Vec::new(),
@@ -174,6 +177,14 @@ impl TerminalReporter {
                     .filter(|s| !s.selected)
                     .map(|s| s.id.clone())
                     .collect();
+                self.groups.clear();
+                for stage in stages.iter().filter(|s| s.selected) {
+                    let Some(group) = &stage.group else { continue };
+                    match self.groups.iter_mut().find(|(g, _)| g == group) {
+                        Some((_, ids)) => ids.push(stage.id.clone()),
+                        None => self.groups.push((group.clone(), vec![stage.id.clone()])),
+                    }
+                }
                 self.run_dir = Some(run_dir.clone());
                 let selected = stages.len() - self.unselected.len();
                 let count = if selected == stages.len() {
@@ -597,6 +608,9 @@ impl TerminalReporter {
                 push_tail(&mut s, &result.tail, result.log.as_ref());
             }
         }
+        for line in self.matrix_lines() {
+            push_line(&mut s, &line);
+        }
         if status == RunStatus::Interrupted {
             let line = match self.count(StageStatus::Cancelled) {
                 0 => "interrupted".to_owned(),
@@ -645,6 +659,39 @@ impl TerminalReporter {
             push_line(&mut out, &format!("logs: `{}`", dir.display()));
         }
         out
+    }
+
+    /// One line per matrix stage: how its combinations ended, `matrix test: 4 combinations, 3
+    /// passed, 1 failed`.
+    fn matrix_lines(&self) -> Vec<String> {
+        self.groups
+            .iter()
+            .map(|(group, ids)| {
+                let mut counts: Vec<(&str, usize)> = Vec::new();
+                for id in ids {
+                    let word = match self.finished.iter().find(|r| r.stage == *id) {
+                        Some(r) => match r.status {
+                            StageStatus::Passed => "passed",
+                            StageStatus::Warned => "warned",
+                            StageStatus::Failed => "failed",
+                            StageStatus::Skipped => "skipped",
+                            StageStatus::Cancelled => "cancelled",
+                        },
+                        None => "not run",
+                    };
+                    match counts.iter_mut().find(|(w, _)| *w == word) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((word, 1)),
+                    }
+                }
+                let counts: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
+                format!(
+                    "matrix {group}: {}, {}",
+                    plural(ids.len(), "combination"),
+                    counts.join(", ")
+                )
+            })
+            .collect()
     }
 
     /// Appends, under `title`, the result line of every finished stage that `pick` chooses by
@@ -1102,6 +1149,51 @@ logs: `.portcullis/runs/r1`
             let summary = text.split_once("\n\n").map_or("", |(_, summary)| summary);
             assert_eq!(summary, expected, "{text}");
         }
+    }
+
+    #[test]
+    fn a_matrix_is_summed_up_on_one_line() {
+        let ids = ["test (n=1)", "test (n=2)", "test (n=3)", "deploy"];
+        let mut started = run_started(&ids);
+        if let K::RunStarted { stages, .. } = &mut started {
+            for stage in stages.iter_mut().take(3) {
+                stage.group = Some("test".into());
+            }
+        }
+        let events = [
+            ev(0, started),
+            ev(0, finished("test (n=1)", S::Passed, None, 100, &[])),
+            ev(
+                0,
+                finished("test (n=2)", S::Failed, Some("exit code 1"), 100, &[]),
+            ),
+            ev(
+                0,
+                finished(
+                    "test (n=3)",
+                    S::Cancelled,
+                    Some("`test (n=2)` failed"),
+                    100,
+                    &[],
+                ),
+            ),
+            ev(
+                0,
+                finished(
+                    "deploy",
+                    S::Skipped,
+                    Some("needs `test (n=2)`, which failed"),
+                    0,
+                    &[],
+                ),
+            ),
+            ev(3000, run_finished(RunStatus::Failed, 3000)),
+        ];
+        let text = render(TerminalMode::Plain, false, &events);
+        assert!(
+            text.contains("matrix test: 3 combinations, 1 passed, 1 failed, 1 cancelled\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -60,12 +60,47 @@ fn a_false_condition_skips_its_stage_and_what_needs_it_with_the_values_that_made
     assert_eq!(t.read("deployed"), "deployed\n");
     assert_eq!(t.read("migrated"), "migrated\n");
 
-    // `--var` sets a context variable too, and `plan` says what the condition reads here.
-    let t = Test::new().pipeline("p", GATED);
+    // `plan`, `--dry-run` and `graph` show each condition; one that reads only variables is
+    // judged with this run's values (`--var` sets a context variable too).
+    let t = Test::new().pipeline("p", GATED).pipeline(
+        "q",
+        "version: 1\nstages:\n  deploy:\n    if: PORTCULLIS_BRANCH == 'main'\n    run: 'true'\n",
+    );
     let r = t.run(&["plan", "p", "--var", "PORTCULLIS_BRANCH=hotfix"]);
     assert!(
         r.stdout
-            .contains("if PORTCULLIS_BRANCH == 'main' && build.version =~ '1.*'"),
+            .contains("if PORTCULLIS_BRANCH == 'main' && build.version =~ '1.*'\n"),
+        "{r:?}"
+    );
+    let r = t.run(&["run", "q", "--dry-run", "--var", "PORTCULLIS_BRANCH=hotfix"]);
+    assert!(
+        r.stdout
+            .contains("if PORTCULLIS_BRANCH == 'main' (false here: PORTCULLIS_BRANCH = 'hotfix')"),
+        "{r:?}"
+    );
+    let r = t.run(&[
+        "plan",
+        "q",
+        "--format",
+        "json",
+        "--var",
+        "PORTCULLIS_BRANCH=main",
+    ]);
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(plan["stages"][0]["if"], "PORTCULLIS_BRANCH == 'main'");
+    assert!(plan["stages"][0]["if_false_here"].is_null(), "{plan}");
+    let r = t.run(&["graph", "p"]);
+    assert!(
+        r.stdout.contains(
+            "s1[\"deploy<br/>if PORTCULLIS_BRANCH == 'main' && build.version =~ '1.*'\"]"
+        ),
+        "{r:?}"
+    );
+    let r = t.run(&["graph", "p", "--format", "dot"]);
+    assert!(
+        r.stdout.contains(
+            "\"deploy\" [label=\"deploy\\nif PORTCULLIS_BRANCH == 'main' && build.version =~ '1.*'\"];"
+        ),
         "{r:?}"
     );
 }

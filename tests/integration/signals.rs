@@ -5,9 +5,15 @@ use nix::unistd::Pid;
 
 use crate::harness::{Test, alive, pids};
 
+// `server` needs `undo-setup`, so that once `started` exists the stage with a rollback has
+// passed: an interrupt then always has something to roll back.
 const PIPELINE: &str = r#"version: 1
 stages:
+  undo-setup:
+    run: 'true'
+    rollback: echo undone > rollback.out
   server:
+    needs: [undo-setup]
     grace: GRACE
     run: |
       TRAP
@@ -22,9 +28,6 @@ stages:
   notify:
     if: always
     run: echo "$PORTCULLIS_STATUS" > notify.out
-  undo-setup:
-    run: 'true'
-    rollback: echo undone > rollback.out
 "#;
 
 fn pipeline(grace: &str, trap: &str) -> String {
