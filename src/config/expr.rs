@@ -321,10 +321,18 @@ pub(crate) enum Name {
     Output { stage: String, key: String },
 }
 
+/// `==` and `!=` compare text, unless one side is a number written as one (`N == 3`): then
+/// both as numbers when the other reads as one. So `matrix.python == '3.10'` is false for `3.1`.
+/// `<`, `<=`, `>`, `>=` compare as numbers when both sides read as numbers (`'10' > '9'`), else
+/// as text.
 fn compare(op: CmpOp, a: &Value, b: &Value) -> bool {
     use std::cmp::Ordering;
+    let numeric = match op {
+        CmpOp::Eq | CmpOp::Ne => matches!(a, Value::Num(_)) || matches!(b, Value::Num(_)),
+        _ => true,
+    };
     let ordering = match (a.number(), b.number()) {
-        (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        (Some(x), Some(y)) if numeric => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
         _ => a.text().cmp(&b.text()),
     };
     match op {
@@ -926,6 +934,10 @@ mod tests {
         assert!(holds("endsWith('a.tar.gz', '.gz')", &main));
         assert!(holds("${{ PORTCULLIS_BRANCH == 'main' }}", &main));
         assert!(holds("'it''s' == \"it's\"", &main));
+        // Quoted versions are text: 3.10 is not 3.1. A bare number compares as a number.
+        assert!(!holds("'3.10' == '3.1'", &main));
+        assert!(holds("N == 10.0", &main));
+        assert!(!holds("N == '10.0'", &main));
     }
 
     #[test]

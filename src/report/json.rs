@@ -168,6 +168,7 @@ fn stage_json(entry: &StageEntry) -> Value {
         "id": planned.id,
         "name": planned.name,
         "needs": planned.needs,
+        "matrix": planned.group,
         "selected": planned.selected,
         "status": result.map(|r| r.status.as_str()),
         "reason": result.and_then(|r| r.reason.clone()),

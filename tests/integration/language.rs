@@ -273,6 +273,17 @@ fn a_matrix_runs_each_combination_by_name_and_needs_wait_for_all() {
         );
     }
     crate::harness::assert_schema_valid(&t.latest_run().join("junit.xml"));
+    assert!(
+        r.stderr.contains("matrix test: 4 combinations, 4 passed\n"),
+        "{r:?}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t.latest_run().join("summary.json")).expect("summary.json"),
+    )
+    .expect("json");
+    let stages = summary["stages"].as_array().expect("stages");
+    let in_matrix = stages.iter().filter(|s| s["matrix"] == "test").count();
+    assert_eq!(in_matrix, 4, "{summary}");
 
     // `--only test` runs every combination; with `PORTCULLIS_MATRIX` (what an exported job
     // sets), only that one, in either of its forms.
