@@ -1239,15 +1239,7 @@ impl<'a> Validator<'a> {
                     }
                 }
                 _ => {
-                    if !is_matrix_key(key) {
-                        self.error(
-                            ConfigError::new(
-                                format!("`{key}` is not a valid matrix key"),
-                                key_node.span.clone(),
-                                "invalid key",
-                            )
-                            .help("use letters, digits, `-` and `_`, starting with a letter"),
-                        );
+                    if !self.matrix_key(key, key_node) {
                         continue;
                     }
                     let NodeKind::Seq(items) = &value.kind else {
@@ -1349,15 +1341,7 @@ impl<'a> Validator<'a> {
         let f = self.fields(node, &format!("an entry of `{list}`"), &[])?;
         let mut out = Vec::new();
         for (key, key_node, value) in f.iter() {
-            if !is_matrix_key(key) {
-                self.error(
-                    ConfigError::new(
-                        format!("`{key}` is not a valid matrix key"),
-                        key_node.span.clone(),
-                        "invalid key",
-                    )
-                    .help("use letters, digits, `-` and `_`, starting with a letter"),
-                );
+            if !self.matrix_key(key, key_node) {
                 continue;
             }
             if let Some(v) = self.matrix_value(value, key) {
@@ -1376,6 +1360,25 @@ impl<'a> Validator<'a> {
             return None;
         }
         Some(out)
+    }
+
+    /// Whether `key` may name a matrix value (it becomes `MATRIX_KEY` and part of stage names);
+    /// says why not.
+    fn matrix_key(&mut self, key: &str, key_node: &Node) -> bool {
+        let mut chars = key.chars();
+        let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            self.error(
+                ConfigError::new(
+                    format!("`{key}` is not a valid matrix key"),
+                    key_node.span.clone(),
+                    "invalid key",
+                )
+                .help("use letters, digits, `-` and `_`, starting with a letter"),
+            );
+        }
+        valid
     }
 
     fn matrix_value(&mut self, node: &Node, key: &str) -> Option<String> {
@@ -1818,12 +1821,6 @@ fn known_values(
         }
     }
     known
-}
-
-fn is_matrix_key(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn is_env_name(name: &str) -> bool {

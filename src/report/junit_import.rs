@@ -321,8 +321,8 @@ fn attr(e: &BytesStart<'_>, key: &str) -> Result<Option<String>, ImportError> {
 }
 
 /// Entities other than the five predefined ones and character references are kept as
-/// written: a JUnit file has no business declaring its own.
-fn resolve(r: &BytesRef<'_>) -> String {
+/// written: a JUnit file (or a coverage report) has no business declaring its own.
+pub(crate) fn resolve(r: &BytesRef<'_>) -> String {
     match r.resolve_char_ref() {
         Ok(Some(c)) => c.to_string(),
         Ok(None) => quick_xml::escape::resolve_predefined_entity(r)

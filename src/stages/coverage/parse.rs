@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use quick_xml::XmlVersion;
-use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 
 /// A report format.
@@ -415,7 +415,7 @@ impl Xml {
                     Ok(())
                 }
                 Event::GeneralRef(r) => {
-                    self.text(&resolve(&r));
+                    self.text(&crate::report::junit_import::resolve(&r));
                     Ok(())
                 }
                 Event::Eof => break,
@@ -607,16 +607,6 @@ fn line_number(e: &BytesStart<'_>, key: &str) -> Result<u32, String> {
             .parse::<u32>()
             .map_err(|_| format!("`{key}=\"{}\"` is not a line number", clip(&v))),
         None => Err(format!("a `<{element}>` without `{key}`")),
-    }
-}
-
-/// Character references and the five predefined entities; anything else is kept as written.
-fn resolve(r: &BytesRef<'_>) -> String {
-    match r.resolve_char_ref() {
-        Ok(Some(c)) => c.to_string(),
-        Ok(None) => quick_xml::escape::resolve_predefined_entity(r)
-            .map_or_else(|| format!("&{};", &**r), str::to_owned),
-        Err(_) => '\u{FFFD}'.to_string(),
     }
 }
 
