@@ -45,7 +45,8 @@ pub(super) struct Attempted {
 
 /// How one attempt ended.
 enum AttemptEnd {
-    Passed,
+    /// With a built-in kind's note on what it found.
+    Passed(Option<String>),
     Failed(String),
     Cancelled,
 }
@@ -204,7 +205,7 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
             let tail = sink.finish().await;
             log_written |= sink.log_file().is_some();
             match end {
-                AttemptEnd::Passed => {
+                AttemptEnd::Passed(note) => {
                     let mut outputs = match read_outputs(&prepared.output_file) {
                         Ok(outputs) => outputs,
                         Err(reason) => {
@@ -219,7 +220,7 @@ pub(super) async fn run_stage(job: StageJob) -> Attempted {
                             prepared.output_file.display()
                         ));
                     }
-                    break (StageStatus::Passed, None, tail, outputs);
+                    break (StageStatus::Passed, note, tail, outputs);
                 }
                 AttemptEnd::Cancelled => {
                     break (
@@ -340,7 +341,7 @@ async fn attempt(
         .setup
         .run_dir
         .join("scripts")
-        .join(format!("{}.sh", stage.id));
+        .join(format!("{}.sh", stage.file_stem()));
     let argv = match argv_for(&stage.action, prepared, &job.outputs, &script_file) {
         Ok(argv) => argv,
         Err(reason) => return (AttemptEnd::Failed(reason), Vec::new(), HashMap::new()),
@@ -363,7 +364,7 @@ async fn attempt(
         )
         .await;
         let end = match exit {
-            e if e.success() => AttemptEnd::Passed,
+            e if e.success() => AttemptEnd::Passed(None),
             Exit::Cancelled => AttemptEnd::Cancelled,
             e => AttemptEnd::Failed(e.reason(stage.timeout)),
         };
@@ -413,7 +414,7 @@ async fn attempt(
     match outcome {
         KindEnd::Done(o) => {
             let end = match o.result {
-                Ok(()) => AttemptEnd::Passed,
+                Ok(()) => AttemptEnd::Passed(o.note),
                 Err(reason) => AttemptEnd::Failed(reason),
             };
             (end, o.cases, o.outputs.into_iter().collect())

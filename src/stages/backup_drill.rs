@@ -294,6 +294,7 @@ impl BackupDrill {
             },
             cases,
             outputs,
+            note: None,
         }
     }
 }

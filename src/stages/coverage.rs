@@ -576,13 +576,14 @@ impl Coverage {
         }
         cx.log
             .line(&format!(
-                "line coverage {}% ({} of {} lines covered, {} files)",
+                "line coverage {}% ({} of {} lines covered, {})",
                 total.shown(),
                 total.covered,
                 total.lines,
-                measured.len()
+                crate::text::plural(measured.len(), "file")
             ))
             .await;
+        let mut least: Option<String> = None;
         if self.worst > 0 {
             let mut worst = measured.clone();
             worst.sort_by(|a, b| {
@@ -591,6 +592,9 @@ impl Coverage {
                     .then_with(|| a.0.cmp(b.0))
             });
             worst.truncate(self.worst);
+            least = worst
+                .first()
+                .map(|(key, c)| format!("{} {}%", resolver.display(key), c.shown()));
             cx.log.line("least covered files:").await;
             let width = worst
                 .iter()
@@ -722,6 +726,14 @@ impl Coverage {
                 crate::config::duration::format(started.elapsed())
             ))
             .await;
+        let mut note = format!("line coverage {}%", total.shown());
+        if let Some(changed) = outputs.iter().find(|(k, _)| k == "changed") {
+            note.push_str(&format!(", changed lines {}%", changed.1));
+        }
+        if let Some(least) = least {
+            note.push_str(&format!(", least covered: {least}"));
+        }
+        outcome.note = Some(note);
         outcome.outputs = outputs;
         if !reasons.is_empty() {
             outcome.result = Err(reasons.join("; "));

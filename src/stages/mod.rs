@@ -113,6 +113,9 @@ pub(crate) struct KindOutcome {
     pub(crate) result: Result<(), String>,
     pub(crate) cases: Vec<CaseResult>,
     pub(crate) outputs: Vec<(String, String)>,
+    /// On a pass, one line on what the kind found (`line coverage 83.1%`), shown beside the
+    /// stage's result in the terminal, the JSON summary and GitHub's job summary.
+    pub(crate) note: Option<String>,
 }
 
 impl KindOutcome {
@@ -121,6 +124,7 @@ impl KindOutcome {
             result: Ok(()),
             cases: Vec::new(),
             outputs: Vec::new(),
+            note: None,
         }
     }
 

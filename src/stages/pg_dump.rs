@@ -299,6 +299,7 @@ impl Steps {
             result: Err(format!("{name}: {error}")),
             cases: self.cases,
             outputs: Vec::new(),
+            note: None,
         }
     }
 }
@@ -693,6 +694,7 @@ impl PgDump {
             result: Ok(()),
             cases: steps.cases,
             outputs,
+            note: None,
         }
     }
 

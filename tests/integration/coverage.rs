@@ -152,6 +152,13 @@ fn pytest_cov_reports_pass_above_min_with_coverage_pys_total() {
                 && worst[1].ends_with("calc/util.py"),
             "{report}: {log}"
         );
+        // The total and the least covered file stand beside the stage's result.
+        assert!(
+            out.stderr.contains(&format!(
+                "passed: line coverage {total}, least covered: calc/ops.py 70.0%"
+            )),
+            "{report}: {out:?}"
+        );
         let junit = t.read("report.xml");
         assert!(junit.contains("total line coverage"), "{junit}");
         assert_schema_valid(&t.path().join("report.xml"));
