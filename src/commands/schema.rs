@@ -351,8 +351,8 @@ fn stage() -> Value {
                 ]
             },
             "if": {
-                "description": "When the stage runs: an expression over variables (`PORTCULLIS_BRANCH`, `PORTCULLIS_TAG`, `PORTCULLIS_COMMIT`, `PORTCULLIS_EVENT`, the pipeline's `env`) and outputs (`STAGE.KEY`) with `==`, `!=`, `<`, `>`, `=~ 'glob'`, `&&`, `||`, `!`, parentheses and `success()`, `failure()`, `always()`, `cancelled()`, `contains()`, `startsWith()`, `endsWith()`; may be wrapped in `${{ }}`. Without `failure()`, `always()` or `cancelled()` the stage also needs every need to have passed. `success`, `failure`, `always` alone stand for the functions.",
-                "type": "string",
+                "description": "When the stage runs: an expression over variables (`PORTCULLIS_BRANCH`, `PORTCULLIS_TAG`, `PORTCULLIS_COMMIT`, `PORTCULLIS_EVENT`, the pipeline's `env`) and outputs (`STAGE.KEY`) with `==`, `!=`, `<`, `>`, `=~ 'glob'`, `&&`, `||`, `!`, parentheses and `success()`, `failure()`, `always()`, `cancelled()`, `contains()`, `startsWith()`, `endsWith()`; may be wrapped in `${{ }}`. Without `failure()`, `always()` or `cancelled()` the stage also needs every need to have passed. `success`, `failure`, `always` alone stand for the functions; `true` and `false` are constant conditions.",
+                "type": ["string", "boolean"],
                 "minLength": 1
             },
             "run": {
