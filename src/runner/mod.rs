@@ -484,10 +484,12 @@ impl Dispatcher {
             return Err("runs only when the pipeline fails (`if: failure`)".into());
         }
         let mask = |v: &str| self.setup.redactor.redact_str(v).into_owned();
-        Err(format!(
-            "condition `{expr}` is false: {}",
-            expr.explain(&env, &mask)
-        ))
+        let values = expr.explain(&env, &mask);
+        Err(if values.is_empty() {
+            format!("condition `{expr}` is false")
+        } else {
+            format!("condition `{expr}` is false: {values}")
+        })
     }
 
     fn start(&mut self, idx: StageIdx) {

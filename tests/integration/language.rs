@@ -521,3 +521,30 @@ fn export_writes_conditions_and_matrices_in_each_engines_terms() {
         assert!(g.contains(expected), "`{expected}` not in:\n{g}");
     }
 }
+
+#[test]
+fn a_condition_over_a_secret_shows_it_masked() {
+    let t = Test::new()
+        .pipeline(
+            "p",
+            r#"version: 1
+secrets:
+  TOKEN: { env: DEPLOY_TOKEN }
+stages:
+  a:
+    if: TOKEN == 'other' || false
+    run: echo ran > ran
+"#,
+        )
+        .env("DEPLOY_TOKEN", "s3cr3t-token-value");
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("condition `TOKEN == 'other' || false` is false: TOKEN = '***'"),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("s3cr3t-token-value"), "{r:?}");
+    assert!(!t.junit().contains("s3cr3t-token-value"));
+    assert!(!t.path().join("ran").exists());
+}
