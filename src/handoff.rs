@@ -24,6 +24,14 @@ use std::collections::HashMap;
 /// `--output-env` writes it when the run failed, so that GitLab passes it on with the outputs.
 pub(crate) const UPSTREAM_STATUS: &str = "PORTCULLIS_UPSTREAM_STATUS";
 
+/// The output a stage that a run skipped (its condition was false, or a need of it was skipped)
+/// hands on in place of outputs: `PORTCULLIS_OUTPUT_<STAGE>__portcullis_skipped=true`. A run that
+/// leaves that stage out then counts it as skipped, not passed, so what needs it is skipped
+/// there too, as it would be in one run.
+pub(crate) const SKIPPED_KEY: &str = "portcullis-skipped";
+
+use std::collections::HashSet;
+
 use crate::config::pipeline::Pipeline;
 use crate::config::template::Outputs;
 use crate::redact::Redactor;
@@ -86,6 +94,31 @@ pub(crate) fn given(
         }
     }
     given
+}
+
+/// The stages this run leaves out that the run which ran them skipped, by the [`SKIPPED_KEY`]
+/// their job handed on; only needs of the stages that run here count.
+pub(crate) fn skipped_upstream(
+    pipeline: &Pipeline,
+    selected: &[bool],
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> HashSet<String> {
+    let mut skipped = HashSet::new();
+    for (i, stage) in pipeline.stages.iter().enumerate() {
+        if !selected[i] {
+            continue;
+        }
+        for need in &stage.needs {
+            let need = pipeline.stage(*need);
+            if selected[pipeline.stage_by_name(&need.id).map_or(0, |n| n.0)] {
+                continue;
+            }
+            if lookup(&variable(&need.id, SKIPPED_KEY)).as_deref() == Some("true") {
+                skipped.insert(need.id.clone());
+            }
+        }
+    }
+    skipped
 }
 
 /// Why an output is not handed on.

@@ -133,6 +133,10 @@ async fn run_pipeline(
     let given = crate::handoff::given(&pipeline, &selection.selected, &|name| {
         std::env::var(name).ok()
     });
+    let skipped_upstream =
+        crate::handoff::skipped_upstream(&pipeline, &selection.selected, &|name| {
+            std::env::var(name).ok()
+        });
     let upstream = std::env::var(crate::handoff::UPSTREAM_STATUS)
         .ok()
         .and_then(|v| crate::runner::UpstreamStatus::parse(&v));
@@ -269,6 +273,7 @@ async fn run_pipeline(
         base_env: crate::runner::dedup_env(base_env),
         redactor: redactor.clone(),
         given_outputs: given.outputs,
+        skipped_upstream,
         upstream,
     };
     let pipeline = Arc::new(pipeline);

@@ -68,6 +68,9 @@ pub(crate) struct RunSetup {
     pub(crate) upstream: Option<UpstreamStatus>,
     /// Approvals given to the run, for `uses: approval` stages.
     pub(crate) approvals: Arc<crate::stages::approval::Given>,
+    /// Stages this run leaves out that were skipped where they ran ([`crate::handoff`]): what
+    /// needs them is skipped, as in one run.
+    pub(crate) skipped_upstream: HashSet<String>,
 }
 
 /// A status given from outside through `PORTCULLIS_UPSTREAM_STATUS`.
@@ -226,6 +229,13 @@ impl Dispatcher {
                 continue;
             }
             if let Some(reason) = self.setup.selection.reasons[i].clone() {
+                let id = &self.pipeline.stages[i].id;
+                if self.setup.skipped_upstream.contains(id) {
+                    let reason = format!("{reason}; skipped in the run that ran it");
+                    self.finish_unrun(StageIdx(i), StageStatus::Skipped, reason)
+                        .await;
+                    continue;
+                }
                 self.finish_unrun(StageIdx(i), StageStatus::Skipped, reason)
                     .await;
                 // A stage left out by the user counts as satisfied for what needs it.
@@ -351,6 +361,7 @@ impl Dispatcher {
                     Decision::Skip(reason) => {
                         self.finish_unrun(StageIdx(i), StageStatus::Skipped, reason)
                             .await;
+                        self.mark_skipped(StageIdx(i));
                         progressed = true;
                     }
                     Decision::Start => {
@@ -588,6 +599,18 @@ impl Dispatcher {
             warnings: Vec::new(),
         };
         self.emitter.emit(RunEventKind::StageFinished(result)).await;
+    }
+
+    /// Hands on that a stage this run was to run was skipped ([`crate::handoff::SKIPPED_KEY`]),
+    /// for a later run of what needs it. A matrix combination has no name another run can read.
+    fn mark_skipped(&mut self, idx: StageIdx) {
+        let stage = self.pipeline.stage(idx);
+        if stage.matrix.is_none() {
+            Arc::make_mut(&mut self.outputs)
+                .entry(stage.id.clone())
+                .or_default()
+                .insert(crate::handoff::SKIPPED_KEY.to_owned(), "true".to_owned());
+        }
     }
 
     fn has_rollback(&self, idx: StageIdx) -> bool {

@@ -1078,3 +1078,50 @@ fn exported_files_validate_against_the_gitlab_and_github_schemas() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A condition no engine can read before its job starts (a pipeline variable): the job runs,
+/// portcullis skips the stage inside, and says so to the jobs that need it, which skip theirs,
+/// as one run does.
+const GATED: &str = r#"version: 1
+name: gated
+env:
+  CHANNEL: frozen
+stages:
+  build:
+    run: echo built
+  deploy:
+    needs: [build]
+    if: CHANNEL != 'frozen'
+    run: echo deployed
+  migrate:
+    needs: [deploy]
+    run: echo migrated
+  verify:
+    needs: [migrate]
+    run: echo verified
+  notify:
+    needs: [verify]
+    if: always
+    run: echo "pipeline $PORTCULLIS_STATUS"
+"#;
+
+#[test]
+fn a_stage_skipped_inside_its_job_skips_the_jobs_that_need_it() {
+    let t = Test::new().pipeline("gated", GATED);
+    let Some([plain, _, _]) = round_trip(t.path(), "gated", &[], &[]) else {
+        return;
+    };
+    let ran: Vec<(&str, &str)> = plain
+        .ran
+        .iter()
+        .map(|(s, st)| (s.as_str(), st.as_str()))
+        .collect();
+    assert_eq!(ran, [("build", "passed"), ("notify", "passed")]);
+    assert_eq!(plain.not_run, ["deploy", "migrate", "verify"]);
+    // With the channel open, every stage runs, in each engine alike.
+    let t = Test::new().pipeline("gated", &GATED.replace("CHANNEL: frozen", "CHANNEL: open"));
+    let Some([plain, _, _]) = round_trip(t.path(), "gated", &[], &[]) else {
+        return;
+    };
+    assert_eq!(plain.ran.len(), 5, "{plain:?}");
+}

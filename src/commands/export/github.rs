@@ -108,7 +108,7 @@ pub(super) fn workflow(
             out.push_str(
                 "    # job starts): when it is false the stage is skipped there, and the jobs that\n",
             );
-            out.push_str("    # need this one still run.\n");
+            out.push_str("    # need it skip theirs (its `portcullis-skipped` output says so).\n");
         }
         let approval = approval_environment(stage);
         if let Some(environment) = &approval {

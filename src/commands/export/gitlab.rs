@@ -193,7 +193,7 @@ pub(super) fn config(pipeline: &Pipeline, jobs: &Jobs<'_>, place: &Place) -> Str
             out.push_str(
                 "  # when it is false the stage is skipped there, and the jobs that need this one\n",
             );
-            out.push_str("  # still run.\n");
+            out.push_str("  # skip theirs (its dotenv report says so).\n");
         }
         let approval = approval_environment(stage);
         if approval.is_some() {

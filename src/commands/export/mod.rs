@@ -115,12 +115,24 @@ impl<'a> Jobs<'a> {
     /// name (`${{ a-b.k }}` and `${{ a_b.k }}`) cannot be told apart on the way: that is refused.
     pub(crate) fn new(pipeline: &'a Pipeline) -> Result<Jobs<'a>, String> {
         let mut jobs: Vec<Job<'a>> = Vec::new();
+        let may_skip = may_be_skipped(pipeline);
         for (pos, stage) in pipeline.stages.iter().enumerate() {
             let mut reads = Vec::new();
             for (from, key) in stage.outputs_read() {
                 // Validation made sure the stage exists and is an ancestor.
                 if let Some(idx) = pipeline.stage_by_name(&from) {
                     reads.push((idx, key));
+                }
+            }
+            // A need its own job may skip (a condition only portcullis can judge there) says
+            // so through an output, so that this job skips its stage too, as one run would.
+            for need in &stage.needs {
+                let key = crate::handoff::SKIPPED_KEY.to_owned();
+                if may_skip[need.0]
+                    && pipeline.stage(*need).matrix.is_none()
+                    && !reads.contains(&(*need, key.clone()))
+                {
+                    reads.push((*need, key));
                 }
             }
             let mut needs = job_needs(pipeline, pos);
@@ -162,6 +174,25 @@ impl<'a> Jobs<'a> {
             }
         }
         Ok(Jobs { jobs })
+    }
+}
+
+/// Which stages a run of them alone may skip: those with a condition, and those that need one.
+fn may_be_skipped(pipeline: &Pipeline) -> Vec<bool> {
+    let mut may: Vec<bool> = Vec::with_capacity(pipeline.stages.len());
+    // A need may come after its stage in the file: repeat until nothing changes.
+    may.extend(pipeline.stages.iter().map(|s| !s.condition.is_default()));
+    loop {
+        let mut changed = false;
+        for (i, stage) in pipeline.stages.iter().enumerate() {
+            if !may[i] && stage.needs.iter().any(|n| may[n.0]) {
+                may[i] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            return may;
+        }
     }
 }
 
