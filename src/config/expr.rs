@@ -867,6 +867,7 @@ fn is_var_name(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::collections::HashMap;
 
     struct TestEnv {
@@ -1035,6 +1036,71 @@ mod tests {
                 12..25
             )
         );
+    }
+
+    proptest! {
+        /// Whatever is written, parsing never panics; what parses prints back to the same
+        /// expression, and errors point inside the text.
+        #[test]
+        fn any_text_parses_or_says_where(text in "[ -~]{0,40}") {
+            match parse(&text) {
+                Ok((expr, _)) => {
+                    let shown = expr.to_string();
+                    prop_assert_eq!(parse(&shown).map(|(e, _)| e), Ok(expr));
+                }
+                Err(e) => prop_assert!(e.range.end <= text.len() && e.range.start <= e.range.end),
+            }
+        }
+
+        #[test]
+        fn expressions_of_the_grammar_round_trip(
+            text in proptest::collection::vec(
+                prop_oneof![
+                    Just("A".to_owned()),
+                    Just("b.c".to_owned()),
+                    Just("'x y'".to_owned()),
+                    Just("3".to_owned()),
+                    Just("failure()".to_owned()),
+                    Just("contains(A, 'q')".to_owned()),
+                ],
+                1..6,
+            ).prop_flat_map(|atoms| {
+                let n = atoms.len();
+                (
+                    Just(atoms),
+                    proptest::collection::vec(
+                        prop_oneof![
+                            Just(" && "),
+                            Just(" || "),
+                        ],
+                        n,
+                    ),
+                    proptest::collection::vec(proptest::bool::ANY, n),
+                )
+            }).prop_map(|(atoms, ops, nots)| {
+                let mut out = String::new();
+                for (i, atom) in atoms.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(ops[i]);
+                    }
+                    if nots[i] {
+                        out.push('!');
+                    }
+                    out.push_str(atom);
+                }
+                out
+            })
+        ) {
+            let (expr, _) = parse(&text).map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{text}: {e:?}")))?;
+            let shown = expr.to_string();
+            prop_assert_eq!(parse(&shown).map(|(e, _)| e), Ok(expr.clone()));
+            let env = env("main");
+            // Printing keeps the meaning, not only the tree.
+            prop_assert_eq!(
+                parse(&shown).unwrap().0.eval(&env).truthy(),
+                expr.eval(&env).truthy()
+            );
+        }
     }
 
     #[test]
