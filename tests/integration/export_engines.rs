@@ -37,6 +37,116 @@ struct Outcome {
     logs: BTreeMap<String, String>,
 }
 
+/// What a run is about, said once and given to each engine its own way: the plain run reads
+/// `PORTCULLIS_*`, GitHub's jobs its `github` context and `GITHUB_*`, GitLab's its `CI_*`
+/// variables. Empty: none is said (the plain run is `local`).
+#[derive(Debug, Default, Clone)]
+struct Context {
+    branch: &'static str,
+    tag: &'static str,
+    /// portcullis's word: `push`, `pull_request`, `manual`, `schedule`.
+    event: &'static str,
+}
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+impl Context {
+    fn is_empty(&self) -> bool {
+        self.event.is_empty()
+    }
+
+    fn plain_env(&self) -> Vec<(String, String)> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        vec![
+            ("PORTCULLIS_BRANCH".into(), self.branch.into()),
+            ("PORTCULLIS_TAG".into(), self.tag.into()),
+            ("PORTCULLIS_EVENT".into(), self.event.into()),
+            ("PORTCULLIS_COMMIT".into(), SHA.into()),
+        ]
+    }
+
+    /// GitHub's `github` context for the jobs' `if:`, and the variables its runner sets.
+    fn github(&self) -> (HashMap<&'static str, String>, Vec<(String, String)>) {
+        if self.is_empty() {
+            return (HashMap::new(), Vec::new());
+        }
+        let event = match self.event {
+            "manual" => "workflow_dispatch",
+            other => other,
+        };
+        let (reference, name, kind, head) = if self.event == "pull_request" {
+            (
+                "refs/pull/7/merge".to_owned(),
+                "7/merge".to_owned(),
+                "branch",
+                self.branch,
+            )
+        } else if !self.tag.is_empty() {
+            (
+                format!("refs/tags/{}", self.tag),
+                self.tag.to_owned(),
+                "tag",
+                "",
+            )
+        } else {
+            (
+                format!("refs/heads/{}", self.branch),
+                self.branch.to_owned(),
+                "branch",
+                "",
+            )
+        };
+        let context: HashMap<&'static str, String> = [
+            ("ref", reference.clone()),
+            ("ref_name", name.clone()),
+            ("ref_type", kind.to_owned()),
+            ("head_ref", head.to_owned()),
+            ("event_name", event.to_owned()),
+            ("sha", SHA.to_owned()),
+        ]
+        .into();
+        let env = vec![
+            ("GITHUB_REF".into(), reference),
+            ("GITHUB_REF_NAME".into(), name),
+            ("GITHUB_REF_TYPE".into(), kind.into()),
+            ("GITHUB_HEAD_REF".into(), head.into()),
+            ("GITHUB_EVENT_NAME".into(), event.into()),
+            ("GITHUB_SHA".into(), SHA.into()),
+        ];
+        (context, env)
+    }
+
+    /// The predefined variables of a GitLab pipeline.
+    fn gitlab(&self) -> Vec<(String, String)> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let mut vars = vec![
+            ("GITLAB_CI".to_owned(), "true".to_owned()),
+            ("CI_COMMIT_SHA".to_owned(), SHA.to_owned()),
+        ];
+        let source = match self.event {
+            "pull_request" => "merge_request_event",
+            "manual" => "web",
+            other => other,
+        };
+        vars.push(("CI_PIPELINE_SOURCE".into(), source.into()));
+        if self.event == "pull_request" {
+            vars.push((
+                "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME".into(),
+                self.branch.into(),
+            ));
+        } else if !self.tag.is_empty() {
+            vars.push(("CI_COMMIT_TAG".into(), self.tag.into()));
+        } else {
+            vars.push(("CI_COMMIT_BRANCH".into(), self.branch.into()));
+        }
+        vars
+    }
+}
+
 /// A stage's entry in one run's `summary.json`.
 struct StageRun {
     status: String,
@@ -166,7 +276,12 @@ fn needs_of(job: &Value) -> Vec<String> {
         Value::String(s) => vec![s.clone()],
         Value::Array(items) => items
             .iter()
-            .map(|i| i.as_str().expect("a job id").to_owned())
+            .map(|i| {
+                i.as_str()
+                    .or_else(|| i["job"].as_str())
+                    .expect("a job id, or `{job: ID, optional: true}`")
+                    .to_owned()
+            })
             .collect(),
         other => panic!("needs: {other}"),
     }
@@ -307,7 +422,11 @@ fn github_run(
     secrets: &HashMap<String, String>,
     env: &[(String, String)],
     work: &Path,
+    context: &Context,
 ) -> Outcome {
+    let (github, github_env) = context.github();
+    let env: Vec<(String, String)> = env.iter().cloned().chain(github_env).collect();
+    let env = env.as_slice();
     let jobs = workflow["jobs"].as_object().expect("jobs");
     let order: Vec<String> = jobs.keys().cloned().collect();
     let needs: HashMap<String, Vec<String>> = jobs
@@ -337,11 +456,13 @@ fn github_run(
     // `if:` as GitHub reads it: no condition is `success()`, every need succeeded;
     // `failure()` holds when any ancestor failed.
     let decide = |job: &str, ends: &[JobEnd], ended: &HashMap<String, JobEnd>| -> bool {
+        let status = crate::engine_expr::Status {
+            success: ends.iter().all(|e| *e == JobEnd::Success),
+            failure: ancestors[job].iter().any(|a| ended[a] == JobEnd::Failure),
+        };
         match jobs[job]["if"].as_str() {
-            None => ends.iter().all(|e| *e == JobEnd::Success),
-            Some("always()") => true,
-            Some("failure()") => ancestors[job].iter().any(|a| ended[a] == JobEnd::Failure),
-            Some(other) => panic!("the simulation does not know `if: {other}`"),
+            None => status.success,
+            Some(text) => crate::engine_expr::github_if(text, &github, &status),
         }
     };
     let script = repo_root().join(".github/action/run.sh");
@@ -498,7 +619,10 @@ fn gitlab_run(
     env: &[(String, String)],
     work: &Path,
     installed: bool,
+    context: &Context,
 ) -> Outcome {
+    let env: Vec<(String, String)> = env.iter().cloned().chain(context.gitlab()).collect();
+    let env = env.as_slice();
     let top = config.as_object().expect("a mapping");
     let mut jobs: Vec<(String, Value)> = Vec::new();
     for (name, spec) in top {
@@ -533,20 +657,64 @@ fn gitlab_run(
             (id.clone(), stage.to_owned())
         })
         .collect();
-    let when = |job: &str| -> String {
+    // Rules are read when the pipeline is created, over its variables: a job whose rule's
+    // `if:` is false is not in the pipeline at all.
+    let rule_vars: HashMap<String, String> = env
+        .iter()
+        .cloned()
+        .chain(
+            top["variables"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())),
+        )
+        .chain(project_variables.iter().cloned())
+        .collect();
+    let when = |job: &str| -> Option<String> {
         match specs[job]["rules"].as_array() {
             Some(rules) => {
                 assert_eq!(rules.len(), 1, "one rule");
-                rules[0]["when"].as_str().expect("when").to_owned()
+                if let Some(condition) = rules[0]["if"].as_str()
+                    && !crate::engine_expr::gitlab_if(condition, &rule_vars)
+                {
+                    return None;
+                }
+                Some(rules[0]["when"].as_str().unwrap_or("on_success").to_owned())
             }
-            None => specs[job]["when"]
-                .as_str()
-                .unwrap_or("on_success")
-                .to_owned(),
+            None => Some(
+                specs[job]["when"]
+                    .as_str()
+                    .unwrap_or("on_success")
+                    .to_owned(),
+            ),
         }
     };
-    let decide = |job: &str, ends: &[JobEnd], _: &HashMap<String, JobEnd>| -> bool {
-        match when(job).as_str() {
+    let optional = |job: &str, need: &str| -> bool {
+        specs[job]["needs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["job"].as_str() == Some(need) && n["optional"] == Value::Bool(true))
+    };
+    let decide = |job: &str, _: &[JobEnd], ended: &HashMap<String, JobEnd>| -> bool {
+        let Some(rule) = when(job) else {
+            return false;
+        };
+        // An optional need its rule left out is ignored; GitLab refuses to create a pipeline
+        // where a job needs one that is not optional.
+        let mut ends = Vec::new();
+        for need in &needs[job] {
+            if when(need).is_none() {
+                assert!(
+                    optional(job, need),
+                    "GitLab refuses the pipeline: `{job}` needs `{need}`, which its rules leave out"
+                );
+                continue;
+            }
+            ends.push(ended[need]);
+        }
+        match rule.as_str() {
             "on_success" => ends.iter().all(|e| *e == JobEnd::Success),
             "always" => true,
             "on_failure" => ends.contains(&JobEnd::Failure),
@@ -676,6 +844,17 @@ fn round_trip(
     secrets: &[(&str, &str, &str)],
     env: &[(&str, &str)],
 ) -> Option<[Outcome; 3]> {
+    round_trip_in(project, pipeline, secrets, env, &Context::default())
+}
+
+/// [`round_trip`] for a run about `context`: a branch, a tag, an event.
+fn round_trip_in(
+    project: &Path,
+    pipeline: &str,
+    secrets: &[(&str, &str, &str)],
+    env: &[(&str, &str)],
+    context: &Context,
+) -> Option<[Outcome; 3]> {
     let work = tempfile::tempdir().expect("temp dir");
     let env: Vec<(String, String)> = env
         .iter()
@@ -694,6 +873,7 @@ fn round_trip(
         repository_secrets.insert((*var).to_owned(), (*value).to_owned());
         project_variables.push(((*var).to_owned(), (*value).to_owned()));
     }
+    plain_env.extend(context.plain_env());
     let plain = plain_run(project, pipeline, &plain_env, work.path());
     let github = github_run(
         project,
@@ -702,6 +882,7 @@ fn round_trip(
         &repository_secrets,
         &env,
         work.path(),
+        context,
     );
     let gitlab = gitlab_run(
         project,
@@ -710,6 +891,7 @@ fn round_trip(
         &env,
         work.path(),
         true,
+        context,
     );
     assert_eq!(github, plain, "GitHub against a plain run of {pipeline}");
     assert_eq!(gitlab, plain, "GitLab against a plain run of {pipeline}");
@@ -851,8 +1033,17 @@ fn the_demo_exported_runs_to_the_end_with_its_version_passed_to_deploy() {
         &HashMap::new(),
         &[],
         work.path(),
+        &Context::default(),
     );
-    let gitlab = gitlab_run(t.path(), &config, &[], &[], work.path(), true);
+    let gitlab = gitlab_run(
+        t.path(),
+        &config,
+        &[],
+        &[],
+        work.path(),
+        true,
+        &Context::default(),
+    );
     for (engine, outcome) in [("plain", &plain), ("GitHub", &github), ("GitLab", &gitlab)] {
         let order: Vec<&str> = outcome.ran.iter().map(|(s, _)| s.as_str()).collect();
         assert_eq!(
@@ -948,7 +1139,15 @@ fn gitlab_jobs_install_portcullis_from_the_release_and_run_in_the_project_folder
     assert!(tar.success());
     let base = format!("file://{}", work.path().join("release").display());
     let variables = [("PORTCULLIS_DOWNLOAD_BASE".to_owned(), base)];
-    let gitlab = gitlab_run(t.path(), &config, &variables, &[], work.path(), false);
+    let gitlab = gitlab_run(
+        t.path(),
+        &config,
+        &variables,
+        &[],
+        work.path(),
+        false,
+        &Context::default(),
+    );
     let plain = plain_run(&t.path().join("app"), "one", &[], work.path());
     assert_eq!(gitlab, plain);
     assert_eq!(plain.logs["b"], "got 7\n");
@@ -965,7 +1164,15 @@ fn gitlab_jobs_install_portcullis_from_the_release_and_run_in_the_project_folder
     )
     .expect("write");
     let work = tempfile::tempdir().expect("temp dir");
-    let gitlab = gitlab_run(t.path(), &config, &variables, &[], work.path(), false);
+    let gitlab = gitlab_run(
+        t.path(),
+        &config,
+        &variables,
+        &[],
+        work.path(),
+        false,
+        &Context::default(),
+    );
     assert_eq!(gitlab.ran, Vec::<(String, String)>::new(), "{gitlab:?}");
     assert!(
         !work
@@ -1124,4 +1331,109 @@ fn a_stage_skipped_inside_its_job_skips_the_jobs_that_need_it() {
         return;
     };
     assert_eq!(plain.ran.len(), 5, "{plain:?}");
+}
+
+/// Conditions on the run's context, which both engines can read before a job starts: each
+/// exported file, run job by job as its engine would with that context, runs the stages a plain
+/// run does. The engines' own conditions are evaluated by `engine_expr`, written from their
+/// documentation apart from portcullis's translator.
+const CONTEXTUAL: &str = r#"version: 1
+name: contextual
+stages:
+  build:
+    run: echo built
+  deploy:
+    needs: [build]
+    if: PORTCULLIS_BRANCH == 'main' || PORTCULLIS_TAG =~ 'v*'
+    run: echo "deploying $PORTCULLIS_BRANCH$PORTCULLIS_TAG"
+  announce:
+    needs: [deploy]
+    if: PORTCULLIS_EVENT != 'pull_request' && !(PORTCULLIS_TAG =~ '*-rc*')
+    run: echo announced
+  preview:
+    needs: [build]
+    if: PORTCULLIS_EVENT == 'pull_request' && startsWith(PORTCULLIS_BRANCH, 'feat')
+    run: echo "preview of $PORTCULLIS_BRANCH"
+  nightly:
+    needs: [build]
+    if: PORTCULLIS_EVENT == 'schedule' || PORTCULLIS_EVENT == 'manual'
+    run: echo nightly
+  release-review:
+    needs: [build]
+    if: PORTCULLIS_BRANCH == 'release/2' && !endsWith(PORTCULLIS_BRANCH, '-wip')
+    run: echo reviewing
+  notify:
+    needs: [announce, preview, nightly, release-review]
+    if: always
+    run: echo "notify $PORTCULLIS_STATUS"
+"#;
+
+#[test]
+fn context_conditions_run_the_same_stages_on_github_gitlab_and_a_plain_run() {
+    let t = Test::new().pipeline("contextual", CONTEXTUAL);
+    let cases: [(Context, &[&str]); 7] = [
+        (
+            Context {
+                branch: "main",
+                tag: "",
+                event: "push",
+            },
+            &["build", "deploy", "announce", "notify"],
+        ),
+        (
+            Context {
+                branch: "",
+                tag: "v1.2.0",
+                event: "push",
+            },
+            &["build", "deploy", "announce", "notify"],
+        ),
+        (
+            Context {
+                branch: "",
+                tag: "v1.3.0-rc1",
+                event: "push",
+            },
+            &["build", "deploy", "notify"],
+        ),
+        (
+            Context {
+                branch: "feat/login",
+                tag: "",
+                event: "pull_request",
+            },
+            &["build", "preview", "notify"],
+        ),
+        (
+            Context {
+                branch: "fix/typo",
+                tag: "",
+                event: "pull_request",
+            },
+            &["build", "notify"],
+        ),
+        (
+            Context {
+                branch: "main",
+                tag: "",
+                event: "manual",
+            },
+            &["build", "deploy", "announce", "nightly", "notify"],
+        ),
+        (
+            Context {
+                branch: "release/2",
+                tag: "",
+                event: "pull_request",
+            },
+            &["build", "release-review", "notify"],
+        ),
+    ];
+    for (context, expected) in cases {
+        let Some([plain, _, _]) = round_trip_in(t.path(), "contextual", &[], &[], &context) else {
+            return;
+        };
+        let ran: Vec<&str> = plain.ran.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(ran, expected, "{context:?}");
+    }
 }

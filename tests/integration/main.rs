@@ -2,6 +2,8 @@
 //! temporary directory, and asserts on its exit code, output, logs and JUnit report.
 
 mod harness;
+// GitHub's `if:` and GitLab's `rules: if:` as the engines read them, for the export simulations.
+mod engine_expr;
 
 // Validation: every error of a file at once, each at its line and column.
 mod validate;

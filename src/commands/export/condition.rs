@@ -397,6 +397,28 @@ fn to_gitlab(expr: &Expr, negated: bool) -> Option<String> {
                 .collect();
             Some(combine(tests, op == "!~"))
         }
+        // `startsWith(PORTCULLIS_BRANCH, 'feat/')` is a pattern match GitLab can say.
+        Expr::Call(func @ (Func::StartsWith | Func::EndsWith | Func::Contains), args) => {
+            let [Expr::Var(name), Expr::Str(part)] = args.as_slice() else {
+                return None;
+            };
+            if part.contains(['*', '?', '[', ']', '{', '}']) {
+                return None;
+            }
+            let glob = match func {
+                Func::StartsWith => format!("{part}*"),
+                Func::EndsWith => format!("*{part}"),
+                _ => format!("*{part}*"),
+            };
+            to_gitlab(
+                &Expr::Match {
+                    value: Box::new(Expr::Var(name.clone())),
+                    glob,
+                    negated: false,
+                },
+                negated,
+            )
+        }
         _ => None,
     }
 }
@@ -505,6 +527,15 @@ mod tests {
             t.expr.as_deref(),
             Some(
                 "($CI_PIPELINE_SOURCE != \"merge_request_event\" && $CI_PIPELINE_SOURCE != \"external_pull_request_event\")"
+            )
+        );
+        let t = gitlab(&condition(
+            "startsWith(PORTCULLIS_BRANCH, 'feat/') && !endsWith(PORTCULLIS_TAG, '.0')",
+        ));
+        assert_eq!(
+            t.expr.as_deref(),
+            Some(
+                "($CI_COMMIT_BRANCH =~ /^feat\\/.*$/ || $CI_MERGE_REQUEST_SOURCE_BRANCH_NAME =~ /^feat\\/.*$/) && $CI_COMMIT_TAG !~ /^.*\\.0$/"
             )
         );
         let t = gitlab(&condition("failure() || X == '1'"));
