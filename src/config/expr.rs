@@ -4,9 +4,9 @@
 //! ```text
 //! expr    := or
 //! or      := and ( "||" and )*
-//! and     := unary ( "&&" unary )*
-//! unary   := "!" unary | compare
-//! compare := primary ( ( "==" | "!=" | "<" | "<=" | ">" | ">=" | "=~" | "!~" ) primary )?
+//! and     := compare ( "&&" compare )*
+//! compare := unary ( ( "==" | "!=" | "<" | "<=" | ">" | ">=" | "=~" | "!~" ) unary )?
+//! unary   := "!" unary | primary
 //! primary := STRING | NUMBER | true | false | null | NAME | STAGE.KEY
 //!          | FUNC "(" [ expr ( "," expr )* ] ")" | "(" expr ")"
 //! ```
@@ -661,23 +661,24 @@ impl Parser {
     }
 
     fn and(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.unary()?;
+        let mut left = self.compare()?;
         while self.eat_op("&&") {
-            let right = self.unary()?;
+            let right = self.compare()?;
             left = Expr::And(Box::new(left), Box::new(right));
         }
         Ok(left)
     }
 
+    /// `!` binds tighter than a comparison, as in GitHub: `!A == 'x'` is `(!A) == 'x'`.
     fn unary(&mut self) -> Result<Expr, ParseError> {
         if self.eat_op("!") {
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }
-        self.compare()
+        self.primary()
     }
 
     fn compare(&mut self) -> Result<Expr, ParseError> {
-        let left = self.primary()?;
+        let left = self.unary()?;
         let op = match self.peek() {
             Some(Tok::Op(op)) if !matches!(*op, "&&" | "||" | "!") => *op,
             _ => return Ok(left),
@@ -714,7 +715,7 @@ impl Parser {
             ">" => CmpOp::Gt,
             _ => CmpOp::Ge,
         };
-        let right = self.primary()?;
+        let right = self.unary()?;
         self.no_chain(Expr::Compare(cmp, Box::new(left), Box::new(right)))
     }
 
@@ -947,6 +948,13 @@ mod tests {
         assert!(holds("true || false && false", &main));
         assert!(!holds("(true || false) && false", &main));
         assert!(!holds("!true && true", &main));
+        // As in GitHub, `!` binds tighter than `==`.
+        assert!(holds("!FLAG == true", &main));
+        assert!(!holds("!(PORTCULLIS_BRANCH == 'main')", &main));
+        assert_eq!(
+            parse("!(A == 'x') && (!A) == 'y'").unwrap().0.to_string(),
+            "!(A == 'x') && !A == 'y'"
+        );
     }
 
     #[test]

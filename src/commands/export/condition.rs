@@ -180,22 +180,54 @@ fn github_events(event: &str) -> Vec<String> {
 }
 
 fn to_github(expr: &Expr) -> Option<String> {
+    to_github_in(expr, true)
+}
+
+/// Whether a value differs in GitHub's reading only by case: GitHub's `==`, `!=` and string
+/// functions ignore case, portcullis's do not. Event names are lower case on both sides.
+fn folds_case(expr: &Expr) -> bool {
+    let mut found = false;
+    expr.walk(&mut |e| {
+        if let Expr::Var(name) = e
+            && name != context::EVENT
+        {
+            found = true;
+        }
+    });
+    found
+}
+
+/// `positive` is false under an odd number of `!`. A test GitHub reads ignoring case holds in
+/// GitHub whenever it holds in portcullis only where it is not negated (`BRANCH == 'main'` may
+/// run a job for `Main` that portcullis then skips inside; `BRANCH != 'main'` would skip one it
+/// runs): negated, it is left to portcullis.
+fn to_github_in(expr: &Expr, positive: bool) -> Option<String> {
     Some(match expr {
         Expr::Str(s) => quoted_github(s),
         Expr::Num(_) | Expr::Bool(_) | Expr::Null => expr.to_string(),
         Expr::Var(name) => github_var(name)?.to_owned(),
         Expr::Output { .. } => return None,
         Expr::Call(func, args) => {
+            if matches!(func, Func::StartsWith | Func::EndsWith | Func::Contains)
+                && !positive
+                && args.iter().any(folds_case)
+            {
+                return None;
+            }
             let args: Option<Vec<String>> = args.iter().map(to_github).collect();
             format!("{}({})", func.name(), args?.join(", "))
         }
-        Expr::Not(inner) => format!("!{}", wrap(inner, to_github(inner)?)),
+        Expr::Not(inner) => format!("!{}", wrap(inner, to_github_in(inner, !positive)?)),
         Expr::And(a, b) => format!(
             "{} && {}",
-            wrap_or(a, to_github(a)?),
-            wrap_or(b, to_github(b)?)
+            wrap_or(a, to_github_in(a, positive)?),
+            wrap_or(b, to_github_in(b, positive)?)
         ),
-        Expr::Or(a, b) => format!("{} || {}", to_github(a)?, to_github(b)?),
+        Expr::Or(a, b) => format!(
+            "{} || {}",
+            to_github_in(a, positive)?,
+            to_github_in(b, positive)?
+        ),
         Expr::Compare(op, a, b) => {
             if let Some(text) = event_compare(*op, a, b, &|events, negated| {
                 let tests: Vec<String> = events
@@ -218,6 +250,15 @@ fn to_github(expr: &Expr) -> Option<String> {
             }) {
                 return Some(text);
             }
+            // A text without letters reads the same whatever the case.
+            let caseless =
+                |e: &Expr| matches!(e, Expr::Str(t) if !t.chars().any(char::is_alphabetic));
+            let folds = (folds_case(a) || folds_case(b)) && !caseless(a) && !caseless(b);
+            match op {
+                CmpOp::Eq | CmpOp::Ne if folds && (*op == CmpOp::Eq) != positive => return None,
+                CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge if folds => return None,
+                _ => {}
+            }
             format!("{} {} {}", to_github(a)?, op.as_str(), to_github(b)?)
         }
         Expr::Match {
@@ -225,6 +266,9 @@ fn to_github(expr: &Expr) -> Option<String> {
             glob,
             negated,
         } => {
+            if folds_case(value) && *negated == positive {
+                return None;
+            }
             let value = to_github(value)?;
             let test = glob_as_github(&value, glob)?;
             if *negated { format!("!({test})") } else { test }
@@ -331,21 +375,8 @@ fn to_gitlab(expr: &Expr, negated: bool) -> Option<String> {
         Expr::Not(inner) => to_gitlab(inner, !negated),
         Expr::And(a, b) => join(a, b, true),
         Expr::Or(a, b) => join(a, b, false),
-        Expr::Var(name) => {
-            // Truthy: set and not empty.
-            let vars = gitlab_vars(name)?;
-            let tests: Vec<String> = vars
-                .iter()
-                .map(|v| {
-                    if negated {
-                        format!("{v} == null || {v} == \"\"")
-                    } else {
-                        (*v).to_owned()
-                    }
-                })
-                .collect();
-            Some(combine(tests, !negated))
-        }
+        // Truthy: one of the variables is set and not empty; negated, none is.
+        Expr::Var(name) => Some(emptiness(gitlab_vars(name)?, negated)),
         Expr::Compare(op, a, b) => {
             let op = match (op, negated) {
                 (CmpOp::Eq, false) | (CmpOp::Ne, true) => "==",
@@ -371,7 +402,13 @@ fn to_gitlab(expr: &Expr, negated: bool) -> Option<String> {
                 }
                 return Some(combine(tests, op == "!="));
             }
-            let tests: Vec<String> = gitlab_vars(name)?
+            let vars = gitlab_vars(name)?;
+            if text.is_empty() {
+                // GitLab leaves a variable it has no value for undefined, and `null == ""` is
+                // false there: "empty" is "null or empty" in every variable.
+                return Some(emptiness(vars, op == "=="));
+            }
+            let tests: Vec<String> = vars
                 .iter()
                 .map(|v| format!("{v} {op} {}", quoted_gitlab(text)))
                 .collect();
@@ -421,6 +458,22 @@ fn to_gitlab(expr: &Expr, negated: bool) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Whether the context variable read from `vars` is empty (`empty`) or not, in GitLab's terms:
+/// empty is every variable undefined or `""`; not empty is one of them set to something.
+fn emptiness(vars: &[&str], empty: bool) -> String {
+    let tests: Vec<String> = vars
+        .iter()
+        .map(|v| {
+            if empty {
+                format!("({v} == null || {v} == \"\")")
+            } else {
+                format!("({v} != null && {v} != \"\")")
+            }
+        })
+        .collect();
+    combine(tests, empty)
 }
 
 fn combine(tests: Vec<String>, and: bool) -> String {
@@ -501,6 +554,19 @@ mod tests {
         // A failure condition that cannot be said whole must still let the job start.
         let t = github(&condition("failure() || DEPLOY == 'yes'"));
         assert_eq!(t.expr.as_deref(), Some("always()"));
+        // GitHub ignores case: a negated test of a branch is left to portcullis, a plain one
+        // is kept (GitHub may then start a job portcullis skips inside, never the reverse).
+        let t = github(&condition(
+            "PORTCULLIS_BRANCH != 'main' && PORTCULLIS_EVENT != 'schedule'",
+        ));
+        assert_eq!(t.expr.as_deref(), Some("github.event_name != 'schedule'"));
+        assert_eq!(t.partial, vec!["`PORTCULLIS_BRANCH != 'main'`".to_owned()]);
+        let t = github(&condition(
+            "!(PORTCULLIS_TAG =~ 'v*') || !startsWith(PORTCULLIS_BRANCH, 'x')",
+        ));
+        assert_eq!(t.expr, None);
+        let t = github(&condition("!(PORTCULLIS_TAG !~ 'v*')"));
+        assert!(t.expr.is_some(), "{t:?}");
         let t = github(&condition("PORTCULLIS_BRANCH =~ 'rel-[0-9]*'"));
         assert_eq!(t.expr, None);
         assert_eq!(t.partial.len(), 1);
@@ -537,6 +603,24 @@ mod tests {
             Some(
                 "($CI_COMMIT_BRANCH =~ /^feat\\/.*$/ || $CI_MERGE_REQUEST_SOURCE_BRANCH_NAME =~ /^feat\\/.*$/) && $CI_COMMIT_TAG !~ /^.*\\.0$/"
             )
+        );
+        // A bare name is true when either variable holds something; `== ''` is null or empty.
+        let t = gitlab(&condition("PORTCULLIS_BRANCH"));
+        assert_eq!(
+            t.expr.as_deref(),
+            Some(
+                "(($CI_COMMIT_BRANCH != null && $CI_COMMIT_BRANCH != \"\") || ($CI_MERGE_REQUEST_SOURCE_BRANCH_NAME != null && $CI_MERGE_REQUEST_SOURCE_BRANCH_NAME != \"\"))"
+            )
+        );
+        let t = gitlab(&condition("PORTCULLIS_TAG == ''"));
+        assert_eq!(
+            t.expr.as_deref(),
+            Some("($CI_COMMIT_TAG == null || $CI_COMMIT_TAG == \"\")")
+        );
+        let t = gitlab(&condition("!PORTCULLIS_TAG"));
+        assert_eq!(
+            t.expr.as_deref(),
+            Some("($CI_COMMIT_TAG == null || $CI_COMMIT_TAG == \"\")")
         );
         let t = gitlab(&condition("failure() || X == '1'"));
         assert_eq!((t.when, t.expr.as_deref()), ("always", None));
