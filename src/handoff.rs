@@ -113,7 +113,8 @@ pub(crate) fn skipped_upstream(
             if selected[pipeline.stage_by_name(&need.id).map_or(0, |n| n.0)] {
                 continue;
             }
-            if lookup(&variable(&need.id, SKIPPED_KEY)).as_deref() == Some("true") {
+            let name = need.matrix.as_ref().map_or(&need.id, |m| &m.group);
+            if lookup(&variable(name, SKIPPED_KEY)).as_deref() == Some("true") {
                 skipped.insert(need.id.clone());
             }
         }
@@ -207,14 +208,21 @@ fn in_order<'a>(
     pipeline: &'a Pipeline,
     outputs: &'a Outputs,
 ) -> Vec<(&'a String, Vec<(&'a String, &'a String)>)> {
-    pipeline
-        .stages
-        .iter()
-        .filter_map(|stage| {
-            let values: &HashMap<String, String> = outputs.get(&stage.id)?;
+    // A matrix stage's combinations hand on under the matrix stage's name, once.
+    let mut names: Vec<&String> = Vec::new();
+    for stage in &pipeline.stages {
+        let name = stage.matrix.as_ref().map_or(&stage.id, |m| &m.group);
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let values: &HashMap<String, String> = outputs.get(name)?;
             let mut pairs: Vec<(&String, &String)> = values.iter().collect();
             pairs.sort();
-            Some((&stage.id, pairs))
+            Some((name, pairs))
         })
         .collect()
 }

@@ -13,9 +13,11 @@ use crate::exit_code;
 use crate::stages::approval;
 
 pub(crate) fn approve(args: &ApproveArgs) -> Result<u8, Error> {
-    if !approval::is_stage_id(&args.stage) {
+    // A stage id, or a matrix combination's: `gate (env=prod)`.
+    let base = args.stage.split(" (").next().unwrap_or_default();
+    if !approval::is_stage_id(base) || args.stage.chars().any(char::is_control) {
         return Err(Error::usage(format!("`{}` is not a stage id", args.stage))
-            .help("a stage id holds letters, digits, `_` and `-`"));
+            .help("name the stage as the run shows it, e.g. `gate` or `gate (env=prod)`"));
     }
     let runs = PathBuf::from(".portcullis/runs");
     let run = args.run.as_deref().unwrap_or("latest");

@@ -56,10 +56,7 @@ fn run_checked(args: RunArgs) -> Result<u8, Error> {
     let path = config::resolve(args.pipeline.as_deref());
     let pipeline = load(&path, &vars)?;
     let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let missing = pipeline.missing_required(&vars, &from_env);
-    if !missing.is_empty() && !args.dry_run {
-        return Err(missing_required(&missing));
-    }
+    let given_vars = vars.clone();
     let vars = pipeline.with_required_from_env(&vars, &from_env);
     let changed = match &args.base {
         Some(base) => Some(changed_files(base).map_err(|e| {
@@ -83,6 +80,12 @@ fn run_checked(args: RunArgs) -> Result<u8, Error> {
         changed: args.base.as_deref().zip(changed.as_deref()),
     };
     let selection = plan::select(&pipeline, &options).map_err(Error::usage)?;
+    // Only what the stages that run read is demanded: an exported job running `--only lint`
+    // does not need the deploy's target.
+    let missing = pipeline.missing_required(&given_vars, &from_env, &selection.selected);
+    if !missing.is_empty() && !args.dry_run {
+        return Err(missing_required(&missing));
+    }
     crate::stages::approval::check_flags(&pipeline, &args.approve).map_err(|e| {
         Error::usage(e).help("`--approve` names a `uses: approval` stage of the pipeline")
     })?;

@@ -52,20 +52,44 @@ pub(crate) struct Declared {
 }
 
 impl Pipeline {
-    /// The required variables a run has no value for: neither in `cli_vars` nor in `env`
-    /// (the process's environment), with their descriptions.
+    /// The required variables a run of the `selected` stages reads and has no value for:
+    /// neither in `cli_vars` nor in `env` (the process's environment), with their descriptions.
     pub(crate) fn missing_required(
         &self,
         cli_vars: &[(String, String)],
         env: &dyn Fn(&str) -> Option<String>,
+        selected: &[bool],
     ) -> Vec<(String, Option<String>)> {
         self.declared
             .iter()
             .filter(|(name, d)| {
                 d.required && !cli_vars.iter().any(|(k, _)| k == *name) && env(name).is_none()
             })
+            .filter(|(name, _)| {
+                (0..self.stages.len()).any(|i| {
+                    selected.get(i).copied().unwrap_or(true) && self.reads(StageIdx(i), name)
+                })
+            })
             .map(|(name, d)| (name.clone(), d.description.clone()))
             .collect()
+    }
+
+    /// Whether stage `idx` reads variable `name`: in its templates (as `${{ NAME }}`, or as
+    /// `$NAME` for its shell), its condition, or through an entry of the pipeline's `env`
+    /// (which every stage gets) that uses it. Loose on purpose, as [`Pipeline::secrets_read_by`].
+    pub(crate) fn reads(&self, idx: StageIdx, name: &str) -> bool {
+        let stage = self.stage(idx);
+        let in_condition = stage.condition.expr.as_ref().is_some_and(|e| {
+            e.names()
+                .iter()
+                .any(|n| matches!(n, super::expr::Name::Var(v) if v == name))
+        });
+        in_condition
+            || stage.templates().iter().any(|t| t.names_variable(name))
+            || self
+                .env
+                .iter()
+                .any(|(k, t)| k != name && t.names_variable(name))
     }
 
     /// `cli_vars` with the value of each required variable they do not give, read from `env`.

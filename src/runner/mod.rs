@@ -300,10 +300,12 @@ impl Dispatcher {
             .await;
         let mut outputs = Arc::unwrap_or_clone(self.outputs);
         let selected = &self.setup.selection.selected;
+        // A matrix stage's hand-off is kept under its name when a combination ran here.
         outputs.retain(|stage, _| {
-            self.pipeline
-                .stage_by_name(stage)
-                .is_some_and(|idx| selected[idx.0])
+            self.pipeline.stages.iter().enumerate().any(|(i, s)| {
+                selected[i]
+                    && (s.id == *stage || s.matrix.as_ref().is_some_and(|m| m.group == *stage))
+            })
         });
         RunEnd { status, outputs }
     }
@@ -602,15 +604,19 @@ impl Dispatcher {
     }
 
     /// Hands on that a stage this run was to run was skipped ([`crate::handoff::SKIPPED_KEY`]),
-    /// for a later run of what needs it. A matrix combination has no name another run can read.
+    /// for a later run of what needs it; a matrix combination under its matrix stage's name
+    /// (what needs one needs them all).
     fn mark_skipped(&mut self, idx: StageIdx) {
         let stage = self.pipeline.stage(idx);
-        if stage.matrix.is_none() {
-            Arc::make_mut(&mut self.outputs)
-                .entry(stage.id.clone())
-                .or_default()
-                .insert(crate::handoff::SKIPPED_KEY.to_owned(), "true".to_owned());
-        }
+        let name = stage
+            .matrix
+            .as_ref()
+            .map_or(&stage.id, |m| &m.group)
+            .clone();
+        Arc::make_mut(&mut self.outputs)
+            .entry(name)
+            .or_default()
+            .insert(crate::handoff::SKIPPED_KEY.to_owned(), "true".to_owned());
     }
 
     fn has_rollback(&self, idx: StageIdx) -> bool {

@@ -297,7 +297,19 @@ impl BuiltinStage for Approval {
             let record = decision.text(&self.message);
             // An approval by someone who may not give it is no decision: the stage fails, and
             // `approvals.json` records only decisions that stand.
-            if decision.approved && !self.allowed(&decision.by) {
+            if decision.via == GITHUB_ENVIRONMENT && !self.approvers.is_empty() {
+                cx.log
+                    .line(&format!(
+                        "`approvers` ({}) is not checked here: GitHub asked the required reviewers \
+                         of this job's environment; list them there",
+                        self.approvers.join(", ")
+                    ))
+                    .await;
+            }
+            if decision.approved
+                && decision.via != GITHUB_ENVIRONMENT
+                && !self.allowed(&decision.by)
+            {
                 let reason = format!(
                     "`{}` may not approve `{}`: its approvers are {}",
                     decision.by,
@@ -353,7 +365,12 @@ fn failed(reason: String, record: String, started: Instant) -> KindOutcome {
     outcome
 }
 
+/// How an exported GitHub job's approval is recorded: the environment's required reviewers
+/// decided before the job started, and `by` is who started the run.
+const GITHUB_ENVIRONMENT: &str = "--approve in GitHub Actions, after the environment's reviewers";
+
 /// Why no decision was made.
+#[derive(Debug)]
 enum Undecided {
     Cancelled,
     Failed(String),
@@ -450,22 +467,27 @@ impl Approval {
     async fn decide(&self, cx: &mut StageContext, plan: &[String]) -> Result<Decision, Undecided> {
         let stage = cx.stage.clone();
         if cx.approvals.flags.contains(&stage) {
-            return Ok(Decision::new(true, approver(), "--approve"));
+            // In GitHub Actions `--approve` is what an exported job passes once the reviewers
+            // of its environment let it start; `GITHUB_ACTOR` started the run, and did not
+            // necessarily review it.
+            let via = if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
+                GITHUB_ENVIRONMENT
+            } else {
+                "--approve"
+            };
+            return Ok(Decision::new(true, approver(), via));
         }
         if cx.approvals.env.contains(&stage) {
             return Ok(Decision::new(true, approver(), ENV));
         }
         let dir = approvals_dir(&cx.run_dir);
-        let _waiting = Waiting::mark(&dir, &stage, &self.message, &self.approvers)
+        let waiting = Waiting::mark(&dir, &stage, &self.message, &self.approvers)
             .map_err(|e| Undecided::Failed(format!("cannot create `{}`: {e}", dir.display())))?;
-        if let Some(found) = read_decision(&dir, &stage)? {
-            return Ok(found);
-        }
         let deadline = self.timeout.map(|t| Instant::now() + t);
         if cx.approvals.terminal {
             let user = terminal_user();
             if self.allowed(&user) {
-                match self.ask(cx, &dir, plan, &user, deadline).await {
+                match self.ask(cx, &waiting, plan, &user, deadline).await {
                     Asked::Decided(decision) => return Ok(decision),
                     Asked::Stopped(why) => return Err(why),
                     Asked::NoTerminal(e) => {
@@ -498,7 +520,7 @@ impl Approval {
             ))
             .await;
         loop {
-            if let Some(found) = read_decision(&dir, &stage)? {
+            if let Some(found) = waiting.decision()? {
                 return Ok(found);
             }
             if Instant::now() >= deadline {
@@ -523,7 +545,7 @@ impl Approval {
     async fn ask(
         &self,
         cx: &mut StageContext,
-        dir: &Path,
+        waiting: &Waiting,
         plan: &[String],
         user: &str,
         deadline: Option<Instant>,
@@ -565,7 +587,7 @@ impl Approval {
                     Err(e) => (Asked::Stopped(Undecided::Failed(format!("cannot read the answer from the terminal: {e}"))), false),
                 },
                 () = tokio::time::sleep(wait.min(POLL)) => {
-                    match read_decision(dir, &stage) {
+                    match waiting.decision() {
                         Ok(Some(found)) => break (Asked::Decided(found), false),
                         Err(why) => break (Asked::Stopped(why), false),
                         Ok(None) => {}
@@ -752,8 +774,17 @@ pub(crate) fn is_stage_id(name: &str) -> bool {
 }
 
 /// The marker `approvals/<stage>.waiting` that says a stage waits for a decision (with its
-/// message and approvers, for `portcullis approve`); removed when the stage stops waiting.
-struct Waiting(PathBuf);
+/// message, approvers and a nonce, for `portcullis approve`); removed when the stage stops
+/// waiting. A decision counts only when it carries this wait's nonce: a file left from before
+/// (or written there by a stage of the pipeline ahead of time) is removed when the wait begins,
+/// and one without the nonce fails the stage. This keeps decisions to the wait they answer; it
+/// cannot keep out a program that runs as the same user while the stage waits and reads the
+/// marker, as `portcullis approve` does.
+struct Waiting {
+    dir: PathBuf,
+    stage: String,
+    nonce: String,
+}
 
 impl Waiting {
     fn mark(dir: &Path, stage: &str, message: &str, approvers: &[String]) -> std::io::Result<Self> {
@@ -761,35 +792,104 @@ impl Waiting {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        let path = dir.join(format!("{stage}.waiting"));
-        let doc = json!({ "stage": stage, "message": message, "approvers": approvers });
+        match std::fs::remove_file(dir.join(file_name(stage))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let nonce = nonce();
+        let path = dir.join(format!("{}.waiting", file_name(stage)));
+        let doc =
+            json!({ "stage": stage, "message": message, "approvers": approvers, "nonce": nonce });
         write_atomic(&path, &format!("{doc:#}\n"))?;
-        Ok(Waiting(path))
+        Ok(Waiting {
+            dir: dir.to_path_buf(),
+            stage: stage.to_owned(),
+            nonce,
+        })
+    }
+
+    /// The decision `portcullis approve` left for this wait, if any.
+    fn decision(&self) -> Result<Option<Decision>, Undecided> {
+        let path = self.dir.join(file_name(&self.stage));
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Undecided::Failed(format!(
+                    "cannot read `{}`: {e}",
+                    path.display()
+                )));
+            }
+        };
+        let nonce = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.get("nonce").and_then(Value::as_str).map(str::to_owned));
+        match Decision::parse(&text) {
+            Some(found) if nonce.as_deref() == Some(self.nonce.as_str()) => Ok(Some(found)),
+            _ => Err(Undecided::Failed(format!(
+                "`{}` is not a decision `portcullis approve` made for this wait",
+                path.display()
+            ))),
+        }
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(self.dir.join(format!("{}.waiting", file_name(&self.stage))));
     }
 }
 
-/// The decision `portcullis approve` left for `stage`, if any.
-fn read_decision(dir: &Path, stage: &str) -> Result<Option<Decision>, Undecided> {
-    let path = dir.join(stage);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Decision::parse(&text).map(Some).ok_or_else(|| {
-            Undecided::Failed(format!(
-                "`{}` is not a decision `portcullis approve` wrote",
-                path.display()
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Undecided::Failed(format!(
-            "cannot read `{}`: {e}",
-            path.display()
-        ))),
+/// A stage id as a file name: letters, digits, `_` and `-` as they are, anything else as `%XX`
+/// (a matrix combination's `(`, `=`, spaces, a `/` in a value).
+fn file_name(stage: &str) -> String {
+    let mut out = String::new();
+    for b in stage.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
     }
+    out
+}
+
+/// The stage id a [`file_name`] stands for.
+fn stage_of_file(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = name.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// 128 random bits, in hex.
+fn nonce() -> String {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_err() {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        bytes[..8].copy_from_slice(&h.finish().to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes `text` to a new file beside `path` and renames it into place, `0600`.
@@ -839,7 +939,7 @@ pub(crate) fn decide_from_outside(
     user: &str,
 ) -> Result<String, (String, Option<String>)> {
     let dir = approvals_dir(run_dir);
-    let marker = dir.join(format!("{stage}.waiting"));
+    let marker = dir.join(format!("{}.waiting", file_name(stage)));
     let waiting: Value = match std::fs::read_to_string(&marker) {
         Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
         Err(_) => {
@@ -871,10 +971,12 @@ pub(crate) fn decide_from_outside(
     }
     let decision = Decision::new(approved, user.to_owned(), "portcullis approve");
     let message = waiting["message"].as_str().unwrap_or_default().to_owned();
-    let text = format!("{:#}\n", decision.json(&message));
+    let mut doc = decision.json(&message);
+    doc["nonce"] = waiting["nonce"].clone();
+    let text = format!("{doc:#}\n");
     // Written beside, then linked into place: the stage never reads half a file, and a second
     // `portcullis approve` cannot replace the first decision.
-    let tmp = dir.join(format!(".{stage}.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!(".{}.{}.tmp", file_name(stage), std::process::id()));
     let placed = (|| {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -883,7 +985,7 @@ pub(crate) fn decide_from_outside(
             .open(&tmp)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
-        std::fs::hard_link(&tmp, dir.join(stage))
+        std::fs::hard_link(&tmp, dir.join(file_name(stage)))
     })();
     let _ = std::fs::remove_file(&tmp);
     match placed {
@@ -909,7 +1011,7 @@ fn waiting_stages(dir: &Path) -> Vec<String> {
                     e.file_name()
                         .to_str()?
                         .strip_suffix(".waiting")
-                        .map(str::to_owned)
+                        .map(stage_of_file)
                 })
                 .collect()
         })
@@ -968,15 +1070,48 @@ mod tests {
             decide_from_outside(run.path(), "gate", true, "bob").expect("approved"),
             "go?"
         );
-        let found = read_decision(&dir, "gate")
-            .ok()
-            .flatten()
-            .expect("decision");
+        let found = marker.decision().ok().flatten().expect("decision");
         assert!(found.approved);
         assert_eq!(found.by, "bob");
         let err = decide_from_outside(run.path(), "gate", false, "bob").expect_err("twice");
         assert!(err.0.contains("already"), "{err:?}");
         drop(marker);
         assert!(!dir.join("gate.waiting").exists());
+    }
+
+    #[test]
+    fn a_decision_counts_only_for_the_wait_it_answers() {
+        let run = tempfile::tempdir().expect("temp dir");
+        let dir = approvals_dir(run.path());
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        // Written ahead of the wait (by a stage of the pipeline, say): removed when it begins.
+        let forged = r#"{"decision":"approved","by":"alice","via":"portcullis approve","at":"2020-01-01T00:00:00Z"}"#;
+        std::fs::write(dir.join("gate"), forged).expect("write");
+        let waiting = Waiting::mark(&dir, "gate", "go?", &[]).expect("mark");
+        assert!(waiting.decision().expect("nothing yet").is_none());
+        // Written during the wait without its nonce: the stage fails rather than take it.
+        std::fs::write(dir.join("gate"), forged).expect("write");
+        let Err(Undecided::Failed(why)) = waiting.decision() else {
+            panic!("a decision without the nonce is refused")
+        };
+        assert!(why.contains("not a decision"), "{why}");
+        std::fs::remove_file(dir.join("gate")).expect("remove");
+        decide_from_outside(run.path(), "gate", true, "bob").expect("approved");
+        assert!(waiting.decision().expect("read").expect("decided").approved);
+    }
+
+    #[test]
+    fn matrix_stage_names_become_safe_file_names() {
+        for stage in ["gate", "gate (env=prod/eu)", "a b%c", "../x"] {
+            let name = file_name(stage);
+            assert!(!name.contains(['/', ' ', '.']), "{name}");
+            assert_eq!(stage_of_file(&name), stage);
+        }
+        let run = tempfile::tempdir().expect("temp dir");
+        let dir = approvals_dir(run.path());
+        let waiting = Waiting::mark(&dir, "gate (env=prod/eu)", "go?", &[]).expect("mark");
+        assert_eq!(waiting_stages(&dir), ["gate (env=prod/eu)"]);
+        decide_from_outside(run.path(), "gate (env=prod/eu)", true, "bob").expect("approved");
+        assert!(waiting.decision().expect("read").expect("decided").approved);
     }
 }

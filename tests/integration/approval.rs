@@ -348,3 +348,36 @@ fn exported_approvals_are_an_environment_on_github_and_manual_on_gitlab() {
     let out = t.run(&["run", "p", "--only", "gate", "--approve", "gate"]);
     assert_eq!(out.code, 0, "{out:?}");
 }
+
+/// A stage of the pipeline writes a decision into the run folder before the approval stage
+/// waits: it does not count, and what waits on the approval never runs.
+#[test]
+fn a_decision_written_ahead_by_a_stage_does_not_approve() {
+    let forge = r#"version: 1
+name: forge
+stages:
+  build:
+    run: |
+      d=".portcullis/runs/$PORTCULLIS_RUN_ID/approvals"
+      mkdir -p "$d"
+      printf '{"decision":"approved","by":"alice","via":"portcullis approve","at":"2020-01-01T00:00:00Z"}' > "$d/gate"
+  gate:
+    needs: [build]
+    uses: approval
+    with: { approvers: [alice] }
+  deploy:
+    needs: [gate]
+    run: touch deployed
+"#;
+    let t = Test::new()
+        .pipeline("forge", forge)
+        .env("USER", "mallory")
+        .env("PORTCULLIS_APPROVE", "");
+    let out = t.run(&["run", "forge"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(!t.path().join("deployed").exists(), "{out:?}");
+    assert!(
+        out.stderr.contains("needs approval and no one was asked"),
+        "{out:?}"
+    );
+}

@@ -219,6 +219,12 @@ fn exported_workflows_keep_every_stage_needs_and_condition() {
                     assert!(!value.contains("secrets."), "{pipeline}: `{id}` {var}");
                     continue;
                 }
+                // A required variable comes from the repository's variables, by its name.
+                if *value == format!("${{{{ vars.{var} }}}}") {
+                    let declared = &source["env"][var.as_str()];
+                    assert_eq!(declared["required"], true, "{pipeline}: `{id}` {var}");
+                    continue;
+                }
                 assert!(
                     secrets.keys().any(|name| var_of(name) == *var),
                     "{pipeline}: `{id}` gets `{var}`, which is no secret's"

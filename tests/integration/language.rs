@@ -490,6 +490,7 @@ fn export_writes_conditions_and_matrices_in_each_engines_terms() {
         "        exclude:\n          - { python: \"3.11\", db: \"postgres-16\" }\n",
         "PORTCULLIS_MATRIX: \"${{ toJSON(matrix) }}\"",
         "args: \"--only test\"",
+        "name: \"portcullis-junit-test-${{ strategy.job-index }}\"",
         "if: \"${{ (github.event_name != 'pull_request' && github.event_name != 'pull_request_target') }}\"",
         "# portcullis checks `CHANNEL != 'frozen'` inside the job",
         "if: \"${{ !cancelled() }}\"",
@@ -547,4 +548,88 @@ stages:
     assert!(!r.stderr.contains("s3cr3t-token-value"), "{r:?}");
     assert!(!t.junit().contains("s3cr3t-token-value"));
     assert!(!t.path().join("ran").exists());
+}
+
+#[test]
+fn a_required_variable_is_demanded_only_where_a_stage_reads_it() {
+    let t = Test::new().pipeline(
+        "p",
+        r#"version: 1
+env:
+  TARGET: { required: true, description: the host }
+stages:
+  lint:
+    run: echo linted > linted
+  deploy:
+    needs: [lint]
+    run: echo "to $TARGET" > deployed
+"#,
+    );
+    // An exported job runs one stage: `lint` does not read `TARGET`.
+    let r = t.run(&["run", "p", "--only", "lint"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(t.read("linted"), "linted\n");
+    let r = t.run(&["run", "p", "--only", "deploy"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("`TARGET` (the host)"), "{r:?}");
+    // The exports say where it comes from; GitHub maps it into the job that reads it.
+    let r = t.run(&["export", "github", "p"]);
+    assert!(
+        r.stdout.contains("#   `TARGET` (the host): deploy\n"),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.stdout.matches("TARGET: \"${{ vars.TARGET }}\"").count(),
+        1,
+        "{r:?}"
+    );
+    let r = t.run(&["export", "gitlab", "p"]);
+    assert!(
+        r.stdout.contains("#   `TARGET` (the host): deploy\n"),
+        "{r:?}"
+    );
+}
+
+/// An exported matrix job whose combination was skipped inside says so under the matrix
+/// stage's name, and the job that needs it skips its stage.
+#[test]
+fn a_skipped_matrix_combination_is_handed_on_under_its_matrix_name() {
+    let pipeline = r#"version: 1
+env:
+  DEPLOY: "no"
+stages:
+  test:
+    matrix: { py: ["3.11", "3.12"] }
+    if: DEPLOY == 'yes'
+    run: echo tested
+  package:
+    needs: [test]
+    run: echo packaged > packaged
+"#;
+    let t = Test::new().pipeline("p", pipeline);
+    let r = t
+        .command(&["run", "p", "--only", "test", "--output-env", "test.env"])
+        .env("PORTCULLIS_MATRIX", "py=3.11")
+        .output()
+        .expect("run");
+    assert!(r.status.success(), "{r:?}");
+    assert_eq!(
+        t.read("test.env"),
+        "PORTCULLIS_OUTPUT_test__portcullis_skipped=true\n"
+    );
+    let r = t
+        .command(&["run", "p", "--only", "package"])
+        .env("PORTCULLIS_OUTPUT_test__portcullis_skipped", "true")
+        .output()
+        .expect("run");
+    assert!(r.status.success(), "{r:?}");
+    assert!(!t.path().join("packaged").exists());
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("needs `test (py=3.11)`, which was skipped"),
+        "{r:?}"
+    );
+    // Without the hand-off, the need counts as done elsewhere.
+    let r = t.run(&["run", "p", "--only", "package"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(t.read("packaged"), "packaged\n");
 }

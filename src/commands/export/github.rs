@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 
 use super::condition;
 use super::{
-    Jobs, Place, approval_environment, comment, has_rollback, hosted_gaps, job_ids,
-    matrix_condition, need_ids, scalar, secret_variable, timeout_minutes,
+    Jobs, Place, approval_environment, comment, handoff_name, has_rollback, hosted_gaps, job_ids,
+    matrix_condition, need_ids, required_vars, scalar, secret_variable, timeout_minutes,
 };
 use crate::config::matrix::MatrixSpec;
 use crate::config::pipeline::Pipeline;
@@ -67,6 +67,25 @@ pub(super) fn workflow(
             let _ = writeln!(
                 out,
                 "# store it as the repository secret `{name}` and read it with `{{ env: {name} }}`."
+            );
+        }
+    }
+    let required = required_vars(pipeline);
+    if !required.is_empty() {
+        out.push_str(
+            "#\n# Required variables come from the repository's (or environment's) variables\n\
+             # (Settings > Secrets and variables > Actions > Variables), into the jobs that read them:\n",
+        );
+        for (name, description, readers) in &required {
+            let about = description
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "#   `{name}`{}: {}",
+                comment(&about),
+                comment(&readers.join(", "))
             );
         }
     }
@@ -150,7 +169,7 @@ pub(super) fn workflow(
             for (key, id) in &outputs[pos] {
                 let value = format!(
                     "${{{{ fromJSON(steps.{STEP}.outputs.outputs || '{{}}')['{}']['{key}'] }}}}",
-                    stage.id
+                    handoff_name(stage)
                 );
                 let _ = writeln!(out, "      {id}: {}", scalar(&value));
             }
@@ -187,7 +206,7 @@ pub(super) fn workflow(
                 .find(|(k, _)| k == key)
                 .map_or(key.as_str(), |(_, id)| id.as_str());
             env.push((
-                crate::handoff::variable(&pipeline.stage(*from).id, key),
+                crate::handoff::variable(handoff_name(pipeline.stage(*from)), key),
                 format!("${{{{ needs.{}.outputs.{id} }}}}", ids[from.0]),
             ));
         }
@@ -205,6 +224,12 @@ pub(super) fn workflow(
                 env.push((var.clone(), format!("${{{{ secrets.{var} }}}}")));
             }
         }
+        let own = stage.matrix.as_ref().map_or(&stage.id, |m| &m.group);
+        for (name, _, readers) in &required {
+            if readers.contains(own) && seen.insert(name.clone()) {
+                env.push((name.clone(), format!("${{{{ vars.{name} }}}}")));
+            }
+        }
         if !env.is_empty() {
             out.push_str("        env:\n");
             for (var, value) in &env {
@@ -217,7 +242,15 @@ pub(super) fn workflow(
         let _ = writeln!(
             out,
             "          name: {}",
-            scalar(&format!("portcullis-junit-{}", ids[pos]))
+            // Each combination of a matrix job uploads its own: artifact names are unique.
+            scalar(&if stage.matrix.is_some() {
+                format!(
+                    "portcullis-junit-{}-${{{{ strategy.job-index }}}}",
+                    ids[pos]
+                )
+            } else {
+                format!("portcullis-junit-{}", ids[pos])
+            })
         );
         let _ = writeln!(
             out,

@@ -128,11 +128,10 @@ impl<'a> Jobs<'a> {
             // so through an output, so that this job skips its stage too, as one run would.
             for need in &stage.needs {
                 let key = crate::handoff::SKIPPED_KEY.to_owned();
-                if may_skip[need.0]
-                    && pipeline.stage(*need).matrix.is_none()
-                    && !reads.contains(&(*need, key.clone()))
-                {
-                    reads.push((*need, key));
+                // A matrix stage's combinations are one job, read once.
+                let need = StageIdx(matrix_first(pipeline, need.0).unwrap_or(need.0));
+                if may_skip[need.0] && !reads.contains(&(need, key.clone())) {
+                    reads.push((need, key));
                 }
             }
             let mut needs = job_needs(pipeline, pos);
@@ -154,7 +153,7 @@ impl<'a> Jobs<'a> {
         let mut variables: Vec<(String, String, String)> = Vec::new();
         for pos in 0..jobs.len() {
             for (idx, key) in jobs[pos].reads.clone() {
-                let from = &pipeline.stage(idx).id;
+                let from = handoff_name(pipeline.stage(idx));
                 let name = crate::handoff::variable(from, &key);
                 if let Some((s, k, _)) = variables
                     .iter()
@@ -298,6 +297,12 @@ pub(crate) fn matrix_condition(pipeline: &Pipeline, pos: usize) -> Option<String
     differs.then(|| format!("the `if:` of each combination of `{group}`"))
 }
 
+/// The name a stage's outputs cross between jobs under: a matrix combination's, its matrix
+/// stage's.
+pub(crate) fn handoff_name(stage: &Stage) -> &String {
+    stage.matrix.as_ref().map_or(&stage.id, |m| &m.group)
+}
+
 /// The job ids of `needs`, each once, in order: a matrix stage's combinations are one job.
 pub(crate) fn need_ids(ids: &[String], needs: &[StageIdx]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -308,6 +313,26 @@ pub(crate) fn need_ids(ids: &[String], needs: &[StageIdx]) -> Vec<String> {
         }
     }
     out
+}
+
+/// The required variables of the pipeline (`env: { X: { required: true } }`), each with its
+/// description and the stages that read it (ids of their jobs' stages, matrix stages once).
+pub(crate) fn required_vars(pipeline: &Pipeline) -> Vec<(String, Option<String>, Vec<String>)> {
+    pipeline
+        .declared
+        .iter()
+        .filter(|(_, d)| d.required)
+        .map(|(name, d)| {
+            let mut readers: Vec<String> = Vec::new();
+            for (i, stage) in pipeline.stages.iter().enumerate() {
+                let id = stage.matrix.as_ref().map_or(&stage.id, |m| &m.group);
+                if pipeline.reads(StageIdx(i), name) && !readers.contains(id) {
+                    readers.push(id.clone());
+                }
+            }
+            (name.clone(), d.description.clone(), readers)
+        })
+        .collect()
 }
 
 /// Whether the stage has a rollback, its own or its kind's.
