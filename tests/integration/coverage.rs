@@ -537,7 +537,7 @@ fn base_reaches_stages_and_reports_are_named_when_bad() {
     let t = Test::new()
         .pipeline(
             "p",
-            "version: 1\nstages:\n  show:\n    run: echo \"[$PORTCULLIS_BASE]\" > base\n  cov:\n    uses: coverage\n    with:\n      report: reports/*.info\n      min: 80\n      per-file: { min: 50 }\n      changed-lines: { min: 90 }\n",
+            "version: 1\nstages:\n  show:\n    run: echo \"[$PORTCULLIS_BASE]\" > base\n  cov:\n    needs: [show]\n    uses: coverage\n    with:\n      report: reports/*.info\n      min: 80\n      per-file: { min: 50 }\n      changed-lines: { min: 90 }\n",
         )
         .file("reports/a.info", "TN:\nSF:src/a.py\nDA:1,1\nDA:2,0\nend_of_record\n");
     git(&t, &["init", "-q", "-b", "main"]);
