@@ -414,6 +414,95 @@ fn github_outputs(text: &str) -> HashMap<String, String> {
     out
 }
 
+/// One combination of a matrix: keys and values in order.
+type Combo = Vec<(String, String)>;
+
+/// A matrix stage's combination as portcullis names its stage: `test (python=3.11, os=x)`.
+fn instance_name(stage: &str, combo: &Combo) -> String {
+    let values: Vec<String> = combo.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{stage} ({})", values.join(", "))
+}
+
+/// The combinations of a `strategy.matrix`, as GitHub's documentation defines them: the
+/// product of the lists, less what an `exclude` entry matches; then each `include` entry is
+/// added to every original combination none of whose values it changes (values it added
+/// earlier may change), or is a combination of its own when there is none. `None` for no
+/// matrix.
+fn github_combinations(matrix: &Value) -> Option<Vec<Combo>> {
+    let map = matrix.as_object()?;
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    let pairs = |entry: &Value| -> Combo {
+        entry
+            .as_object()
+            .expect("a mapping")
+            .iter()
+            .map(|(k, v)| (k.clone(), text(v)))
+            .collect()
+    };
+    let axes: Vec<(&String, Vec<String>)> = map
+        .iter()
+        .filter(|(k, _)| *k != "include" && *k != "exclude")
+        .map(|(k, v)| (k, v.as_array().expect("a list").iter().map(text).collect()))
+        .collect();
+    let mut combos: Vec<Combo> = vec![Vec::new()];
+    for (key, values) in &axes {
+        let mut next = Vec::new();
+        for combo in &combos {
+            for value in values {
+                let mut c = combo.clone();
+                c.push(((*key).clone(), value.clone()));
+                next.push(c);
+            }
+        }
+        combos = next;
+    }
+    if axes.is_empty() {
+        combos.clear();
+    }
+    let has =
+        |combo: &Combo, (k, v): &(String, String)| combo.iter().any(|(ck, cv)| ck == k && cv == v);
+    for entry in map
+        .get("exclude")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let entry = pairs(entry);
+        combos.retain(|c| !entry.iter().all(|p| has(c, p)));
+    }
+    let original = combos.len();
+    let is_axis = |k: &str| axes.iter().any(|(a, _)| *a == k);
+    for entry in map
+        .get("include")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let entry = pairs(entry);
+        let mut added = false;
+        for combo in combos.iter_mut().take(original) {
+            let keeps_originals = entry
+                .iter()
+                .filter(|(k, _)| is_axis(k))
+                .all(|p| combo.contains(p));
+            if !keeps_originals {
+                continue;
+            }
+            for (k, v) in &entry {
+                match combo.iter_mut().find(|(ck, _)| ck == k) {
+                    Some(slot) => slot.1 = v.clone(),
+                    None => combo.push((k.clone(), v.clone())),
+                }
+            }
+            added = true;
+        }
+        if !added {
+            combos.push(entry);
+        }
+    }
+    Some(combos)
+}
+
 /// Runs an exported workflow as GitHub would, each job through the action's `run.sh`.
 fn github_run(
     project: &Path,
@@ -427,11 +516,49 @@ fn github_run(
     let (github, github_env) = context.github();
     let env: Vec<(String, String)> = env.iter().cloned().chain(github_env).collect();
     let env = env.as_slice();
-    let jobs = workflow["jobs"].as_object().expect("jobs");
-    let order: Vec<String> = jobs.keys().cloned().collect();
-    let needs: HashMap<String, Vec<String>> = jobs
+    let jobs_by_id = workflow["jobs"].as_object().expect("jobs");
+    // A matrix job runs once per combination, as GitHub computes them: each is a unit here,
+    // `JOB#N`, with the job's spec and its combination.
+    let mut units: Vec<(String, String, Option<Combo>)> = Vec::new();
+    for (id, j) in jobs_by_id {
+        match github_combinations(&j["strategy"]["matrix"]) {
+            Some(combos) => {
+                for (n, combo) in combos.into_iter().enumerate() {
+                    units.push((format!("{id}#{n}"), id.clone(), Some(combo)));
+                }
+            }
+            None => units.push((id.clone(), id.clone(), None)),
+        }
+    }
+    let job_of: HashMap<String, String> = units
         .iter()
-        .map(|(id, j)| (id.clone(), needs_of(j)))
+        .map(|(u, j, _)| (u.clone(), j.clone()))
+        .collect();
+    let combo_of: HashMap<String, Option<Combo>> = units
+        .iter()
+        .map(|(u, _, c)| (u.clone(), c.clone()))
+        .collect();
+    let jobs: HashMap<String, &Value> = units
+        .iter()
+        .map(|(u, j, _)| (u.clone(), &jobs_by_id[j]))
+        .collect();
+    let order: Vec<String> = units.iter().map(|(u, _, _)| u.clone()).collect();
+    let units_of = |job: &str| -> Vec<String> {
+        units
+            .iter()
+            .filter(|(_, j, _)| j == job)
+            .map(|(u, _, _)| u.clone())
+            .collect()
+    };
+    let needs: HashMap<String, Vec<String>> = units
+        .iter()
+        .map(|(u, j, _)| {
+            let expanded = needs_of(&jobs_by_id[j])
+                .iter()
+                .flat_map(|n| units_of(n))
+                .collect();
+            (u.clone(), expanded)
+        })
         .collect();
     let mut ancestors: HashMap<String, Vec<String>> = HashMap::new();
     for id in &order {
@@ -449,18 +576,38 @@ fn github_run(
         .iter()
         .map(|(id, j)| {
             let args = j["steps"][1]["with"]["args"].as_str().expect("args");
-            let stage = args.strip_prefix("--only ").expect("--only STAGE");
-            (id.clone(), stage.to_owned())
+            let stage = args
+                .strip_prefix("--only ")
+                .expect("--only STAGE")
+                .split(" --")
+                .next()
+                .unwrap_or_default();
+            // A combination's stage is named after its values, as portcullis names it.
+            let stage = match &combo_of[id] {
+                Some(combo) => instance_name(stage, combo),
+                None => stage.to_owned(),
+            };
+            (id.clone(), stage)
         })
         .collect();
     // `if:` as GitHub reads it: no condition is `success()`, every need succeeded;
-    // `failure()` holds when any ancestor failed.
+    // `failure()` holds when any ancestor failed. With `fail-fast` (GitHub's default), a failed
+    // combination cancels the ones of its job that have not run.
     let decide = |job: &str, ends: &[JobEnd], ended: &HashMap<String, JobEnd>| -> bool {
+        let spec = jobs[job];
+        if combo_of[job].is_some() && spec["strategy"]["fail-fast"] != Value::Bool(false) {
+            let sibling_failed = units_of(&job_of[job])
+                .iter()
+                .any(|u| ended.get(u) == Some(&JobEnd::Failure));
+            if sibling_failed {
+                return false;
+            }
+        }
         let status = crate::engine_expr::Status {
             success: ends.iter().all(|e| *e == JobEnd::Success),
             failure: ancestors[job].iter().any(|a| ended[a] == JobEnd::Failure),
         };
-        match jobs[job]["if"].as_str() {
+        match spec["if"].as_str() {
             None => status.success,
             Some(text) => crate::engine_expr::github_if(text, &github, &status),
         }
@@ -470,23 +617,46 @@ fn github_run(
     let mut runs: HashMap<String, StageRun> = HashMap::new();
     let mut started: Vec<String> = Vec::new();
     let mut run = |job: &str, ended: &HashMap<String, JobEnd>| -> JobEnd {
-        let spec = &jobs[job];
-        let dir = work.join(format!("github-{job}"));
+        let spec = jobs[job];
+        let dir = work.join(format!("github-{}", job.replace('#', "-")));
         copy_tree(project, &dir);
         let step = &spec["steps"][1];
         let with = &step["with"];
-        let needed: HashMap<String, (JobEnd, HashMap<String, String>)> = needs[job]
-            .iter()
-            .map(|n| {
-                (
-                    n.clone(),
-                    (ended[n], job_outputs.get(n).cloned().unwrap_or_default()),
-                )
-            })
-            .collect();
+        // `needs.JOB` of a matrix job: its result is `failure` when a combination failed,
+        // `success` when all succeeded; its outputs are the last combination's, as GitHub keeps
+        // them.
+        let mut needed: HashMap<String, (JobEnd, HashMap<String, String>)> = HashMap::new();
+        for n in &needs[job] {
+            let outputs = job_outputs.get(n).cloned().unwrap_or_default();
+            let end = match needed.get(&job_of[n]) {
+                None => ended[n],
+                Some((before, _)) if *before == JobEnd::Failure || ended[n] == JobEnd::Failure => {
+                    JobEnd::Failure
+                }
+                Some((before, _)) if *before == JobEnd::Success && ended[n] == JobEnd::Success => {
+                    JobEnd::Success
+                }
+                Some(_) => JobEnd::Skipped,
+            };
+            needed.insert(job_of[n].clone(), (end, outputs));
+        }
         let mut step_env: Vec<(String, String)> = env.to_vec();
+        if let Some(combo) = &combo_of[job] {
+            // `${{ toJSON(matrix) }}` as GitHub writes it.
+            let fields: Vec<String> = combo
+                .iter()
+                .map(|(k, v)| format!("  {}: {}", Value::from(k.as_str()), Value::from(v.as_str())))
+                .collect();
+            step_env.push((
+                "PORTCULLIS_MATRIX".to_owned(),
+                format!("{{\n{}\n}}", fields.join(",\n")),
+            ));
+        }
         if let Some(map) = step["env"].as_object() {
             for (k, v) in map {
+                if k == "PORTCULLIS_MATRIX" {
+                    continue;
+                }
                 let text = v.as_str().expect("env value");
                 step_env.push((
                     k.clone(),
@@ -633,13 +803,34 @@ fn gitlab_run(
         if let Some(template) = spec["extends"].as_str() {
             spec = merge(&top[template], &spec);
         }
-        jobs.push((name.clone(), spec));
+        // `parallel: matrix:` runs the job once per entry, with the entry's variables: each is
+        // a unit here, `JOB#N`.
+        match spec["parallel"]["matrix"].as_array() {
+            Some(entries) => {
+                for (n, entry) in entries.iter().enumerate() {
+                    let mut unit = spec.clone();
+                    let mut vars = unit["variables"].as_object().cloned().unwrap_or_default();
+                    for (k, v) in entry.as_object().expect("a matrix entry") {
+                        vars.insert(k.clone(), v.clone());
+                    }
+                    unit["variables"] = Value::Object(vars);
+                    jobs.push((format!("{name}#{n}"), unit));
+                }
+            }
+            None => jobs.push((name.clone(), spec)),
+        }
     }
     let order: Vec<String> = jobs.iter().map(|(n, _)| n.clone()).collect();
+    let job_of = |unit: &str| unit.split('#').next().unwrap_or_default().to_owned();
+    let units_of =
+        |job: &str| -> Vec<String> { order.iter().filter(|u| job_of(u) == job).cloned().collect() };
     let specs: HashMap<String, Value> = jobs.into_iter().collect();
     let needs: HashMap<String, Vec<String>> = specs
         .iter()
-        .map(|(id, j)| (id.clone(), needs_of(j)))
+        .map(|(id, j)| {
+            let expanded = needs_of(j).iter().flat_map(|n| units_of(n)).collect();
+            (id.clone(), expanded)
+        })
         .collect();
     let stage_of_job: HashMap<String, String> = specs
         .iter()
@@ -653,6 +844,12 @@ fn gitlab_run(
             let stage = line
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix("--only="))
+                .map(|group| match j["variables"]["PORTCULLIS_MATRIX"].as_str() {
+                    // A combination's stage is named after its values, as `PORTCULLIS_MATRIX`
+                    // says them.
+                    Some(selector) => format!("{group} ({selector})"),
+                    None => group.to_owned(),
+                })
                 .expect("--only=STAGE");
             (id.clone(), stage.to_owned())
         })
@@ -695,7 +892,10 @@ fn gitlab_run(
             .as_array()
             .into_iter()
             .flatten()
-            .any(|n| n["job"].as_str() == Some(need) && n["optional"] == Value::Bool(true))
+            .any(|n| {
+                n["job"].as_str() == Some(job_of(need).as_str())
+                    && n["optional"] == Value::Bool(true)
+            })
     };
     let decide = |job: &str, _: &[JobEnd], ended: &HashMap<String, JobEnd>| -> bool {
         let Some(rule) = when(job) else {
@@ -1436,4 +1636,71 @@ fn context_conditions_run_the_same_stages_on_github_gitlab_and_a_plain_run() {
         let ran: Vec<&str> = plain.ran.iter().map(|(s, _)| s.as_str()).collect();
         assert_eq!(ran, expected, "{context:?}");
     }
+}
+
+/// A matrix stage exported: GitHub's `strategy.matrix` (its combinations computed here from
+/// GitHub's rules, each job given `toJSON(matrix)`) and GitLab's `parallel: matrix:` (one job per
+/// entry) run the combinations a plain run does, each once, and what needs the matrix after all
+/// of them; with `fail-fast: false` a failed combination lets the others run on every engine.
+const MATRIXED: &str = r#"version: 1
+name: matrixed
+stages:
+  prepare:
+    run: echo prepared
+  test:
+    needs: [prepare]
+    matrix:
+      python: ["3.11", "3.12"]
+      db: [pg15, pg16]
+      exclude:
+        - { python: "3.11", db: pg16 }
+      include:
+        - { python: "3.13", db: pg16, experimental: "yes" }
+        - { python: "3.12", tier: slow }
+    fail-fast: false
+    run: |
+      echo "python ${{ matrix.python }} on $MATRIX_DB ($MATRIX_TIER)"
+      if [ "$FAIL_ON" = "${{ matrix.python }}-$MATRIX_DB" ]; then exit 1; fi
+  report:
+    needs: [test]
+    if: always
+    run: echo "report $PORTCULLIS_STATUS"
+"#;
+
+#[test]
+fn a_matrix_runs_the_same_combinations_on_github_gitlab_and_a_plain_run() {
+    let t = Test::new().pipeline("matrixed", MATRIXED);
+    let Some([plain, _, _]) = round_trip(t.path(), "matrixed", &[], &[]) else {
+        return;
+    };
+    let ran: Vec<&str> = plain.ran.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        ran,
+        [
+            "prepare",
+            "test (python=3.11, db=pg15)",
+            "test (python=3.12, db=pg15, tier=slow)",
+            "test (python=3.12, db=pg16, tier=slow)",
+            "test (python=3.13, db=pg16, experimental=yes)",
+            "report",
+        ]
+    );
+    assert_eq!(
+        plain.logs["test (python=3.12, db=pg16, tier=slow)"],
+        "python 3.12 on pg16 (slow)\n"
+    );
+    // One combination fails; the others still run everywhere, and `report` sees the failure.
+    let Some([plain, _, _]) = round_trip(t.path(), "matrixed", &[], &[("FAIL_ON", "3.12-pg15")])
+    else {
+        return;
+    };
+    assert!(
+        plain.ran.contains(&(
+            "test (python=3.12, db=pg15, tier=slow)".to_owned(),
+            "failed".to_owned()
+        )),
+        "{plain:?}"
+    );
+    assert_eq!(plain.ran.len(), 6, "{plain:?}");
+    assert_eq!(plain.logs["report"], "report failed\n");
 }

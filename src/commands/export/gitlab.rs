@@ -291,6 +291,17 @@ pub(super) fn config(pipeline: &Pipeline, jobs: &Jobs<'_>, place: &Place) -> Str
 /// entry per combination portcullis computed, each naming it in `PORTCULLIS_MATRIX` (which
 /// `--only` reads to run that one) — GitLab shows it in the job's name: `test: [python=3.11]`.
 fn parallel(out: &mut String, pipeline: &Pipeline, group: &str) {
+    let fail_fast = pipeline
+        .stages
+        .iter()
+        .filter_map(|s| s.matrix.as_ref())
+        .any(|m| m.group == group && m.spec.fail_fast);
+    if fail_fast {
+        out.push_str(
+            "  # GitLab's parallel jobs have no fail-fast: each combination runs to its end\n  \
+             # whatever the others do (portcullis stops the others in one run).\n",
+        );
+    }
     out.push_str("  parallel:\n    matrix:\n");
     for stage in &pipeline.stages {
         let Some(m) = stage.matrix.as_ref().filter(|m| m.group == group) else {
