@@ -545,7 +545,8 @@ fn missing_required(missing: &[(String, Option<String>)]) -> Error {
     ))
 }
 
-/// Files changed between `base` and the working tree, tracked or new.
+/// Files changed since the branch left `base` (their merge base) up to the working tree,
+/// tracked or new, relative to the current folder.
 fn changed_files(base: &str) -> Result<Vec<String>, String> {
     // A ref never starts with `-`; one that does would reach git as an option
     // (`--base=--output=FILE` truncates FILE).
@@ -569,14 +570,32 @@ fn changed_files(base: &str) -> Result<Vec<String>, String> {
         "--end-of-options",
         &format!("{base}^{{commit}}"),
     ])?;
-    let mut files: Vec<String> =
-        git(&["diff", "--name-only", "--no-renames", commit.trim(), "--"])?
-            .lines()
-            .map(str::to_owned)
-            .collect();
+    // What this branch changed since it left `base` (as a pull request shows it), not what
+    // `base` changed since: the merge base, when there is one.
+    let since = git(&["merge-base", commit.trim(), "HEAD"])
+        .map(|m| m.trim().to_owned())
+        .unwrap_or_else(|_| commit.trim().to_owned());
+    // Paths relative to this folder, as `paths:` globs are, unquoted (`-z`), whatever the
+    // user's `core.quotePath`.
+    let mut files: Vec<String> = git(&[
+        "-c",
+        "core.quotePath=false",
+        "diff",
+        "--name-only",
+        "--relative",
+        "-z",
+        "--no-renames",
+        &since,
+        "--",
+    ])?
+    .split('\0')
+    .filter(|f| !f.is_empty())
+    .map(str::to_owned)
+    .collect();
     files.extend(
-        git(&["ls-files", "--others", "--exclude-standard"])?
-            .lines()
+        git(&["ls-files", "-z", "--others", "--exclude-standard"])?
+            .split('\0')
+            .filter(|f| !f.is_empty())
             .map(str::to_owned),
     );
     files.sort();

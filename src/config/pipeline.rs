@@ -238,15 +238,27 @@ impl Stage {
         templates
     }
 
-    /// Every `${{ STAGE.KEY }}` the stage reads, in order of appearance and without repeats.
+    /// Every output the stage reads, `STAGE.KEY` in its `if:` and `${{ STAGE.KEY }}` in its
+    /// templates, in order of appearance and without repeats.
     pub(crate) fn outputs_read(&self) -> Vec<(String, String)> {
         let mut reads: Vec<(String, String)> = Vec::new();
+        let mut add = |stage: String, key: String| {
+            if !reads.iter().any(|(s, k)| *s == stage && *k == key) {
+                reads.push((stage, key));
+            }
+        };
+        // Its condition's first: read before the stage starts.
+        if let Some(expr) = &self.condition.expr {
+            for name in expr.names() {
+                if let super::expr::Name::Output { stage, key } = name {
+                    add(stage, key);
+                }
+            }
+        }
         for template in self.templates() {
             for part in template.parts {
-                if let TemplatePart::Output { stage, key } = part
-                    && !reads.iter().any(|(s, k)| *s == stage && *k == key)
-                {
-                    reads.push((stage, key));
+                if let TemplatePart::Output { stage, key } = part {
+                    add(stage, key);
                 }
             }
         }

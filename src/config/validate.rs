@@ -699,6 +699,21 @@ impl<'a> Validator<'a> {
                     ConfigError::new(format!("`{id}` is not a valid stage name"), key.span.clone(), "invalid name")
                         .help("use letters, digits, `-` and `_`; the name is used in file names and in `${{ STAGE.KEY }}`"),
                 );
+            } else if let Some(other) = stage_ids
+                .iter()
+                .take_while(|o| o.as_str() != id)
+                .find(|o| o.replace('-', "_") == id.replace('-', "_"))
+            {
+                // Outputs cross between runs as `PORTCULLIS_OUTPUT_<STAGE>__<KEY>`, `-` written
+                // `_`: the two would read each other's.
+                self.error(
+                    ConfigError::new(
+                        format!("`{id}` and `{other}` differ only by `-` and `_`"),
+                        key.span.clone(),
+                        "same name between runs",
+                    )
+                    .help("rename one: their outputs would cross between runs under one variable name"),
+                );
             } else if id == matrix::MATRIX {
                 self.error(
                     ConfigError::new("`matrix` cannot name a stage", key.span.clone(), "reserved")

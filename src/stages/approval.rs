@@ -552,9 +552,26 @@ impl Approval {
     ) -> Asked {
         static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
         let stage = cx.stage.clone();
-        let _turn = tokio::select! {
-            turn = ONE_AT_A_TIME.lock() => turn,
-            () = cx.cancel.cancelled() => return Asked::Stopped(Undecided::Cancelled),
+        // While another approval's question is up, this one still takes a decision from
+        // `portcullis approve` and keeps its own deadline.
+        let waiting_how = format!("`portcullis run --approve {stage}` or `{ENV}={stage}`");
+        let lock = ONE_AT_A_TIME.lock();
+        tokio::pin!(lock);
+        let _turn = loop {
+            tokio::select! {
+                turn = &mut lock => break turn,
+                () = tokio::time::sleep(POLL) => {
+                    match waiting.decision() {
+                        Ok(Some(found)) => return Asked::Decided(found),
+                        Err(why) => return Asked::Stopped(why),
+                        Ok(None) => {}
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Asked::Stopped(self.timed_out(&waiting_how));
+                    }
+                }
+                () = cx.cancel.cancelled() => return Asked::Stopped(Undecided::Cancelled),
+            }
         };
         let tty = match Tty::open() {
             Ok(tty) => tty,
@@ -574,10 +591,13 @@ impl Approval {
         question.push_str(&format!("Approve `{stage}`? [y/N]"));
         cx.log.prompt(question).await;
         let how = format!("`portcullis run --approve {stage}` or `{ENV}={stage}`");
+        // One read for the whole wait: what was typed before a poll is not lost with it.
+        let read = tty.read_line();
+        tokio::pin!(read);
         let (asked, answered) = loop {
             let wait = deadline.map_or(POLL, |d| d.saturating_duration_since(Instant::now()));
             tokio::select! {
-                line = tty.read_line() => break match line {
+                line = &mut read => break match line {
                     Ok(Some(answer)) => {
                         let yes = matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes");
                         (Asked::Decided(Decision::new(yes, user.to_owned(), "terminal")), true)

@@ -417,14 +417,22 @@ fn load(
         let dir = path.parent().unwrap_or(Path::new("."));
         // This report's files first (a file may be listed twice in one report), then merged.
         let mut own: BTreeMap<PathBuf, BTreeMap<u32, bool>> = BTreeMap::new();
-        for entry in &parsed.files {
+        for (n, entry) in parsed.files.iter().enumerate() {
             let resolved = resolver.resolve(dir, &entry.source);
-            match &resolved {
-                Resolved::Found(_) => {}
-                Resolved::Missing(p) => missing.push(p.clone()),
-                Resolved::Ambiguous(p, n) => ambiguous.push(format!("{p} ({n} files)")),
-            }
-            let lines = own.entry(resolved.key()).or_default();
+            let key = match &resolved {
+                Resolved::Found(_) => resolved.key(),
+                Resolved::Missing(p) => {
+                    missing.push(p.clone());
+                    resolved.key()
+                }
+                // Two modules' `App.java`, two roots' `__init__.py`: different files that share
+                // a name; each entry counts on its own.
+                Resolved::Ambiguous(p, count) => {
+                    ambiguous.push(format!("{p} ({count} files)"));
+                    PathBuf::from(format!("{p} [{shown} #{}]", n + 1))
+                }
+            };
+            let lines = own.entry(key).or_default();
             for &(line, hit) in &entry.lines {
                 *lines.entry(line).or_insert(false) |= hit;
             }
@@ -469,7 +477,9 @@ fn load(
     }
     if !ambiguous.is_empty() {
         merged.notes.push(format!(
-            "{} JaCoCo paths match several files and are counted as named: {}",
+            "{} report paths match several files here (the report does not say which: two \
+             `<source>` roots or JaCoCo modules with a file of one name) and are counted each \
+             on its own, as named: {}",
             ambiguous.len(),
             list(&ambiguous)
         ));

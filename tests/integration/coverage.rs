@@ -605,3 +605,93 @@ fn base_reaches_stages_and_reports_are_named_when_bad() {
         "{out:?}"
     );
 }
+
+/// coverage.py measuring two packages writes each `__init__.py` relative to its own `<source>`
+/// root, and the report does not say which: the two are counted apart, never as one file, and
+/// the total is coverage.py's.
+#[test]
+fn files_of_one_name_under_two_roots_are_counted_apart() {
+    if !pytest_cov() {
+        return;
+    }
+    let t = Test::new()
+        .file(
+            "alpha/__init__.py",
+            "def a(x):\n    if x:\n        return 1\n    return 2\n",
+        )
+        .file(
+            "beta/__init__.py",
+            "def b(x):\n    y = x\n    y += 1\n    y += 2\n    y += 3\n    return y\n",
+        )
+        .file(
+            "tests/test_a.py",
+            "import alpha\n\n\ndef test_a():\n    assert alpha.a(1) == 1\n",
+        )
+        .file(".coveragerc", "[report]\nprecision = 1\n")
+        .pipeline("p", &pipeline("      report: coverage.xml\n"));
+    let out = Command::new("python3")
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--cov=alpha",
+            "--cov=beta",
+        ])
+        .args(["--cov-report=xml", "--cov-report=term", "tests"])
+        .current_dir(t.path())
+        .output()
+        .expect("run pytest");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let total = table
+        .lines()
+        .find(|l| l.starts_with("TOTAL"))
+        .and_then(|l| l.split_whitespace().last())
+        .expect("coverage.py's TOTAL")
+        .to_owned();
+    assert_eq!(total, "30.0%", "{table}");
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let log = t.log("cov");
+    assert!(
+        log.contains("line coverage 30.0% (3 of 10 lines covered, 2 files)"),
+        "{log}"
+    );
+    assert!(log.contains("match several files here"), "{log}");
+}
+
+/// `changed-lines` with `--base main` after `main` moved on: only what the branch changed.
+#[test]
+fn changed_lines_count_what_the_branch_changed_not_what_its_base_did() {
+    if !pytest_cov() {
+        return;
+    }
+    let t = python_project().pipeline(
+        "p",
+        &pipeline("      report: coverage.xml\n      changed-lines: { min: 90 }\n"),
+    );
+    git(&t, &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(t.path().join("README"), "docs only\n").expect("write");
+    git(&t, &["add", "README"]);
+    git(&t, &["commit", "-q", "-m", "docs"]);
+    // `main` changes an uncovered line after the branch left it.
+    git(&t, &["checkout", "-q", "main"]);
+    let ops = std::fs::read_to_string(t.path().join("calc/ops.py")).expect("read");
+    std::fs::write(
+        t.path().join("calc/ops.py"),
+        ops.replace("return -x", "return 0 - x"),
+    )
+    .expect("write");
+    git(&t, &["commit", "-q", "-am", "main moves"]);
+    git(&t, &["checkout", "-q", "feature"]);
+    run_pytest_cov(&t);
+    let r = t.run(&["run", "p", "--base", "main"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        t.log("cov")
+            .contains("no coverable line was added or changed since `main`"),
+        "{}",
+        t.log("cov")
+    );
+}

@@ -1704,3 +1704,35 @@ fn a_matrix_runs_the_same_combinations_on_github_gitlab_and_a_plain_run() {
     assert_eq!(plain.ran.len(), 6, "{plain:?}");
     assert_eq!(plain.logs["report"], "report failed\n");
 }
+
+/// A condition on a stage's output: the output crosses into the job that judges it.
+const OUTPUT_GATED: &str = r#"version: 1
+name: output-gated
+stages:
+  build:
+    run: |
+      echo "kind=$KIND" >> "$PORTCULLIS_OUTPUT"
+  deploy:
+    needs: [build]
+    if: build.kind == 'release'
+    run: echo deployed
+  after:
+    needs: [deploy]
+    run: echo after
+"#;
+
+#[test]
+fn a_condition_on_an_output_is_judged_alike_on_every_engine() {
+    let t = Test::new().pipeline("output-gated", OUTPUT_GATED);
+    for (kind, expected) in [
+        ("release", &["build", "deploy", "after"][..]),
+        ("snapshot", &["build"][..]),
+    ] {
+        let Some([plain, _, _]) = round_trip(t.path(), "output-gated", &[], &[("KIND", kind)])
+        else {
+            return;
+        };
+        let ran: Vec<&str> = plain.ran.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(ran, expected, "{kind}");
+    }
+}

@@ -633,3 +633,38 @@ stages:
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(t.read("packaged"), "packaged\n");
 }
+
+/// `paths:` with `--base`: from a project in a subfolder of its repository, for a file whose
+/// name git would quote, and only what the branch changed since it left the base.
+#[test]
+fn paths_see_the_branchs_changes_from_a_subfolder_and_with_any_file_name() {
+    let t = Test::new()
+        .file(
+            "svc/pipelines/p.yml",
+            "version: 1\nstages:\n  build:\n    paths: [\"src/**\"]\n    run: touch built\n  docs:\n    paths: [\"docs/**\"]\n    run: touch documented\n  other:\n    paths: [\"other.txt\"]\n    run: touch othered\n",
+        )
+        .file("svc/src/x.txt", "1\n")
+        .file("svc/docs/café.md", "1\n")
+        .file("svc/other.txt", "1\n");
+    git(t.path(), &["init", "-q", "-b", "main"]);
+    git(t.path(), &["add", "."]);
+    git(t.path(), &["commit", "-qm", "start"]);
+    git(t.path(), &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(t.path().join("svc/src/x.txt"), "2\n").expect("write");
+    std::fs::write(t.path().join("svc/docs/café.md"), "2\n").expect("write");
+    git(t.path(), &["commit", "-qam", "feature"]);
+    // `main` moves on after the branch left it: not this branch's change.
+    git(t.path(), &["checkout", "-q", "main"]);
+    std::fs::write(t.path().join("svc/other.txt"), "2\n").expect("write");
+    git(t.path(), &["commit", "-qam", "main moves"]);
+    git(t.path(), &["checkout", "-q", "feature"]);
+    let out = t
+        .command(&["run", "p", "--base", "main"])
+        .current_dir(t.path().join("svc"))
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    assert!(t.path().join("svc/built").exists(), "{out:?}");
+    assert!(t.path().join("svc/documented").exists(), "{out:?}");
+    assert!(!t.path().join("svc/othered").exists(), "{out:?}");
+}

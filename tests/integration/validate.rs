@@ -333,6 +333,11 @@ fn types_durations_and_structure() {
             "`approvers` must be a list of user names",
             "6:18",
         ),
+        (
+            "version: 1\nstages:\n  db-check:\n    run: x\n  db_check:\n    run: x\n",
+            "`db_check` and `db-check` differ only by `-` and `_`",
+            "5:3",
+        ),
         ("", "the pipeline file is empty", "1:1"),
     ];
     for (yaml, message, location) in cases {

@@ -62,6 +62,12 @@ pub(crate) async fn changed_lines(
     )
     .await
     .map_err(|e| format!("base `{base}` is not a commit here: {e}"))?;
+    // What this branch changed since it left the base (as a pull request shows it), not what
+    // the base changed since: the merge base, when there is one.
+    let since = match git(workdir, env, cancel, &["merge-base", commit.trim(), "HEAD"]).await {
+        Ok(merge_base) => merge_base.trim().to_owned(),
+        Err(_) => commit.trim().to_owned(),
+    };
     // Prefixes, colour, external diff tools and path quoting are fixed here: a user's git
     // configuration must not change what is parsed.
     let diff = git(
@@ -78,7 +84,7 @@ pub(crate) async fn changed_lines(
             "--no-textconv",
             "--src-prefix=a/",
             "--dst-prefix=b/",
-            commit.trim(),
+            &since,
             "--",
         ],
     )

@@ -24,7 +24,9 @@ pub(crate) enum Resolved {
     Found(PathBuf),
     /// No file here matches; the path as the report writes it.
     Missing(String),
-    /// Several files here end with the JaCoCo path; the path as the report writes it.
+    /// Several files here could be the one named (a JaCoCo path's tail, a Cobertura `filename`
+    /// under several roots); the path as the report writes it. Such an entry is counted on its
+    /// own, never merged with another.
     Ambiguous(String, usize),
 }
 
@@ -74,49 +76,77 @@ impl Resolver {
 
     fn resolve_path(&self, report_dir: &Path, path: &str, roots: &[String]) -> Resolved {
         let written = Path::new(path);
-        let mut tries: Vec<PathBuf> = Vec::new();
         if written.is_absolute() {
-            tries.push(written.to_path_buf());
-        } else {
-            for root in roots {
-                let root = Path::new(root);
-                if root.is_absolute() {
-                    tries.push(root.join(written));
-                } else {
-                    tries.push(self.workdir.join(root).join(written));
-                    tries.push(report_dir.join(root).join(written));
+            if written.is_file() {
+                return Resolved::Found(canonical(written));
+            }
+            return self
+                .tail_of(path, 1)
+                .map_or_else(|| Resolved::Missing(path.to_owned()), Resolved::Found);
+        }
+        // Under the roots first: coverage.py writes `filename` relative to one of them. When
+        // several roots hold a file of that name (`alpha/__init__.py`, `beta/__init__.py`),
+        // the report does not say which: ambiguous, never merged with another entry.
+        let mut under_roots: Vec<PathBuf> = Vec::new();
+        for root in roots {
+            let root = Path::new(root);
+            let tries = if root.is_absolute() {
+                vec![root.join(written)]
+            } else {
+                vec![
+                    self.workdir.join(root).join(written),
+                    report_dir.join(root).join(written),
+                ]
+            };
+            for candidate in tries.iter().filter(|p| p.is_file()) {
+                let found = canonical(candidate);
+                if !under_roots.contains(&found) {
+                    under_roots.push(found);
                 }
             }
-            tries.push(self.workdir.join(written));
-            tries.push(report_dir.join(written));
         }
-        if let Some(found) = tries.iter().find(|p| p.is_file()) {
-            return Resolved::Found(canonical(found));
+        match under_roots.len() {
+            0 => {}
+            1 => return Resolved::Found(under_roots.remove(0)),
+            n => return Resolved::Ambiguous(path.to_owned(), n),
         }
-        // Made elsewhere: the longest tail of a path (under a root first) that is a file here.
-        let mut full: Vec<String> = roots
-            .iter()
-            .filter(|_| !written.is_absolute())
-            .map(|r| format!("{r}/{path}"))
-            .collect();
-        full.push(path.to_owned());
-        for text in &full {
-            let parts = components(text);
-            for start in 0..parts.len() {
-                let candidate = parts[start..]
-                    .iter()
-                    .fold(self.workdir.clone(), |p, c| p.join(c));
-                if candidate.is_file() {
-                    return Resolved::Found(canonical(&candidate));
-                }
+        // Made elsewhere: the longest tail of `ROOT/filename`, of two parts at least (so that
+        // `pkg/utils.py` wins over a `utils.py` at the top), then the path as written.
+        for root in roots {
+            if let Some(found) = self.tail_of(&format!("{root}/{path}"), 2) {
+                return Resolved::Found(found);
             }
+        }
+        for candidate in [self.workdir.join(written), report_dir.join(written)] {
+            if candidate.is_file() {
+                return Resolved::Found(canonical(&candidate));
+            }
+        }
+        if let Some(found) = self.tail_of(path, 1) {
+            return Resolved::Found(found);
         }
         Resolved::Missing(match roots.first() {
-            Some(root) if !written.is_absolute() => {
-                format!("{}/{path}", root.trim_end_matches('/'))
-            }
-            _ => path.to_owned(),
+            Some(root) => format!("{}/{path}", root.trim_end_matches('/')),
+            None => path.to_owned(),
         })
+    }
+
+    /// The longest tail of `text`, of `shortest` parts at least, that is a file under the
+    /// working directory.
+    fn tail_of(&self, text: &str, shortest: usize) -> Option<PathBuf> {
+        let parts = components(text);
+        for start in 0..parts.len() {
+            if parts.len() - start < shortest {
+                break;
+            }
+            let candidate = parts[start..]
+                .iter()
+                .fold(self.workdir.clone(), |p, c| p.join(c));
+            if candidate.is_file() {
+                return Some(canonical(&candidate));
+            }
+        }
+        None
     }
 
     fn resolve_suffix(&mut self, suffix: &str) -> Resolved {
