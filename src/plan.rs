@@ -425,22 +425,57 @@ pub(crate) fn plan_json(
 /// keywords; the label carries the name.
 pub(crate) fn render_mermaid(pipeline: &Pipeline) -> String {
     let mut out = String::from("flowchart TD\n");
-    for (i, stage) in pipeline.stages.iter().enumerate() {
-        let mut label = stage.display_name.replace('"', "#quot;");
-        if !stage.condition.is_default() {
-            label.push_str("<br/>if ");
-            label.push_str(&stage.condition.text().replace('"', "#quot;"));
+    // A matrix stage is one node: one per combination, a large matrix passes Mermaid's limit
+    // of 500 edges.
+    let node_of = |stage: &crate::config::pipeline::Stage| {
+        stage
+            .matrix
+            .as_ref()
+            .map_or(&stage.id, |m| &m.group)
+            .clone()
+    };
+    let mut nodes: Vec<(String, usize)> = Vec::new();
+    for stage in &pipeline.stages {
+        let key = node_of(stage);
+        match nodes.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => {
+                nodes.push((key.clone(), 1));
+                let mut label = match &stage.matrix {
+                    Some(m) => m.group.clone(),
+                    None => stage.display_name.clone(),
+                };
+                if !stage.condition.is_default() {
+                    label.push_str("\nif ");
+                    label.push_str(&stage.condition.text());
+                }
+                let lines: Vec<String> =
+                    label.split('\n').map(crate::text::mermaid_label).collect();
+                let _ = writeln!(out, "    s{}[\"{}\"]", nodes.len() - 1, lines.join("<br/>"));
+            }
         }
-        let _ = writeln!(out, "    s{i}[\"{label}\"]");
     }
-    for (i, stage) in pipeline.stages.iter().enumerate() {
+    let mut edges: Vec<(usize, usize)> = Vec::new();
+    for stage in &pipeline.stages {
+        let to = nodes
+            .iter()
+            .position(|(k, _)| *k == node_of(stage))
+            .unwrap_or(0);
         for need in &stage.needs {
+            let from = nodes
+                .iter()
+                .position(|(k, _)| *k == node_of(pipeline.stage(*need)))
+                .unwrap_or(0);
+            if edges.contains(&(from, to)) {
+                continue;
+            }
+            edges.push((from, to));
             let arrow = if !stage.condition.decides_status() {
                 "-->"
             } else {
                 "-.->"
             };
-            let _ = writeln!(out, "    s{} {arrow} s{i}", need.0);
+            let _ = writeln!(out, "    s{from} {arrow} s{to}");
         }
     }
     out
@@ -512,5 +547,12 @@ pub(crate) fn false_here(condition: &Condition, vars: &HashMap<String, String>) 
         }
     }
     let env = Preview(vars);
-    (!expr.eval(&env).truthy()).then(|| expr.explain(&env, &|v| v.to_owned()))
+    (!expr.eval(&env).truthy()).then(|| {
+        let values = expr.explain(&env, &|v| v.to_owned());
+        if values.is_empty() {
+            "it reads no value: always false".to_owned()
+        } else {
+            values
+        }
+    })
 }

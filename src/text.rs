@@ -135,6 +135,24 @@ pub(crate) fn may_hide_byte(c: u8) -> bool {
     ((c < 0x20) & (c != b'\t') & (c != b'\n')) | (c == 0x7f) | (c == 0xc2) | (c == 0xe2)
 }
 
+/// Text inside a Mermaid `["..."]` label: Mermaid reads it as HTML, so `"`, `<`, `>`, `&` and
+/// `#` are written as its entity codes, and line breaks as spaces.
+pub(crate) fn mermaid_label(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("#quot;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '&' => out.push_str("#amp;"),
+            '#' => out.push_str("#35;"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

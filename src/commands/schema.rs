@@ -63,6 +63,17 @@ pub(crate) fn pipeline_schema() -> Value {
                         {
                             "type": "object",
                             "additionalProperties": false,
+                            "oneOf": [
+                                {
+                                    "required": ["required"],
+                                    "properties": { "required": { "const": true } },
+                                    "not": { "required": ["default"] }
+                                },
+                                {
+                                    "required": ["default"],
+                                    "properties": { "required": { "const": false } }
+                                }
+                            ],
                             "properties": {
                                 "required": {
                                     "description": "No value in the file: each run gives one by `--var NAME=VALUE` or the environment.",
@@ -340,7 +351,7 @@ fn stage() -> Value {
             { "required": ["command"] },
             { "required": ["uses"] }
         ],
-        "dependencies": { "with": ["uses"] },
+        "dependencies": { "with": ["uses"], "fail-fast": ["matrix"] },
         "properties": {
             "name": { "description": "The stage's name in reports; defaults to its key.", "type": "string" },
             "needs": {
@@ -352,7 +363,7 @@ fn stage() -> Value {
             },
             "if": {
                 "description": "When the stage runs: an expression over variables (`PORTCULLIS_BRANCH`, `PORTCULLIS_TAG`, `PORTCULLIS_COMMIT`, `PORTCULLIS_EVENT`, the pipeline's `env`) and outputs (`STAGE.KEY`) with `==`, `!=`, `<`, `>`, `=~ 'glob'`, `&&`, `||`, `!`, parentheses and `success()`, `failure()`, `always()`, `cancelled()`, `contains()`, `startsWith()`, `endsWith()`; may be wrapped in `${{ }}`. Without `failure()`, `always()` or `cancelled()` the stage also needs every need to have passed. `success`, `failure`, `always` alone stand for the functions; `true` and `false` are constant conditions.",
-                "type": ["string", "boolean"],
+                "type": ["string", "boolean", "number"],
                 "minLength": 1
             },
             "run": {
@@ -369,7 +380,7 @@ fn stage() -> Value {
             },
             "with": {
                 "description": "Settings of the built-in kind named by `uses:`.",
-                "type": "object"
+                "type": ["object", "null"]
             },
             "env": {
                 "description": "Environment variables of this stage only; `${{ NAME }}` expands them in the stage.",

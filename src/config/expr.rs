@@ -762,10 +762,11 @@ impl Parser {
                 if self.peek() == Some(&Tok::LParen) {
                     return self.call(&word, range);
                 }
+                // YAML's spellings of the constants, as an editor reading the file sees them.
                 match word.as_str() {
-                    "true" => return Ok(Expr::Bool(true)),
-                    "false" => return Ok(Expr::Bool(false)),
-                    "null" => return Ok(Expr::Null),
+                    "true" | "True" | "TRUE" => return Ok(Expr::Bool(true)),
+                    "false" | "False" | "FALSE" => return Ok(Expr::Bool(false)),
+                    "null" | "Null" | "NULL" => return Ok(Expr::Null),
                     _ => {}
                 }
                 let name = match word.split_once('.') {

@@ -218,9 +218,40 @@ pub(crate) struct Stage {
 }
 
 impl Stage {
-    /// The stage's id as a file name in the run folder: a matrix value may hold a `/`.
+    /// The stage's id as a file name in the run folder (log, script, outputs): the id itself
+    /// when it is a plain stage name.
     pub(crate) fn file_stem(&self) -> String {
-        self.id.replace(['/', '\0'], "_")
+        let plain = self
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if plain {
+            return self.id.clone();
+        }
+        // A matrix combination's name holds what a file name cannot (`/`), may be long, and two
+        // may differ only there: a readable prefix, and a hash of the whole name to keep them
+        // apart.
+        let mut readable: String = self
+            .id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_=,.() ".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(80)
+            .collect();
+        if readable.starts_with('.') {
+            readable.insert(0, '_');
+        }
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.id.bytes() {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{} {:08x}", readable.trim_end(), hash >> 32)
     }
 
     /// Every template of the stage: its action's, its rollback's, its `env` and `workdir`.

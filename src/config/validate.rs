@@ -1119,7 +1119,13 @@ impl<'a> Validator<'a> {
             spec.fail_fast = fail_fast.unwrap_or(true);
             spec
         });
-        let matrix_keys: Vec<String> = spec.as_ref().map(MatrixSpec::keys).unwrap_or_default();
+        // The keys as written, even when the matrix has an error of its own: a reference to one
+        // of them is not a second error.
+        let matrix_keys: Vec<String> = match (&spec, f.get("matrix")) {
+            (Some(spec), _) => spec.keys(),
+            (None, Some(node)) => written_matrix_keys(node),
+            (None, None) => Vec::new(),
+        };
         let scope = &Scope {
             matrix_keys: &matrix_keys,
             ..*scope
@@ -1323,6 +1329,27 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+        // Each key becomes `MATRIX_KEY`: two that become one would overwrite each other.
+        let keys = spec.keys();
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(other) = keys[..i]
+                .iter()
+                .find(|o| matrix::env_name(o) == matrix::env_name(key))
+            {
+                let span = f.key_span(key).unwrap_or_else(|| node.span.clone());
+                self.error(
+                    ConfigError::new(
+                        format!(
+                            "matrix keys `{other}` and `{key}` are both `{}` in the environment",
+                            matrix::env_name(key)
+                        ),
+                        span,
+                        "same variable",
+                    )
+                    .help("rename one: keys are upper-cased, `-` written `_`"),
+                );
+            }
+        }
         if self.errors.len() != errors_before {
             return None;
         }
@@ -1423,7 +1450,7 @@ impl<'a> Validator<'a> {
             return None;
         };
         let written = self.text.get(node.span.clone()).unwrap_or_default();
-        if value.trim().is_empty() {
+        if value.trim().is_empty() || node.is_null() {
             let line_start = self.text[..node.span.start.min(self.text.len())]
                 .rfind('\n')
                 .map_or(0, |i| i + 1);
@@ -1836,6 +1863,36 @@ fn known_values(
         }
     }
     known
+}
+
+/// The keys a `matrix:` mapping names (its axes, and the keys of its `include` entries), read
+/// from the tree as written.
+fn written_matrix_keys(node: &Node) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    let NodeKind::Map(pairs) = &node.kind else {
+        return keys;
+    };
+    for (k, v) in pairs {
+        match k.as_str() {
+            Some("include") => {
+                if let NodeKind::Seq(items) = &v.kind {
+                    for item in items {
+                        if let NodeKind::Map(entry) = &item.kind {
+                            keys.extend(
+                                entry
+                                    .iter()
+                                    .filter_map(|(k, _)| k.as_str().map(str::to_owned)),
+                            );
+                        }
+                    }
+                }
+            }
+            Some("exclude") | None => {}
+            Some(axis) => keys.push(axis.to_owned()),
+        }
+    }
+    keys.dedup();
+    keys
 }
 
 fn is_env_name(name: &str) -> bool {

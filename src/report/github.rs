@@ -376,18 +376,55 @@ impl GithubReporter {
             }
         }
         md.push_str("\n```mermaid\nflowchart LR\n");
-        for (i, stage) in self.stages.iter().enumerate() {
+        // A matrix stage is one node (its worst outcome, its count): drawn one per combination,
+        // two stages after a large matrix pass Mermaid's limit of 500 edges.
+        let node_of =
+            |stage: &PlannedStage| stage.group.clone().unwrap_or_else(|| stage.id.clone());
+        let mut nodes: Vec<(String, String, Vec<&str>)> = Vec::new();
+        for stage in &self.stages {
             let class = self
                 .results
                 .iter()
                 .find(|r| r.stage == stage.id)
                 .map_or("skipped", |r| r.status.as_str());
-            let _ = writeln!(md, "    s{i}[\"{}\"]:::{class}", mermaid_label(&stage.name));
+            let key = node_of(stage);
+            match nodes.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, _, classes)) => classes.push(class),
+                None => nodes.push((key, stage.name.clone(), vec![class])),
+            }
         }
-        for (i, stage) in self.stages.iter().enumerate() {
+        for (i, (key, name, classes)) in nodes.iter().enumerate() {
+            let worst = ["failed", "cancelled", "warning", "passed"]
+                .into_iter()
+                .find(|c| classes.contains(c))
+                .unwrap_or("skipped");
+            let label = if classes.len() > 1 {
+                format!("{key} ({} combinations)", classes.len())
+            } else {
+                name.clone()
+            };
+            let _ = writeln!(
+                md,
+                "    s{i}[\"{}\"]:::{worst}",
+                crate::text::mermaid_label(&label)
+            );
+        }
+        let mut edges: Vec<(usize, usize)> = Vec::new();
+        for stage in &self.stages {
+            let to = nodes
+                .iter()
+                .position(|(k, _, _)| *k == node_of(stage))
+                .unwrap_or(0);
             for need in &stage.needs {
-                if let Some(n) = self.stages.iter().position(|s| s.id == *need) {
-                    let _ = writeln!(md, "    s{n} --> s{i}");
+                if let Some(from) = self
+                    .stages
+                    .iter()
+                    .find(|s| s.id == *need)
+                    .and_then(|s| nodes.iter().position(|(k, _, _)| *k == node_of(s)))
+                    && !edges.contains(&(from, to))
+                {
+                    edges.push((from, to));
+                    let _ = writeln!(md, "    s{from} --> s{to}");
                 }
             }
         }
@@ -491,22 +528,6 @@ fn md_code(text: &str, in_table: bool) -> String {
 
 /// A node label of the summary's Mermaid graph, inside `"…"`: Mermaid's entity codes for what
 /// would end the label or be read as HTML.
-fn mermaid_label(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("#quot;"),
-            '<' => out.push_str("#lt;"),
-            '>' => out.push_str("#gt;"),
-            '&' => out.push_str("#amp;"),
-            '#' => out.push_str("#35;"),
-            '\n' | '\r' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn tail_text(reason: &str, tail: &[String]) -> String {
     let start = tail.len().saturating_sub(10);
     let mut text = reason.to_owned();

@@ -298,6 +298,12 @@ impl Dispatcher {
                 duration: start.elapsed(),
             })
             .await;
+        for group in self.skipped_matrices() {
+            Arc::make_mut(&mut self.outputs)
+                .entry(group)
+                .or_default()
+                .insert(crate::handoff::SKIPPED_KEY.to_owned(), "true".to_owned());
+        }
         let mut outputs = Arc::unwrap_or_clone(self.outputs);
         let selected = &self.setup.selection.selected;
         // A matrix stage's hand-off is kept under its name when a combination ran here.
@@ -608,15 +614,35 @@ impl Dispatcher {
     /// (what needs one needs them all).
     fn mark_skipped(&mut self, idx: StageIdx) {
         let stage = self.pipeline.stage(idx);
-        let name = stage
-            .matrix
-            .as_ref()
-            .map_or(&stage.id, |m| &m.group)
-            .clone();
-        Arc::make_mut(&mut self.outputs)
-            .entry(name)
-            .or_default()
-            .insert(crate::handoff::SKIPPED_KEY.to_owned(), "true".to_owned());
+        // A matrix stage is skipped, for what needs it elsewhere, only when every combination
+        // this run was to run was (an exported job runs one): see the end of the run.
+        if stage.matrix.is_none() {
+            Arc::make_mut(&mut self.outputs)
+                .entry(stage.id.clone())
+                .or_default()
+                .insert(crate::handoff::SKIPPED_KEY.to_owned(), "true".to_owned());
+        }
+    }
+
+    /// The matrix stages every selected combination of which this run skipped.
+    fn skipped_matrices(&self) -> Vec<String> {
+        let mut groups: Vec<(String, bool)> = Vec::new();
+        for (i, stage) in self.pipeline.stages.iter().enumerate() {
+            let Some(m) = &stage.matrix else { continue };
+            if !self.setup.selection.selected[i] {
+                continue;
+            }
+            let skipped = self.states[i] == State::Done(StageStatus::Skipped);
+            match groups.iter_mut().find(|(g, _)| *g == m.group) {
+                Some((_, all)) => *all &= skipped,
+                None => groups.push((m.group.clone(), skipped)),
+            }
+        }
+        groups
+            .into_iter()
+            .filter(|(_, all)| *all)
+            .map(|(g, _)| g)
+            .collect()
     }
 
     fn has_rollback(&self, idx: StageIdx) -> bool {

@@ -172,10 +172,13 @@ fn summary(project: &Path) -> Vec<(String, StageRun)> {
                     status: s["status"].as_str().expect("status").to_owned(),
                     started: s["started_ms"].as_u64(),
                     outputs: s["outputs"].clone(),
-                    log: std::fs::read_to_string(
-                        run_dir.join(format!("{}.log", s["id"].as_str().expect("id"))),
-                    )
-                    .unwrap_or_default(),
+                    // Where the run says the stage's log is (a matrix combination's file name
+                    // is not its id).
+                    log: s["log"]
+                        .as_str()
+                        .and_then(|log| Path::new(log).file_name().map(|name| run_dir.join(name)))
+                        .and_then(|path| std::fs::read_to_string(path).ok())
+                        .unwrap_or_default(),
                 },
             )
         })

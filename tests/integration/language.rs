@@ -92,7 +92,7 @@ fn a_false_condition_skips_its_stage_and_what_needs_it_with_the_values_that_made
     let r = t.run(&["graph", "p"]);
     assert!(
         r.stdout.contains(
-            "s1[\"deploy<br/>if PORTCULLIS_BRANCH == 'main' && build.version =~ '1.*'\"]"
+            "s1[\"deploy<br/>if PORTCULLIS_BRANCH == 'main' #amp;#amp; build.version =~ '1.*'\"]"
         ),
         "{r:?}"
     );
@@ -284,6 +284,18 @@ fn a_matrix_runs_each_combination_by_name_and_needs_wait_for_all() {
     let stages = summary["stages"].as_array().expect("stages");
     let in_matrix = stages.iter().filter(|s| s["matrix"] == "test").count();
     assert_eq!(in_matrix, 4, "{summary}");
+    // Graphs draw a matrix stage once: a large one would pass Mermaid's 500 edges.
+    let graph = t.run(&["graph", "p"]).stdout;
+    assert_eq!(graph.matches("-->").count(), 2, "{graph}");
+    assert!(graph.contains("s1[\"test\"]"), "{graph}");
+    let github = t.github(&["run", "p"]).output().expect("run");
+    assert!(github.status.success(), "{github:?}");
+    let md = t.github_summary();
+    assert!(
+        md.contains("s1[\"test (4 combinations)\"]:::passed"),
+        "{md}"
+    );
+    assert_eq!(md.matches(" --> ").count(), 2, "{md}");
 
     // `--only test` runs every combination; with `PORTCULLIS_MATRIX` (what an exported job
     // sets), only that one, in either of its forms.
@@ -667,4 +679,42 @@ fn paths_see_the_branchs_changes_from_a_subfolder_and_with_any_file_name() {
     assert!(t.path().join("svc/built").exists(), "{out:?}");
     assert!(t.path().join("svc/documented").exists(), "{out:?}");
     assert!(!t.path().join("svc/othered").exists(), "{out:?}");
+}
+
+/// Combinations whose names differ only by what a file name cannot hold, or are very long,
+/// each keep their own script and log.
+#[test]
+fn each_combination_has_its_own_files_whatever_its_values() {
+    let long = "x".repeat(300);
+    let t = Test::new().pipeline(
+        "p",
+        &format!(
+            "version: 1\nstages:\n  test:\n    matrix:\n      v: [\"a/b\", \"a_b\", \"{long}\"]\n    fail-fast: false\n    run: |\n      echo \"I am ${{{{ matrix.v }}}}\"\n      test \"${{{{ matrix.v }}}}\" = \"$MATRIX_V\"\n"
+        ),
+    );
+    let r = t.run(&["run", "p", "-j", "3"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t.latest_run().join("summary.json")).expect("summary.json"),
+    )
+    .expect("json");
+    let mut logs = Vec::new();
+    for stage in summary["stages"].as_array().expect("stages") {
+        let log = stage["log"].as_str().expect("a log").to_owned();
+        let text = std::fs::read_to_string(
+            t.latest_run()
+                .join(std::path::Path::new(&log).file_name().expect("a file name")),
+        )
+        .expect("the log");
+        let id = stage["id"].as_str().expect("id");
+        let value = id
+            .strip_prefix("test (v=")
+            .and_then(|v| v.strip_suffix(')'))
+            .expect("a combination");
+        assert_eq!(text, format!("I am {value}\n"), "{id}");
+        logs.push(log);
+    }
+    logs.sort();
+    logs.dedup();
+    assert_eq!(logs.len(), 3, "{logs:?}");
 }

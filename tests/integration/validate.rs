@@ -338,6 +338,11 @@ fn types_durations_and_structure() {
             "`db_check` and `db-check` differ only by `-` and `_`",
             "5:3",
         ),
+        (
+            "version: 1\nstages:\n  t:\n    matrix: { node-version: ['18'], node_version: ['20'] }\n    run: x\n",
+            "matrix keys `node-version` and `node_version` are both `MATRIX_NODE_VERSION`",
+            "4:37",
+        ),
         ("", "the pipeline file is empty", "1:1"),
     ];
     for (yaml, message, location) in cases {
