@@ -82,7 +82,11 @@ fn run_checked(args: RunArgs) -> Result<u8, Error> {
     let selection = plan::select(&pipeline, &options).map_err(Error::usage)?;
     // Only what the stages that run read is demanded: an exported job running `--only lint`
     // does not need the deploy's target.
-    let missing = pipeline.missing_required(&given_vars, &from_env, &selection.selected);
+    let missing = pipeline.missing_required(
+        &given_vars,
+        &from_env,
+        &will_run(&pipeline, &selection, &vars, &given_vars, &from_env),
+    );
     if !missing.is_empty() && !args.dry_run {
         return Err(missing_required(&missing));
     }
@@ -519,6 +523,57 @@ fn dry_run(
         pipeline.stages.len()
     ));
     crate::commands::write_data(text.as_bytes())
+}
+
+/// The stages a run will run as far as can be told before it starts: selected, and not
+/// skipped by a condition that reads only variables and is false with this run's values (nor
+/// needing such a stage without deciding on failures itself). A condition that reads a
+/// required variable without a value, or a secret, cannot be told, and counts as running.
+fn will_run(
+    pipeline: &Pipeline,
+    selection: &Selection,
+    vars: &[(String, String)],
+    given: &[(String, String)],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<bool> {
+    // Values not known yet: required variables without one, and secrets (not resolved yet).
+    let unknown: Vec<String> = pipeline
+        .missing_required(given, env, &vec![true; pipeline.stages.len()])
+        .into_iter()
+        .map(|(name, _)| name)
+        .chain(pipeline.secrets.keys().cloned())
+        .collect();
+    let preview = pipeline.preview_vars(vars);
+    let mut runs: Vec<bool> = selection.selected.clone();
+    for (i, stage) in pipeline.stages.iter().enumerate() {
+        let reads_unknown = stage.condition.expr.as_ref().is_some_and(|e| {
+            e.names()
+                .iter()
+                .any(|n| matches!(n, crate::config::expr::Name::Var(v) if unknown.contains(v)))
+        });
+        if !reads_unknown && plan::false_here(&stage.condition, &preview).is_some() {
+            runs[i] = false;
+        }
+    }
+    // What needs a stage that will not run does not run either, unless it decides on failures.
+    loop {
+        let mut changed = false;
+        for (i, stage) in pipeline.stages.iter().enumerate() {
+            if runs[i]
+                && !stage.condition.decides_status()
+                && stage
+                    .needs
+                    .iter()
+                    .any(|n| selection.selected[n.0] && !runs[n.0])
+            {
+                runs[i] = false;
+                changed = true;
+            }
+        }
+        if !changed {
+            return runs;
+        }
+    }
 }
 
 /// The error of a run that lacks required variables: each with its description.

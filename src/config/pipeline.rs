@@ -16,6 +16,44 @@ use super::template::{Outputs, Values};
 pub(crate) use super::template::{Template, TemplatePart};
 use super::yaml::Node;
 
+/// A stage id as a file name in the run folder: the id itself when it is a plain stage name;
+/// else (a matrix combination's name holds what a file name cannot, such as `/`, may be long,
+/// and two may differ only there) a readable prefix without blanks, and a hash of the whole
+/// name to keep them apart.
+pub(crate) fn file_stem(id: &str) -> String {
+    let plain = id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if plain {
+        return id.to_owned();
+    }
+    let mut readable: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_=,.()".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    if readable.starts_with('.') {
+        readable.insert(0, '_');
+    }
+    format!("{readable}_{:08x}", short_hash(id))
+}
+
+/// 32 bits of FNV-1a: stable across runs and machines, to tell names apart in file names.
+pub(crate) fn short_hash(text: &str) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    u32::try_from(hash >> 32).unwrap_or(0)
+}
+
 /// A stage's position in [`Pipeline::stages`], which is file order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct StageIdx(pub(crate) usize);
@@ -218,40 +256,10 @@ pub(crate) struct Stage {
 }
 
 impl Stage {
-    /// The stage's id as a file name in the run folder (log, script, outputs): the id itself
-    /// when it is a plain stage name.
+    /// The stage's id as a file name in the run folder (log, script, outputs): see
+    /// [`file_stem`].
     pub(crate) fn file_stem(&self) -> String {
-        let plain = self
-            .id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if plain {
-            return self.id.clone();
-        }
-        // A matrix combination's name holds what a file name cannot (`/`), may be long, and two
-        // may differ only there: a readable prefix, and a hash of the whole name to keep them
-        // apart.
-        let mut readable: String = self
-            .id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_=,.() ".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(80)
-            .collect();
-        if readable.starts_with('.') {
-            readable.insert(0, '_');
-        }
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in self.id.bytes() {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        format!("{} {:08x}", readable.trim_end(), hash >> 32)
+        file_stem(&self.id)
     }
 
     /// Every template of the stage: its action's, its rollback's, its `env` and `workdir`.

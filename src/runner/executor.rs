@@ -676,7 +676,7 @@ pub(super) async fn run_rollback(job: RollbackJob) -> RollbackStatus {
     let script_file = setup
         .run_dir
         .join("scripts")
-        .join(format!("{}.rollback.sh", stage.id));
+        .join(format!("{}.rollback.sh", stage.file_stem()));
     let never = CancellationToken::new();
     let (status, reason) = match prepare(stage, setup, &job.outputs, job.status) {
         Err(reason) => (RollbackStatus::Failed, Some(reason)),

@@ -871,6 +871,22 @@ fn file_name(stage: &str) -> String {
             out.push_str(&format!("%{b:02X}"));
         }
     }
+    // A long matrix combination's name: a bounded prefix and a hash of the whole (the marker
+    // itself holds the name).
+    if out.len() > 150 {
+        let mut cut = 120;
+        while !out.is_char_boundary(cut)
+            || out[..cut].ends_with('%')
+            || out[..cut.saturating_sub(1)].ends_with('%')
+        {
+            cut -= 1;
+        }
+        out = format!(
+            "{}~{:08x}",
+            &out[..cut],
+            crate::config::pipeline::short_hash(stage)
+        );
+    }
     out
 }
 
@@ -1028,10 +1044,16 @@ fn waiting_stages(dir: &Path) -> Vec<String> {
             entries
                 .filter_map(Result::ok)
                 .filter_map(|e| {
-                    e.file_name()
-                        .to_str()?
-                        .strip_suffix(".waiting")
-                        .map(stage_of_file)
+                    let name = e.file_name().to_str()?.strip_suffix(".waiting")?.to_owned();
+                    // The marker names its stage; its file name may be shortened.
+                    let marker: Option<Value> = std::fs::read_to_string(e.path())
+                        .ok()
+                        .and_then(|t| serde_json::from_str(&t).ok());
+                    Some(
+                        marker
+                            .and_then(|m| m["stage"].as_str().map(str::to_owned))
+                            .unwrap_or_else(|| stage_of_file(&name)),
+                    )
                 })
                 .collect()
         })
@@ -1122,6 +1144,15 @@ mod tests {
 
     #[test]
     fn matrix_stage_names_become_safe_file_names() {
+        let long = format!("gate (env={})", "x/".repeat(120));
+        assert!(file_name(&long).len() < 200);
+        let run = tempfile::tempdir().expect("temp dir");
+        let dir = approvals_dir(run.path());
+        let waiting = Waiting::mark(&dir, &long, "go?", &[]).expect("a long name is marked");
+        assert_eq!(waiting_stages(&dir), [long.clone()]);
+        decide_from_outside(run.path(), &long, true, "bob").expect("approved");
+        assert!(waiting.decision().expect("read").expect("decided").approved);
+        drop(waiting);
         for stage in ["gate", "gate (env=prod/eu)", "a b%c", "../x"] {
             let name = file_name(stage);
             assert!(!name.contains(['/', ' ', '.']), "{name}");

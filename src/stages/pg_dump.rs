@@ -1023,7 +1023,10 @@ impl PgDump {
         }
         let copy = conn.with_dbname(&name);
         let passfile: Option<PathBuf> = if copy.password.is_some() {
-            let path = cx.run_dir.join(format!("{}.pgpass", cx.stage));
+            let path = cx.run_dir.join(format!(
+                "{}.pgpass",
+                crate::config::pipeline::file_stem(&cx.stage)
+            ));
             PassFile::persist(&copy, &path)?;
             Some(path)
         } else {

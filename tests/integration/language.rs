@@ -718,3 +718,63 @@ fn each_combination_has_its_own_files_whatever_its_values() {
     logs.dedup();
     assert_eq!(logs.len(), 3, "{logs:?}");
 }
+
+/// A deploy gated to `main` that reads a required variable does not demand it on a branch
+/// where it will not run (a pre-push hook on a feature branch); on `main` it does.
+#[test]
+fn a_required_variable_of_a_stage_its_condition_skips_is_not_demanded() {
+    let pipeline = r#"version: 1
+env:
+  TARGET: { required: true, description: the production host }
+stages:
+  lint:
+    run: touch linted
+  deploy:
+    needs: [lint]
+    if: PORTCULLIS_BRANCH == 'main'
+    run: echo "to ${{ TARGET }}"
+  announce:
+    needs: [deploy]
+    run: echo announced
+  notify:
+    needs: [announce]
+    if: always
+    run: echo notified
+"#;
+    let t = Test::new()
+        .pipeline("p", pipeline)
+        .env("PORTCULLIS_BRANCH", "feature/x");
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(t.path().join("linted").exists());
+    let t = Test::new()
+        .pipeline("p", pipeline)
+        .env("PORTCULLIS_BRANCH", "main");
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("`TARGET` (the production host)"), "{r:?}");
+}
+
+/// A matrix combination whose value holds `/` rolls back like any other.
+#[test]
+fn a_matrix_combination_with_a_slash_rolls_back() {
+    let t = Test::new().pipeline(
+        "p",
+        r#"version: 1
+stages:
+  deploy:
+    matrix: { region: ["eu/west", "us_east"] }
+    run: echo deployed
+    rollback: echo "rolled back $MATRIX_REGION" >> rolled
+  smoke:
+    needs: [deploy]
+    run: exit 1
+"#,
+    );
+    let r = t.run(&["run", "p"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let rolled = t.read("rolled");
+    assert!(rolled.contains("rolled back eu/west\n"), "{rolled}\n{r:?}");
+    assert!(rolled.contains("rolled back us_east\n"), "{rolled}");
+    assert!(!r.stderr.contains("rollback failed"), "{r:?}");
+}
