@@ -1149,7 +1149,7 @@ mod tests {
         let run = tempfile::tempdir().expect("temp dir");
         let dir = approvals_dir(run.path());
         let waiting = Waiting::mark(&dir, &long, "go?", &[]).expect("a long name is marked");
-        assert_eq!(waiting_stages(&dir), [long.clone()]);
+        assert_eq!(waiting_stages(&dir), std::slice::from_ref(&long));
         decide_from_outside(run.path(), &long, true, "bob").expect("approved");
         assert!(waiting.decision().expect("read").expect("decided").approved);
         drop(waiting);
