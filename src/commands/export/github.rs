@@ -13,7 +13,8 @@ use std::fmt::Write as _;
 use super::condition;
 use super::{
     Jobs, Place, approval_environment, comment, handoff_name, has_rollback, hosted_gaps, job_ids,
-    matrix_condition, need_ids, required_vars, scalar, secret_variable, timeout_minutes,
+    matrix_condition, need_ids, required_header, required_vars, scalar, secret_variable,
+    timeout_minutes,
 };
 use crate::config::matrix::MatrixSpec;
 use crate::config::pipeline::Pipeline;
@@ -70,25 +71,13 @@ pub(super) fn workflow(
             );
         }
     }
+    required_header(
+        &mut out,
+        pipeline,
+        "#\n# Required variables come from the repository's (or environment's) variables\n\
+         # (Settings > Secrets and variables > Actions > Variables), into the jobs that read them:\n",
+    );
     let required = required_vars(pipeline);
-    if !required.is_empty() {
-        out.push_str(
-            "#\n# Required variables come from the repository's (or environment's) variables\n\
-             # (Settings > Secrets and variables > Actions > Variables), into the jobs that read them:\n",
-        );
-        for (name, description, readers) in &required {
-            let about = description
-                .as_deref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "#   `{name}`{}: {}",
-                comment(&about),
-                comment(&readers.join(", "))
-            );
-        }
-    }
     let _ = writeln!(out, "name: {}", scalar(&pipeline.name));
     out.push_str("on: [push, pull_request, workflow_dispatch]\n");
     out.push_str("permissions:\n  contents: read\n");

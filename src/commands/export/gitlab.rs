@@ -18,7 +18,7 @@ use super::{
     Jobs, Place, approval_environment, comment, has_rollback, hosted_gaps, job_ids, scalar,
     secret_variable, timeout_minutes,
 };
-use super::{condition, matrix_condition, required_vars};
+use super::{condition, matrix_condition, required_header};
 use crate::config::pipeline::Pipeline;
 
 /// The JUnit report and the outputs each job writes, in its working folder.
@@ -121,25 +121,12 @@ pub(super) fn config(pipeline: &Pipeline, jobs: &Jobs<'_>, place: &Place) -> Str
             );
         }
     }
-    let required = required_vars(pipeline);
-    if !required.is_empty() {
-        out.push_str(
-            "#\n# Required variables are CI/CD variables too (or given when a pipeline is run by\n\
-             # hand); the jobs that read them fail without:\n",
-        );
-        for (name, description, readers) in &required {
-            let about = description
-                .as_deref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "#   `{name}`{}: {}",
-                comment(&about),
-                comment(&readers.join(", "))
-            );
-        }
-    }
+    required_header(
+        &mut out,
+        pipeline,
+        "#\n# Required variables are CI/CD variables too (or given when a pipeline is run by\n\
+         # hand); the jobs that read them fail without:\n",
+    );
     out.push_str("\nvariables:\n");
     let _ = writeln!(
         out,

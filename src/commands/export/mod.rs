@@ -335,6 +335,30 @@ pub(crate) fn required_vars(pipeline: &Pipeline) -> Vec<(String, Option<String>,
         .collect()
 }
 
+/// Writes the header lines that list the required variables, under `intro` (comment lines,
+/// each ending in a line break): one `#   `NAME` (description): readers` per variable.
+pub(crate) fn required_header(out: &mut String, pipeline: &Pipeline, intro: &str) {
+    let required = required_vars(pipeline);
+    if required.is_empty() {
+        return;
+    }
+    out.push_str(intro);
+    for (name, description, readers) in &required {
+        let about = description
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        let _ = std::fmt::Write::write_fmt(
+            out,
+            format_args!(
+                "#   `{name}`{}: {}\n",
+                comment(&about),
+                comment(&readers.join(", "))
+            ),
+        );
+    }
+}
+
 /// Whether the stage has a rollback, its own or its kind's.
 pub(crate) fn has_rollback(stage: &Stage) -> bool {
     stage.rollback.is_some() || matches!(&stage.action, Action::Uses(kind) if kind.has_rollback)
