@@ -9,7 +9,11 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<u8, Error> {
     let vars = parse_vars(&args.vars)?;
     let pipeline = load(&config::resolve(args.pipeline.as_deref()), &vars)?;
     let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let preview = pipeline.preview_vars(&pipeline.with_required_from_env(&vars, &from_env));
+    let here = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let preview = pipeline.preview_vars(
+        &crate::context::current(&here),
+        &pipeline.with_required_from_env(&vars, &from_env),
+    );
     match args.format {
         OutputFormat::Human => write_data(plan::render_plan(&pipeline, None, &preview).as_bytes()),
         OutputFormat::Json => write_json(&plan::plan_json(&pipeline, None, &preview)),

@@ -56,6 +56,10 @@ fn run_checked(args: RunArgs) -> Result<u8, Error> {
     let path = config::resolve(args.pipeline.as_deref());
     let pipeline = load(&path, &vars)?;
     let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    // Read once: what the run is about (git or the CI's variables), for conditions judged
+    // before the run, the dry run and the run itself.
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let context = crate::context::current(&here);
     let given_vars = vars.clone();
     let vars = pipeline.with_required_from_env(&vars, &from_env);
     let changed = match &args.base {
@@ -82,27 +86,33 @@ fn run_checked(args: RunArgs) -> Result<u8, Error> {
     let selection = plan::select(&pipeline, &options).map_err(Error::usage)?;
     // Only what the stages that run read is demanded: an exported job running `--only lint`
     // does not need the deploy's target.
-    let missing = pipeline.missing_required(
-        &given_vars,
-        &from_env,
-        &will_run(&pipeline, &selection, &vars, &given_vars, &from_env),
-    );
-    if !missing.is_empty() && !args.dry_run {
-        return Err(missing_required(&missing));
+    let unset: Vec<String> = pipeline
+        .missing_required(&given_vars, &from_env, &vec![true; pipeline.stages.len()])
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    if !unset.is_empty() && !args.dry_run {
+        let runs = will_run(&pipeline, &selection, &context, &vars, &unset);
+        let missing = pipeline.missing_required(&given_vars, &from_env, &runs);
+        if !missing.is_empty() {
+            return Err(missing_required(&missing));
+        }
     }
     crate::stages::approval::check_flags(&pipeline, &args.approve).map_err(|e| {
         Error::usage(e).help("`--approve` names a `uses: approval` stage of the pipeline")
     })?;
     if args.dry_run {
-        return dry_run(&pipeline, &selection, &vars, args.format);
+        let preview = pipeline.preview_vars(&context, &vars);
+        return dry_run(&pipeline, &selection, &preview, args.format);
     }
-    crate::commands::runtime()?.block_on(run_pipeline(pipeline, selection, vars, &args))
+    crate::commands::runtime()?.block_on(run_pipeline(pipeline, selection, vars, context, &args))
 }
 
 async fn run_pipeline(
     pipeline: Pipeline,
     selection: Selection,
     cli_vars: Vec<(String, String)>,
+    context: Vec<(String, String)>,
     args: &RunArgs,
 ) -> Result<u8, Error> {
     // Listening from the first instruction: an interrupt while secrets resolve ends the run like
@@ -185,7 +195,6 @@ async fn run_pipeline(
         let _ = out.flush();
     }
 
-    let context = crate::context::current(&root);
     let first: Vec<(String, String)> = context.iter().chain(&resolved).cloned().collect();
     let (vars, env_pairs) = pipeline.layer_vars(&first, &cli_vars);
     let mut base_env: Vec<(String, String)> = std::env::vars().collect();
@@ -508,15 +517,15 @@ fn random_token() -> String {
 fn dry_run(
     pipeline: &Pipeline,
     selection: &Selection,
-    cli_vars: &[(String, String)],
+    preview: &std::collections::HashMap<String, String>,
     format: OutputFormat,
 ) -> Result<u8, Error> {
     if format == OutputFormat::Json {
-        let mut doc = plan::plan_json(pipeline, Some(selection), &pipeline.preview_vars(cli_vars));
+        let mut doc = plan::plan_json(pipeline, Some(selection), preview);
         doc["dry_run"] = serde_json::Value::Bool(true);
         return crate::commands::write_json(&doc);
     }
-    let mut text = plan::render_plan(pipeline, Some(selection), &pipeline.preview_vars(cli_vars));
+    let mut text = plan::render_plan(pipeline, Some(selection), preview);
     let count = selection.selected.iter().filter(|s| **s).count();
     text.push_str(&format!(
         "dry run: {count} of {} stages would run; nothing was run\n",
@@ -532,24 +541,19 @@ fn dry_run(
 fn will_run(
     pipeline: &Pipeline,
     selection: &Selection,
+    context: &[(String, String)],
     vars: &[(String, String)],
-    given: &[(String, String)],
-    env: &dyn Fn(&str) -> Option<String>,
+    unset: &[String],
 ) -> Vec<bool> {
     // Values not known yet: required variables without one, and secrets (not resolved yet).
-    let unknown: Vec<String> = pipeline
-        .missing_required(given, env, &vec![true; pipeline.stages.len()])
-        .into_iter()
-        .map(|(name, _)| name)
-        .chain(pipeline.secrets.keys().cloned())
-        .collect();
-    let preview = pipeline.preview_vars(vars);
+    let unknown: Vec<&String> = unset.iter().chain(pipeline.secrets.keys()).collect();
+    let preview = pipeline.preview_vars(context, vars);
     let mut runs: Vec<bool> = selection.selected.clone();
     for (i, stage) in pipeline.stages.iter().enumerate() {
         let reads_unknown = stage.condition.expr.as_ref().is_some_and(|e| {
             e.names()
                 .iter()
-                .any(|n| matches!(n, crate::config::expr::Name::Var(v) if unknown.contains(v)))
+                .any(|n| matches!(n, crate::config::expr::Name::Var(v) if unknown.contains(&v)))
         });
         if !reads_unknown && plan::false_here(&stage.condition, &preview).is_some() {
             runs[i] = false;

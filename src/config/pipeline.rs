@@ -218,11 +218,14 @@ impl Pipeline {
             .collect()
     }
 
-    /// `${{ NAME }}` values for showing the pipeline without running it: the run's context
-    /// ([`crate::context`]) as a run here would see it, secrets read `***`.
-    pub(crate) fn preview_vars(&self, cli_vars: &[(String, String)]) -> HashMap<String, String> {
-        let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        let mut first = crate::context::current(&here);
+    /// `${{ NAME }}` values for showing the pipeline without running it: the run's `context`
+    /// ([`crate::context`]), secrets read `***`.
+    pub(crate) fn preview_vars(
+        &self,
+        context: &[(String, String)],
+        cli_vars: &[(String, String)],
+    ) -> HashMap<String, String> {
+        let mut first = context.to_vec();
         first.extend(self.secrets.keys().map(|k| (k.clone(), "***".to_owned())));
         self.layer_vars(&first, cli_vars).0
     }
