@@ -112,9 +112,11 @@ impl Pipeline {
             .collect()
     }
 
-    /// Whether stage `idx` reads variable `name`: in its templates (as `${{ NAME }}`, or as
-    /// `$NAME` for its shell), its condition, or through an entry of the pipeline's `env`
-    /// (which every stage gets) that uses it. Loose on purpose, as [`Pipeline::secrets_read_by`].
+    /// Whether stage `idx` reads variable `name`: in its templates (`run`, `command`, `with`,
+    /// `env`, `workdir`, rollback; as `${{ NAME }}`, or as `$NAME` or `${NAME}` for a shell or a
+    /// program reading its environment), in its condition, or through an entry of the
+    /// pipeline's `env` (which every stage gets) that uses it. Loose on purpose: naming a
+    /// variable that is not read costs nothing, missing one that is read breaks the stage.
     pub(crate) fn reads(&self, idx: StageIdx, name: &str) -> bool {
         let stage = self.stage(idx);
         let in_condition = stage.condition.expr.as_ref().is_some_and(|e| {
@@ -199,21 +201,13 @@ impl Pipeline {
         (vars, env)
     }
 
-    /// The secrets stage `idx` reads, in the order of `secrets:`: those its own templates name
-    /// (`run`, `command`, `with`, `env`, `workdir`, rollback included), as `${{ NAME }}` or, for a
-    /// shell or a program to read from the environment, as `$NAME` or `${NAME}`, and those the
-    /// pipeline's `env` names, since every stage gets that env. A program that reads a secret
-    /// from its environment without the stage naming it is not seen.
+    /// The secrets stage `idx` reads ([`Pipeline::reads`]), in the order of `secrets:`. A
+    /// program that reads a secret from its environment without the stage naming it is not
+    /// seen.
     pub(crate) fn secrets_read_by(&self, idx: StageIdx) -> Vec<String> {
-        let templates: Vec<Template> = self
-            .env
-            .values()
-            .cloned()
-            .chain(self.stage(idx).templates())
-            .collect();
         self.secrets
             .keys()
-            .filter(|name| templates.iter().any(|t| t.names_variable(name)))
+            .filter(|name| self.reads(idx, name))
             .cloned()
             .collect()
     }
