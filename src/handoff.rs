@@ -113,7 +113,7 @@ pub(crate) fn skipped_upstream(
             if selected[pipeline.stage_by_name(&need.id).map_or(0, |n| n.0)] {
                 continue;
             }
-            let name = need.matrix.as_ref().map_or(&need.id, |m| &m.group);
+            let name = need.name_in_file();
             if lookup(&variable(name, SKIPPED_KEY)).as_deref() == Some("true") {
                 skipped.insert(need.id.clone());
             }
@@ -211,7 +211,7 @@ fn in_order<'a>(
     // A matrix stage's combinations hand on under the matrix stage's name, once.
     let mut names: Vec<&String> = Vec::new();
     for stage in &pipeline.stages {
-        let name = stage.matrix.as_ref().map_or(&stage.id, |m| &m.group);
+        let name = stage.name_in_file();
         if !names.contains(&name) {
             names.push(name);
         }

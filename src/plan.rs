@@ -427,13 +427,7 @@ pub(crate) fn render_mermaid(pipeline: &Pipeline) -> String {
     let mut out = String::from("flowchart TD\n");
     // A matrix stage is one node: one per combination, a large matrix passes Mermaid's limit
     // of 500 edges.
-    let node_of = |stage: &crate::config::pipeline::Stage| {
-        stage
-            .matrix
-            .as_ref()
-            .map_or(&stage.id, |m| &m.group)
-            .clone()
-    };
+    let node_of = |stage: &crate::config::pipeline::Stage| stage.name_in_file().clone();
     let mut nodes: Vec<(String, usize)> = Vec::new();
     for stage in &pipeline.stages {
         let key = node_of(stage);

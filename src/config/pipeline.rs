@@ -253,6 +253,13 @@ pub(crate) struct Stage {
 }
 
 impl Stage {
+    /// The stage as the file names it: a matrix combination's matrix stage, else its id. What
+    /// `--only` and `--skip` name, one exported job, and the name its outputs and
+    /// `portcullis-skipped` cross between runs under.
+    pub(crate) fn name_in_file(&self) -> &String {
+        self.matrix.as_ref().map_or(&self.id, |m| &m.group)
+    }
+
     /// The stage's id as a file name in the run folder (log, script, outputs): see
     /// [`file_stem`].
     pub(crate) fn file_stem(&self) -> String {

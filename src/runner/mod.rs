@@ -308,10 +308,11 @@ impl Dispatcher {
         let selected = &self.setup.selection.selected;
         // A matrix stage's hand-off is kept under its name when a combination ran here.
         outputs.retain(|stage, _| {
-            self.pipeline.stages.iter().enumerate().any(|(i, s)| {
-                selected[i]
-                    && (s.id == *stage || s.matrix.as_ref().is_some_and(|m| m.group == *stage))
-            })
+            self.pipeline
+                .stages
+                .iter()
+                .enumerate()
+                .any(|(i, s)| selected[i] && (s.id == *stage || s.name_in_file() == stage))
         });
         RunEnd { status, outputs }
     }

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use super::condition;
 use super::{
-    Jobs, Place, approval_environment, comment, handoff_name, has_rollback, hosted_gaps, job_ids,
+    Jobs, Place, approval_environment, comment, has_rollback, hosted_gaps, job_ids,
     matrix_condition, need_ids, required_header, required_vars, scalar, secret_variable,
     timeout_minutes,
 };
@@ -158,7 +158,7 @@ pub(super) fn workflow(
             for (key, id) in &outputs[pos] {
                 let value = format!(
                     "${{{{ fromJSON(steps.{STEP}.outputs.outputs || '{{}}')['{}']['{key}'] }}}}",
-                    handoff_name(stage)
+                    stage.name_in_file()
                 );
                 let _ = writeln!(out, "      {id}: {}", scalar(&value));
             }
@@ -169,7 +169,7 @@ pub(super) fn workflow(
         let _ = writeln!(out, "        uses: {}", scalar(action));
         out.push_str("        with:\n");
         let _ = writeln!(out, "          pipeline: {}", scalar(&place.pipeline));
-        let only = stage.matrix.as_ref().map_or(&stage.id, |m| &m.group);
+        let only = stage.name_in_file();
         let args = match &approval {
             Some(_) => format!("--only {only} --approve {}", stage.id),
             None => format!("--only {only}"),
@@ -195,7 +195,7 @@ pub(super) fn workflow(
                 .find(|(k, _)| k == key)
                 .map_or(key.as_str(), |(_, id)| id.as_str());
             env.push((
-                crate::handoff::variable(handoff_name(pipeline.stage(*from)), key),
+                crate::handoff::variable(pipeline.stage(*from).name_in_file(), key),
                 format!("${{{{ needs.{}.outputs.{id} }}}}", ids[from.0]),
             ));
         }
@@ -213,7 +213,7 @@ pub(super) fn workflow(
                 env.push((var.clone(), format!("${{{{ secrets.{var} }}}}")));
             }
         }
-        let own = stage.matrix.as_ref().map_or(&stage.id, |m| &m.group);
+        let own = stage.name_in_file();
         for (name, _, readers) in &required {
             if readers.contains(own) && seen.insert(name.clone()) {
                 env.push((name.clone(), format!("${{{{ vars.{name} }}}}")));

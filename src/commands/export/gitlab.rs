@@ -267,7 +267,7 @@ pub(super) fn config(pipeline: &Pipeline, jobs: &Jobs<'_>, place: &Place) -> Str
         let command = format!(
             "portcullis run {} --only={}{approve} --junit {JUNIT} --output-env {OUTPUTS}",
             shell_word(&place.pipeline),
-            stage.matrix.as_ref().map_or(&stage.id, |m| &m.group)
+            stage.name_in_file()
         );
         let _ = writeln!(out, "    - {}", scalar(&command));
     }

@@ -153,7 +153,7 @@ impl<'a> Jobs<'a> {
         let mut variables: Vec<(String, String, String)> = Vec::new();
         for pos in 0..jobs.len() {
             for (idx, key) in jobs[pos].reads.clone() {
-                let from = handoff_name(pipeline.stage(idx));
+                let from = pipeline.stage(idx).name_in_file();
                 let name = crate::handoff::variable(from, &key);
                 if let Some((s, k, _)) = variables
                     .iter()
@@ -246,7 +246,7 @@ pub(crate) fn job_ids(pipeline: &Pipeline, fits: &dyn Fn(&str) -> bool) -> Vec<S
             ids.push(id);
             continue;
         }
-        let name = stage.matrix.as_ref().map_or(&stage.id, |m| &m.group);
+        let name = stage.name_in_file();
         let stage = &Stage {
             id: name.clone(),
             ..stage.clone()
@@ -297,12 +297,6 @@ pub(crate) fn matrix_condition(pipeline: &Pipeline, pos: usize) -> Option<String
     differs.then(|| format!("the `if:` of each combination of `{group}`"))
 }
 
-/// The name a stage's outputs cross between jobs under: a matrix combination's, its matrix
-/// stage's.
-pub(crate) fn handoff_name(stage: &Stage) -> &String {
-    stage.matrix.as_ref().map_or(&stage.id, |m| &m.group)
-}
-
 /// The job ids of `needs`, each once, in order: a matrix stage's combinations are one job.
 pub(crate) fn need_ids(ids: &[String], needs: &[StageIdx]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -325,7 +319,7 @@ pub(crate) fn required_vars(pipeline: &Pipeline) -> Vec<(String, Option<String>,
         .map(|(name, d)| {
             let mut readers: Vec<String> = Vec::new();
             for (i, stage) in pipeline.stages.iter().enumerate() {
-                let id = stage.matrix.as_ref().map_or(&stage.id, |m| &m.group);
+                let id = stage.name_in_file();
                 if pipeline.reads(StageIdx(i), name) && !readers.contains(id) {
                     readers.push(id.clone());
                 }
